@@ -1,0 +1,47 @@
+# Hanul: `make run` installs and runs everything; `make test` installs and runs the tests (what CI runs).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+
+.PHONY: run console generator migrate test lint format clean
+
+$(VENV)/.runtime: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[postgres]'
+	touch $@
+
+# The test environment takes the CPU build of torch first, so no multi-GB CUDA download happens.
+$(VENV)/.test: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[test,postgres]'
+	touch $@
+
+run: $(VENV)/.runtime
+	$(PY) -m bot
+
+console: $(VENV)/.runtime
+	$(PY) -m bot --console
+
+generator: $(VENV)/.runtime
+	$(PY) -m generator serve
+
+migrate: $(VENV)/.runtime
+	$(PY) -m generator migrate
+
+lint: $(VENV)/.test
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+test: lint
+	$(PY) -m pytest -q
+
+format: $(VENV)/.test
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,71 @@
+"""`python -m bot`: run the Discord bot (and, with no GENERATOR_URL, the generator beside it)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bot.settings import BotSettings
+from generator.settings import SettingsError, load_settings
+
+NO_TOKEN_HELP = """\
+hanul: DISCORD_TOKEN is not set, so the Discord bot cannot start.
+
+  To run on Discord: create an application at https://discord.com/developers/applications,
+  add a bot, copy its token into .env as DISCORD_TOKEN=..., and run this again.
+  To try Hanul without Discord:  python -m bot --console   (or: make console)
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot",
+        description="Hanul: a text-to-video assistant for Discord, rendering on your own GPU.",
+    )
+    parser.add_argument(
+        "--console", action="store_true", help="chat in this terminal instead of Discord (no token needed)"
+    )
+    parser.add_argument("--migrate", action="store_true", help="upgrade the database to the newest schema and exit")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(BotSettings)
+    except SettingsError as error:
+        print(f"hanul: {error}", file=sys.stderr)
+        return 2
+
+    from generator.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.secrets())
+
+    if args.migrate:
+        import asyncio
+
+        from generator.db import create_engine, upgrade_database
+
+        async def _migrate() -> None:
+            engine = create_engine(settings.resolved_database_url)
+            try:
+                await upgrade_database(engine)
+            finally:
+                await engine.dispose()
+
+        asyncio.run(_migrate())
+        return 0
+    if args.console:
+        from bot.console import run_console
+
+        return run_console(settings)
+    if settings.discord_token is None:
+        print(NO_TOKEN_HELP, file=sys.stderr)
+        return 2
+    from bot.app import run_bot
+
+    return run_bot(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""The bot's tables: members and their settings, conversations (one per thread), and every generation."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from generator.db import Base, BigIntId, utcnow
+
+# Generation statuses as the bot tracks them.
+PENDING = "pending"  # recorded, not yet accepted by the generator
+QUEUED = "queued"
+RENDERING = "rendering"
+COMPLETED = "completed"  # rendered, not yet posted
+POSTED = "posted"
+FAILED = "failed"
+CANCELLED = "cancelled"
+OPEN_STATUSES = (PENDING, QUEUED, RENDERING, COMPLETED)
+
+
+class User(Base):
+    """A member (Discord user id; the console front end uses id 0) and their defaults."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    locale: Mapped[str | None] = mapped_column(String(16), default=None)  # last seen Discord locale
+    language: Mapped[str | None] = mapped_column(String(16), default=None)  # chosen reply language
+    default_seconds: Mapped[float | None] = mapped_column(Float, default=None)
+    default_aspect: Mapped[str | None] = mapped_column(String(16), default=None)
+    default_style: Mapped[str | None] = mapped_column(String(200), default=None)
+    enhance: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_request_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Conversation(Base):
+    """One refinement dialogue: a thread in a guild, or a reply chain in a DM or the console."""
+
+    __tablename__ = "conversations"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    guild_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    channel_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    thread_id: Mapped[int | None] = mapped_column(BigInteger, default=None, unique=True)
+    current_prompt: Mapped[str] = mapped_column(Text, default="")
+    current_negative_prompt: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    messages: Mapped[list[ConversationMessage]] = relationship(
+        back_populates="conversation",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="ConversationMessage.id",
+    )
+
+
+class ConversationMessage(Base):
+    """One turn of a refinement dialogue (member's words or the director's answer)."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(16))  # user | assistant
+    content: Mapped[str] = mapped_column(Text)
+    discord_message_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    conversation: Mapped[Conversation] = relationship(back_populates="messages")
+
+
+class Generation(Base):
+    """Every request a member made: what they asked, the prompt written for it, and where the clip went."""
+
+    __tablename__ = "generations"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL"), default=None, index=True
+    )
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("generations.id", ondelete="SET NULL"), default=None)
+    kind: Mapped[str] = mapped_column(String(16), default="generate")  # generate|refine|reroll|extend|edit
+    request_text: Mapped[str] = mapped_column(Text)
+    expanded_prompt: Mapped[str] = mapped_column(Text, default="")
+    negative_prompt: Mapped[str | None] = mapped_column(Text, default=None)
+    title: Mapped[str | None] = mapped_column(String(200), default=None)
+    language: Mapped[str | None] = mapped_column(String(16), default=None)
+    llm_written: Mapped[bool] = mapped_column(Boolean, default=False)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)  # seconds, aspect, size, style, max_bytes
+    seed: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    video_id: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    status: Mapped[str] = mapped_column(String(16), default=PENDING)
+    progress: Mapped[int] = mapped_column(Integer, default=0)
+    guild_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    channel_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    thread_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    status_message_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    result_message_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(default=None)
+    posted_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (
+        Index("ix_generations_user_id_created_at", "user_id", "created_at"),
+        Index("ix_generations_status", "status"),
+    )

@@ -1,0 +1,94 @@
+"""`python -m generator`: serve the Videos API, render one clip from the terminal, or migrate the database."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from generator.settings import GeneratorSettings, SettingsError, load_settings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m generator",
+        description="Hanul's video generator: an OpenAI-compatible Videos API on your own GPU.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the HTTP API and the GPU workers")
+    serve.add_argument("--host", help="address to bind (default GENERATOR_HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (default GENERATOR_PORT, 8189)")
+    serve.add_argument("--model", help="hub id, local folder or 'tiny' (default GENERATOR_MODEL)")
+    serve.add_argument("--workers", type=int, help="GPU workers in this process (0 = API only)")
+
+    generate = commands.add_parser("generate", help="render one clip to a file, without the server")
+    generate.add_argument("prompt", help="what the video shows")
+    generate.add_argument("-o", "--output", type=Path, default=Path("hanul.mp4"), help="MP4 to write")
+    generate.add_argument("--model", help="hub id, local folder or 'tiny' (default GENERATOR_MODEL)")
+    generate.add_argument("--seconds", type=float, default=4.0, help="length in seconds (default 4)")
+    generate.add_argument("--size", default=None, help="WIDTHxHEIGHT, e.g. 768x512 (default: the model's)")
+    generate.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
+    generate.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's)")
+    generate.add_argument("--negative", default=None, help="what to avoid")
+
+    migrate = commands.add_parser("migrate", help="upgrade the database to the newest schema and exit")
+    migrate.add_argument("--revision", default="head", help="target revision (default head)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides = {
+        key: value
+        for key, value in {
+            "GENERATOR_HOST": getattr(args, "host", None),
+            "GENERATOR_PORT": getattr(args, "port", None),
+            "GENERATOR_MODEL": getattr(args, "model", None),
+            "GENERATOR_WORKERS": getattr(args, "workers", None),
+        }.items()
+        if value is not None
+    }
+    try:
+        settings = load_settings(GeneratorSettings, **overrides)
+    except SettingsError as error:
+        print(f"hanul generator: {error}", file=sys.stderr)
+        return 2
+
+    from generator.logs import configure_logging
+
+    configure_logging(settings.log_level, [settings.api_key.get_secret_value()] if settings.api_key else [])
+
+    if args.command == "migrate":
+        from generator.db import create_engine, upgrade_database
+
+        async def _migrate() -> None:
+            engine = create_engine(settings.resolved_database_url)
+            try:
+                await upgrade_database(engine, args.revision)
+            finally:
+                await engine.dispose()
+
+        asyncio.run(_migrate())
+        return 0
+    if args.command == "serve":
+        from generator.service import serve_forever
+
+        return serve_forever(settings)
+    from generator.oneshot import generate_to_file
+
+    return generate_to_file(
+        settings,
+        prompt=args.prompt,
+        output=args.output,
+        seconds=args.seconds,
+        size=args.size,
+        seed=args.seed,
+        steps=args.steps,
+        negative_prompt=args.negative,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""Logging for every Hanul process: configured once, with secrets scrubbed from every record."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+
+_TOKEN_PATTERNS = [
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
+    re.compile(r"(?i)((?:api[_-]?key|token|authorization|password)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{4,}"),
+    # Discord bot tokens: three dot-separated base64url parts.
+    re.compile(r"[A-Za-z0-9_-]{23,28}\.[A-Za-z0-9_-]{6,7}\.[A-Za-z0-9_-]{27,}"),
+    re.compile(r"sk-[A-Za-z0-9_-]{16,}"),
+]
+
+
+class SecretScrubber(logging.Filter):
+    """Replaces known secrets and anything shaped like a token with `***` before a record is written."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if s and len(s) >= 4]
+
+    def scrub(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        for pattern in _TOKEN_PATTERNS:
+            text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + "***", text)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        scrubbed = self.scrub(message)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.scrub(record.exc_text)
+        if scrubbed != message or record.args:
+            record.msg, record.args = scrubbed, None
+        return True
+
+
+def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
+    """Set up the root logger once: one stream handler, the chosen level, secrets scrubbed."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_hanul", False):
+            root.removeHandler(handler)
+    handler = logging.StreamHandler()
+    handler._hanul = True  # type: ignore[attr-defined]
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.addFilter(SecretScrubber(secrets))
+    root.addHandler(handler)
+    root.setLevel(level)
+    # Third-party loggers that are chatty at INFO.
+    for noisy in ("httpx", "httpcore", "aiohttp.access", "discord.gateway", "alembic.runtime.migration"):
+        logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.WARNING))

@@ -1,0 +1,82 @@
+"""The generator's tables: one row per video job, and the files each job produced."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from generator.db import Base, BigIntId, utcnow
+
+# Job statuses. The first four are OpenAI's; `cancelled` is shown to clients as failed/cancelled.
+QUEUED = "queued"
+IN_PROGRESS = "in_progress"
+COMPLETED = "completed"
+FAILED = "failed"
+CANCELLED = "cancelled"
+UNFINISHED = (QUEUED, IN_PROGRESS)
+FINISHED = (COMPLETED, FAILED, CANCELLED)
+
+
+class VideoJob(Base):
+    """A request to render one video, from queued to completed; the queue is these rows."""
+
+    __tablename__ = "video_jobs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), default="generate")  # generate | extend | remix
+    status: Mapped[str] = mapped_column(String(16), default=QUEUED)
+    progress: Mapped[int] = mapped_column(Integer, default=0)
+    model: Mapped[str] = mapped_column(String(200))
+    prompt: Mapped[str] = mapped_column(Text)
+    negative_prompt: Mapped[str | None] = mapped_column(Text, default=None)
+    seconds: Mapped[str] = mapped_column(String(16))  # as shown to clients: the rendered length
+    size: Mapped[str] = mapped_column(String(16))  # "WIDTHxHEIGHT" as rendered
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)  # frames, fps, steps, guidance, max_bytes…
+    seed: Mapped[int] = mapped_column(BigInteger)
+    user: Mapped[str | None] = mapped_column(String(128), default=None, index=True)
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("video_jobs.id", ondelete="SET NULL"), default=None)
+    remixed_from_id: Mapped[str | None] = mapped_column(ForeignKey("video_jobs.id", ondelete="SET NULL"), default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(128), default=None)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    error_code: Mapped[str | None] = mapped_column(String(64), default=None)
+    error_message: Mapped[str | None] = mapped_column(Text, default=None)
+    timings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    completed_at: Mapped[datetime | None] = mapped_column(default=None)
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    artifacts: Mapped[list[VideoArtifact]] = relationship(
+        back_populates="job", cascade="all, delete-orphan", passive_deletes=True, lazy="selectin"
+    )
+
+    __table_args__ = (
+        Index("ix_video_jobs_status_created_at", "status", "created_at"),
+        Index("ix_video_jobs_created_at", "created_at"),
+    )
+
+    def artifact(self, kind: str) -> VideoArtifact | None:
+        return next((a for a in self.artifacts if a.kind == kind), None)
+
+
+class VideoArtifact(Base):
+    """A file a job produced (video, thumbnail, spritesheet, tail frames) or was given (reference image)."""
+
+    __tablename__ = "video_artifacts"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("video_jobs.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    path: Mapped[str] = mapped_column(String(500))  # relative to the artifacts folder
+    content_type: Mapped[str] = mapped_column(String(100))
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    job: Mapped[VideoJob] = relationship(back_populates="artifacts")
+
+    __table_args__ = (UniqueConstraint("job_id", "kind", name="uq_video_artifacts_job_id_kind"),)

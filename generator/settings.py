@@ -1,0 +1,106 @@
+"""Settings shared by both services and those of the generator, read once from the environment and `.env`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+S = TypeVar("S", bound=BaseSettings)
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class CoreSettings(BaseSettings):
+    """Where Hanul keeps its data, how it logs: the part every service shares."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    data_dir: Path = Field(default=Path("./data"), validation_alias="HANUL_DATA_DIR")
+    database_url: str = Field(default="", validation_alias="DATABASE_URL")
+    log_level: LogLevel = Field(default="INFO", validation_alias="LOG_LEVEL")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "must start with sqlite+aiosqlite:// or postgresql+asyncpg:// (an async driver), "
+                f"got {value.split('://', 1)[0]!r}"
+            )
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The configured URL, or a SQLite file inside the data folder."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'hanul.db').resolve()}"
+
+
+class GeneratorSettings(CoreSettings):
+    """The video generator service: HTTP API, queue and GPU workers."""
+
+    host: str = Field(default="127.0.0.1", validation_alias="GENERATOR_HOST")
+    port: int = Field(default=8189, ge=1, le=65535, validation_alias="GENERATOR_PORT")
+    api_key: SecretStr | None = Field(default=None, validation_alias="GENERATOR_API_KEY")
+    model: str = Field(default="Lightricks/LTX-Video-0.9.7-distilled", validation_alias="GENERATOR_MODEL")
+    model_family: Literal["auto", "ltx", "wan"] = Field(default="auto", validation_alias="GENERATOR_MODEL_FAMILY")
+    device: str = Field(default="auto", validation_alias="GENERATOR_DEVICE")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(default="auto", validation_alias="GENERATOR_DTYPE")
+    cpu_offload: bool = Field(default=False, validation_alias="GENERATOR_CPU_OFFLOAD")
+    vae_tiling: bool = Field(default=False, validation_alias="GENERATOR_VAE_TILING")
+    workers: int = Field(default=1, ge=0, le=64, validation_alias="GENERATOR_WORKERS")
+    max_queue: int = Field(default=100, ge=1, validation_alias="GENERATOR_MAX_QUEUE")
+    max_queue_per_user: int = Field(default=10, ge=1, validation_alias="GENERATOR_MAX_QUEUE_PER_USER")
+    lease_seconds: float = Field(default=60.0, gt=0, validation_alias="GENERATOR_LEASE_SECONDS")
+    poll_interval: float = Field(default=0.5, gt=0, validation_alias="GENERATOR_POLL_INTERVAL")
+    max_attempts: int = Field(default=3, ge=1, validation_alias="GENERATOR_MAX_ATTEMPTS")
+    max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, validation_alias="GENERATOR_MAX_REQUEST_BYTES")
+    max_seconds: float = Field(default=60.0, gt=0, le=600, validation_alias="GENERATOR_MAX_SECONDS")
+    default_max_bytes: int = Field(default=10 * 1024 * 1024, ge=64 * 1024, validation_alias="GENERATOR_MAX_BYTES")
+    artifacts_dir: Path | None = Field(default=None, validation_alias="GENERATOR_ARTIFACTS_DIR")
+    worker_id: str = Field(default="", validation_alias="GENERATOR_WORKER_ID")
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _empty_key_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _default_artifacts_dir(self) -> GeneratorSettings:
+        if self.artifacts_dir is None:
+            self.artifacts_dir = self.data_dir / "videos"
+        return self
+
+    @property
+    def videos_dir(self) -> Path:
+        """Folder for MP4s, thumbnails and tail frames (shared storage in a fleet)."""
+        assert self.artifacts_dir is not None
+        return self.artifacts_dir
+
+
+class SettingsError(Exception):
+    """A setting has a bad value; the message names the environment variable and what is wrong."""
+
+
+def load_settings(cls: type[S], **overrides: object) -> S:
+    """Read `cls` from the environment and `.env`, turning validation errors into one readable message."""
+    from pydantic import ValidationError
+
+    try:
+        return cls(**overrides)
+    except ValidationError as error:
+        lines = []
+        for problem in error.errors():
+            name = ".".join(str(part) for part in problem["loc"][:1]) or "settings"
+            value = problem.get("input")
+            shown = "" if isinstance(value, dict) or value is None else f" (got {str(value)[:60]!r})"
+            lines.append(f"{name}: {problem['msg']}{shown}")
+        raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None

@@ -1,0 +1,128 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import inspect, select, text
+from sqlalchemy.exc import IntegrityError
+
+from bot.models import Conversation, ConversationMessage, Generation, User
+from generator.db import create_engine, downgrade_database, session_factory, upgrade_database
+from generator.models import VideoArtifact, VideoJob
+
+ALL_TABLES = {"users", "conversations", "messages", "generations", "video_jobs", "video_artifacts"}
+
+
+async def table_names(engine) -> set[str]:
+    async with engine.connect() as connection:
+        return set(await connection.run_sync(lambda c: inspect(c).get_table_names()))
+
+
+async def test_upgrade_creates_every_table_and_downgrade_removes_them(database_url):
+    engine = create_engine(database_url)
+    try:
+        await upgrade_database(engine)
+        assert ALL_TABLES <= await table_names(engine)
+        await upgrade_database(engine)  # running it again at the next start is harmless
+        await downgrade_database(engine, "base")
+        assert await table_names(engine) <= {"alembic_version"}
+        await upgrade_database(engine)
+        assert ALL_TABLES <= await table_names(engine)
+    finally:
+        await engine.dispose()
+
+
+async def test_sqlite_runs_in_wal_mode_with_foreign_keys(sqlite_engine):
+    async with sqlite_engine.connect() as connection:
+        assert (await connection.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+        assert (await connection.execute(text("PRAGMA foreign_keys"))).scalar() == 1
+
+
+async def test_sqlite_file_and_folder_are_created(tmp_path):
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'new' / 'folder' / 'hanul.db'}")
+    await upgrade_database(engine)
+    await engine.dispose()
+    assert (tmp_path / "new" / "folder" / "hanul.db").exists()
+
+
+async def test_video_job_round_trips_with_artifacts(engine):
+    sessions = session_factory(engine)
+    created = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    async with sessions.begin() as session:
+        parent = VideoJob(
+            id="video_parent", model="tiny", prompt="a cat", seconds="4", size="64x64", seed=2**40, created_at=created
+        )
+        child = VideoJob(
+            id="video_child",
+            kind="extend",
+            model="tiny",
+            prompt="the cat jumps",
+            seconds="8",
+            size="64x64",
+            seed=7,
+            parent_id="video_parent",
+            params={"num_frames": 33, "fps": 8, "guidance_scale": 1.0},
+            user="discord:42",
+        )
+        session.add_all([parent, child])
+        session.add(VideoArtifact(job_id="video_parent", kind="video", path="p/video.mp4", content_type="video/mp4"))
+    async with sessions() as session:
+        loaded = await session.get(VideoJob, "video_child")
+        assert loaded.params == {"num_frames": 33, "fps": 8, "guidance_scale": 1.0}
+        assert loaded.parent_id == "video_parent"
+        assert loaded.status == "queued" and loaded.progress == 0
+        assert loaded.created_at.tzinfo is not None
+        parent = await session.get(VideoJob, "video_parent")
+        assert parent.created_at == created
+        assert parent.seed == 2**40
+        assert parent.artifact("video").path == "p/video.mp4"
+
+
+async def test_one_artifact_of_each_kind_per_job(engine):
+    sessions = session_factory(engine)
+    async with sessions.begin() as session:
+        session.add(VideoJob(id="video_a", model="tiny", prompt="x", seconds="4", size="64x64", seed=1))
+        session.add(VideoArtifact(job_id="video_a", kind="video", path="a.mp4", content_type="video/mp4"))
+    with pytest.raises(IntegrityError):
+        async with sessions.begin() as session:
+            session.add(VideoArtifact(job_id="video_a", kind="video", path="b.mp4", content_type="video/mp4"))
+
+
+async def test_bot_history_round_trips(engine):
+    sessions = session_factory(engine)
+    snowflake = 1_234_567_890_123_456_789
+    async with sessions.begin() as session:
+        session.add(User(id=snowflake, name="민지", locale="ko", default_seconds=6.0))
+        await session.flush()
+        conversation = Conversation(user_id=snowflake, guild_id=snowflake, channel_id=1, thread_id=snowflake + 1)
+        session.add(conversation)
+        await session.flush()
+        session.add(ConversationMessage(conversation_id=conversation.id, role="user", content="밤으로 바꿔줘"))
+        first = Generation(
+            user_id=snowflake,
+            conversation_id=conversation.id,
+            request_text="비 오는 밤 도쿄 거리를 걷는 고양이",
+            expanded_prompt="A cat walks a rainy Tokyo street at night…",
+            params={"seconds": 5, "aspect": "16:9"},
+            seed=99,
+            video_id="video_x",
+        )
+        session.add(first)
+        await session.flush()
+        session.add(Generation(user_id=snowflake, parent_id=first.id, kind="extend", request_text="it jumps"))
+    async with sessions() as session:
+        user = await session.get(User, snowflake)
+        assert user.name == "민지" and user.enhance is True
+        generations = (await session.scalars(select(Generation).order_by(Generation.id))).all()
+        assert [g.kind for g in generations] == ["generate", "extend"]
+        assert generations[1].parent_id == generations[0].id
+        assert generations[0].params == {"seconds": 5, "aspect": "16:9"}
+        conversation = await session.scalar(select(Conversation).where(Conversation.thread_id == snowflake + 1))
+        await session.refresh(conversation, ["messages"])
+        assert [m.content for m in conversation.messages] == ["밤으로 바꿔줘"]
+        assert generations[0].created_at > datetime.now(UTC) - timedelta(minutes=1)
+
+
+async def test_foreign_keys_are_enforced(engine):
+    sessions = session_factory(engine)
+    with pytest.raises(IntegrityError):
+        async with sessions.begin() as session:
+            session.add(Generation(user_id=404, request_text="nobody"))

@@ -1,0 +1,70 @@
+"""What every video backend offers the rest of the generator: its profile, and one `render` call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+
+class RenderCancelled(Exception):
+    """Raised inside a render when its job was cancelled (checked between denoising steps)."""
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    """What a loaded model can do; the API maps requests (seconds, size) onto it."""
+
+    family: str  # "ltx" | "wan"
+    name: str  # hub id, folder or "tiny"
+    fps: int  # the model's real frame rate
+    frame_multiple: int  # frames must be frame_multiple * k + 1 (LTX 8, Wan 4)
+    size_multiple: int  # width and height must be multiples of this (LTX 32, Wan 16)
+    # Native resolutions per orientation: {"landscape": (w, h), "portrait": (w, h), "square": (w, h)}.
+    native_sizes: dict[str, tuple[int, int]]
+    max_segment_frames: int  # longest clip one call renders; longer videos chain extensions
+    default_steps: int
+    default_guidance: float
+    conditioning_frames: int  # parent frames fed to a continuation (a valid frame count: multiple*k + 1)
+    max_side: int = 1920  # largest width or height accepted
+    min_side: int = 32
+
+
+@dataclass
+class RenderRequest:
+    """One call of the pipeline: all sizes already valid for the model's profile."""
+
+    prompt: str
+    width: int
+    height: int
+    num_frames: int
+    seed: int
+    num_inference_steps: int
+    guidance_scale: float
+    negative_prompt: str | None = None
+    fps: int | None = None
+    # First frame for image-to-video: (H, W, 3) uint8, already resized to width × height.
+    image: np.ndarray | None = None
+    # Frames to continue from, placed at frame 0: (F, H, W, 3) uint8, F a valid frame count.
+    video: np.ndarray | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+ProgressCallback = Callable[[int, int], None]  # (step done, total steps); may raise RenderCancelled
+
+
+class VideoBackend(Protocol):
+    """A resident diffusers pipeline on one device."""
+
+    profile: ModelProfile
+
+    def render(self, request: RenderRequest, on_step: ProgressCallback | None = None) -> np.ndarray:
+        """Render and return frames as (num_frames, height, width, 3) uint8.
+
+        When `request.video` is given, the returned frames start with the model's rendering of those
+        conditioning frames (so the caller can drop them and stitch). `on_step` is called after every
+        denoising step; if it raises RenderCancelled, the render stops and the exception propagates.
+        """
+        ...

@@ -48,7 +48,7 @@ class GeneratorSettings(CoreSettings):
     """The video generator service: HTTP API, queue and GPU workers."""
 
     host: str = Field(default="127.0.0.1", validation_alias="GENERATOR_HOST")
-    port: int = Field(default=8189, ge=1, le=65535, validation_alias="GENERATOR_PORT")
+    port: int = Field(default=8189, ge=0, le=65535, validation_alias="GENERATOR_PORT")
     api_key: SecretStr | None = Field(default=None, validation_alias="GENERATOR_API_KEY")
     model: str = Field(default="Lightricks/LTX-Video-0.9.7-distilled", validation_alias="GENERATOR_MODEL")
     model_family: Literal["auto", "ltx", "wan"] = Field(default="auto", validation_alias="GENERATOR_MODEL_FAMILY")

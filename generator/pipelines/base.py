@@ -30,6 +30,8 @@ class ModelProfile:
     conditioning_frames: int  # parent frames fed to a continuation (a valid frame count: multiple*k + 1)
     max_side: int = 1920  # largest width or height accepted
     min_side: int = 32
+    supports_image: bool = True  # can take a first frame (image-to-video)
+    supports_video: bool = True  # can continue from frames (extensions, long videos)
 
 
 @dataclass

@@ -57,6 +57,7 @@ def test_empty_values_mean_unset(monkeypatch):
     [
         ("GENERATOR_PORT", "eighty", GeneratorSettings),
         ("GENERATOR_PORT", "70000", GeneratorSettings),
+        ("GENERATOR_PORT", "-1", GeneratorSettings),
         ("LOG_LEVEL", "chatty", GeneratorSettings),
         ("DATABASE_URL", "mysql://localhost/hanul", GeneratorSettings),
         ("DISCORD_GUILD_IDS", "12,abc", BotSettings),

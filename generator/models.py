@@ -36,9 +36,12 @@ class VideoJob(Base):
     size: Mapped[str] = mapped_column(String(16))  # "WIDTHxHEIGHT" as rendered
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)  # frames, fps, steps, guidance, max_bytes…
     seed: Mapped[int] = mapped_column(BigInteger)
-    user: Mapped[str | None] = mapped_column(String(128), default=None, index=True)
+    user: Mapped[str | None] = mapped_column(String(128), default=None)
     parent_id: Mapped[str | None] = mapped_column(ForeignKey("video_jobs.id", ondelete="SET NULL"), default=None)
     remixed_from_id: Mapped[str | None] = mapped_column(ForeignKey("video_jobs.id", ondelete="SET NULL"), default=None)
+    # Fair-share order: how many unfinished jobs this user already had when this one arrived. Workers take
+    # the lowest rank first, so every user's first job runs before anyone's second (an indexed, flat claim).
+    fair_rank: Mapped[int] = mapped_column(Integer, default=0)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_owner: Mapped[str | None] = mapped_column(String(128), default=None)
     lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -56,7 +59,9 @@ class VideoJob(Base):
     )
 
     __table_args__ = (
-        Index("ix_video_jobs_status_created_at", "status", "created_at"),
+        Index("ix_video_jobs_claim_order", "status", "fair_rank", "created_at"),
+        Index("ix_video_jobs_status_lease_expires_at", "status", "lease_expires_at"),
+        Index("ix_video_jobs_user_status", "user", "status"),
         Index("ix_video_jobs_created_at", "created_at"),
     )
 

@@ -53,6 +53,7 @@ def upgrade() -> None:
         sa.Column("user", sa.String(length=128), nullable=True),
         sa.Column("parent_id", sa.String(length=64), nullable=True),
         sa.Column("remixed_from_id", sa.String(length=64), nullable=True),
+        sa.Column("fair_rank", sa.Integer(), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("lease_owner", sa.String(length=128), nullable=True),
         sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True),
@@ -79,8 +80,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_video_jobs")),
     )
     op.create_index("ix_video_jobs_created_at", "video_jobs", ["created_at"])
-    op.create_index("ix_video_jobs_status_created_at", "video_jobs", ["status", "created_at"])
-    op.create_index(op.f("ix_video_jobs_user"), "video_jobs", ["user"])
+    op.create_index("ix_video_jobs_claim_order", "video_jobs", ["status", "fair_rank", "created_at"])
+    op.create_index("ix_video_jobs_status_lease_expires_at", "video_jobs", ["status", "lease_expires_at"])
+    op.create_index("ix_video_jobs_user_status", "video_jobs", ["user", "status"])
 
     op.create_table(
         "conversations",
@@ -205,8 +207,9 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_conversations_user_id"), table_name="conversations")
 
     op.drop_table("conversations")
-    op.drop_index(op.f("ix_video_jobs_user"), table_name="video_jobs")
-    op.drop_index("ix_video_jobs_status_created_at", table_name="video_jobs")
+    op.drop_index("ix_video_jobs_user_status", table_name="video_jobs")
+    op.drop_index("ix_video_jobs_status_lease_expires_at", table_name="video_jobs")
+    op.drop_index("ix_video_jobs_claim_order", table_name="video_jobs")
     op.drop_index("ix_video_jobs_created_at", table_name="video_jobs")
 
     op.drop_table("video_jobs")

@@ -1,0 +1,151 @@
+"""Video backends: `load_backend(settings)` picks the model family, loads the pipeline and places it on a device."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+
+import torch
+from diffusers import DiffusionPipeline
+
+from ..settings import GeneratorSettings
+from .base import ModelProfile, ProgressCallback, RenderCancelled, RenderRequest, VideoBackend
+from .tiny import PROFILE_FILE, TINY_LTX_PROFILE, TINY_NAME, TINY_WAN_PROFILE
+
+__all__ = [
+    "ModelProfile",
+    "ProgressCallback",
+    "RenderCancelled",
+    "RenderRequest",
+    "VideoBackend",
+    "detect_family",
+    "load_backend",
+    "resolve_device",
+    "resolve_dtype",
+]
+
+log = logging.getLogger(__name__)
+
+_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+
+
+def resolve_device(setting: str) -> torch.device:
+    """`auto` is the first CUDA GPU when there is one, else the CPU; anything else is taken as given."""
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(setting)
+
+
+def resolve_dtype(setting: str, device: torch.device) -> torch.dtype:
+    """`auto` is bfloat16 on a GPU (what LTX and Wan are trained in) and float32 on the CPU (bf16 is slow there)."""
+    if setting == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return _DTYPES[setting]
+
+
+def detect_family(model: str, configured: str = "auto") -> str:
+    """`ltx` or `wan`: as configured, else from a local folder's `model_index.json`, else from the hub id's name."""
+    if configured != "auto":
+        return configured
+    class_name = _pipeline_class_name(model) or ""
+    for family, marker in (("ltx", "ltx"), ("wan", "wan")):
+        if marker in class_name.lower():
+            return family
+    name = model.lower()
+    if model == TINY_NAME or "ltx" in name:
+        return "ltx"
+    if "wan" in name:
+        return "wan"
+    raise ValueError(f"cannot tell the model family of {model!r}; set GENERATOR_MODEL_FAMILY to ltx or wan")
+
+
+def load_backend(settings: GeneratorSettings) -> VideoBackend:
+    """Load the configured model (hub id, local folder or `tiny`) and return a backend ready to render."""
+    device = resolve_device(settings.device)
+    dtype = resolve_dtype(settings.dtype, device)
+    family = detect_family(settings.model, settings.model_family)
+    log.info("loading %s model %s on %s as %s", family, settings.model, device, dtype)
+    if settings.model == TINY_NAME:
+        pipeline, profile = _build_tiny(family, dtype)
+    elif family == "ltx":
+        pipeline, profile = _load_ltx(settings.model, dtype)
+    else:
+        pipeline, profile = _load_wan(settings.model, dtype)
+    profile = _apply_profile_file(profile, settings.model)
+    if settings.vae_tiling:
+        pipeline.vae.enable_tiling()  # decodes in overlapping tiles: far less memory for large frames
+    if settings.cpu_offload:
+        pipeline.enable_model_cpu_offload(device=device)  # one model on the GPU at a time
+    else:
+        pipeline.to(device)  # weights are already in their dtypes (Wan's VAE stays float32)
+    return _wrap(family, pipeline, profile)
+
+
+def _build_tiny(family: str, dtype: torch.dtype) -> tuple[DiffusionPipeline, ModelProfile]:
+    from .tiny import build_tiny_ltx_pipeline, build_tiny_wan_pipeline
+
+    if family == "wan":
+        pipeline, profile = build_tiny_wan_pipeline(), TINY_WAN_PROFILE
+        vae = pipeline.vae
+        pipeline.to(dtype=dtype)
+        pipeline.vae = vae.to(torch.float32)
+        return pipeline, profile
+    return build_tiny_ltx_pipeline().to(dtype=dtype), TINY_LTX_PROFILE
+
+
+def _load_ltx(model: str, dtype: torch.dtype) -> tuple[DiffusionPipeline, ModelProfile]:
+    from diffusers import LTXConditionPipeline
+
+    from .ltx import ltx_profile
+
+    # LTXConditionPipeline loads LTXPipeline checkpoints too: the components are the same.
+    pipeline = LTXConditionPipeline.from_pretrained(model, dtype=dtype)
+    return pipeline, ltx_profile(model, pipeline)
+
+
+def _load_wan(model: str, dtype: torch.dtype) -> tuple[DiffusionPipeline, ModelProfile]:
+    from diffusers import AutoencoderKLWan, WanPipeline, WanVACEPipeline
+
+    from .wan import wan_profile
+
+    class_name = _pipeline_class_name(model) or ("WanVACEPipeline" if "vace" in model.lower() else "WanPipeline")
+    pipeline_class = WanVACEPipeline if class_name == "WanVACEPipeline" else WanPipeline
+    # Wan's VAE loses detail in bfloat16; its authors run it in float32 (it is small).
+    vae = AutoencoderKLWan.from_pretrained(model, subfolder="vae", dtype=torch.float32)
+    pipeline = pipeline_class.from_pretrained(model, vae=vae, dtype=dtype)
+    return pipeline, wan_profile(model, pipeline)
+
+
+def _wrap(family: str, pipeline: DiffusionPipeline, profile: ModelProfile) -> VideoBackend:
+    if family == "wan":
+        from .wan import WanBackend
+
+        return WanBackend(pipeline, profile)
+    from .ltx import LTXBackend
+
+    return LTXBackend(pipeline, profile)
+
+
+def _pipeline_class_name(model: str) -> str | None:
+    """The `_class_name` in a local folder's `model_index.json`, or None for a hub id."""
+    index = Path(model) / "model_index.json"
+    if not index.is_file():
+        return None
+    return json.loads(index.read_text()).get("_class_name")
+
+
+def _apply_profile_file(profile: ModelProfile, model: str) -> ModelProfile:
+    """A local folder may carry `hanul_profile.json` to override profile fields (fps, native sizes, lengths…)."""
+    path = Path(model) / PROFILE_FILE
+    if model == TINY_NAME or not path.is_file():
+        return profile
+    overrides = json.loads(path.read_text())
+    known = {f.name for f in dataclasses.fields(ModelProfile)} - {"family", "name"}
+    unknown = set(overrides) - known
+    if unknown:
+        raise ValueError(f"{path}: unknown profile fields {sorted(unknown)}")
+    if "native_sizes" in overrides:
+        overrides["native_sizes"] = {key: tuple(size) for key, size in overrides["native_sizes"].items()}
+    return dataclasses.replace(profile, **overrides)

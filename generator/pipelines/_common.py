@@ -1,0 +1,73 @@
+"""What the backends share: request checks, the step callback, and moving frames between uint8 numpy (what the
+generator keeps) and the [0, 1] tensors diffusers expects."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .base import ModelProfile, ProgressCallback, RenderRequest
+
+
+def frames_to_tensor(frames: np.ndarray, device: torch.device) -> torch.Tensor:
+    """(F, H, W, 3) uint8 → (F, 3, H, W) float in [0, 1] on `device` (copied as uint8, converted there)."""
+    tensor = torch.from_numpy(np.ascontiguousarray(frames)).to(device)
+    return tensor.permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def image_to_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
+    """(H, W, 3) uint8 → (3, H, W) float in [0, 1] on `device`."""
+    return frames_to_tensor(image[None], device)[0]
+
+
+def tensor_to_frames(video: torch.Tensor) -> np.ndarray:
+    """(F, 3, H, W) float in [0, 1], on any device → (F, H, W, 3) uint8 numpy.
+
+    The scaling and rounding run on the tensor's device and only uint8 crosses to the CPU: a quarter of the bytes,
+    and none of the slow float post-processing in CPU numpy.
+    """
+    uint8 = video.mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
+    return uint8.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+
+
+def check_request(request: RenderRequest, profile: ModelProfile) -> None:
+    """Refuse sizes and conditioning the model cannot take, before any GPU work."""
+    if (request.num_frames - 1) % profile.frame_multiple:
+        raise ValueError(f"num_frames must be {profile.frame_multiple}k+1, got {request.num_frames}")
+    if request.width % profile.size_multiple or request.height % profile.size_multiple:
+        raise ValueError(
+            f"width and height must be multiples of {profile.size_multiple}, got {request.width}x{request.height}"
+        )
+    if request.image is not None and request.video is not None:
+        raise ValueError("give either a first image or frames to continue from, not both")
+    if request.image is not None:
+        if not profile.supports_image:
+            raise ValueError(f"{profile.name} cannot start from an image")
+        if request.image.shape != (request.height, request.width, 3):
+            raise ValueError(f"image must be {request.height}x{request.width}x3, got {request.image.shape}")
+    if request.video is not None:
+        if not profile.supports_video:
+            raise ValueError(f"{profile.name} cannot continue a video")
+        frames = request.video
+        if frames.ndim != 4 or frames.shape[1:] != (request.height, request.width, 3):
+            raise ValueError(f"video must be (F, {request.height}, {request.width}, 3), got {frames.shape}")
+        if (frames.shape[0] - 1) % profile.frame_multiple or frames.shape[0] >= request.num_frames:
+            raise ValueError(
+                f"conditioning frames must be {profile.frame_multiple}k+1 and fewer than num_frames, "
+                f"got {frames.shape[0]} of {request.num_frames}"
+            )
+
+
+def step_callback(on_step: ProgressCallback | None):
+    """diffusers' `callback_on_step_end` around `on_step`; its exceptions (RenderCancelled) propagate.
+
+    diffusers calls the callback inside the denoising loop with no try/except around it, so raising stops the
+    render at once (tests/generator/test_pipelines.py checks this against the installed version).
+    """
+
+    def callback(pipeline: object, step: int, timestep: object, tensors: dict) -> dict:
+        if on_step is not None:
+            on_step(step + 1, pipeline.num_timesteps)
+        return tensors
+
+    return callback

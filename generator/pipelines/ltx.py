@@ -1,0 +1,92 @@
+"""LTX-Video through diffusers' `LTXConditionPipeline`: text-to-video, image-to-video and continuation.
+
+Defaults: distilled checkpoints (name contains "distilled") run 8 steps at guidance 1, as Lightricks ships them;
+others run 30 steps at guidance 3. One call renders up to 121 frames (5 s at 24 fps, the length LTX-Video is
+trained around); longer videos are chains of continuations conditioned on the last 17 frames (see render.py).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+from diffusers import LTXConditionPipeline
+from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
+
+from .base import ModelProfile, ProgressCallback, RenderRequest
+from ._common import check_request, frames_to_tensor, image_to_tensor, step_callback, tensor_to_frames
+
+log = logging.getLogger(__name__)
+
+LTX_NATIVE_SIZES = {"landscape": (768, 512), "portrait": (512, 768), "square": (512, 512)}
+# 0.9.5+ VAEs decode with a little noise at a small timestep; these are Lightricks' recommended values.
+DECODE_TIMESTEP = 0.05
+DECODE_NOISE_SCALE = 0.025
+
+
+def ltx_profile(name: str, pipeline: LTXConditionPipeline) -> ModelProfile:
+    """The profile of a loaded LTX-Video model; multiples come from its VAE and transformer configs."""
+    distilled = "distilled" in name.lower()
+    return ModelProfile(
+        family="ltx",
+        name=name,
+        fps=24,
+        frame_multiple=pipeline.vae_temporal_compression_ratio,
+        size_multiple=pipeline.vae_spatial_compression_ratio * pipeline.transformer_spatial_patch_size,
+        native_sizes=dict(LTX_NATIVE_SIZES),
+        max_segment_frames=121,
+        default_steps=8 if distilled else 30,
+        default_guidance=1.0 if distilled else 3.0,
+        conditioning_frames=17,
+    )
+
+
+class LTXBackend:
+    """A resident `LTXConditionPipeline`; `render` is one pipeline call."""
+
+    def __init__(self, pipeline: LTXConditionPipeline, profile: ModelProfile) -> None:
+        self.pipeline = pipeline
+        self.profile = profile
+        pipeline.set_progress_bar_config(disable=True)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the pipeline computes (the GPU even when its weights are offloaded to the CPU)."""
+        return self.pipeline._execution_device
+
+    def render(self, request: RenderRequest, on_step: ProgressCallback | None = None) -> np.ndarray:
+        """Render `request` and return (num_frames, height, width, 3) uint8 frames."""
+        check_request(request, self.profile)
+        conditions = self._conditions(request)
+        decode = {}
+        if self.pipeline.vae.config.timestep_conditioning:
+            decode = {"decode_timestep": DECODE_TIMESTEP, "decode_noise_scale": DECODE_NOISE_SCALE}
+        # A CPU generator gives the same noise whatever the device or offloading.
+        generator = torch.Generator("cpu").manual_seed(request.seed)
+        with torch.inference_mode():
+            output = self.pipeline(
+                conditions=conditions or None,
+                prompt=request.prompt,
+                negative_prompt=request.negative_prompt or None,
+                width=request.width,
+                height=request.height,
+                num_frames=request.num_frames,
+                frame_rate=request.fps or self.profile.fps,
+                num_inference_steps=request.num_inference_steps,
+                guidance_scale=request.guidance_scale,
+                generator=generator,
+                output_type="pt",  # stays on the device: the uint8 conversion happens there, not in CPU numpy
+                callback_on_step_end=step_callback(on_step),
+                **decode,
+            )
+        return tensor_to_frames(output.frames[0])
+
+    def _conditions(self, request: RenderRequest) -> list[LTXVideoCondition]:
+        device = self.device
+        if request.video is not None:
+            video = frames_to_tensor(request.video, device)
+            return [LTXVideoCondition(video=video, frame_index=0, strength=1.0)]
+        if request.image is not None:
+            return [LTXVideoCondition(image=image_to_tensor(request.image, device), frame_index=0, strength=1.0)]
+        return []

@@ -1,0 +1,179 @@
+"""Tiny LTX-Video and Wan pipelines built from small configs with random weights, for tests and offline smoke runs.
+
+They exercise the same diffusers classes, shapes and conditioning paths as the real models, and render a 64×64,
+17-frame clip in a fraction of a second on a CPU. Their pictures mean nothing: the weights are random. They are
+never a substitute for loading real weights, which `save_tiny_pipeline` → `load_backend` tests end to end.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from diffusers import (
+    AutoencoderKLLTXVideo,
+    AutoencoderKLWan,
+    FlowMatchEulerDiscreteScheduler,
+    LTXConditionPipeline,
+    LTXVideoTransformer3DModel,
+    WanPipeline,
+    WanVACEPipeline,
+    WanVACETransformer3DModel,
+)
+from transformers import T5Config, T5EncoderModel, T5Tokenizer
+
+from .base import ModelProfile
+
+TINY_NAME = "tiny"
+PROFILE_FILE = "hanul_profile.json"  # profile overrides a local model folder may carry (see load_profile_overrides)
+_TEXT_DIM = 32
+_TEXT_LENGTH = 32  # the pipelines pad prompts to this many tokens
+
+TINY_LTX_PROFILE = ModelProfile(
+    family="ltx",
+    name=TINY_NAME,
+    fps=8,
+    frame_multiple=8,
+    size_multiple=32,
+    native_sizes={"landscape": (96, 64), "portrait": (64, 96), "square": (64, 64)},
+    max_segment_frames=17,
+    default_steps=2,
+    default_guidance=1.0,
+    conditioning_frames=9,
+    max_side=256,
+    min_side=32,
+)
+
+TINY_WAN_PROFILE = ModelProfile(
+    family="wan",
+    name=TINY_NAME,
+    fps=8,
+    frame_multiple=4,
+    size_multiple=16,
+    native_sizes={"landscape": (96, 64), "portrait": (64, 96), "square": (64, 64)},
+    max_segment_frames=17,
+    default_steps=2,
+    default_guidance=1.0,
+    conditioning_frames=5,
+    max_side=256,
+    min_side=16,
+)
+
+
+def _tiny_tokenizer() -> T5Tokenizer:
+    """A character-level T5 tokenizer that needs no files, so different prompts give different token ids."""
+    pieces = ["<pad>", "</s>", "<unk>", "▁", *string.ascii_lowercase, *string.digits]
+    vocab = [(piece, 0.0 if index < 3 else -1.0) for index, piece in enumerate(pieces)]
+    return T5Tokenizer(vocab=vocab, extra_ids=0, model_max_length=_TEXT_LENGTH)
+
+
+def _tiny_text_encoder(vocab_size: int) -> T5EncoderModel:
+    config = T5Config(
+        vocab_size=vocab_size, d_model=_TEXT_DIM, d_kv=8, d_ff=64, num_layers=1, num_heads=4, dropout_rate=0.0
+    )
+    return T5EncoderModel(config).eval()
+
+
+def build_tiny_ltx_pipeline(seed: int = 0) -> LTXConditionPipeline:
+    """An `LTXConditionPipeline` with LTX's compression ratios (32× space, 8× time) and tiny layers."""
+    torch.manual_seed(seed)  # the random weights themselves are seeded, so every build is the same model
+    tokenizer = _tiny_tokenizer()
+    text_encoder = _tiny_text_encoder(len(tokenizer))
+    transformer = LTXVideoTransformer3DModel(
+        in_channels=8,
+        out_channels=8,
+        patch_size=1,
+        patch_size_t=1,
+        num_attention_heads=2,
+        attention_head_dim=8,
+        cross_attention_dim=16,
+        num_layers=1,
+        caption_channels=_TEXT_DIM,
+    )
+    vae = AutoencoderKLLTXVideo(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=8,
+        block_out_channels=(8, 8, 8, 8),
+        decoder_block_out_channels=(8, 8, 8, 8),
+        layers_per_block=(1, 1, 1, 1, 1),
+        decoder_layers_per_block=(1, 1, 1, 1, 1),
+        spatio_temporal_scaling=(True, True, True, False),
+        decoder_spatio_temporal_scaling=(True, True, True, False),
+        decoder_inject_noise=(False, False, False, False, False),
+        upsample_residual=(False, False, False, False),
+        upsample_factor=(1, 1, 1, 1),
+        timestep_conditioning=False,
+        patch_size=4,
+        patch_size_t=1,
+        encoder_causal=True,
+        decoder_causal=False,
+    )
+    scheduler = FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=False)
+    pipeline = LTXConditionPipeline(
+        scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, transformer=transformer
+    )
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+def _tiny_wan_vae() -> AutoencoderKLWan:
+    return AutoencoderKLWan(
+        base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
+    )
+
+
+def build_tiny_wan_pipeline(seed: int = 0, vace: bool = True) -> WanPipeline | WanVACEPipeline:
+    """A Wan 2.1 pipeline (VACE, which can continue, unless `vace=False`) with Wan's ratios and tiny layers."""
+    torch.manual_seed(seed)
+    tokenizer = _tiny_tokenizer()
+    text_encoder = _tiny_text_encoder(len(tokenizer))
+    common = dict(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=16,
+        out_channels=16,
+        text_dim=_TEXT_DIM,
+        freq_dim=256,
+        ffn_dim=32,
+        num_layers=2,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=32,
+    )
+    vae = _tiny_wan_vae()
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0)
+    if vace:
+        # VACE context: video latents (16) + reactive latents (16) + the mask folded into 8×8 = 64 channels.
+        transformer = WanVACETransformer3DModel(**common, vace_layers=[0], vace_in_channels=96)
+        pipeline: WanPipeline | WanVACEPipeline = WanVACEPipeline(
+            tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, scheduler=scheduler, transformer=transformer
+        )
+    else:
+        from diffusers import WanTransformer3DModel
+
+        transformer = WanTransformer3DModel(**common)
+        pipeline = WanPipeline(
+            tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, scheduler=scheduler, transformer=transformer
+        )
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+def save_tiny_pipeline(folder: Path, family: str = "ltx") -> Path:
+    """Save a tiny pipeline with `save_pretrained`, plus its profile, so `load_backend(folder)` can load it."""
+    folder = Path(folder)
+    if family == "ltx":
+        pipeline, profile = build_tiny_ltx_pipeline(), TINY_LTX_PROFILE
+    elif family == "wan":
+        pipeline, profile = build_tiny_wan_pipeline(), TINY_WAN_PROFILE
+    else:
+        raise ValueError(f"unknown tiny family {family!r}; use 'ltx' or 'wan'")
+    pipeline.save_pretrained(folder)
+    overrides = {key: value for key, value in asdict(profile).items() if key not in ("family", "name")}
+    (folder / PROFILE_FILE).write_text(json.dumps(overrides, indent=2))
+    return folder

@@ -1,0 +1,82 @@
+"""Wan 2.1 through diffusers: `WanPipeline` (text-to-video only) or `WanVACEPipeline` (also a first image and
+continuation, by giving VACE the known frames and a mask that keeps them).
+
+Defaults: 30 steps at guidance 5 (Wan's recommended guidance; 50 steps buy little), 16 fps, up to 81 frames a
+call (5 s, Wan 2.1's training length), continuations conditioned on the last 9 frames.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from diffusers import WanPipeline, WanVACEPipeline
+
+from .base import ModelProfile, ProgressCallback, RenderRequest
+from ._common import check_request, frames_to_tensor, step_callback, tensor_to_frames
+
+WAN_NATIVE_SIZES = {"landscape": (832, 480), "portrait": (480, 832), "square": (624, 624)}
+
+
+def wan_profile(name: str, pipeline: WanPipeline | WanVACEPipeline) -> ModelProfile:
+    """The profile of a loaded Wan model; only VACE pipelines can take an image or continue."""
+    vace = isinstance(pipeline, WanVACEPipeline)
+    return ModelProfile(
+        family="wan",
+        name=name,
+        fps=16,
+        frame_multiple=pipeline.vae_scale_factor_temporal,
+        size_multiple=pipeline.vae_scale_factor_spatial * pipeline.transformer.config.patch_size[1],
+        native_sizes=dict(WAN_NATIVE_SIZES),
+        max_segment_frames=81,
+        default_steps=30,
+        default_guidance=5.0,
+        conditioning_frames=9,
+        supports_image=vace,
+        supports_video=vace,
+    )
+
+
+class WanBackend:
+    """A resident Wan pipeline; `render` is one pipeline call."""
+
+    def __init__(self, pipeline: WanPipeline | WanVACEPipeline, profile: ModelProfile) -> None:
+        self.pipeline = pipeline
+        self.profile = profile
+        pipeline.set_progress_bar_config(disable=True)
+
+    def render(self, request: RenderRequest, on_step: ProgressCallback | None = None) -> np.ndarray:
+        """Render `request` and return (num_frames, height, width, 3) uint8 frames."""
+        check_request(request, self.profile)
+        generator = torch.Generator("cpu").manual_seed(request.seed)
+        call = dict(
+            prompt=request.prompt,
+            negative_prompt=request.negative_prompt or None,
+            width=request.width,
+            height=request.height,
+            num_frames=request.num_frames,
+            num_inference_steps=request.num_inference_steps,
+            guidance_scale=request.guidance_scale,
+            generator=generator,
+            output_type="pt",  # uint8 conversion on the device (see frames.tensor_to_frames)
+            callback_on_step_end=step_callback(on_step),
+        )
+        if isinstance(self.pipeline, WanVACEPipeline):
+            call["video"], call["mask"] = self._vace_inputs(request)
+        with torch.inference_mode():
+            output = self.pipeline(**call)
+        return tensor_to_frames(output.frames[0])
+
+    def _vace_inputs(self, request: RenderRequest) -> tuple[torch.Tensor, torch.Tensor]:
+        """VACE's video and mask: known frames first (mask 0: keep), then grey frames to generate (mask 1)."""
+        device = self.pipeline._execution_device
+        known = request.video if request.video is not None else None
+        if known is None and request.image is not None:
+            known = request.image[None]
+        count = 0 if known is None else len(known)
+        video = torch.full((request.num_frames, 3, request.height, request.width), 0.5, device=device)
+        mask = torch.ones_like(video)
+        if known is not None:
+            video[:count] = frames_to_tensor(known, device)
+            mask[:count] = 0.0
+        # As one-video batches (1, F, 3, H, W): VACE reads the size from video[0] as a (F, 3, H, W) stack.
+        return video[None], mask[None]

@@ -1,0 +1,171 @@
+"""One video from a validated spec: a single pipeline call, or a chain of continuations for long videos.
+
+Each continuation is conditioned on the last frames of everything rendered so far (or on the parent's lossless
+tail for an extension), its re-rendering of those frames is dropped, and its colours are matched to the real
+frames so the seam does not jump. Exactly `total_frames` new frames come back, with no frame doubled or lost.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .pipelines.base import ModelProfile, RenderRequest, VideoBackend
+from .stitch import colour_stats, match_colours
+
+ProgressFraction = Callable[[float], None]  # 0..1 over the whole chain; may raise RenderCancelled
+
+
+@dataclass
+class VideoSpec:
+    """A validated request: sizes already valid for the backend's profile, frames counted at `fps`."""
+
+    prompt: str
+    width: int
+    height: int
+    total_frames: int  # new frames wanted (any count ≥ 1: renders the next valid count and trims)
+    fps: int
+    steps: int
+    guidance_scale: float
+    seed: int
+    negative_prompt: str | None = None
+    image: np.ndarray | None = None  # first frame, (H, W, 3) uint8
+    parent_tail: np.ndarray | None = None  # lossless last frames of the video being extended, (F, H, W, 3) uint8
+
+
+@dataclass
+class RenderedVideo:
+    """The new frames, and the tail a later extension will continue from."""
+
+    frames: np.ndarray  # (total_frames, H, W, 3) uint8: new frames only
+    tail: np.ndarray  # last `conditioning_frames` frames of parent + new (fewer if the whole video is shorter)
+    segments: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One pipeline call of the chain."""
+
+    index: int
+    context_frames: int  # conditioning frames placed at frame 0 (0: text or image only)
+    num_frames: int  # frames the pipeline renders, context included (a valid count)
+    keep: int  # new frames kept after dropping the context and trimming the last segment
+
+
+def valid_count_at_least(frames: int, multiple: int) -> int:
+    """The smallest `multiple * k + 1` that is ≥ `frames`."""
+    return max(0, -(-(frames - 1) // multiple)) * multiple + 1
+
+
+def valid_count_at_most(frames: int, multiple: int) -> int:
+    """The largest `multiple * k + 1` that is ≤ `frames` (frames ≥ 1)."""
+    return (frames - 1) // multiple * multiple + 1
+
+
+def plan_segments(profile: ModelProfile, total_frames: int, available_context: int) -> list[Segment]:
+    """Split `total_frames` new frames into pipeline calls no longer than the profile allows.
+
+    `available_context` is how many earlier frames exist to continue from (the parent's tail), 0 for a new video.
+    """
+    if total_frames < 1:
+        raise ValueError(f"total_frames must be at least 1, got {total_frames}")
+    multiple, longest = profile.frame_multiple, profile.max_segment_frames
+    segments: list[Segment] = []
+    remaining, history = total_frames, available_context
+    while remaining > 0:
+        context = 0
+        if history > 0:
+            context = valid_count_at_most(min(history, profile.conditioning_frames), multiple)
+        # Continuations add a multiple of `multiple` frames after the context; a fresh start any valid count.
+        num_frames = min(valid_count_at_least(context + remaining, multiple), longest)
+        if context:
+            num_frames = max(num_frames, context + multiple)
+        keep = min(num_frames - context, remaining)
+        segments.append(Segment(len(segments), context, num_frames, keep))
+        remaining -= keep
+        history += keep
+    return segments
+
+
+def segment_seed(seed: int, index: int) -> int:
+    """The first segment uses the spec's seed as is (reproducible with plain diffusers); later ones derive one."""
+    if index == 0:
+        return seed
+    state = np.random.SeedSequence([seed % 2**63, index]).generate_state(2, np.uint32)
+    return int(state[0]) << 31 | int(state[1]) >> 1
+
+
+def render_video(backend: VideoBackend, spec: VideoSpec, on_progress: ProgressFraction | None = None) -> RenderedVideo:
+    """Render `spec` with `backend`, chaining continuations when it is longer than one call allows."""
+    started = time.perf_counter()
+    profile = backend.profile
+    _check_spec(spec, profile)
+    parent = spec.parent_tail if spec.parent_tail is not None else np.empty((0, spec.height, spec.width, 3), np.uint8)
+    segments = plan_segments(profile, spec.total_frames, len(parent))
+    # One buffer for parent tail + new frames: no re-concatenation per segment on minute-long videos.
+    video = np.empty((len(parent) + spec.total_frames, spec.height, spec.width, 3), np.uint8)
+    video[: len(parent)] = parent
+    filled = len(parent)
+    timings = {"render": 0.0, "stitch": 0.0}
+    for segment in segments:
+        context = video[filled - segment.context_frames : filled] if segment.context_frames else None
+        request = RenderRequest(
+            prompt=spec.prompt,
+            negative_prompt=spec.negative_prompt,
+            width=spec.width,
+            height=spec.height,
+            num_frames=segment.num_frames,
+            seed=segment_seed(spec.seed, segment.index),
+            num_inference_steps=spec.steps,
+            guidance_scale=spec.guidance_scale,
+            fps=spec.fps,
+            image=spec.image if segment.index == 0 and context is None else None,
+            video=context,
+        )
+        tick = time.perf_counter()
+        frames = backend.render(request, on_step=_segment_progress(on_progress, segment.index, len(segments)))
+        timings["render"] += time.perf_counter() - tick
+        tick = time.perf_counter()
+        new = frames[segment.context_frames : segment.context_frames + segment.keep]
+        if context is not None:
+            new = match_colours(new, colour_stats(frames[: segment.context_frames]), colour_stats(context))
+        video[filled : filled + segment.keep] = new
+        filled += segment.keep
+        timings["stitch"] += time.perf_counter() - tick
+    if on_progress is not None:
+        on_progress(1.0)
+    timings["total"] = time.perf_counter() - started
+    tail = video[max(0, filled - profile.conditioning_frames) :].copy()
+    return RenderedVideo(frames=video[len(parent) :], tail=tail, segments=len(segments), timings=timings)
+
+
+def _segment_progress(on_progress: ProgressFraction | None, index: int, count: int):
+    """Map a segment's (step, total) onto the whole chain's 0..1."""
+
+    def on_step(step: int, total: int) -> None:
+        if on_progress is not None:
+            on_progress((index + step / max(total, 1)) / count)
+
+    return on_step
+
+
+def _check_spec(spec: VideoSpec, profile: ModelProfile) -> None:
+    if spec.width % profile.size_multiple or spec.height % profile.size_multiple:
+        raise ValueError(f"width and height must be multiples of {profile.size_multiple}")
+    if spec.image is not None and spec.parent_tail is not None:
+        raise ValueError("an extension continues its parent; it cannot also start from an image")
+    if spec.image is not None and spec.image.shape != (spec.height, spec.width, 3):
+        raise ValueError(f"image must be ({spec.height}, {spec.width}, 3) uint8, got {spec.image.shape}")
+    if spec.parent_tail is not None:
+        tail = spec.parent_tail
+        if tail.ndim != 4 or tail.shape[1:] != (spec.height, spec.width, 3) or len(tail) == 0:
+            raise ValueError(f"parent_tail must be (F, {spec.height}, {spec.width}, 3), got {tail.shape}")
+    needs_video = spec.parent_tail is not None or spec.total_frames > profile.max_segment_frames
+    if needs_video and not profile.supports_video:
+        raise ValueError(f"{profile.name} cannot continue a video, so it cannot extend or exceed one segment")
+    if spec.image is not None and not profile.supports_image:
+        raise ValueError(f"{profile.name} cannot start from an image")

@@ -14,8 +14,8 @@ import torch
 from diffusers import LTXConditionPipeline
 from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
 
-from .base import ModelProfile, ProgressCallback, RenderRequest
 from ._common import check_request, frames_to_tensor, image_to_tensor, step_callback, tensor_to_frames
+from .base import ModelProfile, ProgressCallback, RenderRequest
 
 log = logging.getLogger(__name__)
 

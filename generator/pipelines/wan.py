@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from diffusers import WanPipeline, WanVACEPipeline
 
-from .base import ModelProfile, ProgressCallback, RenderRequest
 from ._common import check_request, frames_to_tensor, step_callback, tensor_to_frames
+from .base import ModelProfile, ProgressCallback, RenderRequest
 
 WAN_NATIVE_SIZES = {"landscape": (832, 480), "portrait": (480, 832), "square": (624, 624)}
 

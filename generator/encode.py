@@ -1,0 +1,239 @@
+"""MP4s, thumbnails, spritesheets and lossless tails: everything written to disk for one video.
+
+All functions are plain synchronous CPU work (libx264 has no GPU here: data-centre GPUs lack NVENC); callers run
+them in a worker thread, never on the event loop. Files are written under a temporary name and renamed into place,
+so a reader on shared storage never sees half a file.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+
+CRF = 23  # x264's default quality: a 5 s 768×512 clip is well under 1 MB
+PRESET = "fast"  # near "medium" in size, about twice as fast; encoding overlaps the next GPU job
+MIN_SIDE = 64  # never shrink a video below this to meet a byte cap
+# Below this many bits per pixel per frame x264 output turns to mush: shrink the picture instead.
+MIN_BITS_PER_PIXEL = 0.03
+MIN_BITRATE = 16_000  # x264 refuses to open with a rate control buffer of a few hundred bits
+_SCALES = (1.0, 0.75, 0.5, 0.375, 0.25)
+_BITRATE_TRIES = 3
+_HEADROOM = 0.92  # of the cap, for the container and x264's rate-control overshoot
+
+
+class EncodeError(Exception):
+    """The video cannot be written as asked, e.g. it cannot fit under the byte cap at any allowed size."""
+
+
+@dataclass(frozen=True)
+class EncodedVideo:
+    """What `encode_mp4` wrote."""
+
+    path: Path
+    size_bytes: int
+    width: int
+    height: int
+    fps: int
+    frames: int
+    crf: int | None  # the quality setting used, or None when a bitrate was
+    bitrate: int | None  # bits per second when the CRF encode was over the cap
+    padded: bool  # an odd width or height was padded by one edge pixel
+    attempts: int
+    seconds: float  # time spent encoding, all attempts
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.fps
+
+
+@dataclass(frozen=True)
+class Spritesheet:
+    """A JPEG grid of frames, left to right then top to bottom."""
+
+    path: Path
+    columns: int
+    rows: int
+    tile_width: int
+    tile_height: int
+    frame_indices: tuple[int, ...]
+
+
+def encode_mp4(
+    frames: np.ndarray, fps: int, path: Path, max_bytes: int, *, crf: int = CRF, preset: str = PRESET
+) -> EncodedVideo:
+    """H.264 (yuv420p, +faststart) at the real `fps`, under `max_bytes`: CRF first, then lower bitrates, then smaller
+    pictures. Raises EncodeError when even the smallest allowed picture does not fit."""
+    frames = _check_frames(frames)
+    if fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    path = Path(path)
+    started = time.perf_counter()
+    frames, padded = pad_to_even(frames)
+    height, width = frames.shape[1:3]
+    duration = len(frames) / fps
+    attempts = 0
+
+    def result(w: int, h: int, size: int, used_crf: int | None, bitrate: int | None) -> EncodedVideo:
+        return EncodedVideo(
+            path, size, w, h, fps, len(frames), used_crf, bitrate, padded, attempts, time.perf_counter() - started
+        )
+
+    size = _encode_attempt(frames, fps, path, width, height, preset, crf=crf)
+    attempts += 1
+    if size <= max_bytes:
+        return result(width, height, size, crf, None)
+    target = int(max_bytes * 8 * _HEADROOM / duration)
+    for scale in _SCALES:
+        w, h = _scaled_size(width, height, scale)
+        if scale < 1.0 and min(w, h) < min(MIN_SIDE, width, height):
+            break
+        if target < MIN_BITS_PER_PIXEL * w * h * fps and scale != _SCALES[-1]:
+            continue  # hopeless at this size: try a smaller picture rather than starving this one
+        bitrate = max(target, MIN_BITRATE)
+        for _ in range(_BITRATE_TRIES):
+            size = _encode_attempt(frames, fps, path, w, h, preset, bitrate=bitrate)
+            attempts += 1
+            if size <= max_bytes:
+                return result(w, h, size, None, bitrate)
+            lower = max(int(bitrate * max_bytes / size * _HEADROOM), MIN_BITRATE)
+            if lower == bitrate:
+                break  # already at the floor: only a smaller picture can help
+            bitrate = lower
+    path.unlink(missing_ok=True)
+    raise EncodeError(
+        f"cannot fit {len(frames)} frames of {width}x{height} at {fps} fps ({duration:.1f} s) under {max_bytes} "
+        f"bytes, even at the smallest allowed size; the last try was {size} bytes"
+    )
+
+
+def pad_to_even(frames: np.ndarray) -> tuple[np.ndarray, bool]:
+    """yuv420p needs even sides: repeat the last row or column once rather than rescale or lose a pixel."""
+    pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
+    if not pad_h and not pad_w:
+        return frames, False
+    return np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge"), True
+
+
+def decode_video(path: Path) -> tuple[np.ndarray, float]:
+    """All frames of a video file as (F, H, W, 3) uint8 RGB, and its frame rate."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+        rate = stream.average_rate or stream.guessed_rate
+    if not frames:
+        raise EncodeError(f"{path} has no video frames")
+    return np.stack(frames), float(rate) if rate else 0.0
+
+
+def write_thumbnail(frame: np.ndarray, path: Path, *, quality: int = 80) -> Path:
+    """One (H, W, 3) uint8 frame as WebP (the thumbnail variant of OpenAI's Videos API is image/webp)."""
+    if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
+        raise ValueError(f"a thumbnail needs one (H, W, 3) uint8 frame, got {frame.shape} {frame.dtype}")
+    return _write_atomically(Path(path), lambda tmp: Image.fromarray(frame).save(tmp, "WEBP", quality=quality))
+
+
+def write_spritesheet(
+    frames: np.ndarray, path: Path, *, count: int = 16, columns: int = 4, tile_width: int = 256, quality: int = 85
+) -> Spritesheet:
+    """Up to `count` evenly spaced frames in a JPEG grid (OpenAI's spritesheet variant is image/jpeg)."""
+    frames = _check_frames(frames)
+    count = min(count, len(frames))
+    indices = tuple(np.linspace(0, len(frames) - 1, count).round().astype(int).tolist())
+    columns = min(columns, count)
+    rows = math.ceil(count / columns)
+    height, width = frames.shape[1:3]
+    tile_width = min(tile_width, width)
+    tile_height = max(1, round(height * tile_width / width))
+    sheet = Image.new("RGB", (columns * tile_width, rows * tile_height))
+    for position, index in enumerate(indices):
+        tile = Image.fromarray(frames[index]).resize((tile_width, tile_height), Image.Resampling.LANCZOS)
+        sheet.paste(tile, ((position % columns) * tile_width, (position // columns) * tile_height))
+    path = _write_atomically(Path(path), lambda tmp: sheet.save(tmp, "JPEG", quality=quality))
+    return Spritesheet(path, columns, rows, tile_width, tile_height, indices)
+
+
+def save_tail(frames: np.ndarray, path: Path) -> Path:
+    """Keep the frames a later extension continues from, losslessly (compressed .npz of uint8)."""
+    frames = _check_frames(frames)
+
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as handle:  # a file object, so numpy does not append ".npz" to the name
+            np.savez_compressed(handle, frames=frames)
+
+    return _write_atomically(Path(path), write)
+
+
+def load_tail(path: Path) -> np.ndarray:
+    """The frames `save_tail` kept, exactly."""
+    with np.load(Path(path), allow_pickle=False) as data:
+        return _check_frames(data["frames"])
+
+
+def _encode_attempt(
+    frames: np.ndarray,
+    fps: int,
+    path: Path,
+    width: int,
+    height: int,
+    preset: str,
+    *,
+    crf: int | None = None,
+    bitrate: int | None = None,
+) -> int:
+    """One libx264 encode to `path` (replaced atomically); returns its size in bytes."""
+
+    def write(tmp: Path) -> None:
+        # movflags=+faststart moves the index (moov) before the data so players start before the download ends.
+        with av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
+            stream = container.add_stream("libx264", rate=Fraction(fps, 1))
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            options = {"preset": preset}
+            if bitrate is None:
+                options["crf"] = str(crf)
+            else:
+                stream.bit_rate = bitrate
+                # Cap the peaks too, so short clips do not overshoot the average by much.
+                options.update({"maxrate": str(int(bitrate * 1.2)), "bufsize": str(int(bitrate * 2))})
+            stream.options = options
+            source_h, source_w = frames.shape[1:3]
+            for array in frames:
+                frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+                if (source_w, source_h) != (width, height):
+                    frame = frame.reformat(width=width, height=height, interpolation="AREA")
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+
+    _write_atomically(path, write)
+    return path.stat().st_size
+
+
+def _write_atomically(path: Path, write) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _scaled_size(width: int, height: int, scale: float) -> tuple[int, int]:
+    """Even sides near `scale` times the original, keeping the aspect ratio."""
+    return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
+
+
+def _check_frames(frames: np.ndarray) -> np.ndarray:
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
+        raise ValueError(f"frames must be a non-empty (F, H, W, 3) uint8 array, got {frames.shape} {frames.dtype}")
+    return frames

@@ -1,0 +1,29 @@
+"""How a job's progress reads to a member: one line with queue position or a bar, percent and ETA."""
+
+from __future__ import annotations
+
+from bot.i18n import text
+from bot.videos import VideoState
+
+
+def bar(percent: int, width: int = 12) -> str:
+    """A text progress bar: `▰▰▰▱▱▱`."""
+    filled = max(0, min(width, round(width * percent / 100)))
+    return "▰" * filled + "▱" * (width - filled)
+
+
+def eta_text(eta_seconds: float | None, locale: str | None) -> str:
+    if eta_seconds is None or eta_seconds <= 0:
+        return ""
+    return text("status.eta", locale, seconds=max(1, round(eta_seconds)))
+
+
+def progress_line(title: str, state: VideoState, locale: str | None) -> str:
+    """The status line for a job that is queued or rendering."""
+    eta = eta_text(state.eta_seconds, locale)
+    if state.status == "queued":
+        if state.queue_position is None:
+            return text("status.starting", locale, title=title)
+        return text("status.queued", locale, title=title, position=state.queue_position + 1, eta=eta)
+    percent = max(0, min(100, state.progress))
+    return text("status.rendering", locale, title=title, bar=bar(percent), percent=percent, eta=eta)

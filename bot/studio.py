@@ -1,0 +1,591 @@
+"""The studio: turns a member's words into a generation — director → generator → store — as plain data.
+
+Both front ends (the Discord cogs and the terminal console) drive the same steps:
+
+1. `new_video` / `refine` / `extend` / `reroll` / `edit` check the request, admit it against the limits
+   (recording it as *pending*) and have the director write the prompt;
+2. the front end says where the result will go (`attach`: thread, status message), so a restart knows;
+3. `submit` queues the job on the generator;
+4. `follow` polls it, reporting progress, and downloads the clip;
+5. the front end posts the clip and calls `Store.mark_posted`, which succeeds once only.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.director import Director, PromptResult, Refused, Turn
+from bot.limits import Limits, Refusal, Requester
+from bot.models import CANCELLED, COMPLETED, FAILED, PENDING, POSTED, QUEUED, RENDERING
+from bot.settings import BotSettings
+from bot.store import GenerationRecord, NewGeneration, Store
+from bot.videos import ASPECT_SIZES, SMALL_ASPECT_SIZES, GeneratorError, VideoClient, VideoSpec, VideoState
+
+log = logging.getLogger(__name__)
+
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
+MAX_IMAGE_BYTES = 16 * 1024 * 1024
+DEFAULT_ASPECT = "16:9"
+UPLOAD_MARGIN = 0.97  # leave room for the multipart envelope under the channel's upload limit
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """A picture to start the video from."""
+
+    filename: str
+    data: bytes
+    mime: str
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """What the member chose for one request; None means "my default"."""
+
+    seconds: float | None = None
+    aspect: str | None = None
+    seed: int | None = None
+    negative: str | None = None
+    style: str | None = None
+    enhance: bool | None = None
+    image: ImageInput | None = None
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where a result goes, as plain ids, and how large a file may be there."""
+
+    guild_id: int | None = None
+    channel_id: int | None = None
+    thread_id: int | None = None
+    max_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    """An admitted request with its prompt written, ready to be attached and submitted."""
+
+    generation: GenerationRecord
+    notice: str | None = None  # why the prompt was not LLM-written, for the member
+    summary: str | None = None  # what a refinement changed
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a generation ended: a clip to post, a failure to explain, or a cancellation."""
+
+    generation: GenerationRecord
+    video: bytes | None = None
+    error: str | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        return self.generation.status == CANCELLED
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress report for a generation."""
+
+    generation: GenerationRecord
+    state: VideoState
+
+
+ProgressCallback = Callable[[Progress], Awaitable[None]]
+
+
+@dataclass
+class _Prompt:
+    prompt: str
+    negative_prompt: str | None
+    title: str
+    language: str | None
+    llm_written: bool
+    notice: str | None = None
+    summary: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _from_director(result: PromptResult, negative: str | None = None) -> _Prompt:
+    negatives = [n for n in (result.negative_prompt, negative) if n]
+    return _Prompt(
+        prompt=result.prompt,
+        negative_prompt=", ".join(negatives) or None,
+        title=result.title,
+        language=result.language,
+        llm_written=result.llm_written,
+        notice=result.notice,
+        summary=getattr(result, "summary", None),
+    )
+
+
+def _as_typed(text: str, negative: str | None, style: str | None) -> _Prompt:
+    prompt = f"{text.strip()}, {style.strip()}" if style else text.strip()
+    return _Prompt(prompt=prompt, negative_prompt=negative, title=_short_title(text), language=None, llm_written=False)
+
+
+def _short_title(text: str) -> str:
+    words = text.strip().split()
+    title = " ".join(words[:8])
+    return title if len(title) <= 60 else title[:59] + "…"
+
+
+def new_seed() -> int:
+    """A fresh random seed the member can see and reuse."""
+    return secrets.randbelow(2**31 - 1)
+
+
+class Studio:
+    """The service behind every front end: no Discord types in or out."""
+
+    def __init__(
+        self, settings: BotSettings, store: Store, limits: Limits, director: Director, videos: VideoClient
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.limits = limits
+        self.director = director
+        self.videos = videos
+        # Start images live in memory from admission to submission only; they are not worth a table.
+        self._images: dict[int, ImageInput] = {}
+
+    # --- checks ----------------------------------------------------------------------------------
+
+    def _check_options(self, text: str, options: VideoOptions) -> None:
+        if not text.strip():
+            raise Refusal("empty")
+        if options.seconds is not None and not 1 <= options.seconds <= self.settings.max_seconds:
+            raise Refusal("seconds", {"seconds": f"{options.seconds:g}", "max": f"{self.settings.max_seconds:g}"})
+        if options.aspect is not None and options.aspect not in ASPECT_SIZES:
+            raise Refusal("aspect", {"aspect": options.aspect, "choices": ", ".join(ASPECT_SIZES)})
+        image = options.image
+        if image is not None and (image.mime not in IMAGE_TYPES or len(image.data) > MAX_IMAGE_BYTES):
+            raise Refusal("image", {"limit": f"{MAX_IMAGE_BYTES // (1024 * 1024)} MiB"})
+
+    async def _admit(self, requester: Requester, new: NewGeneration) -> GenerationRecord:
+        await self.store.ensure_member(requester.user_id, requester.name, requester.locale)
+        record = await self.limits.admit(requester, lambda: self.store.create_generation(new))
+        assert isinstance(record, GenerationRecord)
+        return record
+
+    async def _owned(self, requester: Requester, generation_id: int) -> GenerationRecord:
+        record = await self.store.generation(generation_id)
+        if record is None:
+            raise Refusal("not_found", {"id": generation_id})
+        if not self.limits.may_manage(requester, record.user_id):
+            raise Refusal("not_owner")
+        return record
+
+    async def _write(self, record: GenerationRecord, write: Callable[[], Awaitable[_Prompt]]) -> _Prompt:
+        """Run the director; a refusal or a crash leaves the request recorded as failed, never half-done."""
+        try:
+            return await write()
+        except Refused as refused:
+            await self.store.mark_failed(record.id, f"refused: {refused.reason}")
+            raise Refusal("director", {"reason": refused.reason}) from refused
+        except Exception:
+            await self.store.mark_failed(record.id, "the prompt director crashed")
+            raise
+
+    async def _save_prompt(self, record: GenerationRecord, written: _Prompt, **more: Any) -> GenerationRecord:
+        return await self.store.update_generation(
+            record.id,
+            expanded_prompt=written.prompt,
+            negative_prompt=written.negative_prompt,
+            title=(written.title or _short_title(record.request_text))[:200],
+            language=written.language,
+            llm_written=written.llm_written,
+            **more,
+        )
+
+    # --- requests --------------------------------------------------------------------------------
+
+    async def new_video(self, requester: Requester, text: str, options: VideoOptions, destination: Destination) -> Job:
+        """A brand-new clip (and a new conversation) from a member's request."""
+        self._check_options(text, options)
+        member = await self.store.ensure_member(requester.user_id, requester.name, requester.locale)
+        seconds = options.seconds or member.seconds or self.settings.default_seconds
+        seconds = min(seconds, self.settings.max_seconds)
+        aspect = options.aspect or member.aspect or DEFAULT_ASPECT
+        style = options.style if options.style is not None else member.style
+        enhance = options.enhance if options.enhance is not None else member.enhance
+        params = {
+            "seconds": seconds,
+            "aspect": aspect,
+            "size": ASPECT_SIZES[aspect],
+            "style": style,
+            "enhance": enhance,
+            "max_bytes": self._max_bytes(destination),
+            "image": options.image.filename if options.image else None,
+        }
+        record = await self._admit(
+            requester,
+            NewGeneration(
+                user_id=requester.user_id,
+                kind="generate",
+                request_text=text.strip(),
+                params=params,
+                seed=options.seed if options.seed is not None else new_seed(),
+                guild_id=destination.guild_id,
+                channel_id=destination.channel_id,
+                thread_id=destination.thread_id,
+            ),
+        )
+        if options.image is not None:
+            self._images[record.id] = options.image
+
+        async def write() -> _Prompt:
+            if not enhance:
+                return _as_typed(text, options.negative, style)
+            result = await self.director.expand(text.strip(), style=style, aspect=aspect, seconds=seconds)
+            return _from_director(result, options.negative)
+
+        written = await self._write(record, write)
+        conversation = await self.store.create_conversation(
+            requester.user_id,
+            guild_id=destination.guild_id,
+            channel_id=destination.channel_id,
+            thread_id=destination.thread_id,
+            prompt=written.prompt,
+            negative_prompt=written.negative_prompt,
+        )
+        await self.store.add_turn(conversation.id, "user", text.strip())
+        await self.store.add_turn(conversation.id, "assistant", written.prompt)
+        record = await self._save_prompt(record, written, conversation_id=conversation.id)
+        return Job(record, notice=written.notice)
+
+    async def refine(self, requester: Requester, conversation_id: int, message: str, destination: Destination) -> Job:
+        """The member said how to change the clip: the director revises the prompt; render again, same seed."""
+        if not message.strip():
+            raise Refusal("empty")
+        conversation = await self.store.conversation(conversation_id)
+        if conversation is None:
+            raise Refusal("not_found", {"id": conversation_id})
+        latest = await self._latest_in(conversation_id)
+        params = dict(latest.params) if latest else {"seconds": self.settings.default_seconds}
+        params["max_bytes"] = self._max_bytes(destination) or params.get("max_bytes")
+        record = await self._admit(
+            requester,
+            NewGeneration(
+                user_id=requester.user_id,
+                kind="refine",
+                request_text=message.strip(),
+                conversation_id=conversation_id,
+                parent_id=latest.id if latest else None,
+                params=params,
+                seed=latest.seed if latest and latest.seed is not None else new_seed(),
+                guild_id=destination.guild_id,
+                channel_id=destination.channel_id,
+                thread_id=destination.thread_id,
+            ),
+        )
+        history = [Turn(role=t.role, content=t.content) for t in await self.store.turns(conversation_id)]
+
+        async def write() -> _Prompt:
+            result = await self.director.refine(conversation.current_prompt, history, message.strip())
+            return _from_director(result)
+
+        written = await self._write(record, write)
+        if written.negative_prompt is None:
+            written.negative_prompt = conversation.current_negative_prompt
+        await self.store.update_conversation(
+            conversation_id, prompt=written.prompt, negative_prompt=written.negative_prompt
+        )
+        await self.store.add_turn(conversation_id, "user", message.strip())
+        await self.store.add_turn(conversation_id, "assistant", written.summary or written.prompt)
+        record = await self._save_prompt(record, written)
+        return Job(record, notice=written.notice, summary=written.summary)
+
+    async def extend(self, requester: Requester, parent_id: int, what_next: str, destination: Destination) -> Job:
+        """Continue a finished clip with what happens next."""
+        if not what_next.strip():
+            raise Refusal("empty")
+        parent = await self.store.generation(parent_id)
+        if parent is None or parent.video_id is None:
+            raise Refusal("not_found", {"id": parent_id})
+        if parent.status not in (COMPLETED, POSTED):
+            raise Refusal("not_finished")
+        params = dict(parent.params)
+        params["seconds"] = min(
+            float(params.get("seconds") or self.settings.default_seconds), self.settings.max_seconds
+        )
+        params["max_bytes"] = self._max_bytes(destination) or params.get("max_bytes")
+        record = await self._admit(
+            requester,
+            NewGeneration(
+                user_id=requester.user_id,
+                kind="extend",
+                request_text=what_next.strip(),
+                conversation_id=parent.conversation_id,
+                parent_id=parent.id,
+                params=params,
+                seed=new_seed(),
+                guild_id=destination.guild_id,
+                channel_id=destination.channel_id,
+                thread_id=destination.thread_id,
+            ),
+        )
+
+        async def write() -> _Prompt:
+            return _from_director(await self.director.extend(parent.expanded_prompt, what_next.strip()))
+
+        written = await self._write(record, write)
+        if parent.conversation_id is not None:
+            await self.store.add_turn(parent.conversation_id, "user", what_next.strip())
+            await self.store.add_turn(parent.conversation_id, "assistant", written.prompt)
+        record = await self._save_prompt(record, written)
+        return Job(record, notice=written.notice)
+
+    async def reroll(self, requester: Requester, generation_id: int, destination: Destination) -> Job:
+        """The same prompt again with a new seed."""
+        return await self._again(requester, generation_id, destination, kind="reroll", seed=new_seed())
+
+    async def edit(self, requester: Requester, generation_id: int, prompt: str, destination: Destination) -> Job:
+        """The member's own wording of the prompt, rendered with the same seed; an unfinished original is
+        cancelled, since the edit replaces it."""
+        if not prompt.strip():
+            raise Refusal("empty")
+        original = await self._owned(requester, generation_id)
+        job = await self._again(requester, generation_id, destination, kind="edit", prompt=prompt.strip())
+        if original.is_open:
+            await self._cancel_record(original)
+        if original.conversation_id is not None:
+            await self.store.update_conversation(original.conversation_id, prompt=prompt.strip())
+            await self.store.add_turn(original.conversation_id, "user", prompt.strip())
+        return job
+
+    async def smaller(self, requester: Requester, generation_id: int, destination: Destination) -> Job:
+        """The same clip at a lower resolution, for a channel whose upload limit the first one missed."""
+        original = await self.store.generation(generation_id)
+        if original is None:
+            raise Refusal("not_found", {"id": generation_id})
+        aspect = str(original.params.get("aspect") or DEFAULT_ASPECT)
+        size = SMALL_ASPECT_SIZES.get(aspect, SMALL_ASPECT_SIZES[DEFAULT_ASPECT])
+        return await self._again(requester, generation_id, destination, kind="edit", size=size)
+
+    async def _again(
+        self,
+        requester: Requester,
+        generation_id: int,
+        destination: Destination,
+        *,
+        kind: str,
+        seed: int | None = None,
+        prompt: str | None = None,
+        size: str | None = None,
+    ) -> Job:
+        original = await self.store.generation(generation_id)
+        if original is None or not original.expanded_prompt:
+            raise Refusal("not_found", {"id": generation_id})
+        params = dict(original.params)
+        params["max_bytes"] = self._max_bytes(destination) or params.get("max_bytes")
+        if size is not None:
+            params["size"] = size
+        record = await self._admit(
+            requester,
+            NewGeneration(
+                user_id=requester.user_id,
+                kind=kind,
+                request_text=prompt or original.request_text,
+                conversation_id=original.conversation_id,
+                parent_id=original.id,
+                params=params,
+                seed=seed if seed is not None else original.seed,
+                guild_id=destination.guild_id,
+                channel_id=destination.channel_id,
+                thread_id=destination.thread_id,
+            ),
+        )
+        record = await self.store.update_generation(
+            record.id,
+            expanded_prompt=prompt or original.expanded_prompt,
+            negative_prompt=original.negative_prompt,
+            title=original.title,
+            language=original.language,
+            llm_written=original.llm_written and prompt is None,
+        )
+        return Job(record)
+
+    # --- the job's life --------------------------------------------------------------------------
+
+    async def attach(
+        self,
+        generation_id: int,
+        *,
+        channel_id: int | None = None,
+        thread_id: int | None = None,
+        status_message_id: int | None = None,
+    ) -> GenerationRecord:
+        """Remember where the result goes before it is queued, so a restart can post it there."""
+        changes: dict[str, Any] = {}
+        if channel_id is not None:
+            changes["channel_id"] = channel_id
+        if thread_id is not None:
+            changes["thread_id"] = thread_id
+        if status_message_id is not None:
+            changes["status_message_id"] = status_message_id
+        record = await self.store.update_generation(generation_id, **changes)
+        if thread_id is not None and record.conversation_id is not None:
+            conversation = await self.store.conversation(record.conversation_id)
+            if conversation is not None and conversation.thread_id is None:
+                await self.store.update_conversation(record.conversation_id, thread_id=thread_id)
+        return record
+
+    async def submit(self, generation_id: int) -> GenerationRecord:
+        """Queue the job on the generator; a refusal there marks it failed and says why."""
+        record = await self.store.generation(generation_id)
+        if record is None:
+            raise Refusal("not_found", {"id": generation_id})
+        if record.video_id is not None:
+            return record
+        spec = VideoSpec(
+            prompt=record.expanded_prompt,
+            seconds=float(record.params.get("seconds") or self.settings.default_seconds),
+            size=str(record.params.get("size") or ASPECT_SIZES[DEFAULT_ASPECT]),
+            seed=record.seed,
+            negative_prompt=record.negative_prompt,
+            max_bytes=record.params.get("max_bytes"),
+            user=f"discord:{record.user_id}",
+            image=self._image_for(record),
+        )
+        try:
+            if record.kind == "extend":
+                parent = await self.store.generation(record.parent_id) if record.parent_id else None
+                if parent is None or parent.video_id is None:
+                    raise GeneratorError("not_found", "the clip to extend is gone")
+                state = await self.videos.extend(parent.video_id, spec)
+            else:
+                state = await self.videos.create(spec)
+        except GeneratorError as error:
+            await self.store.mark_failed(record.id, f"{error.code}: {error.detail}")
+            code = "not_found" if error.code == "not_found" else error.code
+            raise Refusal(code, {"detail": error.detail, "id": record.id}) from error
+        return await self.store.update_generation(
+            record.id,
+            video_id=state.id,
+            status=QUEUED if state.status == "queued" else RENDERING,
+            seed=state.seed if state.seed is not None else record.seed,
+        )
+
+    def _image_for(self, record: GenerationRecord) -> tuple[str, bytes, str] | None:
+        image = self._images.pop(record.id, None)
+        return (image.filename, image.data, image.mime) if image else None
+
+    async def follow(
+        self,
+        generation_id: int,
+        on_progress: ProgressCallback | None = None,
+        *,
+        poll_interval: float = 1.0,
+    ) -> Outcome:
+        """Wait for the job, reporting progress, and download the finished clip (status `completed`)."""
+        record = await self.store.generation(generation_id)
+        if record is None:
+            raise LookupError(f"generation {generation_id} does not exist")
+        if record.status == PENDING and record.video_id is None:
+            if not record.expanded_prompt or (record.params.get("image") and record.id not in self._images):
+                failed = await self.store.mark_failed(record.id, "interrupted by a restart before it was queued")
+                return Outcome(failed, error=failed.error)
+            try:
+                record = await self.submit(record.id)
+            except Refusal as refusal:
+                failed = await self.store.generation(record.id)
+                assert failed is not None
+                return Outcome(failed, error=str(refusal.values.get("detail") or refusal.code))
+        if record.status in (FAILED, CANCELLED, POSTED):
+            return Outcome(record, error=record.error)
+        assert record.video_id is not None
+        current = record
+
+        async def report(state: VideoState) -> None:
+            nonlocal current
+            status = RENDERING if state.status == "in_progress" else current.status
+            if state.status in ("queued", "in_progress") and (status, state.progress) != (
+                current.status,
+                current.progress,
+            ):
+                current = await self.store.update_generation(current.id, status=status, progress=state.progress)
+            if on_progress is not None:
+                await on_progress(Progress(current, state))
+
+        if record.status != COMPLETED:
+            try:
+                state = await self.videos.track(
+                    record.video_id,
+                    report,
+                    poll_interval=poll_interval,
+                    report_interval=self.settings.progress_edit_interval,
+                )
+            except GeneratorError as error:
+                latest = await self.store.generation(record.id)
+                assert latest is not None
+                if latest.status == CANCELLED:
+                    return Outcome(latest)
+                failed = await self.store.mark_failed(record.id, f"{error.code}: {error.detail}")
+                return Outcome(failed, error=error.detail or error.code)
+            latest = await self.store.generation(record.id)
+            assert latest is not None
+            if latest.status == CANCELLED:
+                return Outcome(latest)
+            if state.status == "failed":
+                failed = await self.store.mark_failed(record.id, state.error or "the generator gave no reason")
+                return Outcome(failed, error=failed.error)
+            params = dict(latest.params) | {"rendered_seconds": state.seconds, "rendered_size": state.size}
+            record = await self.store.mark_completed(
+                record.id,
+                completed_at=datetime.now(UTC),
+                seed=state.seed if state.seed is not None else latest.seed,
+                params=params,
+            )
+        try:
+            video = await self.videos.download(record.video_id)
+        except GeneratorError as error:
+            failed = await self.store.mark_failed(record.id, f"download failed: {error.detail}")
+            return Outcome(failed, error=error.detail or error.code)
+        return Outcome(record, video=video)
+
+    async def cancel(self, requester: Requester, generation_id: int) -> GenerationRecord:
+        """Stop an unfinished job (its owner or an admin only)."""
+        record = await self._owned(requester, generation_id)
+        if not record.is_open:
+            raise Refusal("already_finished")
+        return await self._cancel_record(record)
+
+    async def _cancel_record(self, record: GenerationRecord) -> GenerationRecord:
+        cancelled = await self.store.mark_cancelled(record.id)
+        if record.video_id is not None:
+            try:
+                await self.videos.cancel(record.video_id)
+            except GeneratorError as error:
+                log.warning("could not cancel %s on the generator: %s", record.video_id, error)
+        return cancelled
+
+    async def delete(self, requester: Requester, generation_id: int) -> GenerationRecord:
+        """Remove a clip (its owner or an admin only): cancelled if unfinished, deleted on the generator."""
+        record = await self._owned(requester, generation_id)
+        if record.is_open:
+            return await self._cancel_record(record)
+        if record.video_id is not None:
+            try:
+                await self.videos.cancel(record.video_id)
+            except GeneratorError as error:
+                log.warning("could not delete %s on the generator: %s", record.video_id, error)
+        return await self.store.update_generation(record.id, error="deleted", result_message_id=None)
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    async def _latest_in(self, conversation_id: int) -> GenerationRecord | None:
+        """The newest generation of a conversation that got a prompt written."""
+        for record in await self.store.history_of_conversation(conversation_id):
+            if record.expanded_prompt:
+                return record
+        return None
+
+    @staticmethod
+    def _max_bytes(destination: Destination) -> int | None:
+        return int(destination.max_bytes * UPLOAD_MARGIN) if destination.max_bytes else None

@@ -1,0 +1,222 @@
+"""The bot's only way to the generator: the `openai` SDK's `videos` resource, wrapped in plain dataclasses.
+
+`VideoClient` creates, extends, remixes, polls, downloads and cancels jobs; `track` polls one job until it
+finishes, reporting progress no more often than asked, and hands back the final state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import warnings
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+
+log = logging.getLogger(__name__)
+
+# OpenAI shut down its own Sora API and marked the SDK's `videos` resource deprecated; the calls still work
+# against any server speaking the API, such as Hanul's generator.
+warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"openai(\..*)?$")
+warnings.filterwarnings("ignore", message=r".*videos.*", category=DeprecationWarning)
+
+ASPECT_SIZES: dict[str, str] = {"16:9": "1280x720", "9:16": "720x1280", "1:1": "1024x1024"}
+SMALL_ASPECT_SIZES: dict[str, str] = {"16:9": "640x360", "9:16": "360x640", "1:1": "512x512"}
+TERMINAL = ("completed", "failed")
+
+
+@dataclass(frozen=True)
+class VideoSpec:
+    """Everything the generator needs to render one clip."""
+
+    prompt: str
+    seconds: float
+    size: str
+    seed: int | None = None
+    negative_prompt: str | None = None
+    max_bytes: int | None = None
+    user: str | None = None
+    image: tuple[str, bytes, str] | None = None  # (filename, bytes, mime) for image-to-video
+
+
+@dataclass(frozen=True)
+class VideoState:
+    """A job as the generator last described it."""
+
+    id: str
+    status: str  # queued | in_progress | completed | failed
+    progress: int = 0
+    queue_position: int | None = None
+    eta_seconds: float | None = None
+    seed: int | None = None
+    seconds: str | None = None
+    size: str | None = None
+    error: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL
+
+
+class GeneratorError(Exception):
+    """The generator refused or could not be reached; `code` picks the member-facing sentence."""
+
+    def __init__(self, code: str, detail: str = "") -> None:
+        super().__init__(f"{code}: {detail}" if detail else code)
+        self.code = code  # generator_busy | generator_down | generator_rejected | not_found
+        self.detail = detail
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g}"
+
+
+def _error_detail(error: openai.APIStatusError) -> str:
+    body = error.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+    return error.message
+
+
+def _state(video: Any) -> VideoState:
+    """The SDK's Video model (with Hanul's extra fields) as a VideoState."""
+    extra = getattr(video, "model_extra", None) or {}
+    error = getattr(video, "error", None)
+    message = getattr(error, "message", None) if error is not None else None
+    if error is not None and message is None and isinstance(error, dict):
+        message = error.get("message")
+    eta = extra.get("eta_seconds")
+    position = extra.get("queue_position")
+    seed = extra.get("seed")
+    return VideoState(
+        id=video.id,
+        status=str(video.status),
+        progress=int(video.progress or 0),
+        queue_position=int(position) if position is not None else None,
+        eta_seconds=float(eta) if eta is not None else None,
+        seed=int(seed) if seed is not None else None,
+        seconds=str(video.seconds) if getattr(video, "seconds", None) is not None else None,
+        size=str(video.size) if getattr(video, "size", None) is not None else None,
+        error=str(message) if message else (None if error is None else str(error)),
+    )
+
+
+class VideoClient:
+    """One `openai.AsyncOpenAI` client for the generator, configured once."""
+
+    def __init__(self, base_url: str, api_key: str | None = None, *, timeout: float = 60.0) -> None:
+        self._client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key or "unused", timeout=timeout)
+        self.base_url = base_url
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def _call(self, coro: Awaitable[Any]) -> Any:
+        """Await one SDK call, turning its errors into GeneratorError codes the bot can explain."""
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                return await coro
+        except openai.NotFoundError as error:
+            raise GeneratorError("not_found", _error_detail(error)) from error
+        except openai.RateLimitError as error:
+            raise GeneratorError("generator_busy", _error_detail(error)) from error
+        except (openai.BadRequestError, openai.UnprocessableEntityError, openai.ConflictError) as error:
+            raise GeneratorError("generator_rejected", _error_detail(error)) from error
+        except openai.APIStatusError as error:
+            if error.status_code >= 500:
+                raise GeneratorError("generator_down", _error_detail(error)) from error
+            raise GeneratorError("generator_rejected", _error_detail(error)) from error
+        except (openai.APIConnectionError, openai.APITimeoutError) as error:
+            raise GeneratorError("generator_down", str(error)) from error
+
+    @staticmethod
+    def _extra_body(spec: VideoSpec) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if spec.seed is not None:
+            extra["seed"] = spec.seed
+        if spec.negative_prompt:
+            extra["negative_prompt"] = spec.negative_prompt
+        if spec.max_bytes:
+            extra["max_bytes"] = spec.max_bytes
+        if spec.user:
+            extra["user"] = spec.user
+        return extra
+
+    async def create(self, spec: VideoSpec) -> VideoState:
+        """Queue a new clip (text-to-video, or image-to-video when `spec.image` is set)."""
+        kwargs: dict[str, Any] = {"prompt": spec.prompt, "seconds": _seconds(spec.seconds), "size": spec.size}
+        if spec.image is not None:
+            kwargs["input_reference"] = spec.image
+        video = await self._call(self._client.videos.create(**kwargs, extra_body=self._extra_body(spec)))
+        return _state(video)
+
+    async def extend(self, parent_video_id: str, spec: VideoSpec) -> VideoState:
+        """Queue a continuation of a finished clip."""
+        # openai 3.x validates `video` as a file upload client-side; the id reference travels in extra_body.
+        extra = self._extra_body(spec) | {"video": {"id": parent_video_id}}
+        video = await self._call(
+            self._client.videos.extend(
+                prompt=spec.prompt, seconds=_seconds(spec.seconds), video=openai.omit, extra_body=extra
+            )
+        )
+        return _state(video)
+
+    async def remix(self, video_id: str, prompt: str) -> VideoState:
+        """Render a finished clip again with a new prompt (same seed and settings)."""
+        return _state(await self._call(self._client.videos.remix(video_id, prompt=prompt)))
+
+    async def retrieve(self, video_id: str) -> VideoState:
+        return _state(await self._call(self._client.videos.retrieve(video_id)))
+
+    async def download(self, video_id: str, variant: str = "video") -> bytes:
+        """The finished MP4 (or `thumbnail`, a WebP)."""
+        content = await self._call(self._client.videos.download_content(video_id, variant=variant))
+        return await content.aread() if hasattr(content, "aread") else content.read()
+
+    async def cancel(self, video_id: str) -> None:
+        """Cancel an unfinished job or delete a finished one; a job the generator no longer has is fine."""
+        try:
+            await self._call(self._client.videos.delete(video_id))
+        except GeneratorError as error:
+            if error.code != "not_found":
+                raise
+
+    async def track(
+        self,
+        video_id: str,
+        on_progress: Callable[[VideoState], Awaitable[None]] | None = None,
+        *,
+        poll_interval: float = 1.0,
+        report_interval: float = 3.0,
+    ) -> VideoState:
+        """Poll a job until it completes or fails; call `on_progress` when the state changes, at most once per
+        `report_interval` seconds (Discord rate-limits message edits), and always with the final state."""
+        last_report = 0.0
+        reported: tuple[str, int, int | None] | None = None
+        failures = 0
+        while True:
+            try:
+                state = await self.retrieve(video_id)
+                failures = 0
+            except GeneratorError as error:
+                # A restarting generator is not a failed job: keep polling for a while.
+                if error.code != "generator_down" or failures >= 30:
+                    raise
+                failures += 1
+                log.warning("generator unreachable while tracking %s (%s); retrying", video_id, error.detail)
+                await asyncio.sleep(poll_interval)
+                continue
+            key = (state.status, state.progress, state.queue_position)
+            now = time.monotonic()
+            if on_progress is not None and key != reported and (state.finished or now - last_report >= report_interval):
+                await on_progress(state)
+                reported, last_report = key, now
+            if state.finished:
+                return state
+            await asyncio.sleep(poll_interval)

@@ -54,5 +54,5 @@ def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
     root.addHandler(handler)
     root.setLevel(level)
     # Third-party loggers that are chatty at INFO.
-    for noisy in ("httpx", "httpcore", "aiohttp.access", "discord.gateway", "alembic.runtime.migration"):
+    for noisy in ("httpx", "httpx2", "httpcore", "aiohttp.access", "discord.gateway", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.WARNING))

@@ -1,0 +1,284 @@
+"""The HTTP face of the generator: OpenAI's Videos API (`/v1/videos…`) and `/healthz`.
+
+Handlers parse the request, call `VideoJobs`, and render the result; every error leaves in OpenAI's shape.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+
+from generator.errors import APIError, invalid, unauthorized
+from generator.jobs import Upload, VideoJobs, VideoView
+from generator.models import CANCELLED, FAILED, UNFINISHED
+from generator.params import CreateVideoBody, ExtendVideoBody, RemixVideoBody, parse_body
+from generator.settings import GeneratorSettings
+
+log = logging.getLogger(__name__)
+
+JOBS = web.AppKey("jobs", VideoJobs)
+SETTINGS = web.AppKey("settings", GeneratorSettings)
+HEALTH = web.AppKey("health", Callable[[], Awaitable[dict[str, Any]]])
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+POLL_AFTER_MS = "500"  # the SDK's poll helper reads openai-poll-after-ms
+
+
+def video_json(view: VideoView) -> dict[str, Any]:
+    """The SDK's `Video` object, plus Hanul's extra fields (seed, lineage, queue position, ETA)."""
+    job = view.job
+    failed = job.status in (FAILED, CANCELLED)
+    return {
+        "id": job.id,
+        "object": "video",
+        "created_at": int(job.created_at.timestamp()),
+        "completed_at": int(job.completed_at.timestamp()) if job.completed_at else None,
+        "expires_at": None,
+        "model": job.model,
+        "progress": job.progress,
+        "prompt": job.prompt,
+        "remixed_from_video_id": job.remixed_from_id,
+        "seconds": job.seconds,
+        "size": job.size,
+        "status": FAILED if failed else job.status,
+        "error": {"code": job.error_code or "failed", "message": job.error_message or "Failed."} if failed else None,
+        "seed": job.seed,
+        "negative_prompt": job.negative_prompt,
+        "kind": job.kind,
+        "parent_video_id": job.parent_id,
+        "user": job.user,
+        "fps": job.params.get("fps"),
+        "queue_position": view.queue_position,
+        "eta_seconds": view.eta_seconds,
+    }
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(data, status=status, headers=headers, dumps=lambda d: json.dumps(d, ensure_ascii=False))
+
+
+def _error_response(error: APIError) -> web.Response:
+    return _json(error.body(), status=error.status, headers=error.headers)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure becomes OpenAI's error shape; unexpected ones are logged and never leak details."""
+    try:
+        return await handler(request)
+    except APIError as error:
+        return _error_response(error)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(error.status)
+        message = {
+            404: f"Unknown path: {request.method} {request.path[:100]}",
+            413: "The request body is too large.",
+        }.get(error.status, error.reason)
+        return _error_response(APIError(error.status, message, code=code))
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path[:200])
+        return _error_response(APIError(500, "The server had an error processing the request.", type="server_error"))
+
+
+def auth_middleware(api_key: str | None) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    expected = f"Bearer {api_key}".encode() if api_key else None
+
+    @web.middleware
+    async def check_key(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if expected is not None and request.path != "/healthz":
+            given = request.headers.get("Authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                raise unauthorized()
+        return await handler(request)
+
+    return check_key
+
+
+# --- request bodies --------------------------------------------------------------------------------
+
+
+async def read_body(request: web.Request, max_bytes: int) -> tuple[dict[str, Any], dict[str, Upload]]:
+    """Fields and files of a JSON, multipart or urlencoded body (`a[b]` form keys become nested dicts)."""
+    content_type = request.content_type
+    if content_type == "application/json":
+        try:
+            data = json.loads(await request.read() or b"null")
+        except (ValueError, UnicodeDecodeError):
+            raise invalid(None, "The request body is not valid JSON.", code="invalid_json") from None
+        if not isinstance(data, dict):
+            raise invalid(None, "The request body must be a JSON object.", code="invalid_json")
+        return data, {}
+    if content_type == "multipart/form-data":
+        return await _read_multipart(request, max_bytes)
+    if content_type == "application/x-www-form-urlencoded":
+        form = await request.post()
+        return _nest({key: str(value) for key, value in form.items()}), {}
+    raise invalid(None, "Send the body as application/json or multipart/form-data.", code="unsupported_content_type")
+
+
+async def _read_multipart(request: web.Request, max_bytes: int) -> tuple[dict[str, Any], dict[str, Upload]]:
+    fields: dict[str, str] = {}
+    files: dict[str, Upload] = {}
+    total = 0
+    try:
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader) or not part.name:
+                raise invalid(None, "Every multipart part needs a name.", code="invalid_multipart")
+            chunks = []
+            while chunk := await part.read_chunk(64 * 1024):
+                total += len(chunk)
+                if total > max_bytes:
+                    raise APIError(413, "The request body is too large.", code="request_too_large")
+                chunks.append(chunk)
+            data = b"".join(chunks)
+            if part.filename is not None:
+                files[part.name] = Upload(part.filename, part.headers.get("Content-Type", ""), data)
+            else:
+                try:
+                    fields[part.name] = data.decode(part.get_charset("utf-8"))
+                except (UnicodeDecodeError, LookupError):
+                    raise invalid(part.name, f"Field '{part.name}' is not valid UTF-8 text.") from None
+    except APIError:
+        raise
+    except (ValueError, AssertionError, RuntimeError):
+        raise invalid(None, "The multipart body is malformed.", code="invalid_multipart") from None
+    return _nest(fields), files
+
+
+def _nest(flat: dict[str, str]) -> dict[str, Any]:
+    """{"video[id]": "x"} → {"video": {"id": "x"}}, as the openai SDK encodes nested fields in forms."""
+    nested: dict[str, Any] = {}
+    for key, value in flat.items():
+        if key.endswith("]") and "[" in key:
+            outer, inner = key[:-1].split("[", 1)
+            target = nested.setdefault(outer, {})
+            if not isinstance(target, dict) or "[" in inner:
+                raise invalid(key, f"Unsupported nested field '{key[:60]}'.")
+            target[inner] = value
+        else:
+            nested[key] = value
+    return nested
+
+
+def _take_file(files: dict[str, Upload], fields: dict[str, Any], name: str) -> Upload | None:
+    upload = files.pop(name, None)
+    if files:
+        unknown = next(iter(files))
+        raise invalid(unknown, f"Unknown file parameter: '{unknown[:60]}'.", code="unknown_parameter")
+    if upload is not None and name in fields:
+        raise invalid(name, f"'{name}' was sent both as a file and as a field.")
+    return upload
+
+
+# --- handlers --------------------------------------------------------------------------------------
+
+
+async def create_video(request: web.Request) -> web.Response:
+    fields, files = await read_body(request, request.app[SETTINGS].max_request_bytes)
+    upload = _take_file(files, fields, "input_reference")
+    body = parse_body(CreateVideoBody, fields)
+    view = await request.app[JOBS].create(body, upload)
+    return _json(video_json(view))
+
+
+async def extend_video(request: web.Request) -> web.Response:
+    fields, files = await read_body(request, request.app[SETTINGS].max_request_bytes)
+    upload = _take_file(files, fields, "video")
+    body = parse_body(ExtendVideoBody, fields)
+    view = await request.app[JOBS].extend(body, upload)
+    return _json(video_json(view))
+
+
+async def remix_video(request: web.Request) -> web.Response:
+    fields, files = await read_body(request, request.app[SETTINGS].max_request_bytes)
+    _take_file(files, fields, "")
+    body = parse_body(RemixVideoBody, fields)
+    view = await request.app[JOBS].remix(request.match_info["video_id"], body)
+    return _json(video_json(view))
+
+
+async def retrieve_video(request: web.Request) -> web.Response:
+    view = await request.app[JOBS].get(request.match_info["video_id"])
+    headers = {"openai-poll-after-ms": POLL_AFTER_MS} if view.job.status in UNFINISHED else None
+    return _json(video_json(view), headers=headers)
+
+
+async def list_videos(request: web.Request) -> web.Response:
+    query = request.query
+    allowed = {"after", "limit", "order", "user"}
+    for name in query:
+        if name not in allowed:
+            raise invalid(name, f"Unknown query parameter: '{name[:60]}'.", code="unknown_parameter")
+    try:
+        limit = int(query.get("limit", "20"))
+    except ValueError:
+        raise invalid("limit", "Invalid 'limit': must be an integer from 1 to 100.") from None
+    if not 1 <= limit <= 100:
+        raise invalid("limit", "Invalid 'limit': must be an integer from 1 to 100.")
+    order = query.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise invalid("order", "Invalid 'order': use 'asc' or 'desc'.")
+    views, has_more = await request.app[JOBS].list(
+        after=query.get("after") or None, limit=limit, order=order, user=query.get("user") or None
+    )
+    data = [video_json(view) for view in views]
+    return _json(
+        {
+            "object": "list",
+            "data": data,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+            "has_more": has_more,
+        }
+    )
+
+
+async def delete_video(request: web.Request) -> web.Response:
+    job = await request.app[JOBS].delete(request.match_info["video_id"])
+    return _json({"id": job.id, "object": "video.deleted", "deleted": True})
+
+
+async def download_content(request: web.Request) -> web.StreamResponse:
+    for name in request.query:
+        if name != "variant":
+            raise invalid(name, f"Unknown query parameter: '{name[:60]}'.", code="unknown_parameter")
+    path, content_type = await request.app[JOBS].content(
+        request.match_info["video_id"], request.query.get("variant", "video")
+    )
+    response = web.FileResponse(path, headers={"Content-Type": content_type, "Cache-Control": "private, max-age=60"})
+    return response
+
+
+async def health(request: web.Request) -> web.Response:
+    report = await request.app[HEALTH]()
+    return _json(report, status=200 if report.get("status") == "ok" else 503)
+
+
+def create_app(
+    settings: GeneratorSettings, jobs: VideoJobs, health_report: Callable[[], Awaitable[dict[str, Any]]]
+) -> web.Application:
+    """The aiohttp application: routes, size cap, auth and error shaping."""
+    api_key = settings.api_key.get_secret_value() if settings.api_key else None
+    app = web.Application(
+        client_max_size=settings.max_request_bytes, middlewares=[error_middleware, auth_middleware(api_key)]
+    )
+    app[JOBS] = jobs
+    app[SETTINGS] = settings
+    app[HEALTH] = health_report
+    app.router.add_get("/healthz", health)
+    app.router.add_post("/v1/videos", create_video)
+    app.router.add_get("/v1/videos", list_videos)
+    app.router.add_post("/v1/videos/extensions", extend_video)
+    app.router.add_get("/v1/videos/{video_id}", retrieve_video)
+    app.router.add_delete("/v1/videos/{video_id}", delete_video)
+    app.router.add_get("/v1/videos/{video_id}/content", download_content)
+    app.router.add_post("/v1/videos/{video_id}/remix", remix_video)
+    return app

@@ -1,0 +1,354 @@
+"""The Videos API's operations on plain data: validated requests in, job rows and files out.
+
+HTTP parsing and rendering live in api.py; queue mechanics in queue.py; this module decides what a request
+means: which model sizes it maps to, what an extension conditions on, what a remix copies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import io
+import logging
+import secrets
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from generator import models
+from generator.errors import APIError, invalid, not_found, not_ready
+from generator.images import read_reference_image, to_png
+from generator.models import VideoJob
+from generator.params import (
+    MAX_SEED,
+    CreateVideoBody,
+    ExtendVideoBody,
+    RemixVideoBody,
+    RenderPlan,
+    check_model,
+    plan_render,
+    plan_size,
+    seconds_text,
+)
+from generator.pipelines.base import ModelProfile
+from generator.queue import JobQueue, NewArtifact
+from generator.settings import GeneratorSettings
+from generator.storage import ARTIFACTS, ArtifactStore, is_video_id, new_video_id
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SECONDS = 4.0  # OpenAI's default clip length
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file part of a multipart request."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class VideoView:
+    """A job as clients see it, with the live facts the row does not hold."""
+
+    job: VideoJob
+    queue_position: int | None
+    eta_seconds: float | None
+
+
+class VideoJobs:
+    """Creates, reads and removes video jobs for the API."""
+
+    def __init__(
+        self,
+        *,
+        queue: JobQueue,
+        store: ArtifactStore,
+        profile_source: Callable[[], Awaitable[ModelProfile]],
+        settings: GeneratorSettings,
+        on_enqueued: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.queue = queue
+        self.store = store
+        self.profile_source = profile_source
+        self.settings = settings
+        self.on_enqueued = on_enqueued
+
+    # --- create ----------------------------------------------------------------------------------
+
+    async def create(self, body: CreateVideoBody, reference: Upload | None) -> VideoView:
+        self.profile = await self.profile_source()
+        check_model(body.model, self.profile)
+        if body.input_reference is not None and reference is not None:
+            raise invalid("input_reference", "Send 'input_reference' once: as a file or as an image_url, not both.")
+        image_bytes = reference.data if reference is not None else _data_url_image(body.input_reference)
+        image = None
+        if image_bytes is not None:
+            if not self.profile.supports_image:
+                raise invalid("input_reference", f"The loaded model '{self.profile.name}' cannot start from an image.")
+            image = await asyncio.to_thread(read_reference_image, image_bytes)
+        seconds = DEFAULT_SECONDS if body.seconds is None else body.seconds
+        if body.size is None and image is not None:
+            size = plan_size(f"{image.width}x{image.height}", self.profile)
+            size = self.profile.native_sizes[_orientation_of(size)]
+        else:
+            size = plan_size(body.size, self.profile)
+        plan = self._plan(body, seconds=seconds, size=size)
+        job = self._new_job("generate", body.prompt, body.negative_prompt, plan, body.seed, body.user)
+        artifacts = []
+        if image is not None:
+            png = await asyncio.to_thread(to_png, image)
+            artifacts.append(self._store_file(job.id, "reference", png))
+        return await self._enqueue(job, artifacts)
+
+    async def extend(self, body: ExtendVideoBody, upload: Upload | None) -> VideoView:
+        """A continuation of a completed video (by id) or of an uploaded MP4; the result is the stitched whole."""
+        self.profile = await self.profile_source()
+        check_model(body.model, self.profile)
+        if not self.profile.supports_video:
+            raise invalid("video", f"The loaded model '{self.profile.name}' cannot extend videos.")
+        if (body.video is None) == (upload is None):
+            raise invalid("video", "Give 'video' as a reference {\"id\": …} to a completed video, or upload an MP4.")
+        new_seconds = DEFAULT_SECONDS if body.seconds is None else body.seconds
+        if upload is None:
+            parent = await self._completed_parent(body.video)
+            parent_plan = RenderPlan.from_params(parent.params)
+            parent_frames = round(float(parent.seconds) * parent_plan.fps)
+            size, fps = (parent_plan.width, parent_plan.height), parent_plan.fps
+            negative = body.negative_prompt if body.negative_prompt is not None else parent.negative_prompt
+            steps = body.num_inference_steps or parent_plan.num_inference_steps
+            guidance = parent_plan.guidance_scale if body.guidance_scale is None else body.guidance_scale
+            body = body.model_copy(update={"num_inference_steps": steps, "guidance_scale": guidance})
+            parent_id = parent.id
+        else:
+            width, height, fps_found, parent_frames = await asyncio.to_thread(
+                _probe_mp4, upload.data, self.settings.max_seconds
+            )
+            size = self.profile.native_sizes[_orientation_of((width, height))]
+            fps, negative, parent_id = self.profile.fps, body.negative_prompt, None
+            parent_frames = round(parent_frames * fps / fps_found)
+        if parent_frames / fps + new_seconds > self.settings.max_seconds + 1e-6:
+            raise invalid(
+                "seconds",
+                f"The extended video would be {parent_frames / fps + new_seconds:g} s; "
+                f"at most {self.settings.max_seconds:g} s are allowed.",
+            )
+        plan = self._plan(body, seconds=new_seconds, size=size, fps=fps)
+        job = self._new_job("extend", body.prompt, negative, plan, body.seed, body.user)
+        job.parent_id = parent_id
+        job.seconds = seconds_text(parent_frames + plan.num_frames, fps)
+        artifacts = []
+        if upload is not None:
+            artifacts.append(self._store_file(job.id, "source", upload.data))
+        return await self._enqueue(job, artifacts)
+
+    async def remix(self, video_id: str, body: RemixVideoBody) -> VideoView:
+        """Same settings, seed and conditioning as the source, a new prompt."""
+        self.profile = await self.profile_source()
+        source = await self._visible(video_id)
+        if source.status != models.COMPLETED:
+            raise not_ready(video_id, source.status)
+        params = dict(source.params)
+        if body.max_bytes is not None:
+            params["max_bytes"] = body.max_bytes
+        job = VideoJob(
+            id=new_video_id(),
+            kind=source.kind,
+            model=self.profile.name,
+            prompt=body.prompt,
+            negative_prompt=source.negative_prompt,
+            seconds=source.seconds,
+            size=source.size,
+            params=params,
+            seed=source.seed,
+            user=body.user if body.user is not None else source.user,
+            parent_id=source.parent_id,
+            remixed_from_id=source.id,
+        )
+        artifacts = []
+        for artifact in await self.queue.artifacts_of(source.id):
+            if artifact.kind in ("reference", "source"):
+                data = self.store.resolve(artifact.path).read_bytes()
+                artifacts.append(self._store_file(job.id, artifact.kind, data))
+        return await self._enqueue(job, artifacts)
+
+    # --- read and remove -------------------------------------------------------------------------
+
+    async def get(self, video_id: str) -> VideoView:
+        return await self._view(await self._visible(video_id))
+
+    async def list(
+        self, *, after: str | None, limit: int, order: str, user: str | None
+    ) -> tuple[list[VideoView], bool]:
+        if after is not None and not is_video_id(after):
+            raise invalid("after", f"Invalid 'after': '{after[:80]}' is not a video id.")
+        jobs, has_more = await self.queue.list(after=after, limit=limit, order=order, user=user)
+        return [await self._view(job) for job in jobs], has_more
+
+    async def delete(self, video_id: str) -> VideoJob:
+        """Cancel a queued or running job, or delete a finished one and its files."""
+        if not is_video_id(video_id):
+            raise not_found(video_id)
+        job = await self.queue.request_cancel(video_id)
+        if job is None:
+            raise not_found(video_id)
+        if job.status in models.FINISHED:
+            self.store.delete_job(video_id)
+            await self.queue.purge_files_of_deleted(video_id)
+        return job
+
+    async def content(self, video_id: str, variant: str) -> tuple[Path, str]:
+        """The file behind a completed video's variant: video, thumbnail or spritesheet."""
+        if variant not in ("video", "thumbnail", "spritesheet"):
+            raise invalid("variant", f"Invalid 'variant': '{variant[:40]}'; use video, thumbnail or spritesheet.")
+        job = await self._visible(video_id)
+        if job.status != models.COMPLETED:
+            raise not_ready(video_id, job.status)
+        artifact = job.artifact(variant)
+        path = self.store.resolve(artifact.path) if artifact else None
+        if path is None or not path.exists():
+            raise APIError(
+                404, f"The {variant} of '{video_id}' is missing from storage.", param="variant", code="not_found"
+            )
+        return path, artifact.content_type
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def _plan(
+        self, body: CreateVideoBody | ExtendVideoBody, *, seconds: float, size: tuple[int, int], fps: int | None = None
+    ) -> RenderPlan:
+        return plan_render(
+            body,
+            profile=self.profile,
+            seconds=seconds,
+            size=size,
+            default_max_bytes=self.settings.default_max_bytes,
+            max_seconds=self.settings.max_seconds,
+            fps=fps,
+        )
+
+    def _new_job(
+        self, kind: str, prompt: str, negative: str | None, plan: RenderPlan, seed: int | None, user: str | None
+    ) -> VideoJob:
+        return VideoJob(
+            id=new_video_id(),
+            kind=kind,
+            model=self.profile.name,
+            prompt=prompt,
+            negative_prompt=negative,
+            seconds=seconds_text(plan.num_frames, plan.fps),
+            size=f"{plan.width}x{plan.height}",
+            params=plan.as_params(),
+            seed=secrets.randbelow(2**31) if seed is None else min(seed, MAX_SEED),
+            user=user,
+        )
+
+    def _store_file(self, video_id: str, kind: str, data: bytes) -> NewArtifact:
+        self.store.write_bytes(video_id, kind, data)
+        return NewArtifact(
+            kind=kind, path=self.store.relative_path(video_id, kind), content_type=ARTIFACTS[kind][1], bytes=len(data)
+        )
+
+    async def _enqueue(self, job: VideoJob, artifacts: list[NewArtifact]) -> VideoView:
+        try:
+            stored = await self.queue.enqueue(job, artifacts)
+        except BaseException:
+            if artifacts:
+                self.store.delete_job(job.id)
+            raise
+        self.on_enqueued()
+        log.info("queued %s (%s, %s s, %s) for %s", job.id, job.kind, job.seconds, job.size, job.user or "anonymous")
+        return await self._view(stored)
+
+    async def _visible(self, video_id: str) -> VideoJob:
+        if not is_video_id(video_id):
+            raise not_found(video_id)
+        job = await self.queue.get(video_id)
+        if job is None:
+            raise not_found(video_id)
+        return job
+
+    async def _completed_parent(self, reference: dict[str, str] | None) -> VideoJob:
+        parent_id = (reference or {}).get("id")
+        if not parent_id:
+            raise invalid("video", "Missing 'video.id': the id of the completed video to extend.")
+        if not is_video_id(parent_id):
+            raise not_found(parent_id)
+        parent = await self.queue.get(parent_id)
+        if parent is None:
+            raise not_found(parent_id)
+        if parent.status != models.COMPLETED:
+            raise not_ready(parent_id, parent.status)
+        return parent
+
+    async def _view(self, job: VideoJob) -> VideoView:
+        position = await self.queue.queue_position(job)
+        return VideoView(job=job, queue_position=position, eta_seconds=await self._eta(job, position))
+
+    async def _eta(self, job: VideoJob, position: int | None) -> float | None:
+        if job.status == models.IN_PROGRESS and job.started_at is not None and job.progress > 0:
+            elapsed = time.time() - job.started_at.timestamp()
+            return round(elapsed * (100 - job.progress) / job.progress, 1)
+        if position is not None:
+            typical = await self.typical_render_seconds()
+            return None if typical is None else round(typical * position, 1)
+        return None
+
+    async def typical_render_seconds(self) -> float | None:
+        recent, _ = await self.queue.list(after=None, limit=20, order="desc")
+        times = [j.timings.get("render_s", 0) + j.timings.get("encode_s", 0) for j in recent if j.timings]
+        times = [t for t in times if t > 0]
+        return statistics.median(times) if times else None
+
+
+def _orientation_of(size: tuple[int, int]) -> str:
+    from generator.params import orientation
+
+    return orientation(*size)
+
+
+def _data_url_image(reference: dict[str, str] | None) -> bytes | None:
+    """`{"image_url": "data:image/png;base64,…"}` → bytes. Remote URLs and file ids are not fetched."""
+    if reference is None:
+        return None
+    url = reference.get("image_url")
+    if not url:
+        raise invalid("input_reference", 'Give \'input_reference\' as an uploaded file or {"image_url": "data:…"}.')
+    if not url.startswith("data:") or ";base64," not in url:
+        raise invalid("input_reference", "Only data: URLs (base64) are accepted for 'input_reference.image_url'.")
+    try:
+        return base64.b64decode(url.split(";base64,", 1)[1], validate=True)
+    except (binascii.Error, ValueError):
+        raise invalid("input_reference", "'input_reference.image_url' is not valid base64.") from None
+
+
+def _probe_mp4(data: bytes, max_seconds: float) -> tuple[int, int, float, int]:
+    """Width, height, fps and frame count of an uploaded clip, refusing what isn't a short readable video."""
+    import av
+
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            if not container.streams.video:
+                raise invalid("video", "The uploaded file has no video stream.")
+            stream = container.streams.video[0]
+            width, height = stream.codec_context.width, stream.codec_context.height
+            fps = float(stream.average_rate or stream.guessed_rate or 0)
+            frames = 0
+            for _ in container.decode(stream):
+                frames += 1
+                if fps and frames / fps > max_seconds:
+                    raise invalid("video", f"The uploaded clip is longer than {max_seconds:g} s.")
+    except APIError:
+        raise
+    except Exception:
+        raise invalid("video", "The uploaded file is not a readable video.") from None
+    if frames == 0 or not width or not height or not fps:
+        raise invalid("video", "The uploaded video has no frames.")
+    if width * height > 4096 * 4096:
+        raise invalid("video", "The uploaded video is too large.")
+    return width, height, fps, frames

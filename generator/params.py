@@ -1,0 +1,177 @@
+"""Request bodies of the Videos API, validated, and their mapping onto what the loaded model can render."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from generator.errors import invalid
+from generator.pipelines.base import ModelProfile
+
+MAX_PROMPT_CHARS = 4000
+MAX_SEED = 2**63 - 1
+# OpenAI's model names, accepted as "whatever model this server has loaded".
+OPENAI_MODEL_ALIASES = ("sora-2", "sora-2-pro")
+B = TypeVar("B", bound=BaseModel)
+_SIZE = re.compile(r"^\s*(\d{1,5})\s*[xX×]\s*(\d{1,5})\s*$")
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _blank_is_absent(cls, value: object) -> object:
+        # Multipart forms send unset optional fields as empty strings.
+        return None if value == "" else value
+
+
+class RenderOptions(_Body):
+    """Parameters beyond OpenAI's, accepted on every endpoint that renders (as extra JSON or form fields)."""
+
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+    negative_prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    num_inference_steps: int | None = Field(default=None, ge=1, le=100)
+    guidance_scale: float | None = Field(default=None, ge=0.0, le=30.0)
+    fps: int | None = Field(default=None, ge=1, le=60)
+    max_bytes: int | None = Field(default=None, ge=64 * 1024, le=4 * 1024**3)
+    user: str | None = Field(default=None, max_length=128)
+
+
+class CreateVideoBody(RenderOptions):
+    """POST /v1/videos."""
+
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    model: str | None = Field(default=None, max_length=200)
+    seconds: float | None = Field(default=None, gt=0)
+    size: str | None = Field(default=None, max_length=32)
+    input_reference: dict[str, str] | None = None  # {"image_url": "data:…"} in JSON; files arrive separately
+
+
+class ExtendVideoBody(RenderOptions):
+    """POST /v1/videos/extensions."""
+
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    seconds: float | None = Field(default=None, gt=0)
+    video: dict[str, str] | None = None  # {"id": "video_…"}; an uploaded MP4 arrives separately
+    model: str | None = Field(default=None, max_length=200)
+
+
+class RemixVideoBody(_Body):
+    """POST /v1/videos/{id}/remix: a new prompt on the source's settings and seed."""
+
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    max_bytes: int | None = Field(default=None, ge=64 * 1024, le=4 * 1024**3)
+    user: str | None = Field(default=None, max_length=128)
+
+
+def parse_body(cls: type[B], fields: dict[str, Any]) -> B:
+    """Validate fields into `cls`; the first problem becomes a 400 naming its parameter."""
+    try:
+        return cls.model_validate(fields)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        param = ".".join(str(part) for part in problem["loc"]) or None
+        if problem["type"] == "extra_forbidden":
+            raise invalid(param, f"Unknown parameter: '{param}'.", code="unknown_parameter") from None
+        if problem["type"] == "missing":
+            raise invalid(param, f"Missing required parameter: '{param}'.", code="missing_required_parameter") from None
+        raise invalid(param, f"Invalid '{param}': {problem['msg']}.") from None
+
+
+@dataclass(frozen=True)
+class RenderPlan:
+    """What one job renders, every number valid for the model; stored as the job's params."""
+
+    width: int
+    height: int
+    num_frames: int  # new frames this job renders (an extension adds them to its parent's)
+    fps: int
+    num_inference_steps: int
+    guidance_scale: float
+    max_bytes: int
+
+    def as_params(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> RenderPlan:
+        return cls(**{name: params[name] for name in cls.__dataclass_fields__})
+
+
+def check_model(requested: str | None, profile: ModelProfile) -> None:
+    """Accept the loaded model's name, OpenAI's names (served by the loaded model), or nothing."""
+    if requested is None or requested == profile.name or requested.startswith(OPENAI_MODEL_ALIASES):
+        return
+    raise invalid("model", f"Model '{requested}' is not loaded; this server renders with '{profile.name}'.")
+
+
+def orientation(width: int, height: int) -> str:
+    ratio = width / height
+    if ratio > 1.2:
+        return "landscape"
+    if ratio < 1 / 1.2:
+        return "portrait"
+    return "square"
+
+
+def plan_size(size: str | None, profile: ModelProfile) -> tuple[int, int]:
+    """OpenAI's sizes map to the model's native size for that orientation; other sizes round to the grid."""
+    if size is None:
+        return profile.native_sizes["landscape"]
+    match = _SIZE.match(size)
+    if not match:
+        raise invalid("size", f"Invalid 'size': expected WIDTHxHEIGHT such as 1280x720, got '{size}'.")
+    width, height = int(match.group(1)), int(match.group(2))
+    if width == 0 or height == 0:
+        raise invalid("size", "Invalid 'size': width and height must be positive.")
+    if size.strip() in ("720x1280", "1280x720", "1024x1792", "1792x1024", "1024x1024"):
+        return profile.native_sizes[orientation(width, height)]
+    step = profile.size_multiple
+    rounded = (max(step, round(width / step) * step), max(step, round(height / step) * step))
+    if max(rounded) > profile.max_side or min(rounded) < profile.min_side:
+        raise invalid(
+            "size",
+            f"Invalid 'size': {width}x{height} is outside what this model renders "
+            f"(sides {profile.min_side}–{profile.max_side} px, multiples of {step}).",
+        )
+    return rounded
+
+
+def plan_frames(seconds: float, fps: int, max_seconds: float, param: str = "seconds") -> int:
+    """Frames for `seconds` at `fps`: exactly seconds × fps, rounded to a whole frame."""
+    if not math.isfinite(seconds) or seconds < 1 or seconds > max_seconds:
+        raise invalid(param, f"Invalid '{param}': must be between 1 and {max_seconds:g}, got {seconds:g}.")
+    return max(1, round(seconds * fps))
+
+
+def seconds_text(num_frames: int, fps: int) -> str:
+    """A clip's length as the API shows it: "4", "2.5"."""
+    return f"{round(num_frames / fps, 2):g}"
+
+
+def plan_render(
+    options: RenderOptions,
+    *,
+    profile: ModelProfile,
+    seconds: float,
+    size: tuple[int, int],
+    default_max_bytes: int,
+    max_seconds: float,
+    fps: int | None = None,
+) -> RenderPlan:
+    """The full render plan for a request, with the model's defaults for what it left out."""
+    fps = fps or options.fps or profile.fps
+    return RenderPlan(
+        width=size[0],
+        height=size[1],
+        num_frames=plan_frames(seconds, fps, max_seconds),
+        fps=fps,
+        num_inference_steps=options.num_inference_steps or profile.default_steps,
+        guidance_scale=profile.default_guidance if options.guidance_scale is None else options.guidance_scale,
+        max_bytes=options.max_bytes or default_max_bytes,
+    )

@@ -1,0 +1,344 @@
+"""The job queue: jobs are rows; workers claim them under a lease they renew, so nothing is lost on a crash.
+
+Claims take the lowest fair-share rank first, oldest first within a rank, through one indexed query
+(`SELECT … FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite serialises writers with BEGIN IMMEDIATE).
+A job whose worker stopped renewing is claimed again once its lease has expired, up to max_attempts.
+Every state change after a claim is guarded by the lease owner, so a finished job is never finished twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, func, or_, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from generator import models
+from generator.db import utcnow
+from generator.errors import rate_limited
+from generator.models import VideoArtifact, VideoJob
+
+log = logging.getLogger(__name__)
+
+_ENQUEUE_LOCK = 0x48414E55  # PostgreSQL advisory lock id ("HANU") serialising depth checks across hosts
+
+
+@dataclass(frozen=True)
+class QueueLimits:
+    max_queue: int
+    max_queue_per_user: int
+    lease_seconds: float
+    max_attempts: int
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    """A job a worker now holds: everything needed to render it."""
+
+    id: str
+    kind: str
+    prompt: str
+    negative_prompt: str | None
+    params: dict[str, Any]
+    seed: int
+    parent_id: str | None
+    attempts: int
+    created_at_ts: float
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    owned: bool  # False once the lease was lost (another worker took the job, or it was deleted)
+    cancel_requested: bool
+
+
+@dataclass(frozen=True)
+class NewArtifact:
+    kind: str
+    path: str  # relative to the artifact store root
+    content_type: str
+    bytes: int
+
+
+class JobQueue:
+    """Enqueue, claim, renew, finish and cancel video jobs in the shared database."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], limits: QueueLimits) -> None:
+        self.sessions = sessions
+        self.limits = limits
+
+    # --- clients ---------------------------------------------------------------------------------
+
+    async def enqueue(self, job: VideoJob, artifacts: list[NewArtifact] = ()) -> VideoJob:
+        """Add a job (and files it came with), or raise 429 when the queue or the user's share is full."""
+        async with self.sessions.begin() as session:
+            if session.bind.dialect.name == "postgresql":
+                await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ENQUEUE_LOCK})
+            waiting = await session.scalar(
+                select(func.count()).select_from(VideoJob).where(VideoJob.status == models.QUEUED)
+            )
+            if waiting >= self.limits.max_queue:
+                raise rate_limited(f"The queue is full ({waiting} jobs waiting). Try again in a minute.", 30)
+            users_unfinished = 0
+            if job.user is not None:
+                users_unfinished = await session.scalar(
+                    select(func.count())
+                    .select_from(VideoJob)
+                    .where(VideoJob.user == job.user, VideoJob.status.in_(models.UNFINISHED))
+                )
+                if users_unfinished >= self.limits.max_queue_per_user:
+                    raise rate_limited(
+                        f"User '{job.user}' already has {users_unfinished} unfinished videos "
+                        f"(at most {self.limits.max_queue_per_user}). Wait for one to finish.",
+                        10,
+                    )
+            job.fair_rank = users_unfinished
+            job.status = models.QUEUED
+            session.add(job)
+            for artifact in artifacts:
+                session.add(VideoArtifact(job_id=job.id, **artifact.__dict__))
+        return await self.get(job.id)
+
+    async def get(self, video_id: str, *, include_deleted: bool = False) -> VideoJob | None:
+        async with self.sessions() as session:
+            job = await session.get(VideoJob, video_id)
+            if job is None or (job.deleted_at is not None and not include_deleted):
+                return None
+            return job
+
+    async def list(
+        self, *, after: str | None, limit: int, order: str, user: str | None = None
+    ) -> tuple[list[VideoJob], bool]:
+        """A page of visible jobs by creation time (ties broken by id), and whether more follow."""
+        async with self.sessions() as session:
+            query = select(VideoJob).where(VideoJob.deleted_at.is_(None))
+            if user is not None:
+                query = query.where(VideoJob.user == user)
+            if after is not None:
+                cursor = await session.get(VideoJob, after)
+                if cursor is not None:
+                    earlier = or_(
+                        VideoJob.created_at < cursor.created_at,
+                        and_(VideoJob.created_at == cursor.created_at, VideoJob.id < cursor.id),
+                    )
+                    later = or_(
+                        VideoJob.created_at > cursor.created_at,
+                        and_(VideoJob.created_at == cursor.created_at, VideoJob.id > cursor.id),
+                    )
+                    query = query.where(earlier if order == "desc" else later)
+            if order == "desc":
+                query = query.order_by(VideoJob.created_at.desc(), VideoJob.id.desc())
+            else:
+                query = query.order_by(VideoJob.created_at.asc(), VideoJob.id.asc())
+            rows = list((await session.scalars(query.limit(limit + 1))).all())
+            return rows[:limit], len(rows) > limit
+
+    async def queue_position(self, job: VideoJob) -> int | None:
+        """1 for the next job a worker will take; None unless the job is queued."""
+        if job.status != models.QUEUED:
+            return None
+        async with self.sessions() as session:
+            ahead = await session.scalar(
+                select(func.count())
+                .select_from(VideoJob)
+                .where(
+                    VideoJob.status == models.QUEUED,
+                    or_(
+                        VideoJob.fair_rank < job.fair_rank,
+                        and_(VideoJob.fair_rank == job.fair_rank, VideoJob.created_at < job.created_at),
+                    ),
+                )
+            )
+            return int(ahead) + 1
+
+    async def counts(self) -> dict[str, int]:
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(VideoJob.status, func.count())
+                .where(VideoJob.status.in_(models.UNFINISHED))
+                .group_by(VideoJob.status)
+            )
+            found = {status: int(count) for status, count in rows}
+        return {status: found.get(status, 0) for status in models.UNFINISHED}
+
+    async def request_cancel(self, video_id: str) -> VideoJob | None:
+        """DELETE: a queued job is cancelled now, a running one at its next step, a finished one removed."""
+        async with self.sessions.begin() as session:
+            job = await session.get(VideoJob, video_id, with_for_update=True)
+            if job is None or job.deleted_at is not None:
+                return None
+            now = utcnow()
+            job.deleted_at = now
+            if job.status == models.QUEUED:
+                job.status = models.CANCELLED
+                job.completed_at = now
+                job.error_code, job.error_message = "cancelled", "Cancelled before it started."
+            elif job.status == models.IN_PROGRESS:
+                job.cancel_requested = True
+            return job
+
+    # --- workers ---------------------------------------------------------------------------------
+
+    async def claim(self, worker_id: str) -> ClaimedJob | None:
+        """Take the next job: first one whose worker died (lease expired), else the fairest queued one."""
+        while True:
+            async with self.sessions.begin() as session:
+                now = utcnow()
+                abandoned = await session.scalar(
+                    select(VideoJob)
+                    .where(VideoJob.status == models.IN_PROGRESS, VideoJob.lease_expires_at < now)
+                    .order_by(VideoJob.lease_expires_at)
+                    .limit(1)
+                    .with_for_update(skip_locked=True)
+                )
+                if abandoned is not None:
+                    if abandoned.cancel_requested:
+                        self._finish(abandoned, models.CANCELLED, "cancelled", "Cancelled while running.")
+                        continue
+                    if abandoned.attempts >= self.limits.max_attempts:
+                        self._finish(
+                            abandoned,
+                            models.FAILED,
+                            "worker_lost",
+                            f"The worker rendering this video stopped {abandoned.attempts} times; giving up.",
+                        )
+                        log.warning("job %s failed: its workers were lost %d times", abandoned.id, abandoned.attempts)
+                        continue
+                    log.warning("job %s: lease of %s expired, taking it over", abandoned.id, abandoned.lease_owner)
+                    return self._take(abandoned, worker_id, now)
+                queued = await session.scalar(
+                    select(VideoJob)
+                    .where(VideoJob.status == models.QUEUED)
+                    .order_by(VideoJob.fair_rank, VideoJob.created_at, VideoJob.id)
+                    .limit(1)
+                    .with_for_update(skip_locked=True)
+                )
+                if queued is None:
+                    return None
+                return self._take(queued, worker_id, now)
+
+    def _take(self, job: VideoJob, worker_id: str, now: Any) -> ClaimedJob:
+        job.status = models.IN_PROGRESS
+        job.lease_owner = worker_id
+        job.lease_expires_at = now + timedelta(seconds=self.limits.lease_seconds)
+        job.attempts += 1
+        job.progress = 0
+        job.started_at = job.started_at or now
+        return ClaimedJob(
+            id=job.id,
+            kind=job.kind,
+            prompt=job.prompt,
+            negative_prompt=job.negative_prompt,
+            params=dict(job.params),
+            seed=job.seed,
+            parent_id=job.parent_id,
+            attempts=job.attempts,
+            created_at_ts=job.created_at.timestamp(),
+        )
+
+    @staticmethod
+    def _finish(job: VideoJob, status: str, code: str | None, message: str | None) -> None:
+        job.status = status
+        job.error_code, job.error_message = code, message
+        job.completed_at = utcnow()
+        job.lease_owner = None
+        job.lease_expires_at = None
+
+    def _owned(self, video_id: str, worker_id: str) -> Any:
+        return and_(VideoJob.id == video_id, VideoJob.lease_owner == worker_id, VideoJob.status == models.IN_PROGRESS)
+
+    async def heartbeat(self, video_id: str, worker_id: str, progress: int | None = None) -> Heartbeat:
+        """Renew the lease (and record progress); tells the worker whether it still owns the job."""
+        values: dict[str, Any] = {"lease_expires_at": utcnow() + timedelta(seconds=self.limits.lease_seconds)}
+        if progress is not None:
+            values["progress"] = max(0, min(99, progress))
+        async with self.sessions.begin() as session:
+            result = await session.execute(update(VideoJob).where(self._owned(video_id, worker_id)).values(**values))
+            if result.rowcount == 0:
+                return Heartbeat(owned=False, cancel_requested=True)
+            cancel = await session.scalar(select(VideoJob.cancel_requested).where(VideoJob.id == video_id))
+            return Heartbeat(owned=True, cancel_requested=bool(cancel))
+
+    async def complete(
+        self,
+        video_id: str,
+        worker_id: str,
+        *,
+        artifacts: list[NewArtifact],
+        seconds: str,
+        timings: dict[str, float],
+    ) -> bool:
+        """Mark the job completed with its files; False (and nothing changed) if the lease was lost."""
+        async with self.sessions.begin() as session:
+            result = await session.execute(
+                update(VideoJob)
+                .where(self._owned(video_id, worker_id), VideoJob.cancel_requested.is_(False))
+                .values(
+                    status=models.COMPLETED,
+                    progress=100,
+                    seconds=seconds,
+                    timings=timings,
+                    completed_at=utcnow(),
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
+            )
+            if result.rowcount == 0:
+                return False
+            kinds = [artifact.kind for artifact in artifacts]
+            await session.execute(
+                delete(VideoArtifact).where(VideoArtifact.job_id == video_id, VideoArtifact.kind.in_(kinds))
+            )
+            for artifact in artifacts:
+                session.add(VideoArtifact(job_id=video_id, **artifact.__dict__))
+            return True
+
+    async def fail(self, video_id: str, worker_id: str, code: str, message: str) -> bool:
+        return await self._end(video_id, worker_id, models.FAILED, code, message)
+
+    async def mark_cancelled(self, video_id: str, worker_id: str) -> bool:
+        return await self._end(video_id, worker_id, models.CANCELLED, "cancelled", "Cancelled while running.")
+
+    async def release(self, video_id: str, worker_id: str) -> bool:
+        """Give a job back to the queue untouched (graceful shutdown), without counting the attempt."""
+        async with self.sessions.begin() as session:
+            result = await session.execute(
+                update(VideoJob)
+                .where(self._owned(video_id, worker_id))
+                .values(
+                    status=models.QUEUED,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    progress=0,
+                    attempts=VideoJob.attempts - 1,
+                )
+            )
+            return result.rowcount == 1
+
+    async def _end(self, video_id: str, worker_id: str, status: str, code: str, message: str) -> bool:
+        async with self.sessions.begin() as session:
+            result = await session.execute(
+                update(VideoJob)
+                .where(self._owned(video_id, worker_id))
+                .values(
+                    status=status,
+                    error_code=code,
+                    error_message=message[:2000],
+                    completed_at=utcnow(),
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
+            )
+            return result.rowcount == 1
+
+    async def artifacts_of(self, video_id: str) -> list[VideoArtifact]:
+        async with self.sessions() as session:
+            return list((await session.scalars(select(VideoArtifact).where(VideoArtifact.job_id == video_id))).all())
+
+    async def purge_files_of_deleted(self, video_id: str) -> None:
+        """Drop the artifact rows of a deleted job (its files are removed by the caller)."""
+        async with self.sessions.begin() as session:
+            await session.execute(delete(VideoArtifact).where(VideoArtifact.job_id == video_id))

@@ -1,0 +1,236 @@
+"""The generator as a running process: database, queue, GPU workers and the HTTP API, started and stopped
+together. `start_generator` runs it inside another program's event loop (the bot's); `serve_forever` is
+`python -m generator serve`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from generator.api import create_app
+from generator.db import create_engine, session_factory, upgrade_database
+from generator.errors import APIError
+from generator.jobs import VideoJobs
+from generator.pipelines.base import ModelProfile, VideoBackend
+from generator.queue import JobQueue, QueueLimits
+from generator.settings import GeneratorSettings
+from generator.storage import ArtifactStore
+from generator.worker import Worker
+
+log = logging.getLogger(__name__)
+
+BackendFactory = Callable[[GeneratorSettings], VideoBackend]
+PROFILE_WAIT_SECONDS = 10.0
+
+
+def default_backend_factory(settings: GeneratorSettings) -> VideoBackend:
+    from generator.pipelines import load_backend
+
+    return load_backend(settings)
+
+
+def worker_settings(settings: GeneratorSettings, index: int) -> GeneratorSettings:
+    """Worker i of several on one host gets GPU i when the device is left to `auto`."""
+    if settings.workers > 1 and settings.device == "auto":
+        import torch
+
+        if torch.cuda.device_count() > 1:
+            return settings.model_copy(update={"device": f"cuda:{index % torch.cuda.device_count()}"})
+    return settings
+
+
+class GeneratorService:
+    """Owns the engine, the queue, the workers and the API application of one generator process."""
+
+    def __init__(
+        self,
+        settings: GeneratorSettings,
+        *,
+        backend_factory: BackendFactory = default_backend_factory,
+        profile: ModelProfile | None = None,
+    ) -> None:
+        self.settings = settings
+        self.backend_factory = backend_factory
+        self.engine = create_engine(settings.resolved_database_url)
+        self.queue = JobQueue(
+            session_factory(self.engine),
+            QueueLimits(
+                max_queue=settings.max_queue,
+                max_queue_per_user=settings.max_queue_per_user,
+                lease_seconds=settings.lease_seconds,
+                max_attempts=settings.max_attempts,
+            ),
+        )
+        self.store = ArtifactStore(settings.videos_dir)
+        self.cpu_pool = ThreadPoolExecutor(max_workers=max(2, settings.workers), thread_name_prefix="hanul-cpu")
+        self.worker_id = settings.worker_id or f"{socket.gethostname()}-{os.getpid()}"
+        self.workers: list[Worker] = []
+        self._worker_tasks: list[asyncio.Task[None]] = []
+        self._profile: asyncio.Future[ModelProfile] = asyncio.get_running_loop().create_future()
+        if profile is not None:
+            self._profile.set_result(profile)
+        self.jobs: VideoJobs | None = None
+
+    async def start(self) -> web.Application:
+        """Migrate the database, start the workers, and return the API application."""
+        self.settings.videos_dir.mkdir(parents=True, exist_ok=True)
+        await upgrade_database(self.engine)
+        for index in range(self.settings.workers):
+            settings = worker_settings(self.settings, index)
+            worker = Worker(
+                name=f"{self.worker_id}/{index}",
+                queue=self.queue,
+                store=self.store,
+                load_backend=lambda s=settings: self._load(s),
+                cpu_pool=self.cpu_pool,
+                lease_seconds=self.settings.lease_seconds,
+                poll_interval=self.settings.poll_interval,
+            )
+            self.workers.append(worker)
+            self._worker_tasks.append(asyncio.create_task(worker.run(), name=f"worker {worker.name}"))
+        if not self.workers and not self._profile.done():
+            from generator.pipelines import describe_model
+
+            self._profile.set_result(describe_model(self.settings))
+        self.jobs = VideoJobs(
+            queue=self.queue,
+            store=self.store,
+            profile_source=self.profile,
+            settings=self.settings,
+            on_enqueued=self._wake_workers,
+        )
+        return create_app(self.settings, self.jobs, self.health)
+
+    def _load(self, settings: GeneratorSettings) -> VideoBackend:
+        """Runs on a worker's GPU thread; the first loaded model's profile becomes the API's."""
+        backend = self.backend_factory(settings)
+        loop = self._profile.get_loop()
+        loop.call_soon_threadsafe(self._set_profile, backend.profile)
+        return backend
+
+    def _set_profile(self, profile: ModelProfile) -> None:
+        if not self._profile.done():
+            self._profile.set_result(profile)
+
+    async def profile(self) -> ModelProfile:
+        """The loaded model's profile; while the model is still loading, 503 after a short wait."""
+        if self._profile.done():
+            return self._profile.result()
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._profile), PROFILE_WAIT_SECONDS)
+        except TimeoutError:
+            failed = [w.status.error for w in self.workers if w.status.state == "failed"]
+            if failed and len(failed) == len(self.workers):
+                raise APIError(503, f"The video model could not be loaded: {failed[0]}", type="server_error") from None
+            raise APIError(
+                503,
+                "The video model is still loading; try again shortly.",
+                type="server_error",
+                code="model_loading",
+                headers={"Retry-After": "10"},
+            ) from None
+
+    def _wake_workers(self) -> None:
+        for worker in self.workers:
+            worker.wake()
+
+    async def health(self) -> dict[str, Any]:
+        workers = [
+            {
+                "name": w.status.name,
+                "state": w.status.state,
+                "job": w.status.job_id,
+                "jobs_done": w.status.jobs_done,
+                "error": w.status.error,
+            }
+            for w in self.workers
+        ]
+        healthy = not self.workers or any(w["state"] not in ("failed", "stopped") for w in workers)
+        try:
+            queue = await self.queue.counts()
+        except Exception as error:
+            return {"status": "error", "error": f"database unreachable: {type(error).__name__}", "workers": workers}
+        return {
+            "status": "ok" if healthy else "error",
+            "model": self._profile.result().name if self._profile.done() else None,
+            "model_loaded": self._profile.done(),
+            "queue": queue,
+            "workers": workers,
+        }
+
+    async def stop(self) -> None:
+        """Stop workers (running jobs go back to the queue), then close the database."""
+        await asyncio.gather(*(worker.stop() for worker in self.workers), return_exceptions=True)
+        for task in self._worker_tasks:
+            task.cancel()
+        await asyncio.gather(*self._worker_tasks, return_exceptions=True)
+        self.cpu_pool.shutdown(wait=True)
+        await self.engine.dispose()
+
+
+@dataclass
+class RunningGenerator:
+    """A generator serving HTTP inside the caller's event loop."""
+
+    service: GeneratorService
+    runner: web.AppRunner
+    base_url: str  # e.g. http://127.0.0.1:8189/v1
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+        await self.service.stop()
+
+
+async def start_generator(
+    settings: GeneratorSettings,
+    *,
+    backend_factory: BackendFactory = default_backend_factory,
+    profile: ModelProfile | None = None,
+) -> RunningGenerator:
+    """Start the service and its HTTP server on settings.host:port (port 0 picks a free one)."""
+    service = GeneratorService(settings, backend_factory=backend_factory, profile=profile)
+    app = await service.start()
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    try:
+        await site.start()
+    except OSError:
+        await runner.cleanup()
+        await service.stop()
+        raise
+    port = runner.addresses[0][1]
+    host = settings.host if settings.host not in ("0.0.0.0", "::") else "127.0.0.1"
+    log.info("generator listening on http://%s:%s (model %s)", settings.host, port, settings.model)
+    return RunningGenerator(service=service, runner=runner, base_url=f"http://{host}:{port}/v1")
+
+
+def serve_forever(settings: GeneratorSettings) -> int:
+    """`python -m generator serve`: run until SIGINT or SIGTERM, then stop cleanly."""
+
+    async def main() -> int:
+        try:
+            running = await start_generator(settings)
+        except OSError as error:
+            log.error("cannot listen on %s:%s: %s", settings.host, settings.port, error)
+            return 1
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        print(f"Hanul generator: {running.base_url} (Ctrl+C to stop)", flush=True)
+        await stop.wait()
+        log.info("stopping: running jobs go back to the queue")
+        await running.stop()
+        return 0
+
+    return asyncio.run(main())

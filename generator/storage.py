@@ -1,0 +1,77 @@
+"""Where a job's files live: one folder per job under the artifacts root (shared storage in a fleet)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from pathlib import Path
+
+VIDEO_ID = re.compile(r"^video_[0-9a-f]{32}$")
+
+# Artifact kinds and their file names and content types.
+ARTIFACTS = {
+    "video": ("video.mp4", "video/mp4"),
+    "thumbnail": ("thumbnail.webp", "image/webp"),
+    "spritesheet": ("spritesheet.jpg", "image/jpeg"),
+    "tail": ("tail.npz", "application/x-npz"),  # lossless last frames, for extensions
+    "reference": ("reference.png", "image/png"),  # the input_reference image, normalised
+    "source": ("source.mp4", "video/mp4"),  # an uploaded clip to extend
+}
+
+
+def new_video_id() -> str:
+    return f"video_{uuid.uuid4().hex}"
+
+
+def is_video_id(value: str) -> bool:
+    return bool(VIDEO_ID.match(value))
+
+
+class ArtifactStore:
+    """Files under `root/<video id>/`; paths in the database are relative to `root`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def job_dir(self, video_id: str) -> Path:
+        if not is_video_id(video_id):
+            raise ValueError(f"not a video id: {video_id!r}")
+        return self.root / video_id
+
+    def relative_path(self, video_id: str, kind: str) -> str:
+        return f"{video_id}/{ARTIFACTS[kind][0]}"
+
+    def path_for(self, video_id: str, kind: str) -> Path:
+        folder = self.job_dir(video_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / ARTIFACTS[kind][0]
+
+    def resolve(self, relative: str) -> Path:
+        """The absolute path of a stored relative path, refusing anything outside the root."""
+        path = (self.root / relative).resolve()
+        if self.root not in path.parents:
+            raise ValueError(f"artifact path escapes the store: {relative!r}")
+        return path
+
+    def write_bytes(self, video_id: str, kind: str, data: bytes) -> Path:
+        """Write atomically (temp file + rename), so a reader never sees half a file."""
+        path = self.path_for(video_id, kind)
+        temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+        return path
+
+    def temporary_path(self, video_id: str, kind: str) -> Path:
+        """A private path to write `kind` to before `publish` renames it into place."""
+        path = self.path_for(video_id, kind)
+        return path.with_name(f".{uuid.uuid4().hex}.{path.name}")
+
+    def publish(self, temporary: Path, video_id: str, kind: str) -> Path:
+        path = self.path_for(video_id, kind)
+        os.replace(temporary, path)
+        return path
+
+    def delete_job(self, video_id: str) -> None:
+        shutil.rmtree(self.job_dir(video_id), ignore_errors=True)

@@ -1,0 +1,370 @@
+"""GPU workers: each owns one resident pipeline on its own thread and renders the jobs it claims.
+
+The event loop only coordinates: claiming, lease renewal and progress go through the database, while the
+pipeline runs on the worker's GPU thread and MP4 encoding on a CPU thread. A blocked loop would stall the
+API (and, in-process, the bot's Discord heartbeats). Encoding of one job overlaps rendering of the next,
+so the GPU does not wait for the CPU when the queue is full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from generator import encode
+from generator.images import fit_frames, fit_image
+from generator.params import RenderPlan, seconds_text
+from generator.pipelines.base import RenderCancelled, VideoBackend
+from generator.queue import ClaimedJob, JobQueue, NewArtifact
+from generator.render import RenderedVideo, VideoSpec, render_video
+from generator.storage import ARTIFACTS, ArtifactStore
+
+log = logging.getLogger(__name__)
+
+RENDER_SHARE = 90  # progress percent given to rendering; the rest is encoding and storing
+
+
+@dataclass
+class WorkerState:
+    """What a worker is doing, for /healthz and benchmarks."""
+
+    name: str
+    state: str = "starting"  # starting | loading | idle | rendering | stopped | failed
+    job_id: str | None = None
+    error: str | None = None
+    jobs_done: int = 0
+    gpu_busy_seconds: float = 0.0
+    started_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class _JobControl:
+    """Shared between the GPU thread and the loop for one job."""
+
+    fraction: float = 0.0
+    stage: str = "render"
+    cancel: threading.Event = field(default_factory=threading.Event)
+    shutting_down: bool = False
+
+
+@dataclass
+class _Inputs:
+    image: np.ndarray | None = None
+    parent_frames: np.ndarray | None = None  # the clip being extended, decoded (its body is re-encoded)
+    parent_tail: np.ndarray | None = None  # its last frames, lossless
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    try:
+        import torch
+
+        if isinstance(error, torch.cuda.OutOfMemoryError):
+            return True
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    return "out of memory" in str(error).lower()
+
+
+class Worker:
+    """Claims jobs from the queue and renders them with one resident pipeline."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        queue: JobQueue,
+        store: ArtifactStore,
+        load_backend: Callable[[], VideoBackend],
+        cpu_pool: ThreadPoolExecutor,
+        lease_seconds: float,
+        poll_interval: float,
+    ) -> None:
+        self.name = name
+        self.queue = queue
+        self.store = store
+        self.load_backend = load_backend
+        self.cpu_pool = cpu_pool
+        self.gpu_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"hanul-gpu-{name}")
+        self.heartbeat_interval = min(lease_seconds / 3, 1.0)
+        self.poll_interval = poll_interval
+        self.status = WorkerState(name=name)
+        self.backend: VideoBackend | None = None
+        self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._finishing = asyncio.Semaphore(1)  # one job encoding while the next renders
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._controls: dict[str, _JobControl] = {}
+
+    def wake(self) -> None:
+        """A job was enqueued: look at the queue now instead of at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.status.state = "loading"
+        try:
+            self.backend = await loop.run_in_executor(self.gpu_pool, self.load_backend)
+        except Exception as error:
+            self.status.state, self.status.error = "failed", f"model failed to load: {error}"
+            log.exception("worker %s: the model failed to load; this worker takes no jobs", self.name)
+            return
+        log.info("worker %s ready (%s)", self.name, self.backend.profile.name)
+        self.status.state = "idle"
+        while not self._stopping.is_set():
+            try:
+                job = await self.queue.claim(self.name)
+            except Exception:
+                log.exception("worker %s: claiming failed; retrying", self.name)
+                job = None
+            if job is None:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                except TimeoutError:
+                    pass
+                continue
+            await self._process(job)
+        self.status.state = "stopped"
+
+    async def stop(self) -> None:
+        """Stop claiming; give a job that is still rendering back to the queue; let encodes finish."""
+        self._stopping.set()
+        self._wake.set()
+        for control in self._controls.values():
+            control.shutting_down = True
+            control.cancel.set()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.gpu_pool.shutdown(wait=True, cancel_futures=True)
+
+    # --- one job ---------------------------------------------------------------------------------
+
+    async def _process(self, job: ClaimedJob) -> None:
+        loop = asyncio.get_running_loop()
+        control = _JobControl()
+        self._controls[job.id] = control
+        heartbeat = asyncio.create_task(self._keep_lease(job, control))
+        plan = RenderPlan.from_params(job.params)
+        timings = {"queue_wait_s": max(0.0, time.time() - job.created_at_ts)}
+        self.status.state, self.status.job_id = "rendering", job.id
+        log.info("worker %s: rendering %s (attempt %d)", self.name, job.id, job.attempts)
+        finishing = False
+        try:
+            started = time.perf_counter()
+            inputs = await self._prepare(job, plan)
+            timings["prepare_s"] = time.perf_counter() - started
+            started = time.perf_counter()
+            rendered = await loop.run_in_executor(self.gpu_pool, self._render, job, plan, inputs, control)
+            timings["render_s"] = time.perf_counter() - started
+            timings.update({f"render_{k}": v for k, v in rendered.timings.items()})
+            self.status.gpu_busy_seconds += timings["render_s"]
+            await self._finishing.acquire()
+            finishing = True
+            task = asyncio.create_task(self._finish(job, plan, inputs, rendered, control, heartbeat, timings))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        except RenderCancelled:
+            await self._stop_job(job, control)
+        except Exception as error:
+            await self._fail(job, error)
+        finally:
+            if not finishing:
+                heartbeat.cancel()
+                self._controls.pop(job.id, None)
+            self.status.state, self.status.job_id = "idle", None
+
+    async def _prepare(self, job: ClaimedJob, plan: RenderPlan) -> _Inputs:
+        """Load what the job conditions on: its reference image, or the clip it extends."""
+        loop = asyncio.get_running_loop()
+        own = {artifact.kind: artifact for artifact in await self.queue.artifacts_of(job.id)}
+        inputs = _Inputs()
+        if "reference" in own:
+            path = self.store.resolve(own["reference"].path)
+            inputs.image = await loop.run_in_executor(self.cpu_pool, _load_image, path, plan.width, plan.height)
+        if job.kind != "extend":
+            return inputs
+        if "source" in own:  # an uploaded clip: its decoded frames are all we have
+            path = self.store.resolve(own["source"].path)
+            frames = await loop.run_in_executor(self.cpu_pool, _load_clip, path, plan.width, plan.height, plan.fps)
+            inputs.parent_frames, inputs.parent_tail = frames, frames
+            return inputs
+        if job.parent_id is None:
+            raise RuntimeError("an extension without a parent video or an uploaded clip")
+        parent = {artifact.kind: artifact for artifact in await self.queue.artifacts_of(job.parent_id)}
+        if "video" not in parent:
+            raise RuntimeError(f"the parent video {job.parent_id} has no files any more")
+        video_path = self.store.resolve(parent["video"].path)
+        inputs.parent_frames = await loop.run_in_executor(
+            self.cpu_pool, _load_clip, video_path, plan.width, plan.height
+        )
+        if "tail" in parent:
+            inputs.parent_tail = await loop.run_in_executor(
+                self.cpu_pool, encode.load_tail, self.store.resolve(parent["tail"].path)
+            )
+        else:
+            inputs.parent_tail = inputs.parent_frames
+        return inputs
+
+    def _render(self, job: ClaimedJob, plan: RenderPlan, inputs: _Inputs, control: _JobControl) -> RenderedVideo:
+        """Runs on the GPU thread."""
+        assert self.backend is not None
+        spec = VideoSpec(
+            prompt=job.prompt,
+            negative_prompt=job.negative_prompt,
+            width=plan.width,
+            height=plan.height,
+            total_frames=plan.num_frames,
+            fps=plan.fps,
+            steps=plan.num_inference_steps,
+            guidance_scale=plan.guidance_scale,
+            seed=job.seed,
+            image=inputs.image,
+            parent_tail=inputs.parent_tail,
+        )
+
+        def on_progress(fraction: float) -> None:
+            control.fraction = fraction
+            if control.cancel.is_set():
+                raise RenderCancelled(job.id)
+
+        on_progress(0.0)
+        return render_video(self.backend, spec, on_progress)
+
+    async def _finish(
+        self,
+        job: ClaimedJob,
+        plan: RenderPlan,
+        inputs: _Inputs,
+        rendered: RenderedVideo,
+        control: _JobControl,
+        heartbeat: asyncio.Task[None],
+        timings: dict[str, float],
+    ) -> None:
+        """Encode and store the result (CPU thread), then mark the job completed."""
+        loop = asyncio.get_running_loop()
+        control.stage, control.fraction = "encode", 1.0
+        try:
+            started = time.perf_counter()
+            artifacts, total_frames = await loop.run_in_executor(
+                self.cpu_pool, self._write_files, job.id, plan, inputs, rendered
+            )
+            timings["encode_s"] = time.perf_counter() - started
+            timings["total_s"] = time.time() - job.created_at_ts
+            done = await self.queue.complete(
+                job.id,
+                self.name,
+                artifacts=artifacts,
+                seconds=seconds_text(total_frames, plan.fps),
+                timings={k: round(v, 4) for k, v in timings.items()},
+            )
+            if done:
+                self.status.jobs_done += 1
+                log.info("worker %s: %s completed in %.2f s", self.name, job.id, timings["total_s"])
+            else:
+                await self._stop_job(job, control)
+        except Exception as error:
+            await self._fail(job, error)
+        finally:
+            heartbeat.cancel()
+            self._controls.pop(job.id, None)
+            self._finishing.release()
+
+    def _write_files(
+        self, video_id: str, plan: RenderPlan, inputs: _Inputs, rendered: RenderedVideo
+    ) -> tuple[list[NewArtifact], int]:
+        """Runs on a CPU thread: MP4 under the size cap, thumbnail, spritesheet, lossless tail."""
+        frames = rendered.frames
+        if inputs.parent_frames is not None:
+            frames = np.concatenate([inputs.parent_frames, rendered.frames])
+        temporary = self.store.temporary_path(video_id, "video")
+        try:
+            encode.encode_mp4(frames, plan.fps, temporary, plan.max_bytes)
+            self.store.publish(temporary, video_id, "video")
+        finally:
+            temporary.unlink(missing_ok=True)
+        encode.write_thumbnail(frames[0], self.store.path_for(video_id, "thumbnail"))
+        encode.write_spritesheet(frames, self.store.path_for(video_id, "spritesheet"))
+        encode.save_tail(rendered.tail, self.store.path_for(video_id, "tail"))
+        artifacts = []
+        for kind in ("video", "thumbnail", "spritesheet", "tail"):
+            path = self.store.path_for(video_id, kind)
+            artifacts.append(
+                NewArtifact(
+                    kind=kind,
+                    path=self.store.relative_path(video_id, kind),
+                    content_type=ARTIFACTS[kind][1],
+                    bytes=path.stat().st_size,
+                )
+            )
+        return artifacts, len(frames)
+
+    async def _keep_lease(self, job: ClaimedJob, control: _JobControl) -> None:
+        """Renew the lease and publish progress until the job ends; flag cancellation for the GPU thread."""
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            if control.stage == "render":
+                progress = int(control.fraction * RENDER_SHARE)
+            else:
+                progress = RENDER_SHARE + 5
+            try:
+                beat = await self.queue.heartbeat(job.id, self.name, progress)
+            except Exception:
+                log.exception("worker %s: lease renewal for %s failed", self.name, job.id)
+                continue
+            if beat.cancel_requested or not beat.owned:
+                control.cancel.set()
+                if not beat.owned:
+                    return
+
+    async def _stop_job(self, job: ClaimedJob, control: _JobControl) -> None:
+        if control.shutting_down:
+            await self.queue.release(job.id, self.name)
+            log.info("worker %s: gave %s back to the queue (shutting down)", self.name, job.id)
+            return
+        if await self.queue.mark_cancelled(job.id, self.name):
+            log.info("worker %s: %s cancelled", self.name, job.id)
+            self.store.delete_job(job.id)
+
+    async def _fail(self, job: ClaimedJob, error: BaseException) -> None:
+        if is_out_of_memory(error):
+            code, message = "out_of_memory", "The GPU ran out of memory for this video; try a shorter or smaller one."
+            _free_gpu_memory()
+            log.error("worker %s: %s ran out of GPU memory", self.name, job.id)
+        else:
+            code, message = "render_failed", f"Rendering failed: {type(error).__name__}: {error}"
+            log.error("worker %s: %s failed", self.name, job.id, exc_info=error)
+        await self.queue.fail(job.id, self.name, code, message)
+
+
+def _free_gpu_memory() -> None:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception:  # pragma: no cover - best effort
+        log.debug("could not empty the CUDA cache", exc_info=True)
+
+
+def _load_image(path: object, width: int, height: int) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return fit_image(image.convert("RGB"), width, height)
+
+
+def _load_clip(path: object, width: int, height: int, fps: int | None = None) -> np.ndarray:
+    """Decode a clip, fitted to the render size and, when `fps` is given, resampled to that frame rate."""
+    frames, source_fps = encode.decode_video(path)
+    if fps is not None and source_fps and abs(source_fps - fps) > 0.01:
+        count = max(1, round(len(frames) * fps / source_fps))
+        indices = np.minimum((np.arange(count) * source_fps / fps).round().astype(int), len(frames) - 1)
+        frames = frames[indices]
+    return fit_frames(frames, width, height)

@@ -1,0 +1,233 @@
+"""One JSON answer from any OpenAI-compatible chat server: structured output where the server supports it,
+plain JSON (validated, repaired once) where it does not."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import openai
+import pydantic
+
+from bot.director.results import Refused, Usage
+from bot.director.wording import Fallback, phrase
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R", bound=pydantic.BaseModel)
+Message = dict[str, str]
+
+_THINKING = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)  # reasoning models' preamble
+_FENCE = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.DOTALL)
+
+
+class InvalidReply(Exception):
+    """The server answered, but not with the JSON object asked for."""
+
+
+class LLMFailure(Exception):
+    """No usable answer: the caller falls back to the offline writer."""
+
+    def __init__(self, reason: Fallback, detail: str) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The JSON object a task wants back: a name for `response_format`, and each string key's description."""
+
+    name: str
+    fields: Mapping[str, str]
+
+    def json_schema(self) -> dict[str, Any]:
+        # Strict structured outputs need every key required and no others allowed.
+        return {
+            "type": "object",
+            "properties": {key: {"type": "string", "description": text} for key, text in self.fields.items()},
+            "required": list(self.fields),
+            "additionalProperties": False,
+        }
+
+    def response_format(self) -> dict[str, Any]:
+        return {"type": "json_schema", "json_schema": {"name": self.name, "strict": True, "schema": self.json_schema()}}
+
+
+@dataclass(frozen=True)
+class Answer(Generic[R]):
+    """A validated reply and what it cost."""
+
+    reply: R
+    usage: Usage
+    structured: bool  # whether the server was asked for JSON-schema output
+
+
+class JSONChat:
+    """Asks one chat model for one JSON object per call, through a configured `openai.AsyncOpenAI`.
+
+    It starts with JSON-schema structured output; when the server rejects that (HTTP 400/422) and a plain
+    request then works, it stays with plain JSON for the rest of its life, so a server without structured
+    outputs costs one extra request once, not on every prompt.
+    """
+
+    def __init__(self, client: openai.AsyncOpenAI, model: str, *, max_output_tokens: int) -> None:
+        self._client = client
+        self._model = model
+        self._max_output_tokens = max_output_tokens
+        self.structured = True
+
+    async def ask(
+        self,
+        task: str,
+        messages: list[Message],
+        schema: Schema,
+        reply_type: type[R],
+        check: Callable[[R], None],
+        *,
+        language: str,
+    ) -> Answer[R]:
+        """A reply that parsed and passed `check`, repairing once; raises `LLMFailure` or `Refused`."""
+        try:
+            return await self._ask(task, messages, schema, reply_type, check, language)
+        except openai.APITimeoutError as error:
+            raise LLMFailure(Fallback.TIMEOUT, _describe(error)) from error
+        except openai.OpenAIError as error:
+            raise LLMFailure(Fallback.UNAVAILABLE, _describe(error)) from error
+
+    async def _ask(
+        self,
+        task: str,
+        messages: list[Message],
+        schema: Schema,
+        reply_type: type[R],
+        check: Callable[[R], None],
+        language: str,
+    ) -> Answer[R]:
+        text, usage = await self._complete(messages, schema, language)
+        try:
+            reply = parse_reply(text, reply_type, check)
+        except InvalidReply as problem:
+            log.warning("LLM %s: unusable reply (%s); asking once for a repair", task, problem)
+            repair = [
+                *messages,
+                {"role": "assistant", "content": text[:4000] or "(empty reply)"},
+                {"role": "user", "content": repair_request(problem, schema)},
+            ]
+            text, more = await self._complete(repair, schema, language)
+            usage = usage.plus(more)
+            try:
+                reply = parse_reply(text, reply_type, check)
+            except InvalidReply as again:
+                _log_usage(task, usage, self.structured, outcome="unusable after repair")
+                raise LLMFailure(Fallback.INVALID, str(again)) from again
+        _log_usage(task, usage, self.structured, outcome="ok")
+        return Answer(reply, usage, self.structured)
+
+    async def _complete(self, messages: list[Message], schema: Schema, language: str) -> tuple[str, Usage]:
+        if not self.structured:
+            return await self._create(messages, None, language)
+        try:
+            return await self._create(messages, schema.response_format(), language)
+        except (openai.BadRequestError, openai.UnprocessableEntityError) as error:
+            log.info("LLM server rejected a JSON-schema request (%s); trying plain JSON", _describe(error))
+            answer = await self._create(messages, None, language)
+            # Only now is it clear the schema, not the request, was the problem.
+            self.structured = False
+            return answer
+
+    async def _create(
+        self, messages: list[Message], response_format: dict[str, Any] | None, language: str
+    ) -> tuple[str, Usage]:
+        started = time.perf_counter()
+        extra: dict[str, Any] = {"response_format": response_format} if response_format else {}
+        raw = await self._client.chat.completions.with_raw_response.create(
+            model=self._model,
+            messages=messages,  # type: ignore[arg-type]
+            # max_completion_tokens, not the deprecated max_tokens: OpenAI's reasoning models reject the old
+            # name, and servers that do not know the new one ignore it (the prompt is capped after anyway).
+            max_completion_tokens=self._max_output_tokens,
+            **extra,
+        )
+        completion = raw.parse()
+        counted = completion.usage
+        usage = Usage(
+            model=completion.model or self._model,
+            prompt_tokens=counted.prompt_tokens if counted else 0,
+            completion_tokens=counted.completion_tokens if counted else 0,
+            latency_s=time.perf_counter() - started,
+            requests=raw.retries_taken + 1,
+        )
+        if not completion.choices:
+            return "", usage
+        choice = completion.choices[0]
+        refusal = choice.message.refusal
+        if refusal or choice.finish_reason == "content_filter":
+            reason = (refusal or "content filter").strip()
+            log.info("LLM refused the request: %s", reason)
+            raise Refused(phrase("llm_refused", language, reason=reason), source="llm")
+        return choice.message.content or "", usage
+
+
+def extract_json(text: str) -> dict[str, Any]:
+    """The JSON object in a reply: bare, in a code fence, or wrapped in prose; a reasoning preamble ignored."""
+    text = _THINKING.sub("", text).strip()
+    if not text:
+        raise InvalidReply("the reply was empty")
+    candidates = [text]
+    candidates += _FENCE.findall(text)
+    if "{" in text and "}" in text:
+        candidates.append(text[text.index("{") : text.rindex("}") + 1])
+    for candidate in candidates:
+        try:
+            value = json.loads(candidate)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(value, dict):
+            return value
+    raise InvalidReply("the reply was not a JSON object")
+
+
+def parse_reply(text: str, reply_type: type[R], check: Callable[[R], None]) -> R:
+    """The reply as `reply_type`, after `check` (which raises `InvalidReply` for content it cannot use)."""
+    payload = extract_json(text)
+    try:
+        reply = reply_type.model_validate(payload)
+    except pydantic.ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'reply'}: {e['msg']}" for e in error.errors())
+        raise InvalidReply(problems) from error
+    check(reply)
+    return reply
+
+
+def repair_request(problem: InvalidReply, schema: Schema) -> str:
+    """The follow-up message asking the model to fix its own reply."""
+    keys = ", ".join(f'"{key}"' for key in schema.fields)
+    return (
+        f"Your reply could not be used: {problem}. Answer again with only one JSON object with exactly the keys "
+        f"{keys}, each a string, following the rules above. No other text."
+    )
+
+
+def _log_usage(task: str, usage: Usage, structured: bool, *, outcome: str) -> None:
+    log.info(
+        "LLM %s %s: model=%s output=%s tokens=%d+%d latency=%.2fs requests=%d",
+        task,
+        outcome,
+        usage.model,
+        "json_schema" if structured else "plain_json",
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        usage.latency_s,
+        usage.requests,
+    )
+
+
+def _describe(error: openai.OpenAIError) -> str:
+    status = getattr(error, "status_code", None)
+    return f"{type(error).__name__} (HTTP {status})" if status else type(error).__name__

@@ -57,7 +57,7 @@ class RefineReply(PromptReply):
 
 def fence(tag: str, text: str) -> str:
     """Member text inside `<tag>…</tag>`, with any of our tags it contains removed."""
-    return f"<{tag}>\n{_TAG.sub(' ', clean(text))}\n</{tag}>"
+    return f"<{tag}>\n{clean(_TAG.sub(' ', text))}\n</{tag}>"
 
 
 def _output_rules(style: ModelStyle, *, summary: bool = False) -> str:

@@ -10,6 +10,12 @@ expects, point an `openai.AsyncOpenAI` (or `BotSettings.llm_base_url`) at `serve
         ...
         assert llm_server.chat_requests[0].messages[-1]["content"] == "..."
 
+Replies: `Reply.json(obj)`, `Reply.text(s)`, `Reply.malformed()`, `Reply.error(status)`, `Reply.refuse(reason)`;
+any of them takes `delay=` (seconds, for timeouts), `headers=`, `prompt_tokens=`/`completion_tokens=`.
+`server.moderate(Moderation(("violence",)), Moderation(status=404))` scripts `/v1/moderations` verdicts (none
+queued: nothing is flagged). `server.json_schema = False` makes it reject JSON-schema `response_format`
+with a 400, like a server without structured outputs.
+
 Endpoints: `POST /v1/chat/completions` (non-streaming), `POST /v1/moderations`, `GET /v1/models`.
 Each chat request takes the next queued `Reply`; with none queued it answers 500 (without inviting a retry)
 and counts it in `unscripted`, so a test that made more calls than it scripted fails loudly.

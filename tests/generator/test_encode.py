@@ -1,0 +1,119 @@
+"""MP4 encoding under a byte cap, thumbnails, spritesheets and lossless tails."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from generator.encode import (
+    EncodeError,
+    decode_video,
+    encode_mp4,
+    load_tail,
+    save_tail,
+    write_spritesheet,
+    write_thumbnail,
+)
+
+
+def textured_video(frames: int = 24, height: int = 128, width: int = 192, seed: int = 0) -> np.ndarray:
+    """Moving gradients plus noise: compressible, but not to nothing."""
+    rng = np.random.default_rng(seed)
+    rows, columns = np.mgrid[0:height, 0:width]
+    video = np.empty((frames, height, width, 3), np.uint8)
+    for index in range(frames):
+        video[index, ..., 0] = (columns * 2 + index * 5) % 256
+        video[index, ..., 1] = (rows * 2 + index * 3) % 256
+        video[index, ..., 2] = rng.integers(0, 256, (height, width))
+    return video
+
+
+def top_level_boxes(path: Path) -> list[str]:
+    """The MP4's top-level box types in file order."""
+    data, boxes, offset = path.read_bytes(), [], 0
+    while offset + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[offset : offset + 8])
+        if size == 1:
+            size = struct.unpack(">Q", data[offset + 8 : offset + 16])[0]
+        boxes.append(kind.decode("latin-1"))
+        if size == 0:
+            break
+        offset += size
+    return boxes
+
+
+def test_mp4_is_h264_yuv420p_faststart_at_the_real_fps(tmp_path: Path) -> None:
+    frames = textured_video(frames=17)
+    encoded = encode_mp4(frames, 8, tmp_path / "clip.mp4", max_bytes=10 * 1024 * 1024)
+    assert encoded.crf == 23 and encoded.bitrate is None and encoded.attempts == 1
+    assert encoded.size_bytes == (tmp_path / "clip.mp4").stat().st_size
+    with av.open(str(encoded.path)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264"
+        assert stream.codec_context.pix_fmt == "yuv420p"
+        assert stream.average_rate == 8
+        assert (stream.width, stream.height) == (192, 128)
+    boxes = top_level_boxes(encoded.path)
+    assert boxes.index("moov") < boxes.index("mdat"), boxes
+    decoded, fps = decode_video(encoded.path)
+    assert decoded.shape == frames.shape and fps == 8.0
+    assert encoded.duration == pytest.approx(17 / 8)
+
+
+def test_odd_sizes_are_padded_by_one_pixel_not_rescaled(tmp_path: Path) -> None:
+    frames = textured_video(frames=5, height=63, width=95)
+    encoded = encode_mp4(frames, 24, tmp_path / "odd.mp4", max_bytes=10 * 1024 * 1024)
+    assert encoded.padded and (encoded.width, encoded.height) == (96, 64)
+    decoded, _ = decode_video(encoded.path)
+    assert decoded.shape == (5, 64, 96, 3)
+    # The picture is where it was: only the added edge row and column are new.
+    assert np.abs(decoded[:, :63, :95, :2].astype(int) - frames[..., :2]).mean() < 8
+
+
+def test_over_the_cap_it_reencodes_smaller_until_it_fits(tmp_path: Path) -> None:
+    frames = textured_video(frames=24)
+    full = encode_mp4(frames, 24, tmp_path / "full.mp4", max_bytes=10 * 1024 * 1024)
+    cap = full.size_bytes // 3
+    capped = encode_mp4(frames, 24, tmp_path / "capped.mp4", max_bytes=cap)
+    assert capped.size_bytes <= cap == cap and (tmp_path / "capped.mp4").stat().st_size <= cap
+    assert capped.bitrate is not None and capped.attempts > 1
+    decoded, fps = decode_video(capped.path)
+    assert len(decoded) == 24 and fps == 24.0
+
+
+def test_an_impossible_cap_is_a_clear_error_and_leaves_no_file(tmp_path: Path) -> None:
+    with pytest.raises(EncodeError, match="cannot fit 24 frames"):
+        encode_mp4(textured_video(frames=24), 24, tmp_path / "tiny.mp4", max_bytes=1500)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_thumbnail_is_webp(tmp_path: Path) -> None:
+    path = write_thumbnail(textured_video(frames=1)[0], tmp_path / "thumb.webp")
+    with Image.open(path) as image:
+        assert image.format == "WEBP" and image.size == (192, 128)
+
+
+def test_spritesheet_is_a_jpeg_grid_of_evenly_spaced_frames(tmp_path: Path) -> None:
+    sheet = write_spritesheet(textured_video(frames=40), tmp_path / "sprites.jpg", count=8, columns=4, tile_width=96)
+    assert sheet.frame_indices == (0, 6, 11, 17, 22, 28, 33, 39)
+    assert (sheet.columns, sheet.rows, sheet.tile_width, sheet.tile_height) == (4, 2, 96, 64)
+    with Image.open(sheet.path) as image:
+        assert image.format == "JPEG" and image.size == (4 * 96, 2 * 64)
+
+
+def test_tail_frames_round_trip_losslessly(tmp_path: Path) -> None:
+    tail = textured_video(frames=9, height=64, width=96)
+    path = save_tail(tail, tmp_path / "tail.npz")
+    assert path == tmp_path / "tail.npz"
+    restored = load_tail(path)
+    assert restored.dtype == np.uint8 and np.array_equal(restored, tail)
+
+
+def test_frames_must_be_uint8_rgb(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="uint8"):
+        encode_mp4(np.zeros((4, 32, 32, 3), np.float32), 8, tmp_path / "x.mp4", max_bytes=10**6)

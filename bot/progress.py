@@ -24,6 +24,6 @@ def progress_line(title: str, state: VideoState, locale: str | None) -> str:
     if state.status == "queued":
         if state.queue_position is None:
             return text("status.starting", locale, title=title)
-        return text("status.queued", locale, title=title, position=state.queue_position + 1, eta=eta)
+        return text("status.queued", locale, title=title, position=state.queue_position, eta=eta)
     percent = max(0, min(100, state.progress))
     return text("status.rendering", locale, title=title, bar=bar(percent), percent=percent, eta=eta)

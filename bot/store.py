@@ -312,12 +312,21 @@ class Store:
                 or 0
             )
 
-    async def history(self, user_id: int, *, limit: int = 10, offset: int = 0) -> list[GenerationRecord]:
-        """A member's generations, newest first."""
+    @staticmethod
+    def _history_filter(user_id: int, public_only: bool) -> list[Any]:
+        conditions: list[Any] = [Generation.user_id == user_id]
+        if public_only:
+            conditions.append(Generation.guild_id.is_not(None))  # others never see DM requests
+        return conditions
+
+    async def history(
+        self, user_id: int, *, limit: int = 10, offset: int = 0, public_only: bool = False
+    ) -> list[GenerationRecord]:
+        """A member's generations, newest first (`public_only`: those made in servers, not in DMs)."""
         async with self._sessions() as session:
             rows = await session.scalars(
                 select(Generation)
-                .where(Generation.user_id == user_id)
+                .where(*self._history_filter(user_id, public_only))
                 .order_by(Generation.id.desc())
                 .limit(limit)
                 .offset(offset)
@@ -332,12 +341,10 @@ class Store:
             )
             return [_generation(row) for row in rows.all()]
 
-    async def count_history(self, user_id: int) -> int:
+    async def count_history(self, user_id: int, *, public_only: bool = False) -> int:
         async with self._sessions() as session:
-            return int(
-                await session.scalar(select(func.count()).select_from(Generation).where(Generation.user_id == user_id))
-                or 0
-            )
+            query = select(func.count()).select_from(Generation).where(*self._history_filter(user_id, public_only))
+            return int(await session.scalar(query) or 0)
 
     async def mark_completed(self, generation_id: int, **changes: Any) -> GenerationRecord:
         """Rendered and downloaded, not yet posted."""

@@ -220,7 +220,7 @@ class Studio:
             "size": ASPECT_SIZES[aspect],
             "style": style,
             "enhance": enhance,
-            "max_bytes": self._max_bytes(destination),
+            **self._size_caps(destination),
             "image": options.image.filename if options.image else None,
         }
         record = await self._admit(
@@ -268,7 +268,7 @@ class Studio:
             raise Refusal("not_found", {"id": conversation_id})
         latest = await self._latest_in(conversation_id)
         params = dict(latest.params) if latest else {"seconds": self.settings.default_seconds}
-        params["max_bytes"] = self._max_bytes(destination) or params.get("max_bytes")
+        params.update(self._size_caps(destination))
         record = await self._admit(
             requester,
             NewGeneration(
@@ -314,7 +314,7 @@ class Studio:
         params["seconds"] = min(
             float(params.get("seconds") or self.settings.default_seconds), self.settings.max_seconds
         )
-        params["max_bytes"] = self._max_bytes(destination) or params.get("max_bytes")
+        params.update(self._size_caps(destination))
         record = await self._admit(
             requester,
             NewGeneration(
@@ -344,6 +344,10 @@ class Studio:
     async def reroll(self, requester: Requester, generation_id: int, destination: Destination) -> Job:
         """The same prompt again with a new seed."""
         return await self._again(requester, generation_id, destination, kind="reroll", seed=new_seed())
+
+    async def rerun(self, requester: Requester, generation_id: int, destination: Destination) -> Job:
+        """The same request again, same prompt and seed (from /history)."""
+        return await self._again(requester, generation_id, destination, kind="rerun")
 
     async def edit(self, requester: Requester, generation_id: int, prompt: str, destination: Destination) -> Job:
         """The member's own wording of the prompt, rendered with the same seed; an unfinished original is
@@ -383,7 +387,7 @@ class Studio:
         if original is None or not original.expanded_prompt:
             raise Refusal("not_found", {"id": generation_id})
         params = dict(original.params)
-        params["max_bytes"] = self._max_bytes(destination) or params.get("max_bytes")
+        params.update(self._size_caps(destination))
         if size is not None:
             params["size"] = size
         record = await self._admit(
@@ -587,5 +591,8 @@ class Studio:
         return None
 
     @staticmethod
-    def _max_bytes(destination: Destination) -> int | None:
-        return int(destination.max_bytes * UPLOAD_MARGIN) if destination.max_bytes else None
+    def _size_caps(destination: Destination) -> dict[str, int]:
+        """The byte cap asked of the generator, and the upload limit the clip is checked against later."""
+        if not destination.max_bytes:
+            return {}
+        return {"max_bytes": int(destination.max_bytes * UPLOAD_MARGIN), "upload_limit": destination.max_bytes}

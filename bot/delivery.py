@@ -1,0 +1,183 @@
+"""Seeing a generation through on Discord: progress edits on its status message, then the clip posted in its
+thread (or as a reply in a DM) as a normal bot message — never through an interaction token, which dies after
+15 minutes. One task per generation; after a restart `resume_all` picks up every unfinished one."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+
+from bot.cogs._common import DEFAULT_UPLOAD_LIMIT
+from bot.i18n import text
+from bot.progress import progress_line
+from bot.store import GenerationRecord
+from bot.studio import Outcome, Progress
+from bot.ui import clip_view, smaller_view, status_view
+
+if TYPE_CHECKING:
+    from bot.app import HanulBot
+
+log = logging.getLogger(__name__)
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MiB"
+
+
+def _seconds_label(record: GenerationRecord) -> str:
+    """The clip's length as rendered, else as asked."""
+    rendered = record.params.get("rendered_seconds")
+    if rendered:
+        return str(rendered)
+    asked = record.params.get("seconds")
+    return f"{asked:g}" if isinstance(asked, int | float) else "?"
+
+
+class Deliveries:
+    """Runs one delivery task per generation, never two."""
+
+    def __init__(self, bot: HanulBot) -> None:
+        self.bot = bot
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+
+    def start(self, generation_id: int) -> None:
+        """Follow a submitted generation to its posted clip in the background."""
+        if generation_id in self._tasks:
+            return
+        task = asyncio.create_task(self._deliver(generation_id), name=f"hanul-delivery-{generation_id}")
+        self._tasks[generation_id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(generation_id, None))
+
+    def running(self) -> list[int]:
+        return sorted(self._tasks)
+
+    async def wait_idle(self) -> None:
+        """Wait until no delivery is running (tests, and a graceful shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
+
+    async def resume_all(self) -> int:
+        """After a restart: follow every generation that was not yet posted, each exactly once."""
+        count = 0
+        for record in await self.bot.studio.store.open_generations():
+            if record.channel_id is None and record.thread_id is None:
+                await self.bot.studio.store.mark_failed(record.id, "interrupted before it had a place to go")
+                continue
+            self.start(record.id)
+            count += 1
+        if count:
+            log.info("resuming %d unfinished generation(s)", count)
+        return count
+
+    async def close(self) -> None:
+        for task in list(self._tasks.values()):
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    # --- one generation --------------------------------------------------------------------------
+
+    def _channel(self, record: GenerationRecord, channel_id: int) -> discord.PartialMessageable:
+        kind = discord.ChannelType.private if record.guild_id is None else None
+        return self.bot.get_partial_messageable(channel_id, guild_id=record.guild_id, type=kind)
+
+    def _status_message(self, record: GenerationRecord) -> discord.PartialMessage | None:
+        """Where the status message lives: a thread made from it carries its id, so then it sits in the parent
+        channel; otherwise in the thread (a refinement) or the channel (a DM)."""
+        if record.status_message_id is None:
+            return None
+        if record.thread_id is not None and record.thread_id != record.status_message_id:
+            channel_id = record.thread_id
+        else:
+            channel_id = record.channel_id or record.thread_id
+        assert channel_id is not None
+        return self._channel(record, channel_id).get_partial_message(record.status_message_id)
+
+    async def _edit_status(self, record: GenerationRecord, content: str, view: discord.ui.View | None) -> None:
+        message = self._status_message(record)
+        if message is None:
+            return
+        try:
+            await message.edit(content=content, view=view)
+        except discord.HTTPException as error:
+            # A deleted status message must not stop the clip from being posted.
+            log.warning("could not edit the status message of #%d: %s", record.id, error)
+
+    async def _deliver(self, generation_id: int) -> None:
+        try:
+            await self._deliver_once(generation_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("delivering generation #%d failed", generation_id)
+
+    async def _deliver_once(self, generation_id: int) -> None:
+        store = self.bot.studio.store
+        record = await store.generation(generation_id)
+        if record is None:
+            return
+        locale = (await store.member(record.user_id)).reply_locale
+        title = record.display_title
+
+        async def on_progress(progress: Progress) -> None:
+            if not progress.state.finished:
+                line = progress_line(title, progress.state, locale)
+                await self._edit_status(progress.generation, line, status_view(record.id, locale))
+
+        outcome = await self.bot.studio.follow(generation_id, on_progress, poll_interval=self.bot.poll_interval)
+        if outcome.cancelled:
+            await self._edit_status(outcome.generation, text("status.cancelled", locale, title=title), None)
+        elif outcome.video is None:
+            if outcome.generation.posted_at is None:
+                error = outcome.error or outcome.generation.error or "?"
+                failed = text("status.failed", locale, title=title, error=error)
+                await self._edit_status(outcome.generation, failed, None)
+        else:
+            await self._post(outcome, locale)
+
+    async def _post(self, outcome: Outcome, locale: str | None) -> None:
+        """Post the clip once: skipped when the database says it was posted already."""
+        assert outcome.video is not None
+        store = self.bot.studio.store
+        record = await store.generation(outcome.generation.id)
+        if record is None or record.posted_at is not None:
+            return
+        target = self._channel(record, record.thread_id or record.channel_id or 0)
+        reference = None
+        if record.thread_id is None and record.status_message_id is not None:
+            # No threads in DMs: the clip answers its status message, keeping the reply chain.
+            reference = discord.MessageReference(
+                message_id=record.status_message_id, channel_id=target.id, fail_if_not_exists=False
+            )
+        limit = int(record.params.get("upload_limit") or DEFAULT_UPLOAD_LIMIT)
+        mention = discord.AllowedMentions(users=[discord.Object(record.user_id)], roles=False, everyone=False)
+        if len(outcome.video) > limit:
+            sent = await target.send(
+                text("result.too_big", locale, size=_mib(len(outcome.video)), limit=_mib(limit)),
+                view=smaller_view(record.id, locale),
+                reference=reference,  # type: ignore[arg-type]
+                allowed_mentions=mention,
+            )
+        else:
+            caption = text(
+                "result.caption",
+                locale,
+                title=record.display_title,
+                seconds=_seconds_label(record),
+                size=record.params.get("rendered_size") or record.params.get("size") or "?",
+                seed=record.seed,
+                member=f"<@{record.user_id}>",
+            )
+            sent = await target.send(
+                caption,
+                file=discord.File(io.BytesIO(outcome.video), filename=f"hanul-{record.id}.mp4"),
+                view=clip_view(record.id, locale),
+                reference=reference,  # type: ignore[arg-type]
+                allowed_mentions=mention,
+            )
+        await store.mark_posted(record.id, sent.id)
+        done = text("status.done", locale, title=record.display_title, link=sent.jump_url)
+        await self._edit_status(record, done, None)

@@ -1,0 +1,132 @@
+"""What a member has made and what is running: `/history`, `/queue`, `/cancel`."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.cogs._common import answer, interaction_requester, member_locale, refusal_text
+from bot.i18n import status_word, text
+from bot.limits import Refusal
+from bot.store import GenerationRecord
+from bot.ui import PagerView, RerunButton
+
+if TYPE_CHECKING:
+    from bot.app import HanulBot
+
+PAGE_SIZE = 5  # one re-run button per line, five to a row
+
+
+def clip_link(record: GenerationRecord) -> str | None:
+    """A jump link to the posted clip, when there is one."""
+    if record.result_message_id is None:
+        return None
+    place = record.thread_id or record.channel_id
+    return f"https://discord.com/channels/{record.guild_id or '@me'}/{place}/{record.result_message_id}"
+
+
+def history_line(record: GenerationRecord, locale: str | None) -> str:
+    link = clip_link(record)
+    when = f"<t:{int(record.created_at.timestamp())}:R>" if record.created_at else ""
+    return text(
+        "history.line",
+        locale,
+        id=record.id,
+        when=when,
+        status=status_word(record.status, locale),
+        title=record.display_title,
+        link=f" · {link}" if link else "",
+    )
+
+
+class LibraryCog(commands.Cog, name="Library"):
+    """History, queue and cancel."""
+
+    def __init__(self, bot: HanulBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="history", description="Videos you (or another member) made")
+    @app_commands.describe(member="Whose videos (default: yours)")
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
+    async def history(self, interaction: discord.Interaction, member: discord.User | None = None) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        owner = member or interaction.user
+        locale = await member_locale(self.bot, interaction.user.id, str(interaction.locale.value))
+        content, view = await self._page(interaction, owner, 0, locale)
+        await answer(interaction, content, view=view)
+
+    async def _page(
+        self, interaction: discord.Interaction, owner: discord.abc.User, page: int, locale: str | None
+    ) -> tuple[str, discord.ui.View | None]:
+        store = self.bot.studio.store
+        # Other members see only what was made in servers; DM requests stay private.
+        public_only = owner.id != interaction.user.id
+        total = await store.count_history(owner.id, public_only=public_only)
+        if total == 0:
+            return text("history.empty", locale), None
+        pages = math.ceil(total / PAGE_SIZE)
+        page = max(0, min(page, pages - 1))
+        records = await store.history(owner.id, limit=PAGE_SIZE, offset=page * PAGE_SIZE, public_only=public_only)
+        lines = [text("history.title", locale, member=owner.display_name)]
+        lines += [history_line(record, locale) for record in records]
+        lines.append(text("history.page", locale, page=page + 1, pages=pages))
+
+        async def turn(click: discord.Interaction, to: int) -> None:
+            content, view = await self._page(click, owner, to, locale)
+            await click.response.edit_message(content=content, view=view)
+
+        view = PagerView(interaction.user.id, turn, page, pages, locale)
+        for record in records:
+            if record.expanded_prompt:
+                view.add_item(RerunButton(record.id, locale))
+        return "\n".join(lines), view
+
+    @app_commands.command(name="queue", description="Your videos in progress (admins: everyone's)")
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
+    async def queue(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        studio = self.bot.studio
+        locale = await member_locale(self.bot, interaction.user.id, str(interaction.locale.value))
+        requester = interaction_requester(interaction)
+        admin = studio.limits.is_admin(requester)
+        records = await studio.store.open_generations(None if admin else interaction.user.id)
+        if not records:
+            await answer(interaction, text("queue.empty", locale))
+            return
+        lines = [text("queue.title", locale)]
+        for record in records[:20]:
+            lines.append(
+                text(
+                    "queue.line",
+                    locale,
+                    id=record.id,
+                    member=f"<@{record.user_id}>",
+                    status=status_word(record.status, locale),
+                    progress=record.progress,
+                    title=record.display_title,
+                )
+            )
+        await answer(interaction, "\n".join(lines))
+
+    @app_commands.command(name="cancel", description="Stop a video that is still being made")
+    @app_commands.describe(video="The video's number (default: your newest one in progress)")
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
+    async def cancel(self, interaction: discord.Interaction, video: int | None = None) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        studio = self.bot.studio
+        locale = await member_locale(self.bot, interaction.user.id, str(interaction.locale.value))
+        try:
+            if video is None:
+                mine = await studio.store.open_generations(interaction.user.id)
+                if not mine:
+                    raise Refusal("nothing_to_cancel")
+                video = mine[-1].id
+            record = await studio.cancel(interaction_requester(interaction), video)
+        except Refusal as refusal:
+            await answer(interaction, refusal_text(refusal, locale))
+            return
+        await answer(interaction, text("cancel.done", locale, id=record.id, title=record.display_title))

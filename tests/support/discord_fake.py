@@ -1,0 +1,567 @@
+"""A small fake Discord at discord.py's two HTTP seams, so tests drive the real library end to end.
+
+- REST: the bot's `HTTPClient.request` is replaced; every call is recorded (method, path, JSON or multipart
+  payload, uploaded files) and answered with a real-shaped payload (messages, threads, command sync).
+- Interaction responses and follow-ups: `AsyncWebhookAdapter.request` is replaced the same way.
+- Gateway events are fed to `client._connection.parsers[...]` with payloads shaped like the Discord API docs'
+  (GUILD_CREATE, INTERACTION_CREATE, MESSAGE_CREATE, THREAD_CREATE).
+
+Creating a thread over REST also delivers THREAD_CREATE, as Discord does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import discord
+from discord.webhook.async_ import AsyncWebhookAdapter
+
+APP_ID = 900000000000000001
+BOT_ID = 900000000000000002
+GUILD_ID = 910000000000000001
+CHANNEL_ID = 910000000000000002
+DM_CHANNEL_ID = 910000000000000003
+EPHEMERAL = 64
+SIZE_LIMIT = 10 * 1024 * 1024
+
+
+@dataclass
+class Call:
+    """One HTTP request the bot made."""
+
+    method: str
+    path: str
+    json: Any = None
+    files: dict[str, bytes] = field(default_factory=dict)
+    params: dict[str, Any] | None = None
+
+    @property
+    def content(self) -> str:
+        return (self.json or {}).get("content") or ((self.json or {}).get("data") or {}).get("content") or ""
+
+    @property
+    def custom_ids(self) -> list[str]:
+        """Every button custom_id in the payload's components."""
+        payload = self.json or {}
+        rows = payload.get("components") or (payload.get("data") or {}).get("components") or []
+        return [item.get("custom_id", "") for row in rows for item in row.get("components", [])]
+
+
+def user_payload(user_id: int, name: str = "mina", *, bot: bool = False) -> dict[str, Any]:
+    return {
+        "id": str(user_id),
+        "username": name,
+        "global_name": name,
+        "discriminator": "0",
+        "avatar": None,
+        "bot": bot,
+        "public_flags": 0,
+    }
+
+
+def member_payload(user_id: int, name: str = "mina", roles: tuple[int, ...] = (), permissions: int = 0) -> dict:
+    return {
+        "user": user_payload(user_id, name),
+        "roles": [str(r) for r in roles],
+        "joined_at": "2026-01-01T00:00:00+00:00",
+        "deaf": False,
+        "mute": False,
+        "flags": 0,
+        "nick": None,
+        "permissions": str(permissions),
+    }
+
+
+def text_channel_payload(channel_id: int = CHANNEL_ID, guild_id: int = GUILD_ID, name: str = "videos") -> dict:
+    return {
+        "id": str(channel_id),
+        "type": 0,
+        "guild_id": str(guild_id),
+        "name": name,
+        "position": 0,
+        "permission_overwrites": [],
+        "nsfw": False,
+        "parent_id": None,
+        "rate_limit_per_user": 0,
+        "topic": None,
+        "last_message_id": None,
+        "flags": 0,
+    }
+
+
+def guild_payload(guild_id: int = GUILD_ID, channels: list[dict] | None = None, roles: list[int] = ()) -> dict:
+    everyone = {
+        "id": str(guild_id),
+        "name": "@everyone",
+        "permissions": str(discord.Permissions.general().value | discord.Permissions.text().value),
+        "position": 0,
+        "color": 0,
+        "hoist": False,
+        "managed": False,
+        "mentionable": False,
+        "flags": 0,
+    }
+    extra_roles = [dict(everyone, id=str(r), name=f"role-{r}", position=1) for r in roles]
+    return {
+        "id": str(guild_id),
+        "name": "Hanul test server",
+        "icon": None,
+        "owner_id": "1",
+        "roles": [everyone, *extra_roles],
+        "emojis": [],
+        "stickers": [],
+        "features": [],
+        "channels": channels if channels is not None else [text_channel_payload()],
+        "threads": [],
+        "members": [member_payload(BOT_ID, "Hanul")],
+        "voice_states": [],
+        "presences": [],
+        "member_count": 2,
+        "large": False,
+        "unavailable": False,
+        "premium_tier": 0,
+        "preferred_locale": "en-US",
+        "system_channel_flags": 0,
+        "verification_level": 0,
+        "default_message_notifications": 0,
+        "explicit_content_filter": 0,
+        "mfa_level": 0,
+        "nsfw_level": 0,
+        "afk_timeout": 300,
+        "premium_progress_bar_enabled": False,
+        "joined_at": "2026-01-01T00:00:00+00:00",
+    }
+
+
+class FakeDiscord:
+    """Records what the bot sends and answers like Discord would."""
+
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.messages: dict[int, dict[str, Any]] = {}
+        self.threads: dict[int, dict[str, Any]] = {}
+        self._ids = itertools.count(int(time.time() * 1000 - 1420070400000) << 22)
+        self.bot: discord.Client | None = None
+
+    # --- wiring ----------------------------------------------------------------------------------
+
+    def install(self, bot: discord.Client, monkeypatch: Any) -> None:
+        self.bot = bot
+        bot.http.request = self._rest  # type: ignore[method-assign]
+        fake = self
+
+        async def webhook(adapter: AsyncWebhookAdapter, route: Any, session: Any, **kwargs: Any) -> Any:
+            return await fake._webhook(route, **kwargs)
+
+        monkeypatch.setattr(AsyncWebhookAdapter, "request", webhook)
+
+    def snowflake(self) -> int:
+        return next(self._ids)
+
+    def feed(self, event: str, payload: dict[str, Any]) -> None:
+        """Deliver one gateway event to the bot."""
+        assert self.bot is not None
+        self.bot._connection.parsers[event](payload)
+
+    # --- what the bot sent -----------------------------------------------------------------------
+
+    def find(self, method: str, path_part: str, predicate: Callable[[Call], bool] = lambda c: True) -> list[Call]:
+        return [c for c in self.calls if c.method == method and path_part in c.path and predicate(c)]
+
+    async def wait_for(
+        self, method: str, path_part: str, predicate: Callable[[Call], bool] = lambda c: True, *, within: float = 30
+    ) -> Call:
+        """The first matching call, waiting for it while the bot works."""
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            found = self.find(method, path_part, predicate)
+            if found:
+                return found[0]
+            if asyncio.get_running_loop().time() > deadline:
+                seen = "\n".join(f"  {c.method} {c.path} {c.content[:80]!r}" for c in self.calls)
+                raise AssertionError(f"no {method} {path_part} within {within}s; calls:\n{seen}")
+            await asyncio.sleep(0.02)
+
+    def clips(self) -> list[Call]:
+        """Messages that uploaded an MP4."""
+        return [c for c in self.find("POST", "/messages") if any(n.endswith(".mp4") for n in c.files)]
+
+    # --- REST ------------------------------------------------------------------------------------
+
+    async def _rest(self, route: Any, *, files: Any = None, form: Any = None, **kwargs: Any) -> Any:
+        path = route.url.split("/api/v10", 1)[1]
+        payload = kwargs.get("json")
+        uploaded: dict[str, bytes] = {}
+        if form:
+            for part in form:
+                if part["name"] == "payload_json":
+                    payload = json.loads(part["value"])
+        for attachment in files or []:
+            attachment.fp.seek(0)
+            uploaded[attachment.filename] = attachment.fp.read()
+        call = Call(route.method, path, payload, uploaded, kwargs.get("params"))
+        self.calls.append(call)
+        return self._answer(call, route)
+
+    def _answer(self, call: Call, route: Any) -> Any:
+        method, path, parts = call.method, call.path, call.path.strip("/").split("/")
+        if (method, path) == ("GET", "/users/@me"):
+            return user_payload(BOT_ID, "Hanul", bot=True)
+        if (method, path) == ("GET", "/oauth2/applications/@me"):
+            return {
+                "id": str(APP_ID),
+                "name": "Hanul",
+                "icon": None,
+                "description": "",
+                "rpc_origins": [],
+                "bot_public": True,
+                "bot_require_code_grant": False,
+                "owner": user_payload(1, "owner"),
+                "summary": "",
+                "verify_key": "0" * 64,
+                "team": None,
+                "flags": 0,
+            }
+        if method == "PUT" and path.endswith("/commands"):
+            # Discord answers each command with its id, version, and an empty description for menus.
+            return [
+                {"description": "", **c, "id": str(self.snowflake()), "application_id": str(APP_ID), "version": "1"}
+                for c in call.json
+            ]
+        if parts[0] == "channels" and len(parts) >= 3 and parts[2] == "messages":
+            channel_id = int(parts[1])
+            if method == "POST" and len(parts) == 3:
+                return self._store_message(channel_id, call)
+            message_id = int(parts[3])
+            if method == "PATCH":
+                message = self.messages[message_id]
+                message.update({k: v for k, v in (call.json or {}).items() if k in ("content", "components")})
+                message["edited_timestamp"] = datetime.now(UTC).isoformat()
+                return message
+            if method == "DELETE":
+                self.messages.pop(message_id, None)
+                return None
+            if method == "POST" and parts[-1] == "threads":
+                return self._create_thread(channel_id, message_id, call.json or {})
+        raise AssertionError(f"the fake Discord does not know {method} {path}")
+
+    def _guild_of(self, channel_id: int) -> int | None:
+        if channel_id in self.threads:
+            return int(self.threads[channel_id]["guild_id"])
+        assert self.bot is not None
+        channel = self.bot.get_channel(channel_id)
+        guild = getattr(channel, "guild", None)
+        return guild.id if guild else None
+
+    def _store_message(self, channel_id: int, call: Call) -> dict[str, Any]:
+        payload = call.json or {}
+        message_id = self.snowflake()
+        reference = payload.get("message_reference")
+        message = {
+            "id": str(message_id),
+            "channel_id": str(channel_id),
+            "author": user_payload(BOT_ID, "Hanul", bot=True),
+            "content": payload.get("content") or "",
+            "timestamp": datetime.now(UTC).isoformat(),
+            "edited_timestamp": None,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": [],
+            "mention_roles": [],
+            "attachments": [
+                {
+                    "id": str(self.snowflake()),
+                    "filename": name,
+                    "size": len(data),
+                    "url": f"https://cdn.discordapp.com/attachments/{channel_id}/{name}",
+                    "proxy_url": f"https://media.discordapp.net/attachments/{channel_id}/{name}",
+                    "content_type": "video/mp4" if name.endswith(".mp4") else "application/octet-stream",
+                }
+                for name, data in call.files.items()
+            ],
+            "embeds": [],
+            "pinned": False,
+            "type": 19 if reference else 0,
+            "components": payload.get("components") or [],
+            "flags": payload.get("flags") or 0,
+        }
+        guild_id = self._guild_of(channel_id)
+        if guild_id is not None:
+            message["guild_id"] = str(guild_id)
+        if reference:
+            message["message_reference"] = {
+                "message_id": str(reference["message_id"]),
+                "channel_id": str(channel_id),
+                "type": 0,
+            }
+        self.messages[message_id] = message
+        return message
+
+    def _create_thread(self, channel_id: int, message_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        guild_id = self._guild_of(channel_id)
+        thread = {
+            "id": str(message_id),  # a thread made from a message takes the message's id
+            "type": 11,
+            "guild_id": str(guild_id),
+            "parent_id": str(channel_id),
+            "owner_id": str(BOT_ID),
+            "name": body.get("name", ""),
+            "last_message_id": None,
+            "rate_limit_per_user": 0,
+            "message_count": 0,
+            "member_count": 1,
+            "flags": 0,
+            "thread_metadata": {
+                "archived": False,
+                "auto_archive_duration": body.get("auto_archive_duration", 1440),
+                "archive_timestamp": datetime.now(UTC).isoformat(),
+                "locked": False,
+            },
+        }
+        self.threads[message_id] = thread
+        self.feed("THREAD_CREATE", dict(thread, newly_created=True))
+        return thread
+
+    # --- interaction responses and follow-ups ----------------------------------------------------
+
+    async def _webhook(
+        self, route: Any, *, payload: Any = None, multipart: Any = None, files: Any = None, params: Any = None, **_: Any
+    ) -> Any:
+        path = route.url.split("/api/v10", 1)[1]
+        if multipart:
+            for part in multipart:
+                if part["name"] == "payload_json":
+                    payload = json.loads(part["value"])
+        call = Call(route.method, path, payload, {}, params)
+        self.calls.append(call)
+        if path.endswith("/callback"):
+            interaction_id = path.split("/")[2]
+            flags = ((payload or {}).get("data") or {}).get("flags") or 0
+            return {
+                "interaction": {
+                    "id": interaction_id,
+                    "type": 2,
+                    "response_message_loading": payload["type"] == 5,
+                    "response_message_ephemeral": bool(flags & EPHEMERAL),
+                },
+                "resource": {"type": payload["type"]},
+            }
+        # A follow-up (POST) or an edit of the original response (PATCH): answer with the message.
+        return {
+            "id": str(self.snowflake()),
+            "channel_id": str(CHANNEL_ID),
+            "author": user_payload(BOT_ID, "Hanul", bot=True),
+            "content": (payload or {}).get("content") or "",
+            "timestamp": datetime.now(UTC).isoformat(),
+            "edited_timestamp": None,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": [],
+            "mention_roles": [],
+            "attachments": [],
+            "embeds": [],
+            "pinned": False,
+            "type": 0,
+            "components": (payload or {}).get("components") or [],
+            "flags": (payload or {}).get("flags") or 0,
+        }
+
+    # --- gateway payloads a member's actions produce ---------------------------------------------
+
+    def _interaction(
+        self,
+        kind: int,
+        data: dict[str, Any],
+        *,
+        user_id: int,
+        locale: str,
+        channel_id: int | None,
+        dm: bool,
+        roles: tuple[int, ...],
+        permissions: int,
+        message: dict | None,
+        size_limit: int,
+    ) -> dict[str, Any]:
+        interaction_id = self.snowflake()
+        payload: dict[str, Any] = {
+            "id": str(interaction_id),
+            "application_id": str(APP_ID),
+            "type": kind,
+            "data": data,
+            "token": f"token-{interaction_id}",
+            "version": 1,
+            "locale": locale,
+            "app_permissions": str(discord.Permissions.all().value),
+            "entitlements": [],
+            "attachment_size_limit": size_limit,
+        }
+        if dm:
+            payload["channel_id"] = str(DM_CHANNEL_ID)
+            payload["channel"] = {"id": str(DM_CHANNEL_ID), "type": 1, "recipients": [user_payload(user_id)]}
+            payload["user"] = user_payload(user_id)
+            payload["context"] = 1
+            payload["authorizing_integration_owners"] = {"0": str(GUILD_ID)}
+        else:
+            channel_id = channel_id or CHANNEL_ID
+            thread = self.threads.get(channel_id)
+            payload["guild_id"] = str(GUILD_ID)
+            payload["guild_locale"] = "en-US"
+            payload["channel_id"] = str(channel_id)
+            payload["channel"] = thread or text_channel_payload(channel_id)
+            payload["member"] = member_payload(user_id, roles=roles, permissions=permissions)
+            payload["context"] = 0
+            payload["authorizing_integration_owners"] = {"0": str(GUILD_ID)}
+        if message is not None:
+            payload["message"] = message
+        return payload
+
+    def slash(
+        self,
+        name: str,
+        options: dict[str, Any] | None = None,
+        *,
+        user_id: int = 1001,
+        locale: str = "en-US",
+        channel_id: int | None = None,
+        dm: bool = False,
+        roles: tuple[int, ...] = (),
+        permissions: int = 0,
+        size_limit: int = SIZE_LIMIT,
+        resolved: dict[str, Any] | None = None,
+        types: dict[str, int] | None = None,
+    ) -> dict[str, Any]:
+        """Type a slash command; returns the INTERACTION_CREATE payload it sent."""
+        kinds = {bool: 5, int: 4, float: 10, str: 3}
+        data: dict[str, Any] = {
+            "id": str(self.snowflake()),
+            "name": name,
+            "type": 1,
+            "options": [
+                {"name": key, "type": (types or {}).get(key) or kinds[type(value)], "value": value}
+                for key, value in (options or {}).items()
+            ],
+        }
+        if not dm:
+            data["guild_id"] = str(GUILD_ID)
+        if resolved:
+            data["resolved"] = resolved
+        payload = self._interaction(
+            2,
+            data,
+            user_id=user_id,
+            locale=locale,
+            channel_id=channel_id,
+            dm=dm,
+            roles=roles,
+            permissions=permissions,
+            message=None,
+            size_limit=size_limit,
+        )
+        self.feed("INTERACTION_CREATE", payload)
+        return payload
+
+    def message_command(self, name: str, message_id: int, **who: Any) -> dict[str, Any]:
+        """Right-click a message → Apps → `name`."""
+        message = self.messages[message_id]
+        data = {
+            "id": str(self.snowflake()),
+            "name": name,
+            "type": 3,
+            "target_id": str(message_id),
+            "resolved": {"messages": {str(message_id): message}},
+        }
+        if not who.get("dm"):
+            data["guild_id"] = str(GUILD_ID)
+        payload = self._interaction(
+            2,
+            data,
+            user_id=who.get("user_id", 1001),
+            locale=who.get("locale", "en-US"),
+            channel_id=int(message["channel_id"]),
+            dm=who.get("dm", False),
+            roles=(),
+            permissions=0,
+            message=None,
+            size_limit=SIZE_LIMIT,
+        )
+        self.feed("INTERACTION_CREATE", payload)
+        return payload
+
+    def click(
+        self, message_id: int, custom_id: str, *, user_id: int = 1001, locale: str = "en-US", permissions: int = 0
+    ) -> dict[str, Any]:
+        """Click a button on a message the bot sent."""
+        message = self.messages[message_id]
+        payload = self._interaction(
+            3,
+            {"custom_id": custom_id, "component_type": 2},
+            user_id=user_id,
+            locale=locale,
+            channel_id=int(message["channel_id"]),
+            dm="guild_id" not in message,
+            roles=(),
+            permissions=permissions,
+            message=message,
+            size_limit=SIZE_LIMIT,
+        )
+        self.feed("INTERACTION_CREATE", payload)
+        return payload
+
+    def submit_modal(
+        self, custom_id: str, values: dict[str, str], *, channel_id: int, user_id: int = 1001, dm: bool = False
+    ) -> dict[str, Any]:
+        """Fill in and submit a modal the bot opened."""
+        rows = [{"type": 1, "components": [{"type": 4, "custom_id": k, "value": v}]} for k, v in values.items()]
+        payload = self._interaction(
+            5,
+            {"custom_id": custom_id, "components": rows},
+            user_id=user_id,
+            locale="en-US",
+            channel_id=channel_id,
+            dm=dm,
+            roles=(),
+            permissions=0,
+            message=None,
+            size_limit=SIZE_LIMIT,
+        )
+        self.feed("INTERACTION_CREATE", payload)
+        return payload
+
+    def say(
+        self, channel_id: int, content: str, *, user_id: int = 1001, reply_to: int | None = None, dm: bool = False
+    ) -> dict[str, Any]:
+        """A member writes a message (optionally a reply)."""
+        message: dict[str, Any] = {
+            "id": str(self.snowflake()),
+            "channel_id": str(channel_id),
+            "author": user_payload(user_id),
+            "content": content,
+            "timestamp": datetime.now(UTC).isoformat(),
+            "edited_timestamp": None,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": [],
+            "mention_roles": [],
+            "attachments": [],
+            "embeds": [],
+            "pinned": False,
+            "type": 19 if reply_to else 0,
+            "flags": 0,
+            "components": [],
+        }
+        if not dm:
+            message["guild_id"] = str(GUILD_ID)
+            message["member"] = {k: v for k, v in member_payload(user_id).items() if k != "user"}
+        if reply_to:
+            message["message_reference"] = {"message_id": str(reply_to), "channel_id": str(channel_id), "type": 0}
+            if reply_to in self.messages:
+                message["referenced_message"] = self.messages[reply_to]
+        self.feed("MESSAGE_CREATE", message)
+        return message

@@ -203,11 +203,12 @@ def _encode_attempt(
                 # Cap the peaks too, so short clips do not overshoot the average by much.
                 options.update({"maxrate": str(int(bitrate * 1.2)), "bufsize": str(int(bitrate * 2))})
             stream.options = options
-            source_h, source_w = frames.shape[1:3]
-            for array in frames:
+            for index, array in enumerate(frames):
                 frame = av.VideoFrame.from_ndarray(array, format="rgb24")
-                if (source_w, source_h) != (width, height):
-                    frame = frame.reformat(width=width, height=height, interpolation="AREA")
+                frame = frame.reformat(width=width, height=height, format="yuv420p", interpolation="AREA")
+                # Without explicit timestamps the encoder guesses them and the output changes from run to run.
+                frame.pts = index
+                frame.time_base = Fraction(1, fps)
                 for packet in stream.encode(frame):
                     container.mux(packet)
             for packet in stream.encode():

@@ -98,7 +98,7 @@ class GeneratorService:
             self.workers.append(worker)
             self._worker_tasks.append(asyncio.create_task(worker.run(), name=f"worker {worker.name}"))
         if not self.workers and not self._profile.done():
-            from generator.pipelines import describe_model
+            from generator.pipelines.describe import describe_model
 
             self._profile.set_result(describe_model(self.settings))
         self.jobs = VideoJobs(

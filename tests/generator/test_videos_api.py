@@ -1,0 +1,329 @@
+"""The Videos API through the unmodified openai SDK, against a running generator on the tiny model."""
+
+from __future__ import annotations
+
+import json
+
+import aiohttp
+import numpy as np
+import openai
+import pytest
+
+from generator.pipelines.tiny import save_tiny_pipeline
+from generator.service import start_generator
+from tests.support.generator_service import (
+    SlowBackend,
+    generator_settings,
+    poll,
+    probe_mp4,
+    running_generator,
+    sdk_client,
+    tiny_backend,
+    wait_until,
+)
+
+
+async def test_create_and_poll_renders_a_clip_the_sdk_can_download(client):
+    video = await client.videos.create_and_poll(prompt="a cat surfing at sunset", seconds="4", poll_interval_ms=50)
+    assert video.status == "completed"
+    assert video.progress == 100
+    assert video.seconds == "4"
+    assert video.size == "96x64"  # the tiny model's native landscape size
+    assert video.completed_at >= video.created_at
+    assert video.model == "tiny"
+
+    clip = probe_mp4((await client.videos.download_content(video.id)).read())
+    assert clip["codec"] == "h264"
+    assert clip["pix_fmt"] == "yuv420p"
+    assert clip["fps"] == 8
+    assert len(clip["frames"]) == 4 * 8
+    assert clip["faststart"]
+
+    thumbnail = (await client.videos.download_content(video.id, variant="thumbnail")).read()
+    assert thumbnail[:4] == b"RIFF" and thumbnail[8:12] == b"WEBP"
+    spritesheet = (await client.videos.download_content(video.id, variant="spritesheet")).read()
+    assert spritesheet[:3] == b"\xff\xd8\xff"
+
+
+async def test_retrieve_reports_progress_and_queue_position(client):
+    first = await client.videos.create(prompt="first", seconds="2")
+    second = await client.videos.create(prompt="second", seconds="2")
+    assert first.status == "queued"
+    assert second.model_extra["queue_position"] in (1, 2)
+    done = await poll(client, second.id)
+    assert done.status == "completed"
+    assert done.model_extra["queue_position"] is None
+    assert (await client.videos.retrieve(first.id)).status == "completed"
+
+
+async def test_extra_fields_travel_in_extra_body(client):
+    video = await client.videos.create(
+        prompt="a lighthouse in a storm",
+        seconds="2",
+        size="64x96",
+        extra_body={
+            "seed": 1234,
+            "negative_prompt": "blurry",
+            "num_inference_steps": 1,
+            "guidance_scale": 1.0,
+            "user": "discord:42",
+        },
+    )
+    assert video.model_extra["seed"] == 1234
+    assert video.model_extra["negative_prompt"] == "blurry"
+    assert video.model_extra["user"] == "discord:42"
+    assert video.size == "64x96"
+    assert (await poll(client, video.id)).status == "completed"
+
+
+async def test_same_seed_renders_the_same_frames(client):
+    a = await client.videos.create(prompt="waves", seconds="2", extra_body={"seed": 7})
+    b = await client.videos.create(prompt="waves", seconds="2", extra_body={"seed": 7})
+    await poll(client, a.id)
+    await poll(client, b.id)
+    frames_a = probe_mp4((await client.videos.download_content(a.id)).read())["frames"]
+    frames_b = probe_mp4((await client.videos.download_content(b.id)).read())["frames"]
+    assert (frames_a == frames_b).all(), (np.abs(frames_a.astype(int) - frames_b).max(), (frames_a != frames_b).mean())
+
+
+async def test_json_bodies_work_as_well_as_multipart(tiny_generator):
+    async with aiohttp.ClientSession() as http:
+        body = {"prompt": "json body", "seconds": 2}
+        async with http.post(f"{tiny_generator.base_url}/videos", json=body) as response:
+            assert response.status == 200
+            body = await response.json()
+    assert body["object"] == "video" and body["status"] == "queued" and body["seconds"] == "2"
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [("1280x720", "96x64"), ("720x1280", "64x96"), ("1024x1024", "64x64"), ("128x64", "128x64"), ("100x70", "96x64")],
+)
+async def test_sizes_map_onto_what_the_model_renders(client, size, expected):
+    video = await client.videos.create(prompt="x", seconds="1", size=size)
+    assert video.size == expected
+    await client.videos.delete(video.id)
+
+
+async def test_listing_pages_through_every_video(client):
+    ids = [(await client.videos.create(prompt=f"clip {i}", seconds="1")).id for i in range(5)]
+    page = await client.videos.list(limit=2)
+    assert [v.id for v in page.data] == ids[::-1][:2]
+    assert page.has_more
+    listed = [video.id async for video in client.videos.list(limit=2)]
+    assert listed == ids[::-1]
+    ascending = [video.id async for video in client.videos.list(limit=3, order="asc")]
+    assert ascending == ids
+
+
+async def test_delete_cancels_a_queued_job(tmp_path):
+    async with running_generator(tmp_path, GENERATOR_WORKERS=0) as running, sdk_client(running) as client:
+        video = await client.videos.create(prompt="never rendered", seconds="1")
+        deleted = await client.videos.delete(video.id)
+        assert deleted.deleted and deleted.id == video.id
+        with pytest.raises(openai.NotFoundError):
+            await client.videos.retrieve(video.id)
+        assert await running.service.queue.counts() == {"queued": 0, "in_progress": 0}
+
+
+async def test_delete_cancels_a_running_job_between_steps(tmp_path):
+    slow = SlowBackend(tiny_backend(), step_delay=0.3)
+    async with running_generator(tmp_path, backend=slow) as running, sdk_client(running) as client:
+        video = await client.videos.create(prompt="slow", seconds="4")
+        await wait_until(lambda: running.service.workers[0].status.job_id == video.id)
+        await client.videos.delete(video.id)
+        job = None
+
+        async def finished():
+            nonlocal job
+            job = await running.service.queue.get(video.id, include_deleted=True)
+            return job.status in ("cancelled", "completed", "failed")
+
+        await wait_until(finished, limit=10)
+        assert job.status == "cancelled"
+        assert not (running.service.store.root / video.id / "video.mp4").exists()
+        after = await client.videos.create_and_poll(prompt="next one", seconds="1", poll_interval_ms=50)
+        assert after.status == "completed"
+
+
+async def test_delete_removes_a_finished_video_and_its_files(tiny_generator, client):
+    video = await client.videos.create_and_poll(prompt="keep briefly", seconds="1", poll_interval_ms=50)
+    folder = tiny_generator.service.store.root / video.id
+    assert (folder / "video.mp4").exists()
+    await client.videos.delete(video.id)
+    assert not folder.exists()
+    with pytest.raises(openai.NotFoundError):
+        await client.videos.download_content(video.id)
+
+
+async def test_max_bytes_caps_the_mp4(client):
+    video = await client.videos.create(
+        prompt="detailed noise", seconds="4", size="256x256", extra_body={"max_bytes": 65536}
+    )
+    video = await poll(client, video.id)
+    assert video.status == "completed"
+    data = (await client.videos.download_content(video.id)).read()
+    assert len(data) <= 65536
+    assert len(probe_mp4(data)["frames"]) == 32
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "param"),
+    [
+        ({"prompt": ""}, "prompt"),
+        ({"prompt": "x" * 4001}, "prompt"),
+        ({"prompt": "x", "seconds": "abc"}, "seconds"),
+        ({"prompt": "x", "seconds": "0"}, "seconds"),
+        ({"prompt": "x", "seconds": "61"}, "seconds"),
+        ({"prompt": "x", "size": "huge"}, "size"),
+        ({"prompt": "x", "size": "9000x9000"}, "size"),
+        ({"prompt": "x", "model": "some-other-model"}, "model"),
+        ({"prompt": "x", "extra_body": {"seed": -1}}, "seed"),
+        ({"prompt": "x", "extra_body": {"seed": "lucky"}}, "seed"),
+        ({"prompt": "x", "extra_body": {"num_inference_steps": 1000}}, "num_inference_steps"),
+        ({"prompt": "x", "extra_body": {"max_bytes": 10}}, "max_bytes"),
+        ({"prompt": "x", "extra_body": {"colour": "blue"}}, "colour"),
+    ],
+)
+async def test_invalid_requests_get_400_naming_the_parameter(client, kwargs, param):
+    with pytest.raises(openai.BadRequestError) as raised:
+        await client.videos.create(**kwargs)
+    error = raised.value.body
+    assert error["param"] == param
+    assert error["type"] == "invalid_request_error"
+    assert error["message"]
+
+
+async def test_missing_prompt_in_json_is_named(tiny_generator):
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{tiny_generator.base_url}/videos", json={"seconds": 4}) as response:
+            assert response.status == 400
+            body = await response.json()
+    assert body["error"]["param"] == "prompt"
+    assert body["error"]["code"] == "missing_required_parameter"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status"),
+    [
+        ("GET", "/videos/video_00000000000000000000000000000000", {}, 404),
+        ("GET", "/videos/..%2F..%2Fetc%2Fpasswd", {}, 404),
+        ("GET", "/videos/video_%00", {}, 404),
+        ("DELETE", "/videos/not-an-id", {}, 404),
+        ("GET", "/videos/not-an-id/content", {}, 404),
+        ("GET", "/nothing/here", {}, 404),
+        ("PUT", "/videos", {}, 405),
+        ("POST", "/videos", {"data": b"{not json", "headers": {"Content-Type": "application/json"}}, 400),
+        ("POST", "/videos", {"data": b"[1, 2]", "headers": {"Content-Type": "application/json"}}, 400),
+        ("POST", "/videos", {"data": b"prompt", "headers": {"Content-Type": "text/plain"}}, 400),
+        ("GET", "/videos?limit=0", {}, 400),
+        ("GET", "/videos?limit=many", {}, 400),
+        ("GET", "/videos?order=sideways", {}, 400),
+        ("GET", "/videos?after=../x", {}, 400),
+    ],
+)
+async def test_bad_requests_get_openai_shaped_errors(tiny_generator, method, path, kwargs, status):
+    async with aiohttp.ClientSession() as http:
+        async with http.request(method, tiny_generator.base_url + path, **kwargs) as response:
+            assert response.status == status
+            body = json.loads(await response.text())
+    assert set(body["error"]) == {"message", "type", "param", "code"}
+
+
+async def test_content_of_an_unfinished_video_is_refused(tmp_path):
+    async with running_generator(tmp_path, GENERATOR_WORKERS=0) as running, sdk_client(running) as client:
+        video = await client.videos.create(prompt="waiting", seconds="1")
+        with pytest.raises(openai.BadRequestError) as raised:
+            await client.videos.download_content(video.id)
+        assert raised.value.body["code"] == "video_not_ready"
+        with pytest.raises(openai.BadRequestError):
+            await client.videos.download_content(video.id, variant="poster")  # type: ignore[arg-type]
+
+
+async def test_oversized_body_is_refused_with_413(tmp_path):
+    async with running_generator(tmp_path, GENERATOR_WORKERS=0, GENERATOR_MAX_REQUEST_BYTES=4096) as running:
+        async with aiohttp.ClientSession() as http:
+            form = aiohttp.FormData()
+            form.add_field("prompt", "x")
+            form.add_field("input_reference", b"\0" * 10_000, filename="a.png", content_type="image/png")
+            async with http.post(f"{running.base_url}/videos", data=form) as response:
+                assert response.status == 413
+                assert (await response.json())["error"]["code"] == "request_too_large"
+            async with http.post(f"{running.base_url}/videos", json={"prompt": "y" * 10_000}) as response:
+                assert response.status == 413
+
+
+async def test_full_queue_answers_429(tmp_path):
+    async with (
+        running_generator(
+            tmp_path, GENERATOR_WORKERS=0, GENERATOR_MAX_QUEUE=2, GENERATOR_MAX_QUEUE_PER_USER=5
+        ) as running,
+        sdk_client(running) as client,
+    ):
+        await client.videos.create(prompt="one", seconds="1")
+        await client.videos.create(prompt="two", seconds="1")
+        with pytest.raises(openai.RateLimitError):
+            await client.videos.create(prompt="three", seconds="1")
+
+
+async def test_one_user_cannot_fill_the_queue(tmp_path):
+    async with (
+        running_generator(tmp_path, GENERATOR_WORKERS=0, GENERATOR_MAX_QUEUE_PER_USER=2) as running,
+        sdk_client(running) as client,
+    ):
+        for _ in range(2):
+            await client.videos.create(prompt="mine", seconds="1", extra_body={"user": "alice"})
+        with pytest.raises(openai.RateLimitError) as raised:
+            await client.videos.create(prompt="mine again", seconds="1", extra_body={"user": "alice"})
+        assert "alice" in raised.value.body["message"]
+        await client.videos.create(prompt="someone else", seconds="1", extra_body={"user": "bob"})
+
+
+async def test_api_key_is_required_when_set(tmp_path):
+    async with running_generator(tmp_path, GENERATOR_WORKERS=0, GENERATOR_API_KEY="s3cret-key") as running:
+        async with sdk_client(running, api_key="wrong") as wrong:
+            with pytest.raises(openai.AuthenticationError):
+                await wrong.videos.list()
+        async with sdk_client(running, api_key="s3cret-key") as right:
+            assert (await right.videos.list()).data == []
+        async with aiohttp.ClientSession() as http:
+            async with http.get(running.base_url.replace("/v1", "/healthz")) as response:
+                assert response.status == 200
+
+
+async def test_health_reports_model_queue_and_workers(tiny_generator, client):
+    await client.videos.create_and_poll(prompt="warm up", seconds="1", poll_interval_ms=50)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(tiny_generator.base_url.replace("/v1", "/healthz")) as response:
+            report = await response.json()
+    assert report["status"] == "ok"
+    assert report["model"] == "tiny"
+    assert report["queue"] == {"queued": 0, "in_progress": 0}
+    assert report["workers"][0]["jobs_done"] >= 1
+
+
+async def test_out_of_memory_fails_the_job_and_the_worker_carries_on(tmp_path):
+    import torch
+
+    faulty = SlowBackend(tiny_backend(), fail_on={"enormous": torch.cuda.OutOfMemoryError("CUDA out of memory")})
+    async with running_generator(tmp_path, backend=faulty) as running, sdk_client(running) as client:
+        failed = await client.videos.create_and_poll(prompt="an enormous scene", seconds="1", poll_interval_ms=50)
+        assert failed.status == "failed"
+        assert failed.error.code == "out_of_memory"
+        assert "memory" in failed.error.message
+        fine = await client.videos.create_and_poll(prompt="a small scene", seconds="1", poll_interval_ms=50)
+        assert fine.status == "completed"
+
+
+async def test_real_loading_path_serves_a_saved_model_folder(tmp_path):
+    """save_pretrained → GENERATOR_MODEL=<folder> → from_pretrained inside the service, no test backend."""
+    folder = save_tiny_pipeline(tmp_path / "model")
+    running = await start_generator(generator_settings(tmp_path / "data", GENERATOR_MODEL=str(folder)))
+    try:
+        async with sdk_client(running) as client:
+            video = await client.videos.create_and_poll(prompt="from a folder", seconds="1", poll_interval_ms=50)
+            assert video.status == "completed"
+            assert video.model == str(folder)
+            assert video.size == "96x64"  # the saved profile travels with the folder
+    finally:
+        await running.stop()

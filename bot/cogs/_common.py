@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 import discord
@@ -39,11 +40,15 @@ def requester_of(user: discord.abc.User, channel: object, locale: str | None) ->
 
 
 def interaction_requester(interaction: discord.Interaction) -> Requester:
+    """The asking member; Discord resolves their permissions in this channel into the interaction itself."""
     requester = requester_of(interaction.user, interaction.channel, str(interaction.locale.value))
-    if requester.guild_id is None and interaction.guild_id is not None:
+    permissions = interaction.permissions
+    return dataclasses.replace(
+        requester,
         # The guild may not be cached (a user-installed app); the id still decides the allow-lists.
-        requester = Requester(**{**requester.__dict__, "guild_id": interaction.guild_id})
-    return requester
+        guild_id=requester.guild_id if requester.guild_id is not None else interaction.guild_id,
+        server_admin=interaction.guild_id is not None and (permissions.administrator or permissions.manage_guild),
+    )
 
 
 def upload_limit(interaction: discord.Interaction | None, guild: discord.Guild | None) -> int:

@@ -45,3 +45,161 @@ async def test_video_command_defers_threads_shows_progress_and_posts_the_clip(tm
         record = (await bot.studio.store.history(1001))[0]
         assert record.status == POSTED and record.thread_id == status_id and record.result_message_id
         assert record.params["max_bytes"] < 10 * 1024 * 1024  # asked the generator to fit the upload limit
+
+
+async def make_clip(fake, prompt: str = "a cat surfing at sunset", **who) -> tuple[int, Call]:
+    """/video, then wait for the clip; returns the thread id and the clip's POST."""
+    before = len(fake.clips())
+    fake.slash("video", {"prompt": prompt}, **who)
+    thread = await fake.wait_for("POST", "/threads", lambda c: prompt[:10] in (c.json or {}).get("name", ""))
+    thread_id = int(thread.path.split("/")[4])
+    await wait_until(lambda: len(fake.clips()) > before)
+    return thread_id, fake.clips()[-1]
+
+
+async def wait_until(condition, within: float = 30.0) -> None:
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not condition():
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+def message_id_of(fake, call: Call) -> int:
+    """The id the fake gave the message this POST created."""
+    for message_id, message in fake.messages.items():
+        if message["content"] == (call.json or {}).get("content") and message["channel_id"] == call.path.split("/")[2]:
+            return message_id
+    raise AssertionError("message not found")
+
+
+async def test_writing_in_the_thread_refines_and_only_the_owner_can(tmp_path, monkeypatch):
+    async with running_bot(tmp_path / "data", monkeypatch) as (bot, fake):
+        thread_id, _ = await make_clip(fake)
+        fake.say(thread_id, "what a nice cat", user_id=2002)  # someone else chatting: ignored
+        fake.say(thread_id, "make it night time")
+        changed = await fake.wait_for("POST", f"/channels/{thread_id}/messages", lambda c: "Changed:" in c.content)
+        assert "night time" in changed.content.lower()
+        await wait_until(lambda: len(fake.clips()) == 2)
+        await bot.deliveries.wait_idle()
+        first, second = sorted(await bot.studio.store.history(1001), key=lambda r: r.id)
+        assert second.kind == "refine" and second.parent_id == first.id and second.seed == first.seed
+        assert "night time" in second.expanded_prompt.lower()
+        assert await bot.studio.store.history(2002) == []
+
+
+async def test_replying_to_a_clip_extends_it(tmp_path, monkeypatch):
+    async with running_bot(tmp_path / "data", monkeypatch) as (bot, fake):
+        thread_id, clip = await make_clip(fake)
+        clip_id = message_id_of(fake, clip)
+        fake.say(thread_id, "now a wave knocks it over", reply_to=clip_id)
+        status = await fake.wait_for("POST", f"/channels/{thread_id}/messages", lambda c: "message_reference" in c.json)
+        assert status.json["message_reference"]["message_id"]  # the status answers the member's reply
+        await wait_until(lambda: len(fake.clips()) == 2)
+        await bot.deliveries.wait_idle()
+        parent, child = sorted(await bot.studio.store.history(1001), key=lambda r: r.id)
+        assert (child.kind, child.parent_id, child.request_text) == ("extend", parent.id, "now a wave knocks it over")
+
+
+async def test_buttons_reroll_and_only_the_owner_may_delete(tmp_path, monkeypatch):
+    async with running_bot(tmp_path / "data", monkeypatch) as (bot, fake):
+        _, clip = await make_clip(fake)
+        clip_id = message_id_of(fake, clip)
+        reroll = next(cid for cid in clip.custom_ids if cid.startswith("hanul:reroll:"))
+        fake.click(clip_id, reroll)
+        await wait_until(lambda: len(fake.clips()) == 2)
+        await bot.deliveries.wait_idle()
+        first, second = sorted(await bot.studio.store.history(1001), key=lambda r: r.id)
+        assert second.kind == "reroll" and second.seed != first.seed
+        assert second.expanded_prompt == first.expanded_prompt
+
+        delete = next(cid for cid in clip.custom_ids if cid.startswith("hanul:delete:"))
+        fake.click(clip_id, delete, user_id=2002)
+        refusal = await fake.wait_for("POST", "/webhooks/", lambda c: "Only the member" in c.content)
+        assert is_ephemeral_followup(refusal)
+        assert not fake.find("DELETE", f"/messages/{clip_id}")
+        fake.click(clip_id, delete)
+        await fake.wait_for("DELETE", f"/messages/{clip_id}")
+        await fake.wait_for("POST", "/webhooks/", lambda c: "deleted" in c.content)
+
+
+async def test_extend_button_and_message_command_open_a_modal_whose_submit_extends(tmp_path, monkeypatch):
+    async with running_bot(tmp_path / "data", monkeypatch) as (bot, fake):
+        thread_id, clip = await make_clip(fake)
+        clip_id = message_id_of(fake, clip)
+        fake.message_command("Extend this video", clip_id)
+        modal = await fake.wait_for("POST", "/callback", lambda c: c.json["type"] == 9)
+        assert modal.json["data"]["custom_id"].startswith("hanul:extend-modal:")
+        fake.click(clip_id, next(cid for cid in clip.custom_ids if cid.startswith("hanul:extend:")))
+        await wait_until(lambda: len(fake.find("POST", "/callback", lambda c: c.json["type"] == 9)) == 2)
+        fake.submit_modal(
+            modal.json["data"]["custom_id"], {"what_next": "it rides into the night"}, channel_id=thread_id
+        )
+        await wait_until(lambda: len(fake.clips()) == 2)
+        await bot.deliveries.wait_idle()
+        child = (await bot.studio.store.history(1001))[0]
+        assert child.kind == "extend" and child.request_text == "it rides into the night"
+
+
+async def test_refusals_are_ephemeral_and_say_why(tmp_path, monkeypatch):
+    async with running_bot(
+        tmp_path / "data", monkeypatch, HANUL_ALLOWED_CHANNEL_IDS=str(CHANNEL_ID), HANUL_COOLDOWN_SECONDS=600
+    ) as (_, fake):
+        fake.slash("video", {"prompt": "a cat"}, channel_id=CHANNEL_ID + 100)
+        wrong_place = await fake.wait_for("POST", "/webhooks/", is_ephemeral_followup)
+        assert "isn't enabled in this channel" in wrong_place.content and f"<#{CHANNEL_ID}>" in wrong_place.content
+        fake.slash("video", {"prompt": "a cat", "seconds": 30.0})
+        await fake.wait_for("POST", "/webhooks/", lambda c: "1 to 20 seconds" in c.content and is_ephemeral_followup(c))
+        await make_clip(fake, "a dog")
+        fake.slash("video", {"prompt": "a second dog"}, locale="ko")
+        slow = await fake.wait_for("POST", "/webhooks/", lambda c: "천천히" in c.content)
+        assert is_ephemeral_followup(slow)  # and in the member's language
+        admin = 1 << 3  # Administrator bypasses the cooldown
+        fake.slash("video", {"prompt": "an admin cat"}, user_id=3003, permissions=admin)
+        await fake.wait_for("POST", "/threads", lambda c: "admin cat" in c.json["name"])
+
+
+async def test_direct_messages_use_reply_chains_instead_of_threads(tmp_path, monkeypatch):
+    from tests.support.discord_fake import DM_CHANNEL_ID
+
+    async with running_bot(tmp_path / "data", monkeypatch) as (bot, fake):
+        fake.slash("video", {"prompt": "a lighthouse in a storm"}, dm=True)
+        await wait_until(lambda: len(fake.clips()) == 1)
+        clip = fake.clips()[0]
+        assert clip.path == f"/channels/{DM_CHANNEL_ID}/messages"
+        assert not fake.find("POST", "/threads")
+        await bot.deliveries.wait_idle()
+        record = (await bot.studio.store.history(1001))[0]
+        assert int(clip.json["message_reference"]["message_id"]) == record.status_message_id
+        fake.say(DM_CHANNEL_ID, "make the sea calm", reply_to=record.status_message_id, dm=True)
+        await wait_until(lambda: len(fake.clips()) == 2)
+        await bot.deliveries.wait_idle()
+        refined = (await bot.studio.store.history(1001))[0]
+        assert refined.kind == "refine" and refined.guild_id is None
+
+
+async def test_settings_history_queue_and_cancel(tmp_path, monkeypatch):
+    async with running_bot(tmp_path / "data", monkeypatch) as (bot, fake):
+        fake.slash("settings", {"seconds": 2.0, "aspect": "9:16", "language": "ko"})
+        saved = await fake.wait_for("POST", "/webhooks/", lambda c: "저장했습니다" in c.content)
+        assert is_ephemeral_followup(saved) and "9:16" in saved.content
+        member = await bot.studio.store.member(1001)
+        assert (member.seconds, member.aspect, member.language) == (2.0, "9:16", "ko")
+        fake.slash("cancel")
+        await fake.wait_for("POST", "/webhooks/", lambda c: "진행 중인 영상이 없습니다" in c.content)
+        await make_clip(fake)
+        await bot.deliveries.wait_idle()
+        record = (await bot.studio.store.history(1001))[0]
+        assert record.params["aspect"] == "9:16" and record.params["seconds"] == 2.0
+        fake.slash("history")
+        history = await fake.wait_for("POST", "/webhooks/", lambda c: f"#{record.id}" in c.content)
+        assert f"hanul:rerun:{record.id}" in history.custom_ids
+        assert f"/{record.result_message_id}" in history.content  # a link to the clip
+        fake.slash("queue")
+        await fake.wait_for(
+            "POST", "/webhooks/", lambda c: "진행 중인 영상이 없습니다" in c.content and "⏳" not in c.content
+        )
+        fake.slash("help", user_id=4004)
+        await fake.wait_for("POST", "/callback", lambda c: "/video" in c.content)

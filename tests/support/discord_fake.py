@@ -43,13 +43,17 @@ class Call:
     params: dict[str, Any] | None = None
 
     @property
+    def payload(self) -> dict[str, Any]:
+        return self.json if isinstance(self.json, dict) else {}
+
+    @property
     def content(self) -> str:
-        return (self.json or {}).get("content") or ((self.json or {}).get("data") or {}).get("content") or ""
+        return self.payload.get("content") or (self.payload.get("data") or {}).get("content") or ""
 
     @property
     def custom_ids(self) -> list[str]:
         """Every button custom_id in the payload's components."""
-        payload = self.json or {}
+        payload = self.payload
         rows = payload.get("components") or (payload.get("data") or {}).get("components") or []
         return [item.get("custom_id", "") for row in rows for item in row.get("components", [])]
 
@@ -100,7 +104,7 @@ def guild_payload(guild_id: int = GUILD_ID, channels: list[dict] | None = None, 
     everyone = {
         "id": str(guild_id),
         "name": "@everyone",
-        "permissions": str(discord.Permissions.general().value | discord.Permissions.text().value),
+        "permissions": str(discord.Permissions(view_channel=True).value | discord.Permissions.text().value),
         "position": 0,
         "color": 0,
         "hoist": False,

@@ -13,7 +13,7 @@ from typing import TextIO
 
 from bot.i18n import LANGUAGES, text
 from bot.limits import Refusal, Requester
-from bot.progress import progress_line
+from bot.progress import progress_line, prompt_source
 from bot.runtime import open_runtime
 from bot.settings import BotSettings
 from bot.store import GenerationRecord
@@ -108,7 +108,7 @@ class Console:
     async def _render(self, job: Job) -> None:
         """Show the prompt, queue the job, print progress as it changes, save the MP4."""
         record = job.generation
-        how = text("prompt.by_llm" if record.llm_written else "prompt.offline", self.locale)
+        how = prompt_source(record, self.locale)
         self.say(text("prompt.show", self.locale, how=how, prompt=record.expanded_prompt))
         if job.notice:
             self.say(text("prompt.notice", self.locale, notice=job.notice))

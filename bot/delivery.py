@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 
 def _mib(size: int) -> str:
+    """A byte count as people read it."""
+    if size < 1024 * 1024:
+        return f"{size / 1024:.0f} KiB" if size >= 1024 else f"{size} bytes"
     return f"{size / (1024 * 1024):.1f} MiB"
 
 

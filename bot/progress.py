@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.i18n import text
+from bot.store import GenerationRecord
 from bot.videos import VideoState
 
 
@@ -27,3 +28,12 @@ def progress_line(title: str, state: VideoState, locale: str | None) -> str:
         return text("status.queued", locale, title=title, position=state.queue_position, eta=eta)
     percent = max(0, min(100, state.progress))
     return text("status.rendering", locale, title=title, bar=bar(percent), percent=percent, eta=eta)
+
+
+def prompt_source(record: GenerationRecord, locale: str | None) -> str:
+    """Who wrote the prompt shown to the member: the director's LLM, the member, or the offline expander."""
+    if record.llm_written:
+        return text("prompt.by_llm", locale)
+    if record.kind == "edit" or record.params.get("enhance") is False:
+        return text("prompt.as_typed", locale)
+    return text("prompt.offline", locale)

@@ -24,7 +24,7 @@ from bot.limits import Limits, Refusal, Requester
 from bot.models import CANCELLED, COMPLETED, FAILED, PENDING, POSTED, QUEUED, RENDERING
 from bot.settings import BotSettings
 from bot.store import GenerationRecord, NewGeneration, Store
-from bot.videos import ASPECT_SIZES, SMALL_ASPECT_SIZES, GeneratorError, VideoClient, VideoSpec, VideoState
+from bot.videos import ASPECT_SIZES, GeneratorError, VideoClient, VideoSpec, VideoState
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,9 @@ IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
 MAX_IMAGE_BYTES = 16 * 1024 * 1024
 DEFAULT_ASPECT = "16:9"
 UPLOAD_MARGIN = 0.97  # leave room for the multipart envelope under the channel's upload limit
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+SHRINK_FACTOR = 0.5  # a "smaller version" aims at half the byte cap
+MIN_MAX_BYTES = 64 * 1024  # the generator's smallest byte cap
 
 
 @dataclass(frozen=True)
@@ -364,13 +367,9 @@ class Studio:
         return job
 
     async def smaller(self, requester: Requester, generation_id: int, destination: Destination) -> Job:
-        """The same clip at a lower resolution, for a channel whose upload limit the first one missed."""
-        original = await self.store.generation(generation_id)
-        if original is None:
-            raise Refusal("not_found", {"id": generation_id})
-        aspect = str(original.params.get("aspect") or DEFAULT_ASPECT)
-        size = SMALL_ASPECT_SIZES.get(aspect, SMALL_ASPECT_SIZES[DEFAULT_ASPECT])
-        return await self._again(requester, generation_id, destination, kind="edit", size=size)
+        """The same clip under a tighter byte cap, for a channel whose upload limit the first one missed; the
+        generator's encoder picks the bitrate and resolution that fit."""
+        return await self._again(requester, generation_id, destination, kind="smaller", shrink=True)
 
     async def _again(
         self,
@@ -381,15 +380,16 @@ class Studio:
         kind: str,
         seed: int | None = None,
         prompt: str | None = None,
-        size: str | None = None,
+        shrink: bool = False,
     ) -> Job:
         original = await self.store.generation(generation_id)
         if original is None or not original.expanded_prompt:
             raise Refusal("not_found", {"id": generation_id})
         params = dict(original.params)
         params.update(self._size_caps(destination))
-        if size is not None:
-            params["size"] = size
+        if shrink:
+            cap = int(params.get("max_bytes") or params.get("upload_limit") or DEFAULT_UPLOAD_LIMIT)
+            params["max_bytes"] = max(MIN_MAX_BYTES, int(cap * SHRINK_FACTOR))
         record = await self._admit(
             requester,
             NewGeneration(
@@ -595,4 +595,5 @@ class Studio:
         """The byte cap asked of the generator, and the upload limit the clip is checked against later."""
         if not destination.max_bytes:
             return {}
-        return {"max_bytes": int(destination.max_bytes * UPLOAD_MARGIN), "upload_limit": destination.max_bytes}
+        cap = max(MIN_MAX_BYTES, int(destination.max_bytes * UPLOAD_MARGIN))
+        return {"max_bytes": cap, "upload_limit": destination.max_bytes}

@@ -24,7 +24,6 @@ warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"openai(\
 warnings.filterwarnings("ignore", message=r".*videos.*", category=DeprecationWarning)
 
 ASPECT_SIZES: dict[str, str] = {"16:9": "1280x720", "9:16": "720x1280", "1:1": "1024x1024"}
-SMALL_ASPECT_SIZES: dict[str, str] = {"16:9": "640x360", "9:16": "360x640", "1:1": "512x512"}
 TERMINAL = ("completed", "failed")
 
 

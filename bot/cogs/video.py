@@ -22,6 +22,7 @@ from bot.cogs._common import (
 )
 from bot.i18n import text
 from bot.limits import Refusal
+from bot.progress import prompt_source
 from bot.studio import ImageInput, Job, Studio, VideoOptions
 from bot.ui import EditPromptModal, ExtendModal, prompt_view, status_view
 from bot.videos import ASPECT_SIZES
@@ -86,10 +87,7 @@ class VideoCog(commands.Cog, name="Video"):
             except discord.HTTPException as error:
                 # Without the thread permission the conversation continues in the channel itself.
                 log.warning("could not create a thread in %s: %s", channel.id, error)
-        how = text("prompt.by_llm" if record.llm_written else "prompt.offline", locale)
-        if record.kind in ("edit", "reroll", "rerun"):
-            how = text("prompt.as_typed", locale) if record.kind == "edit" else how
-        lines = [text("prompt.show", locale, how=how, prompt=record.expanded_prompt)]
+        lines = [text("prompt.show", locale, how=prompt_source(record, locale), prompt=record.expanded_prompt)]
         if job.summary:
             lines.insert(0, text("refine.changed", locale, summary=job.summary))
         if job.notice:

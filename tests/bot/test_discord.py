@@ -3,6 +3,8 @@ tests/support/discord_fake.py), the real generator (tiny model) and the offline 
 
 from __future__ import annotations
 
+import asyncio
+
 from bot.models import POSTED
 from tests.support.discord_fake import CHANNEL_ID, EPHEMERAL, Call
 from tests.support.hanul_bot import running_bot
@@ -203,3 +205,58 @@ async def test_settings_history_queue_and_cancel(tmp_path, monkeypatch):
         )
         fake.slash("help", user_id=4004)
         await fake.wait_for("POST", "/callback", lambda c: "/video" in c.content)
+
+
+async def test_after_a_restart_each_unfinished_clip_is_posted_exactly_once(tmp_path, monkeypatch):
+    from bot.limits import Requester
+    from bot.studio import Destination, VideoOptions
+
+    data = tmp_path / "data"
+    member = Requester(user_id=1001, name="mina", guild_id=None, channel_id=CHANNEL_ID)
+    place = Destination(guild_id=None, channel_id=CHANNEL_ID, max_bytes=10 * 1024 * 1024)
+    async with running_bot(data, monkeypatch) as (bot, fake):
+        # Two requests reach the generator, then the bot goes down before posting either.
+        studio = bot.studio
+        ids = []
+        for prompt in ("a red kite", "a blue kite"):
+            job = await studio.new_video(member, prompt, VideoOptions(), place)
+            await studio.attach(job.generation.id, status_message_id=fake.snowflake())
+            record = await studio.submit(job.generation.id)
+            ids.append(record.id)
+            for _ in range(600):
+                if (await studio.videos.retrieve(record.video_id)).status == "completed":
+                    break
+                await asyncio.sleep(0.05)
+        # One was even downloaded and marked completed; the crash came before its upload.
+        await studio.store.mark_completed(ids[1])
+        assert not fake.clips()
+
+    async with running_bot(data, monkeypatch) as (bot, fake):
+        await wait_until(lambda: len(fake.clips()) == 2)
+        await bot.deliveries.wait_idle()
+        for generation_id in ids:
+            record = await bot.studio.store.generation(generation_id)
+            assert record.status == POSTED and record.result_message_id is not None
+
+    async with running_bot(data, monkeypatch) as (bot, fake):
+        await bot.deliveries.wait_idle()
+        assert fake.clips() == []  # nothing is posted twice
+
+
+async def test_a_clip_too_big_for_the_channel_says_so_and_offers_a_smaller_one(tmp_path, monkeypatch):
+    async with running_bot(tmp_path / "data", monkeypatch) as (bot, fake):
+        fake.slash("video", {"prompt": "a waterfall"}, size_limit=10 * 1024 * 1024)
+        await fake.wait_for("POST", "/threads")
+        generation = (await bot.studio.store.history(1001))[0]
+        # The server lost its boost while the clip rendered: the upload limit is now below the clip's size.
+        await bot.studio.store.update_generation(generation.id, params=generation.params | {"upload_limit": 1000})
+        notice = await fake.wait_for("POST", "/messages", lambda c: "accepts at most" in c.content)
+        assert not fake.clips()
+        smaller = f"hanul:smaller:{generation.id}"
+        assert smaller in notice.custom_ids
+        fake.click(message_id_of(fake, notice), smaller)
+        await wait_until(lambda: len(fake.clips()) == 1)
+        await bot.deliveries.wait_idle()
+        small = (await bot.studio.store.history(1001))[0]
+        assert (small.kind, small.parent_id) == ("smaller", generation.id)
+        assert small.params["max_bytes"] < generation.params["max_bytes"]  # a tighter cap for the encoder

@@ -195,6 +195,8 @@ def _encode_attempt(
         with av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
             stream = container.add_stream("libx264", rate=Fraction(fps, 1))
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            # Frame threads make x264 fast on many cores; on a busy CPU they can also make two encodes of the
+            # same frames differ slightly (seen on 2 cores under load). Rendering itself stays bit-exact per seed.
             options = {"preset": preset}
             if bitrate is None:
                 options["crf"] = str(crf)

@@ -7,7 +7,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from generator.errors import invalid
 from generator.pipelines.base import ModelProfile
@@ -25,9 +25,9 @@ class _Body(BaseModel):
 
     @field_validator("*", mode="before")
     @classmethod
-    def _blank_is_absent(cls, value: object) -> object:
-        # Multipart forms send unset optional fields as empty strings.
-        return None if value == "" else value
+    def _blank_is_absent(cls, value: object, info: ValidationInfo) -> object:
+        # Multipart forms send unset optional fields as empty strings; an empty prompt stays an error.
+        return None if value == "" and info.field_name != "prompt" else value
 
 
 class RenderOptions(_Body):

@@ -18,6 +18,8 @@ from ._common import check_request, frames_to_tensor, image_to_tensor, step_call
 from .base import ModelProfile, ProgressCallback, RenderRequest
 
 log = logging.getLogger(__name__)
+# LTXConditionPipeline passes its own timesteps on every call, and the scheduler warns about it each time.
+logging.getLogger("diffusers.schedulers.scheduling_flow_match_euler_discrete").setLevel(logging.ERROR)
 
 LTX_NATIVE_SIZES = {"landscape": (768, 512), "portrait": (512, 768), "square": (512, 512)}
 # 0.9.5+ VAEs decode with a little noise at a small timestep; these are Lightricks' recommended values.

@@ -74,6 +74,20 @@ class SlowBackend:
         return self.inner.render(request, slow_step)
 
 
+class RecordingBackend:
+    """Wraps a backend and keeps a copy of every render's raw frames."""
+
+    def __init__(self, inner: VideoBackend) -> None:
+        self.inner = inner
+        self.profile = inner.profile
+        self.outputs: list[np.ndarray] = []
+
+    def render(self, request: RenderRequest, on_step: Callable[[int, int], None] | None = None) -> np.ndarray:
+        frames = self.inner.render(request, on_step)
+        self.outputs.append(frames.copy())
+        return frames
+
+
 @asynccontextmanager
 async def running_generator(
     data_dir: Path, backend: VideoBackend | None = None, **overrides: Any

@@ -1,0 +1,89 @@
+"""`python -m generator generate`: render one clip straight to a file, with a progress bar, no server."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+import time
+from pathlib import Path
+
+from generator import encode
+from generator.errors import APIError
+from generator.params import CreateVideoBody, parse_body, plan_render, plan_size
+from generator.pipelines import load_backend
+from generator.render import VideoSpec, render_video
+from generator.settings import GeneratorSettings
+
+
+def _progress_bar(fraction: float, started: float, width: int = 30) -> str:
+    filled = int(fraction * width)
+    elapsed = time.perf_counter() - started
+    return f"\r[{'#' * filled}{'.' * (width - filled)}] {fraction * 100:5.1f}%  {elapsed:6.1f} s"
+
+
+def generate_to_file(
+    settings: GeneratorSettings,
+    *,
+    prompt: str,
+    output: Path,
+    seconds: float,
+    size: str | None,
+    seed: int | None,
+    steps: int | None,
+    negative_prompt: str | None,
+) -> int:
+    """Validate like the API does, render with the configured model, write the MP4; 0 on success."""
+    try:
+        body = parse_body(
+            CreateVideoBody,
+            {
+                "prompt": prompt,
+                "seconds": seconds,
+                "size": size,
+                "seed": seed,
+                "num_inference_steps": steps,
+                "negative_prompt": negative_prompt,
+            },
+        )
+    except APIError as error:
+        print(f"hanul generate: {error.message}", file=sys.stderr)
+        return 2
+    print(f"Loading {settings.model} …", file=sys.stderr, flush=True)
+    backend = load_backend(settings)
+    try:
+        plan = plan_render(
+            body,
+            profile=backend.profile,
+            seconds=seconds,
+            size=plan_size(size, backend.profile),
+            default_max_bytes=settings.default_max_bytes,
+            max_seconds=settings.max_seconds,
+        )
+    except APIError as error:
+        print(f"hanul generate: {error.message}", file=sys.stderr)
+        return 2
+    spec = VideoSpec(
+        prompt=body.prompt,
+        negative_prompt=body.negative_prompt,
+        width=plan.width,
+        height=plan.height,
+        total_frames=plan.num_frames,
+        fps=plan.fps,
+        steps=plan.num_inference_steps,
+        guidance_scale=plan.guidance_scale,
+        seed=secrets.randbelow(2**31) if body.seed is None else body.seed,
+        image=None,
+        parent_tail=None,
+    )
+    started = time.perf_counter()
+    rendered = render_video(
+        backend, spec, lambda f: print(_progress_bar(f, started), end="", file=sys.stderr, flush=True)
+    )
+    print(_progress_bar(1.0, started), file=sys.stderr)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    encoded = encode.encode_mp4(rendered.frames, plan.fps, output, plan.max_bytes)
+    print(
+        f"{output}: {encoded.width}x{encoded.height}, {len(rendered.frames)} frames at {plan.fps} fps, "
+        f"{encoded.size_bytes / 1024:.0f} KiB, seed {spec.seed}, {time.perf_counter() - started:.1f} s"
+    )
+    return 0

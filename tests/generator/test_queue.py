@@ -1,0 +1,195 @@
+"""The job queue on SQLite and PostgreSQL: fair claims, leases, take-over, and nothing finished twice."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+
+import pytest
+
+from generator import models
+from generator.db import session_factory, utcnow
+from generator.errors import APIError
+from generator.models import VideoJob
+from generator.queue import JobQueue, QueueLimits
+from generator.storage import new_video_id
+
+
+def make_queue(engine, **limits) -> JobQueue:
+    values = {"max_queue": 1000, "max_queue_per_user": 1000, "lease_seconds": 30, "max_attempts": 3}
+    values.update(limits)
+    return JobQueue(session_factory(engine), QueueLimits(**values))
+
+
+def job(user: str | None = None, prompt: str = "x") -> VideoJob:
+    return VideoJob(
+        id=new_video_id(), model="tiny", prompt=prompt, seconds="1", size="64x64", seed=1, user=user, params={}
+    )
+
+
+async def enqueue_all(queue: JobQueue, *jobs: VideoJob) -> list[str]:
+    ids = []
+    for item in jobs:
+        ids.append((await queue.enqueue(item)).id)
+        await asyncio.sleep(0.002)  # distinct creation times
+    return ids
+
+
+async def test_claims_are_fair_across_users_then_oldest_first(engine):
+    queue = make_queue(engine)
+    a1, a2, a3, b1, c1, b2 = await enqueue_all(
+        queue, job("alice"), job("alice"), job("alice"), job("bob"), job("carol"), job("bob")
+    )
+    order = [(await queue.claim("w")).id for _ in range(6)]
+    assert order == [a1, b1, c1, a2, b2, a3]
+    assert await queue.claim("w") is None
+
+
+async def test_a_newcomer_goes_before_a_heavy_users_backlog(engine):
+    queue = make_queue(engine)
+    backlog = await enqueue_all(queue, *(job("alice") for _ in range(4)))
+    assert (await queue.claim("w")).id == backlog[0]
+    (newcomer,) = await enqueue_all(queue, job("dave"))
+    assert (await queue.claim("w")).id == newcomer
+
+
+async def test_expired_lease_is_taken_over_and_counts_an_attempt(engine):
+    queue = make_queue(engine, lease_seconds=0.2)
+    (video_id,) = await enqueue_all(queue, job())
+    first = await queue.claim("dead-worker")
+    assert first.id == video_id and first.attempts == 1
+    assert await queue.claim("other") is None  # still leased
+    await asyncio.sleep(0.3)
+    second = await queue.claim("other")
+    assert second.id == video_id and second.attempts == 2
+    # The dead worker comes back: it no longer owns the job and cannot finish it.
+    assert not (await queue.heartbeat(video_id, "dead-worker")).owned
+    assert not await queue.complete(video_id, "dead-worker", artifacts=[], seconds="1", timings={})
+    assert await queue.complete(video_id, "other", artifacts=[], seconds="1", timings={})
+    finished = await queue.get(video_id)
+    assert finished.status == models.COMPLETED and finished.progress == 100
+
+
+async def test_a_finished_job_is_never_claimed_or_finished_again(engine):
+    queue = make_queue(engine, lease_seconds=0.1)
+    (video_id,) = await enqueue_all(queue, job())
+    await queue.claim("w1")
+    assert await queue.complete(video_id, "w1", artifacts=[], seconds="1", timings={})
+    await asyncio.sleep(0.2)
+    assert await queue.claim("w2") is None
+    assert not await queue.complete(video_id, "w1", artifacts=[], seconds="1", timings={})
+    assert not await queue.fail(video_id, "w1", "x", "y")
+    assert (await queue.get(video_id)).status == models.COMPLETED
+
+
+async def test_a_job_whose_workers_keep_dying_fails_after_max_attempts(engine):
+    queue = make_queue(engine, lease_seconds=0.05, max_attempts=2)
+    (video_id,) = await enqueue_all(queue, job())
+    await queue.claim("w1")
+    await asyncio.sleep(0.1)
+    await queue.claim("w2")
+    await asyncio.sleep(0.1)
+    assert await queue.claim("w3") is None
+    failed = await queue.get(video_id)
+    assert failed.status == models.FAILED and failed.error_code == "worker_lost"
+
+
+async def test_heartbeat_renews_the_lease_and_reports_cancellation(engine):
+    queue = make_queue(engine, lease_seconds=0.3)
+    (video_id,) = await enqueue_all(queue, job())
+    await queue.claim("w")
+    for _ in range(3):
+        await asyncio.sleep(0.15)
+        beat = await queue.heartbeat(video_id, "w", progress=40)
+        assert beat.owned and not beat.cancel_requested
+    assert await queue.claim("thief") is None  # renewed: never expired
+    assert (await queue.get(video_id)).progress == 40
+    await queue.request_cancel(video_id)
+    assert (await queue.heartbeat(video_id, "w")).cancel_requested
+    assert await queue.mark_cancelled(video_id, "w")
+    assert (await queue.get(video_id, include_deleted=True)).status == models.CANCELLED
+
+
+async def test_release_puts_a_job_back_without_spending_an_attempt(engine):
+    queue = make_queue(engine)
+    (video_id,) = await enqueue_all(queue, job())
+    await queue.claim("w")
+    assert await queue.release(video_id, "w")
+    again = await queue.claim("w2")
+    assert again.id == video_id and again.attempts == 1
+
+
+async def test_depth_limits_answer_429(engine):
+    queue = make_queue(engine, max_queue=3, max_queue_per_user=2)
+    await enqueue_all(queue, job("a"), job("a"))
+    with pytest.raises(APIError) as raised:
+        await queue.enqueue(job("a"))
+    assert raised.value.status == 429
+    await queue.enqueue(job("b"))
+    with pytest.raises(APIError):
+        await queue.enqueue(job("c"))
+
+
+async def test_concurrent_claimers_never_share_a_job(engine):
+    queue = make_queue(engine)
+    ids = set(await enqueue_all(queue, *(job(f"user{i % 5}") for i in range(40))))
+
+    async def claimer(name: str) -> list[str]:
+        taken = []
+        while (claimed := await queue.claim(name)) is not None:
+            taken.append(claimed.id)
+        return taken
+
+    results = await asyncio.gather(*(claimer(f"w{i}") for i in range(6)))
+    claimed = [video_id for taken in results for video_id in taken]
+    assert sorted(claimed) == sorted(ids)
+    assert len(claimed) == len(set(claimed))
+
+
+async def test_queue_position_counts_the_jobs_ahead(engine):
+    queue = make_queue(engine)
+    ids = await enqueue_all(queue, job("a"), job("a"), job("b"))
+    positions = [await queue.queue_position(await queue.get(video_id)) for video_id in ids]
+    assert positions == [1, 3, 2]
+
+
+@pytest.mark.parametrize("rows", [100, 10_000])
+async def test_claim_time_stays_flat_as_the_queue_grows(sqlite_engine, rows):
+    """Report, not a timing assertion: the claim is one indexed query whatever the depth."""
+    queue = make_queue(sqlite_engine)
+    now = utcnow()
+    async with queue.sessions.begin() as session:
+        session.add_all(
+            VideoJob(
+                id=new_video_id(),
+                model="tiny",
+                prompt="x",
+                seconds="1",
+                size="64x64",
+                seed=1,
+                user=f"u{i % 50}",
+                fair_rank=i // 50,
+                created_at=now - timedelta(seconds=rows - i),
+            )
+            for i in range(rows)
+        )
+    async with sqlite_engine.connect() as connection:
+        plan = await connection.exec_driver_sql(
+            "EXPLAIN QUERY PLAN SELECT id FROM video_jobs WHERE status = 'queued' "
+            "ORDER BY fair_rank, created_at, id LIMIT 1"
+        )
+        details = " ".join(str(row[-1]) for row in plan)
+    assert "ix_video_jobs_claim_order" in details
+    started = time.perf_counter()
+    for _ in range(20):
+        await queue.claim("w")
+    print(f"claim with {rows} queued rows: {(time.perf_counter() - started) / 20 * 1000:.2f} ms")
+
+
+async def test_listing_hides_deleted_jobs(engine):
+    queue = make_queue(engine)
+    keep, gone = await enqueue_all(queue, job(), job())
+    await queue.request_cancel(gone)
+    listed, has_more = await queue.list(after=None, limit=10, order="asc")
+    assert [j.id for j in listed] == [keep] and not has_more

@@ -94,8 +94,7 @@ class VideoJobs:
             image = await asyncio.to_thread(read_reference_image, image_bytes)
         seconds = DEFAULT_SECONDS if body.seconds is None else body.seconds
         if body.size is None and image is not None:
-            size = plan_size(f"{image.width}x{image.height}", self.profile)
-            size = self.profile.native_sizes[_orientation_of(size)]
+            size = self.profile.native_sizes[_orientation_of((image.width, image.height))]
         else:
             size = plan_size(body.size, self.profile)
         plan = self._plan(body, seconds=seconds, size=size)

@@ -39,7 +39,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from generator.logs import configure_logging
 
-    configure_logging(settings.log_level, settings.secrets())
+    if args.console:
+        # The conversation owns the terminal: the log goes to a file, only warnings and errors show.
+        log_file = settings.data_dir / "hanul-console.log"
+        configure_logging(settings.log_level, settings.secrets(), log_file=log_file, terminal_level="WARNING")
+    else:
+        configure_logging(settings.log_level, settings.secrets())
 
     if args.migrate:
         import asyncio

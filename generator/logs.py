@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
+from pathlib import Path
 
 _TOKEN_PATTERNS = [
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
@@ -41,17 +42,32 @@ class SecretScrubber(logging.Filter):
         return True
 
 
-def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
-    """Set up the root logger once: one stream handler, the chosen level, secrets scrubbed."""
+def configure_logging(
+    level: str, secrets: Iterable[str] = (), *, log_file: Path | None = None, terminal_level: str | None = None
+) -> None:
+    """Set up the root logger once: the chosen level, secrets scrubbed from every record.
+
+    Records go to stderr; with `log_file` they go there too, and stderr shows only `terminal_level` and up
+    (the console front end keeps the conversation readable that way).
+    """
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_hanul", False):
             root.removeHandler(handler)
-    handler = logging.StreamHandler()
-    handler._hanul = True  # type: ignore[attr-defined]
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-    handler.addFilter(SecretScrubber(secrets))
-    root.addHandler(handler)
+            handler.close()
+    formatter = logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    scrubber = SecretScrubber(secrets)
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if terminal_level is not None:
+        handlers[0].setLevel(terminal_level)
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+    for handler in handlers:
+        handler._hanul = True  # type: ignore[attr-defined]
+        handler.setFormatter(formatter)
+        handler.addFilter(scrubber)
+        root.addHandler(handler)
     root.setLevel(level)
     # Third-party loggers that are chatty at INFO.
     for noisy in ("httpx", "httpx2", "httpcore", "aiohttp.access", "discord.gateway", "alembic.runtime.migration"):

@@ -80,7 +80,14 @@ def load_backend(settings: GeneratorSettings) -> VideoBackend:
         pipeline.enable_model_cpu_offload(device=device)  # one model on the GPU at a time
     else:
         pipeline.to(device)  # weights are already in their dtypes (Wan's VAE stays float32)
-    return _wrap(family, pipeline, profile)
+    from . import speed
+
+    speed.set_attention_backend(pipeline, settings.attention_backend)
+    backend = _wrap(family, pipeline, profile, settings.prompt_cache_size)
+    if settings.compile:
+        speed.compile_blocks(pipeline)
+        speed.warm_up(backend)
+    return backend
 
 
 def _build_tiny(family: str, dtype: torch.dtype) -> tuple[DiffusionPipeline, ModelProfile]:
@@ -92,7 +99,10 @@ def _build_tiny(family: str, dtype: torch.dtype) -> tuple[DiffusionPipeline, Mod
         pipeline.to(dtype=dtype)
         pipeline.vae = vae.to(torch.float32)
         return pipeline, profile
-    return build_tiny_ltx_pipeline().to(dtype=dtype), TINY_LTX_PROFILE
+    pipeline = build_tiny_ltx_pipeline()
+    if dtype != torch.float32:  # built in float32; casting to the same dtype only makes diffusers warn
+        pipeline.to(dtype=dtype)
+    return pipeline, TINY_LTX_PROFILE
 
 
 def _load_ltx(model: str, dtype: torch.dtype) -> tuple[DiffusionPipeline, ModelProfile]:
@@ -118,14 +128,14 @@ def _load_wan(model: str, dtype: torch.dtype) -> tuple[DiffusionPipeline, ModelP
     return pipeline, wan_profile(model, pipeline)
 
 
-def _wrap(family: str, pipeline: DiffusionPipeline, profile: ModelProfile) -> VideoBackend:
+def _wrap(family: str, pipeline: DiffusionPipeline, profile: ModelProfile, prompt_cache_size: int) -> VideoBackend:
     if family == "wan":
         from .wan import WanBackend
 
-        return WanBackend(pipeline, profile)
+        return WanBackend(pipeline, profile, prompt_cache_size)
     from .ltx import LTXBackend
 
-    return LTXBackend(pipeline, profile)
+    return LTXBackend(pipeline, profile, prompt_cache_size)
 
 
 def _pipeline_class_name(model: str) -> str | None:

@@ -50,12 +50,17 @@ class GeneratorSettings(CoreSettings):
     host: str = Field(default="127.0.0.1", validation_alias="GENERATOR_HOST")
     port: int = Field(default=8189, ge=0, le=65535, validation_alias="GENERATOR_PORT")
     api_key: SecretStr | None = Field(default=None, validation_alias="GENERATOR_API_KEY")
-    model: str = Field(default="Lightricks/LTX-Video-0.9.7-distilled", validation_alias="GENERATOR_MODEL")
+    model: str = Field(default="Lightricks/LTX-Video", validation_alias="GENERATOR_MODEL")
     model_family: Literal["auto", "ltx", "wan"] = Field(default="auto", validation_alias="GENERATOR_MODEL_FAMILY")
     device: str = Field(default="auto", validation_alias="GENERATOR_DEVICE")
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(default="auto", validation_alias="GENERATOR_DTYPE")
     cpu_offload: bool = Field(default=False, validation_alias="GENERATOR_CPU_OFFLOAD")
     vae_tiling: bool = Field(default=False, validation_alias="GENERATOR_VAE_TILING")
+    # Speed levers (docs/performance.md): compile is approximate and off until measured on a GPU; the prompt cache
+    # is exact (same embeddings, same frames) and keeps up to this many encoded texts on the device.
+    compile: bool = Field(default=False, validation_alias="GENERATOR_COMPILE")
+    attention_backend: str = Field(default="native", validation_alias="GENERATOR_ATTENTION_BACKEND")
+    prompt_cache_size: int = Field(default=32, ge=0, le=4096, validation_alias="GENERATOR_PROMPT_CACHE_SIZE")
     workers: int = Field(default=1, ge=0, le=64, validation_alias="GENERATOR_WORKERS")
     max_queue: int = Field(default=100, ge=1, validation_alias="GENERATOR_MAX_QUEUE")
     max_queue_per_user: int = Field(default=10, ge=1, validation_alias="GENERATOR_MAX_QUEUE_PER_USER")
@@ -72,6 +77,21 @@ class GeneratorSettings(CoreSettings):
     @classmethod
     def _empty_key_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("attention_backend")
+    @classmethod
+    def _offline_attention_backend(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value == "native":
+            return value  # torch's scaled_dot_product_attention; no need to import diffusers to know it
+        if value.endswith("_hub"):
+            raise ValueError(f"{value!r} downloads its kernels at run time; pick an installed backend")
+        from diffusers.models.attention_dispatch import AttentionBackendName
+
+        known = sorted(name.value for name in AttentionBackendName if not name.value.endswith("_hub"))
+        if value not in known:
+            raise ValueError(f"unknown attention backend {value!r}; one of {', '.join(known)}")
+        return value
 
     @model_validator(mode="after")
     def _default_artifacts_dir(self) -> GeneratorSettings:

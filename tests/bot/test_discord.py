@@ -38,12 +38,17 @@ async def test_video_command_defers_threads_shows_progress_and_posts_the_clip(tm
         assert name.endswith(".mp4") and data[4:8] == b"ftyp"
         kinds = {cid.split(":")[1] for cid in clip.custom_ids}
         assert kinds == {"reroll", "extend", "edit", "delete"}
-        edits = fake.find("PATCH", f"/messages/{status_id}")
-        assert edits and "done" in edits[-1].content  # the status message ends with a link to the clip
+        # The status message's last word is a link to the clip; it is written after the upload, so wait for it.
+        done = await fake.wait_for("PATCH", f"/messages/{status_id}", lambda c: "done" in c.content)
         started = await fake.wait_for("POST", "/webhooks/", is_ephemeral_followup)
         assert "discord.com/channels" in started.content
 
         await bot.deliveries.wait_idle()
+        edits = fake.find("PATCH", f"/messages/{status_id}")
+        assert edits[-1] is done and done.custom_ids == []  # no progress edit lands after it, no cancel button
+        assert fake.calls.index(clip) < fake.calls.index(done)
+        progress = edits[:-1]
+        assert progress and all(any(c.startswith("hanul:cancel:") for c in e.custom_ids) for e in progress)
         record = (await bot.studio.store.history(1001))[0]
         assert record.status == POSTED and record.thread_id == status_id and record.result_message_id
         assert record.params["max_bytes"] < 10 * 1024 * 1024  # asked the generator to fit the upload limit

@@ -14,7 +14,15 @@ import torch
 from diffusers import LTXConditionPipeline
 from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
 
-from ._common import check_request, frames_to_tensor, image_to_tensor, step_callback, tensor_to_frames
+from ._common import (
+    PromptCache,
+    call_default,
+    check_request,
+    frames_to_tensor,
+    image_to_tensor,
+    step_callback,
+    tensor_to_frames,
+)
 from .base import ModelProfile, ProgressCallback, RenderRequest
 
 log = logging.getLogger(__name__)
@@ -47,9 +55,11 @@ def ltx_profile(name: str, pipeline: LTXConditionPipeline) -> ModelProfile:
 class LTXBackend:
     """A resident `LTXConditionPipeline`; `render` is one pipeline call."""
 
-    def __init__(self, pipeline: LTXConditionPipeline, profile: ModelProfile) -> None:
+    def __init__(self, pipeline: LTXConditionPipeline, profile: ModelProfile, prompt_cache_size: int = 0) -> None:
         self.pipeline = pipeline
         self.profile = profile
+        self.prompt_cache = PromptCache(prompt_cache_size)
+        self.max_sequence_length = call_default(pipeline, "max_sequence_length")
         pipeline.set_progress_bar_config(disable=True)
 
     @property
@@ -69,8 +79,7 @@ class LTXBackend:
         with torch.inference_mode():
             output = self.pipeline(
                 conditions=conditions or None,
-                prompt=request.prompt,
-                negative_prompt=request.negative_prompt or None,
+                **self._text(request),
                 width=request.width,
                 height=request.height,
                 num_frames=request.num_frames,
@@ -83,6 +92,33 @@ class LTXBackend:
                 **decode,
             )
         return tensor_to_frames(output.frames[0])
+
+    def _text(self, request: RenderRequest) -> dict[str, object]:
+        """The prompt arguments of the call: the texts themselves, or their cached embeddings."""
+        if self.prompt_cache.size <= 0:
+            return {"prompt": request.prompt, "negative_prompt": request.negative_prompt or None}
+        text = {}
+        text["prompt_embeds"], text["prompt_attention_mask"] = self._encode(request.prompt)
+        if request.guidance_scale > 1.0:  # the pipeline's own test for classifier-free guidance
+            # diffusers encodes a missing negative prompt as "", so "" is what is cached and passed.
+            text["negative_prompt_embeds"], text["negative_prompt_attention_mask"] = self._encode(
+                request.negative_prompt or ""
+            )
+        return text
+
+    def _encode(self, text: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """One text through the pipeline's own `encode_prompt`, exactly as its `__call__` would encode it."""
+
+        def compute() -> tuple[torch.Tensor, torch.Tensor]:
+            embeds, mask, _, _ = self.pipeline.encode_prompt(
+                prompt=text,
+                do_classifier_free_guidance=False,
+                max_sequence_length=self.max_sequence_length,
+                device=self.device,
+            )
+            return embeds, mask
+
+        return self.prompt_cache.get((text, self.max_sequence_length), compute)
 
     def _conditions(self, request: RenderRequest) -> list[LTXVideoCondition]:
         device = self.device

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from diffusers import WanPipeline, WanVACEPipeline
 
-from ._common import check_request, frames_to_tensor, step_callback, tensor_to_frames
+from ._common import PromptCache, call_default, check_request, frames_to_tensor, step_callback, tensor_to_frames
 from .base import ModelProfile, ProgressCallback, RenderRequest
 
 WAN_NATIVE_SIZES = {"landscape": (832, 480), "portrait": (480, 832), "square": (624, 624)}
@@ -39,9 +39,13 @@ def wan_profile(name: str, pipeline: WanPipeline | WanVACEPipeline) -> ModelProf
 class WanBackend:
     """A resident Wan pipeline; `render` is one pipeline call."""
 
-    def __init__(self, pipeline: WanPipeline | WanVACEPipeline, profile: ModelProfile) -> None:
+    def __init__(
+        self, pipeline: WanPipeline | WanVACEPipeline, profile: ModelProfile, prompt_cache_size: int = 0
+    ) -> None:
         self.pipeline = pipeline
         self.profile = profile
+        self.prompt_cache = PromptCache(prompt_cache_size)
+        self.max_sequence_length = call_default(pipeline, "max_sequence_length")
         pipeline.set_progress_bar_config(disable=True)
 
     def render(self, request: RenderRequest, on_step: ProgressCallback | None = None) -> np.ndarray:
@@ -49,8 +53,6 @@ class WanBackend:
         check_request(request, self.profile)
         generator = torch.Generator("cpu").manual_seed(request.seed)
         call = dict(
-            prompt=request.prompt,
-            negative_prompt=request.negative_prompt or None,
             width=request.width,
             height=request.height,
             num_frames=request.num_frames,
@@ -62,9 +64,32 @@ class WanBackend:
         )
         if isinstance(self.pipeline, WanVACEPipeline):
             call["video"], call["mask"] = self._vace_inputs(request)
-        with torch.inference_mode():
-            output = self.pipeline(**call)
+        with torch.inference_mode():  # the text encoder too: grad mode picks other CPU kernels (not bit-identical)
+            output = self.pipeline(**self._text(request), **call)
         return tensor_to_frames(output.frames[0])
+
+    def _text(self, request: RenderRequest) -> dict[str, object]:
+        """The prompt arguments of the call: the texts themselves, or their cached embeddings."""
+        if self.prompt_cache.size <= 0:
+            return {"prompt": request.prompt, "negative_prompt": request.negative_prompt or None}
+        text = {"prompt_embeds": self._encode(request.prompt)}
+        if request.guidance_scale > 1.0:  # the pipeline's own test for classifier-free guidance
+            text["negative_prompt_embeds"] = self._encode(request.negative_prompt or "")  # diffusers' default ""
+        return text
+
+    def _encode(self, text: str) -> torch.Tensor:
+        """One text through the pipeline's own `encode_prompt`, exactly as its `__call__` would encode it."""
+
+        def compute() -> torch.Tensor:
+            embeds, _ = self.pipeline.encode_prompt(
+                prompt=text,
+                do_classifier_free_guidance=False,
+                max_sequence_length=self.max_sequence_length,
+                device=self.pipeline._execution_device,
+            )
+            return embeds
+
+        return self.prompt_cache.get((text, self.max_sequence_length), compute)
 
     def _vace_inputs(self, request: RenderRequest) -> tuple[torch.Tensor, torch.Tensor]:
         """VACE's video and mask: known frames first (mask 0: keep), then grey frames to generate (mask 1)."""

@@ -7,7 +7,7 @@ import asyncio
 
 from bot.models import POSTED
 from tests.support.discord_fake import CHANNEL_ID, EPHEMERAL, Call
-from tests.support.hanul_bot import running_bot
+from tests.support.hanul_bot import running_bot, wait_until
 
 
 def is_ephemeral_followup(call: Call) -> bool:
@@ -62,16 +62,6 @@ async def make_clip(fake, prompt: str = "a cat surfing at sunset", **who) -> tup
     thread_id = int(thread.path.split("/")[4])
     await wait_until(lambda: len(fake.clips()) > before)
     return thread_id, fake.clips()[-1]
-
-
-async def wait_until(condition, within: float = 30.0) -> None:
-    import asyncio
-
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 def message_id_of(fake, call: Call) -> int:

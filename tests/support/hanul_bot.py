@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,3 +31,12 @@ async def running_bot(
         yield bot, fake
     finally:
         await bot.close()
+
+
+async def wait_until(condition: Callable[[], bool], within: float = 30.0) -> None:
+    """Let the bot work until `condition()` holds; fail after `within` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not condition():
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)

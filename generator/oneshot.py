@@ -11,7 +11,7 @@ from generator import encode
 from generator.errors import APIError
 from generator.params import CreateVideoBody, parse_body, plan_render, plan_size
 from generator.pipelines import load_backend
-from generator.render import VideoSpec, render_video
+from generator.render import render_video
 from generator.settings import GeneratorSettings
 
 
@@ -62,19 +62,7 @@ def generate_to_file(
     except APIError as error:
         print(f"hanul generate: {error.message}", file=sys.stderr)
         return 2
-    spec = VideoSpec(
-        prompt=body.prompt,
-        negative_prompt=body.negative_prompt,
-        width=plan.width,
-        height=plan.height,
-        total_frames=plan.num_frames,
-        fps=plan.fps,
-        steps=plan.num_inference_steps,
-        guidance_scale=plan.guidance_scale,
-        seed=secrets.randbelow(2**31) if body.seed is None else body.seed,
-        image=None,
-        parent_tail=None,
-    )
+    spec = plan.spec(body.prompt, body.negative_prompt, secrets.randbelow(2**31) if body.seed is None else body.seed)
     started = time.perf_counter()
     rendered = render_video(
         backend, spec, lambda f: print(_progress_bar(f, started), end="", file=sys.stderr, flush=True)

@@ -7,10 +7,12 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from generator.errors import invalid
 from generator.pipelines.base import ModelProfile
+from generator.render import VideoSpec
 
 MAX_PROMPT_CHARS = 4000
 MAX_SEED = 2**63 - 1
@@ -97,6 +99,29 @@ class RenderPlan:
 
     def as_params(self) -> dict[str, Any]:
         return asdict(self)
+
+    def spec(
+        self,
+        prompt: str,
+        negative_prompt: str | None,
+        seed: int,
+        image: np.ndarray | None = None,
+        parent_tail: np.ndarray | None = None,
+    ) -> VideoSpec:
+        """What the renderer needs to render this plan."""
+        return VideoSpec(
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            width=self.width,
+            height=self.height,
+            total_frames=self.num_frames,
+            fps=self.fps,
+            steps=self.num_inference_steps,
+            guidance_scale=self.guidance_scale,
+            seed=seed,
+            image=image,
+            parent_tail=parent_tail,
+        )
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> RenderPlan:

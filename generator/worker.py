@@ -23,7 +23,7 @@ from generator.images import fit_frames, fit_image
 from generator.params import RenderPlan, seconds_text
 from generator.pipelines.base import RenderCancelled, VideoBackend
 from generator.queue import ClaimedJob, JobQueue, NewArtifact
-from generator.render import RenderedVideo, VideoSpec, render_video
+from generator.render import RenderedVideo, render_video
 from generator.storage import ARTIFACTS, ArtifactStore
 
 log = logging.getLogger(__name__)
@@ -215,19 +215,7 @@ class Worker:
     def _render(self, job: ClaimedJob, plan: RenderPlan, inputs: _Inputs, control: _JobControl) -> RenderedVideo:
         """Runs on the GPU thread."""
         assert self.backend is not None
-        spec = VideoSpec(
-            prompt=job.prompt,
-            negative_prompt=job.negative_prompt,
-            width=plan.width,
-            height=plan.height,
-            total_frames=plan.num_frames,
-            fps=plan.fps,
-            steps=plan.num_inference_steps,
-            guidance_scale=plan.guidance_scale,
-            seed=job.seed,
-            image=inputs.image,
-            parent_tail=inputs.parent_tail,
-        )
+        spec = plan.spec(job.prompt, job.negative_prompt, job.seed, inputs.image, inputs.parent_tail)
 
         def on_progress(fraction: float) -> None:
             control.fraction = fraction

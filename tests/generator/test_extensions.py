@@ -144,14 +144,16 @@ async def test_twenty_seconds_render_as_one_chained_job(client):
     assert len(await frames_of(client, video.id)) == 20 * FPS
 
 
-async def test_progress_rises_through_a_long_chain(client, tiny_generator):
-    video = await client.videos.create(prompt="a slow sunrise", seconds="6")
-    seen = set()
-    while (current := await client.videos.retrieve(video.id)).status in ("queued", "in_progress"):
-        seen.add(current.progress)
-        await asyncio.sleep(0.05)
-    assert current.status == "completed"
-    assert any(0 < p < 100 for p in seen), seen
+async def test_progress_rises_through_a_long_chain(tmp_path):
+    # A short lease makes the worker publish progress every 0.2 s (a third of the lease).
+    async with running_generator(tmp_path, GENERATOR_LEASE_SECONDS=0.6) as running, sdk_client(running) as client:
+        video = await client.videos.create(prompt="a slow sunrise", seconds="12")
+        seen = set()
+        while (current := await client.videos.retrieve(video.id)).status in ("queued", "in_progress"):
+            seen.add(current.progress)
+            await asyncio.sleep(0.05)
+        assert current.status == "completed"
+        assert any(0 < p < 100 for p in seen), seen
 
 
 async def test_unknown_parent_is_404(client):

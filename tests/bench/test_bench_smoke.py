@@ -1,0 +1,88 @@
+"""The GPU benchmark's script, run on the CPU with tiny models (`--tiny`) so it is known to work before a GPU
+session spends time on it. One subprocess runs every case; the tests read its JSON lines."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "bench" / "bench_generator.py"
+CASES = ("clip", "clip_hd", "extension", "queue", "wan")
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    pytest.importorskip("ftfy", reason="diffusers' Wan pipelines clean prompts with ftfy")
+    out = tmp_path_factory.mktemp("bench") / "results.jsonl"
+    completed = subprocess.run(
+        [sys.executable, str(SCRIPT), "--tiny", "--case", "all", "--repeats", "1", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=tmp_path_factory.mktemp("cwd"),  # no .env of the developer's
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    printed = [json.loads(line) for line in completed.stdout.splitlines() if line.startswith("{")]
+    written = [json.loads(line) for line in out.read_text().splitlines()]
+    assert printed == written, "--out gets exactly the printed lines"
+    return {result["case"]: result for result in printed}
+
+
+def test_every_case_prints_one_line_with_its_configuration(results) -> None:
+    assert list(results) == list(CASES)
+    for case, result in results.items():
+        assert result["tiny"] is True and result["device"] == "cpu"
+        assert (result["steps"], result["guidance"]) == (2, 5.0 if case == "wan" else 3.0)
+        assert result["baseline"]["full_call_s_median"] > 0 and result["baseline"]["denoise_only_s_median"] > 0
+        assert result["ratio_to_baseline"] > 0
+
+
+@pytest.mark.parametrize("case", ["clip", "clip_hd", "extension", "wan"])
+def test_direct_cases_time_every_stage(results, case) -> None:
+    result = results[case]
+    first, median = result["first_request"], result["median"]
+    assert first["text_encoding_s"] > 0, "the first request encodes its prompt"
+    assert median["text_encoding_s"] < first["text_encoding_s"], "repeats hit the prompt cache"
+    for stage in ("denoising_s", "transformer_s", "vae_decode_s", "to_uint8_s", "mp4_encode_s", "render_s"):
+        assert median[stage] > 0, stage
+    assert median["end_to_end_s"] >= median["render_s"] + median["mp4_encode_s"] * 0.99
+    assert median["mp4_bytes"] > 1000
+    assert result["prompt_cache_stats"] == {"hits": 2, "misses": 2}
+    assert result["ratio_to_baseline"] == pytest.approx(
+        result["baseline"]["full_call_s_median"] / median["end_to_end_s"], rel=0.01
+    )
+
+
+def test_the_extension_encodes_its_conditioning_frames(results) -> None:
+    result = results["extension"]
+    assert result["context_frames"] == 9 and result["median"]["vae_encode_s"] > 0
+    assert "LTXConditionPipeline" in result["baseline"]["what"], "the baseline conditions on the same frames"
+
+
+def test_the_queue_case_goes_through_the_service(results) -> None:
+    result = results["queue"]
+    single = result["single_job"]
+    assert result["jobs"] == 4 and result["jobs_per_min"] > 0
+    assert 0 < result["gpu_thread_busy_fraction"] <= 1
+    assert result["gpu_idle_fraction"] == pytest.approx(1 - result["gpu_thread_busy_fraction"], abs=1e-3)
+    assert single["render_s"] > 0 and single["mp4_encode_s"] > 0 and single["mp4_bytes"] > 1000
+    assert single["end_to_end_s"] > single["render_s"] + single["mp4_encode_s"]
+    assert single["api_queue_overhead_s"] > 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_the_real_size_benchmark_refuses_to_run_on_a_cpu() -> None:
+    spec = importlib.util.spec_from_file_location("bench_generator", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(SystemExit, match="needs a CUDA GPU"):
+        module.main(["--case", "clip"])
+    with pytest.raises(SystemExit):
+        module.parse_args(["--attention-backend", "flash_hub"])

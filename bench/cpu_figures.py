@@ -1,0 +1,89 @@
+"""CPU-side figures that need no GPU: MP4 encode of a real-size clip, the uint8 conversion of a real-size decoded
+video, and the prompt cache's hit vs miss on the tiny model. Prints one JSON line.
+
+    python bench/cpu_figures.py [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+import torch
+
+
+def moving_pattern(frames: int, height: int, width: int) -> np.ndarray:
+    """A smooth pattern that moves a little each frame, with mild noise: closer to video than pure noise."""
+    rows, cols = np.mgrid[0:height, 0:width].astype(np.float32)
+    rng = np.random.default_rng(0)
+    out = np.empty((frames, height, width, 3), np.uint8)
+    for index in range(frames):
+        phase = index * 0.08
+        red = 127 + 100 * np.sin(cols / 37 + phase)
+        green = 127 + 100 * np.sin(rows / 23 - phase)
+        blue = 127 + 100 * np.sin((rows + cols) / 51 + 2 * phase)
+        picture = np.stack([red, green, blue], -1) + rng.normal(0, 4, (height, width, 3))
+        out[index] = picture.clip(0, 255).astype(np.uint8)
+    return out
+
+
+def timed(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return round(statistics.median(times), 4)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    from generator import encode
+    from generator.pipelines._common import tensor_to_frames
+    from generator.pipelines.base import RenderRequest
+    from generator.pipelines.ltx import LTXBackend
+    from generator.pipelines.tiny import TINY_LTX_PROFILE, build_tiny_ltx_pipeline
+
+    result: dict[str, object] = {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+    frames = moving_pattern(121, 512, 768)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "clip.mp4"
+        encode_once = lambda: encode.encode_mp4(frames, 24, path, 10 * 2**20)  # noqa: E731
+        result["mp4_encode_768x512x121_s"] = timed(encode_once, args.repeats)
+        result["mp4_bytes"] = path.stat().st_size
+    video = torch.rand(121, 3, 512, 768)
+    result["to_uint8_768x512x121_cpu_s"] = timed(lambda: tensor_to_frames(video), args.repeats)
+
+    pipeline = build_tiny_ltx_pipeline()
+    cached, plain = LTXBackend(pipeline, TINY_LTX_PROFILE, 8), LTXBackend(pipeline, TINY_LTX_PROFILE, 0)
+    request = RenderRequest(
+        prompt="a cat surfing", width=96, height=64, num_frames=17, seed=0, num_inference_steps=2, guidance_scale=3.0
+    )
+    with torch.inference_mode():
+
+        def miss() -> None:
+            cached.prompt_cache.clear()
+            cached._text(request)
+
+        result["tiny_text_encoding_miss_s"] = timed(miss, args.repeats * 10)
+        result["tiny_text_encoding_hit_s"] = timed(lambda: cached._text(request), args.repeats * 10)
+    plain.render(request)  # warm-up
+    result["tiny_render_uncached_s"] = timed(lambda: plain.render(request), args.repeats)
+    result["tiny_render_cached_s"] = timed(lambda: cached.render(request), args.repeats)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -37,13 +37,22 @@ DECODE_NOISE_SCALE = 0.025
 
 def ltx_profile(name: str, pipeline: LTXConditionPipeline) -> ModelProfile:
     """The profile of a loaded LTX-Video model; multiples come from its VAE and transformer configs."""
+    return ltx_profile_for(
+        name,
+        frame_multiple=pipeline.vae_temporal_compression_ratio,
+        size_multiple=pipeline.vae_spatial_compression_ratio * pipeline.transformer_spatial_patch_size,
+    )
+
+
+def ltx_profile_for(name: str, *, frame_multiple: int = 8, size_multiple: int = 32) -> ModelProfile:
+    """An LTX-Video profile from the model's name (distilled or not) and its compression ratios."""
     distilled = "distilled" in name.lower()
     return ModelProfile(
         family="ltx",
         name=name,
         fps=24,
-        frame_multiple=pipeline.vae_temporal_compression_ratio,
-        size_multiple=pipeline.vae_spatial_compression_ratio * pipeline.transformer_spatial_patch_size,
+        frame_multiple=frame_multiple,
+        size_multiple=size_multiple,
         native_sizes=dict(LTX_NATIVE_SIZES),
         max_segment_frames=121,
         default_steps=8 if distilled else 30,

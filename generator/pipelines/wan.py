@@ -19,13 +19,22 @@ WAN_NATIVE_SIZES = {"landscape": (832, 480), "portrait": (480, 832), "square": (
 
 def wan_profile(name: str, pipeline: WanPipeline | WanVACEPipeline) -> ModelProfile:
     """The profile of a loaded Wan model; only VACE pipelines can take an image or continue."""
-    vace = isinstance(pipeline, WanVACEPipeline)
+    return wan_profile_for(
+        name,
+        vace=isinstance(pipeline, WanVACEPipeline),
+        frame_multiple=pipeline.vae_scale_factor_temporal,
+        size_multiple=pipeline.vae_scale_factor_spatial * pipeline.transformer.config.patch_size[1],
+    )
+
+
+def wan_profile_for(name: str, *, vace: bool, frame_multiple: int = 4, size_multiple: int = 16) -> ModelProfile:
+    """A Wan 2.1 profile: VACE checkpoints can start from an image and continue clips, plain ones cannot."""
     return ModelProfile(
         family="wan",
         name=name,
         fps=16,
-        frame_multiple=pipeline.vae_scale_factor_temporal,
-        size_multiple=pipeline.vae_scale_factor_spatial * pipeline.transformer.config.patch_size[1],
+        frame_multiple=frame_multiple,
+        size_multiple=size_multiple,
         native_sizes=dict(WAN_NATIVE_SIZES),
         max_segment_frames=81,
         default_steps=30,

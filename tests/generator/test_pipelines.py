@@ -181,3 +181,15 @@ def test_wan_text_to_video_pipeline_says_it_cannot_continue() -> None:
     assert backend.render(request(width=48, height=32, num_frames=5)).shape == (5, 32, 48, 3)
     with pytest.raises(ValueError, match="cannot continue"):
         backend.render(request(width=48, height=32, num_frames=9, video=np.zeros((5, 32, 48, 3), np.uint8)))
+
+
+@pytest.mark.parametrize("family", ["ltx", "wan"])
+def test_describing_a_saved_model_matches_loading_it(tmp_path, family):
+    """An API-only generator validates requests with the same profile the workers get when they load the model."""
+    if family == "wan":
+        pytest.importorskip("ftfy", reason="diffusers' Wan pipelines clean prompts with ftfy")
+    from generator.pipelines.describe import describe_model
+
+    folder = save_tiny_pipeline(tmp_path / family, family=family)
+    settings = tiny_settings(model=str(folder))
+    assert describe_model(settings) == load_backend(settings).profile

@@ -52,7 +52,26 @@ def test_scrubber_hides_known_secrets_and_token_shapes():
     assert token not in scrubber.scrub(f"login with {token}")
 
 
-def test_configured_logging_never_writes_a_secret(capsys):
+@pytest.fixture
+def restored_root_logger():
+    """configure_logging changes the process-wide root logger: put it back, or its handler (bound to this test's
+    captured stderr, closed afterwards) and its DEBUG level outlive the test and every later record (aiosqlite's
+    worker threads log at DEBUG) ends in "--- Logging error ---: I/O operation on closed file"."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    names = ("httpx", "httpx2", "httpcore", "aiohttp.access", "discord.gateway", "alembic.runtime.migration")
+    noisy = {name: logging.getLogger(name).level for name in names}
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+            handler.close()
+    root.setLevel(level)
+    for name, old in noisy.items():
+        logging.getLogger(name).setLevel(old)
+
+
+def test_configured_logging_never_writes_a_secret(capsys, restored_root_logger):
     configure_logging("DEBUG", ["hunter2-secret"])
     logging.getLogger("hanul.test").warning("token is %s", "hunter2-secret")
     try:

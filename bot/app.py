@@ -13,6 +13,8 @@ from bot.cogs.library import LibraryCog
 from bot.cogs.member import MemberCog
 from bot.cogs.video import VideoCog
 from bot.delivery import Deliveries
+from bot.limits import Refusal
+from bot.retry import DEFAULT_BACKOFF, Backoff
 from bot.runtime import Runtime, open_runtime
 from bot.settings import BotSettings
 from bot.studio import Studio
@@ -46,17 +48,20 @@ class HanulBot(commands.Bot):
         *,
         generator_settings: GeneratorSettings | None = None,
         poll_interval: float = 1.0,
+        backoff: Backoff = DEFAULT_BACKOFF,
     ) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=build_intents(settings),
             help_command=None,
-            # Prompts are member text: never let a clip caption ping a role or everyone.
-            allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True),
+            # Titles, prompts and thread messages carry member text: by default nothing in a bot message pings
+            # anyone (not everyone, no role, no user); the clip's caption names its requester explicitly.
+            allowed_mentions=discord.AllowedMentions.none(),
         )
         self.settings = settings
         self.generator_settings = generator_settings
         self.poll_interval = poll_interval
+        self.backoff = backoff
         self.runtime: Runtime | None = None
         self.deliveries = Deliveries(self)
         self.actions: VideoCog | None = None
@@ -67,7 +72,8 @@ class HanulBot(commands.Bot):
         return self.runtime.studio
 
     async def setup_hook(self) -> None:
-        self.runtime = await open_runtime(self.settings, self.generator_settings)
+        self.runtime = await open_runtime(self.settings, self.generator_settings, backoff=self.backoff)
+        self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
         self.actions = VideoCog(self)
         await self.add_cog(self.actions)
         await self.add_cog(LibraryCog(self))
@@ -76,6 +82,28 @@ class HanulBot(commands.Bot):
         await self.sync_commands()
         # Channels are addressed by id, so unfinished work resumes before the gateway is even up.
         await self.deliveries.resume_all()
+
+    async def on_app_command_error(
+        self, interaction: discord.Interaction, error: discord.app_commands.AppCommandError
+    ) -> None:
+        """A command that failed before its own handler ran (an option Discord sent that does not convert, a
+        check) gets an ephemeral answer, never silence; only real surprises are logged as errors."""
+        from bot.cogs._common import answer, refusal_text
+
+        locale = str(interaction.locale.value)
+        if isinstance(error, discord.app_commands.TransformerError):
+            log.warning("interaction %s: option %r did not convert: %s", interaction.id, error.value, error)
+            refusal = Refusal("bad_option", {"option": getattr(error.transformer, "_error_display_name", "?")})
+            content = refusal_text(refusal, locale)
+        else:
+            log.error("interaction %s failed", interaction.id, exc_info=error)
+            from bot.i18n import text
+
+            content = text("error.unexpected", locale, id=interaction.id)
+        try:
+            await answer(interaction, content)
+        except discord.HTTPException as failure:
+            log.warning("could not answer interaction %s: %s", interaction.id, failure)
 
     async def sync_commands(self) -> None:
         """Guild commands appear at once (DISCORD_GUILD_IDS); global ones can take a while the first time."""

@@ -7,21 +7,64 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-from typing import TYPE_CHECKING
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
 
+import aiohttp
 import discord
 
 from bot.cogs._common import DEFAULT_UPLOAD_LIMIT
 from bot.i18n import text
+from bot.models import COMPLETED
 from bot.progress import progress_line
+from bot.retry import Backoff
 from bot.store import GenerationRecord
 from bot.studio import Outcome, Progress
 from bot.ui import clip_view, smaller_view, status_view
+from bot.videos import GeneratorError
 
 if TYPE_CHECKING:
     from bot.app import HanulBot
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+HISTORY_LOOKBACK = 50  # messages searched for a clip posted just before a crash
+
+
+# Everything a Discord call can fail with besides the bot's own bugs.
+DISCORD_ERRORS = (discord.HTTPException, discord.RateLimited, aiohttp.ClientError, TimeoutError, ConnectionError)
+
+
+def transient(error: BaseException) -> bool:
+    """Discord trouble that passes: rate limits discord.py would not wait out, 5xx, dropped connections."""
+    if isinstance(error, discord.RateLimited):
+        return True
+    if isinstance(error, discord.HTTPException):
+        return error.status == 429 or error.status >= 500
+    return isinstance(error, aiohttp.ClientError | TimeoutError | ConnectionError)
+
+
+async def with_retries(what: str, call: Callable[[], Awaitable[T]], backoff: Backoff) -> T:
+    """`call()`, retried with backoff while Discord's trouble is transient (on top of discord.py's own retries
+    of 429 and 500/502/504); anything else, or trouble lasting `backoff.give_up_after`, is raised."""
+    delays = backoff.delays()
+    started = time.monotonic()
+    while True:
+        try:
+            return await call()
+        except Exception as error:
+            if not transient(error) or time.monotonic() - started >= backoff.give_up_after:
+                raise
+            delay = next(delays)
+            log.warning("%s failed (%s); retrying in %.1fs", what, _describe(error), delay)
+            await asyncio.sleep(delay)
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, discord.HTTPException):
+        return f"HTTP {error.status} {error.text[:100]}"
+    return type(error).__name__
 
 
 def _mib(size: int) -> str:
@@ -46,6 +89,10 @@ class Deliveries:
     def __init__(self, bot: HanulBot) -> None:
         self.bot = bot
         self._tasks: dict[int, asyncio.Task[None]] = {}
+
+    @property
+    def backoff(self) -> Backoff:
+        return self.bot.studio.backoff
 
     def start(self, generation_id: int) -> None:
         """Follow a submitted generation to its posted clip in the background."""
@@ -99,15 +146,32 @@ class Deliveries:
         assert channel_id is not None
         return self._channel(record, channel_id).get_partial_message(record.status_message_id)
 
-    async def _edit_status(self, record: GenerationRecord, content: str, view: discord.ui.View | None) -> None:
+    async def _edit_status(
+        self, record: GenerationRecord, content: str, view: discord.ui.View | None, *, final: bool = False
+    ) -> None:
+        """Edit the status message; a final edit (done, failed, cancelled) is retried through Discord's
+        trouble, since nothing would correct it later and the member would see a stuck progress bar."""
         message = self._status_message(record)
         if message is None:
             return
-        try:
+
+        async def edit() -> None:
             await message.edit(content=content, view=view)
-        except discord.HTTPException as error:
+
+        try:
+            if final:
+                await with_retries(f"editing the status of #{record.id}", edit, self.backoff)
+            else:
+                await edit()
+        except (
+            discord.HTTPException,
+            discord.RateLimited,
+            aiohttp.ClientError,
+            TimeoutError,
+            ConnectionError,
+        ) as error:
             # A deleted status message must not stop the clip from being posted.
-            log.warning("could not edit the status message of #%d: %s", record.id, error)
+            log.warning("could not edit the status message of #%d: %s", record.id, _describe(error))
 
     async def _deliver(self, generation_id: int) -> None:
         try:
@@ -124,31 +188,99 @@ class Deliveries:
             return
         locale = (await store.member(record.user_id)).reply_locale
         title = record.display_title
+        # Completed before this delivery began: a crash may have come after the upload but before it was noted.
+        maybe_posted = record.status == COMPLETED
+        waiting = False
 
         async def on_progress(progress: Progress) -> None:
+            nonlocal waiting
+            waiting = False
             if not progress.state.finished:
                 line = progress_line(title, progress.state, locale)
                 await self._edit_status(progress.generation, line, status_view(record.id, locale))
 
-        outcome = await self.bot.studio.follow(generation_id, on_progress, poll_interval=self.bot.poll_interval)
+        async def on_unreachable(current: GenerationRecord, error: GeneratorError, delay: float) -> None:
+            # Said once per outage (edits are rate-limited); progress edits replace it when the generator is back.
+            nonlocal waiting
+            if not waiting:
+                waiting = True
+                await self._edit_status(
+                    current, text("status.waiting", locale, title=title), status_view(current.id, locale)
+                )
+
+        outcome = await self.bot.studio.follow(
+            generation_id, on_progress, poll_interval=self.bot.poll_interval, on_unreachable=on_unreachable
+        )
         if outcome.cancelled:
-            await self._edit_status(outcome.generation, text("status.cancelled", locale, title=title), None)
+            await self._edit_status(outcome.generation, text("status.cancelled", locale, title=title), None, final=True)
         elif outcome.video is None:
             if outcome.generation.posted_at is None:
-                error = outcome.error or outcome.generation.error or "?"
-                failed = text("status.failed", locale, title=title, error=error)
-                await self._edit_status(outcome.generation, failed, None)
+                await self._failed(outcome.generation, outcome.error or outcome.generation.error or "?", locale)
         else:
-            await self._post(outcome, locale)
+            await self._post(outcome, locale, maybe_posted=maybe_posted)
 
-    async def _post(self, outcome: Outcome, locale: str | None) -> None:
-        """Post the clip once: skipped when the database says it was posted already."""
+    async def _failed(self, record: GenerationRecord, error: str, locale: str | None) -> None:
+        failed = text("status.failed", locale, title=record.display_title, error=error)
+        await self._edit_status(record, failed, None, final=True)
+
+    async def _post(self, outcome: Outcome, locale: str | None, *, maybe_posted: bool = False) -> None:
+        """Post the clip exactly once: skipped when the database says it was posted already, or when the channel
+        shows it was (a crash between the upload and the database write); each upload carries a nonce Discord
+        enforces, so a retry after a lost answer returns the message already made instead of a second one."""
         assert outcome.video is not None
         store = self.bot.studio.store
         record = await store.generation(outcome.generation.id)
         if record is None or record.posted_at is not None:
             return
         target = self._channel(record, record.thread_id or record.channel_id or 0)
+        earlier = await self._earlier_post(record, target) if maybe_posted else None
+        try:
+            sent = earlier or await with_retries(
+                f"posting the clip of #{record.id}", lambda: self._send(record, target, outcome, locale), self.backoff
+            )
+        except (
+            discord.HTTPException,
+            discord.RateLimited,
+            aiohttp.ClientError,
+            TimeoutError,
+            ConnectionError,
+        ) as error:
+            log.warning("could not post the clip of #%d: %s", record.id, _describe(error))
+            failed = await store.mark_failed(record.id, f"could not post the clip on Discord: {_describe(error)}")
+            await self._failed(failed, failed.error or "?", locale)
+            return
+        if not await store.mark_posted(record.id, sent.id):
+            return
+        done = text("status.done", locale, title=record.display_title, link=sent.jump_url)
+        await self._edit_status(record, done, None, final=True)
+
+    async def _earlier_post(
+        self, record: GenerationRecord, target: discord.PartialMessageable
+    ) -> discord.Message | None:
+        """The clip (or its too-big notice) if this bot already posted it in the target channel."""
+        me = self.bot.user
+        filename = f"hanul-{record.id}.mp4"
+        smaller = f"hanul:smaller:{record.id}"
+        try:
+            async for message in target.history(limit=HISTORY_LOOKBACK):
+                if me is None or message.author.id != me.id:
+                    continue
+                if any(a.filename == filename for a in message.attachments):
+                    return message
+                ids = [
+                    getattr(c, "custom_id", None) for row in message.components for c in getattr(row, "children", [])
+                ]
+                if smaller in ids:
+                    return message
+        except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as error:
+            log.warning("could not read the history of %s to check #%d: %s", target.id, record.id, _describe(error))
+        return None
+
+    async def _send(
+        self, record: GenerationRecord, target: discord.PartialMessageable, outcome: Outcome, locale: str | None
+    ) -> discord.Message:
+        """One upload attempt (a fresh file each time: discord.py closes it after sending)."""
+        assert outcome.video is not None
         reference = None
         if record.thread_id is None and record.status_message_id is not None:
             # No threads in DMs: the clip answers its status message, keeping the reply chain.
@@ -158,29 +290,27 @@ class Deliveries:
         limit = int(record.params.get("upload_limit") or DEFAULT_UPLOAD_LIMIT)
         mention = discord.AllowedMentions(users=[discord.Object(record.user_id)], roles=False, everyone=False)
         if len(outcome.video) > limit:
-            sent = await target.send(
+            return await target.send(
                 text("result.too_big", locale, size=_mib(len(outcome.video)), limit=_mib(limit)),
                 view=smaller_view(record.id, locale),
                 reference=reference,  # type: ignore[arg-type]
                 allowed_mentions=mention,
+                nonce=f"hanul-big-{record.id}",
             )
-        else:
-            caption = text(
-                "result.caption",
-                locale,
-                title=record.display_title,
-                seconds=_seconds_label(record),
-                size=record.params.get("rendered_size") or record.params.get("size") or "?",
-                seed=record.seed,
-                member=f"<@{record.user_id}>",
-            )
-            sent = await target.send(
-                caption,
-                file=discord.File(io.BytesIO(outcome.video), filename=f"hanul-{record.id}.mp4"),
-                view=clip_view(record.id, locale),
-                reference=reference,  # type: ignore[arg-type]
-                allowed_mentions=mention,
-            )
-        await store.mark_posted(record.id, sent.id)
-        done = text("status.done", locale, title=record.display_title, link=sent.jump_url)
-        await self._edit_status(record, done, None)
+        caption = text(
+            "result.caption",
+            locale,
+            title=record.display_title,
+            seconds=_seconds_label(record),
+            size=record.params.get("rendered_size") or record.params.get("size") or "?",
+            seed=record.seed,
+            member=f"<@{record.user_id}>",
+        )
+        return await target.send(
+            caption,
+            file=discord.File(io.BytesIO(outcome.video), filename=f"hanul-{record.id}.mp4"),
+            view=clip_view(record.id, locale),
+            reference=reference,  # type: ignore[arg-type]
+            allowed_mentions=mention,
+            nonce=f"hanul-clip-{record.id}",
+        )

@@ -27,6 +27,12 @@ STRINGS: dict[str, dict[str, str]] = {
     "status.eta": {"en": " · about {seconds}s left", "ko": " · 약 {seconds}초 남음"},
     "status.done": {"en": "✅ **{title}** — done: {link}", "ko": "✅ **{title}** — 완성: {link}"},
     "status.failed": {"en": "❌ **{title}** — failed: {error}", "ko": "❌ **{title}** — 실패: {error}"},
+    "status.waiting": {
+        "en": "⚠️ **{title}** — I can't reach the video generator right now. Your request is saved; I'll keep "
+        "trying and post the clip here when it's back.",
+        "ko": "⚠️ **{title}** — 지금은 영상 생성기에 연결할 수 없습니다. 요청은 저장되어 있으니 계속 다시 시도하고, "
+        "연결되면 여기에 영상을 올릴게요.",
+    },
     "status.cancelled": {"en": "🛑 **{title}** — cancelled.", "ko": "🛑 **{title}** — 취소됨."},
     "thread.name": {"en": "🎬 {title}", "ko": "🎬 {title}"},
     "prompt.show": {
@@ -117,6 +123,18 @@ STRINGS: dict[str, dict[str, str]] = {
     "refusal.aspect": {
         "en": "Unknown aspect ratio {aspect!r}. Use one of: {choices}.",
         "ko": "알 수 없는 화면비 {aspect!r}입니다. 다음 중 하나를 쓰세요: {choices}.",
+    },
+    "refusal.seed": {
+        "en": "The seed must be a whole number from 0 to {max}; you gave {seed}.",
+        "ko": "시드는 0부터 {max}까지의 정수여야 합니다. 입력한 값: {seed}.",
+    },
+    "refusal.too_long": {
+        "en": "That text is too long ({length} characters; the limit is {limit}). Please shorten it.",
+        "ko": "글이 너무 깁니다 ({length}자, 최대 {limit}자). 줄여서 다시 보내 주세요.",
+    },
+    "refusal.bad_option": {
+        "en": "I couldn't read the option `{option}`. Check its value and try again.",
+        "ko": "`{option}` 옵션 값을 읽을 수 없습니다. 값을 확인하고 다시 시도해 주세요.",
     },
     "refusal.empty": {
         "en": "Tell me what to film, e.g. `/video a cat surfing at sunset`.",

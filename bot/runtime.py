@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.director import Director
 from bot.limits import Limits
+from bot.retry import DEFAULT_BACKOFF, Backoff
 from bot.settings import BotSettings
 from bot.store import Store
 from bot.studio import Studio
@@ -52,8 +53,11 @@ class Runtime:
         await self.engine.dispose()
 
 
-async def open_runtime(settings: BotSettings, generator_settings: GeneratorSettings | None = None) -> Runtime:
-    """Migrate the database, reach (or start) the generator, and build the studio."""
+async def open_runtime(
+    settings: BotSettings, generator_settings: GeneratorSettings | None = None, *, backoff: Backoff = DEFAULT_BACKOFF
+) -> Runtime:
+    """Migrate the database, reach (or start) the generator, and build the studio (`backoff`: how it waits for
+    an unreachable generator)."""
     engine = create_engine(settings.resolved_database_url)
     generator = None
     try:
@@ -69,7 +73,7 @@ async def open_runtime(settings: BotSettings, generator_settings: GeneratorSetti
         videos = VideoClient(base_url, api_key, timeout=settings.generator_timeout)
         director = Director.from_settings(settings)
         store = Store(engine)
-        studio = Studio(settings, store, Limits(settings, store), director, videos)
+        studio = Studio(settings, store, Limits(settings, store), director, videos, backoff=backoff)
     except BaseException:
         if generator is not None:
             await generator.stop()

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from bot.models import (
@@ -27,6 +28,11 @@ from bot.models import (
 from generator.db import session_factory, utcnow
 
 UNCHANGED: Any = object()  # "leave this setting as it is" (None means "clear it")
+MAX_ROW_ID = 2**63 - 1  # ids in custom_ids and commands come from outside: larger ones match no row
+
+
+def _possible_id(value: int) -> bool:
+    return 0 < value <= MAX_ROW_ID
 
 
 @dataclass(frozen=True)
@@ -169,7 +175,14 @@ class Store:
     # --- members ---------------------------------------------------------------------------------
 
     async def ensure_member(self, user_id: int, name: str | None = None, locale: str | None = None) -> MemberSettings:
-        """The member's settings, creating the row on first sight and refreshing name and locale."""
+        """The member's settings, creating the row on first sight and refreshing name and locale. Two first
+        requests at once both try to create it; the one that loses reads the winner's row."""
+        try:
+            return await self._ensure_member(user_id, name, locale)
+        except IntegrityError:
+            return await self._ensure_member(user_id, name, locale)
+
+    async def _ensure_member(self, user_id: int, name: str | None, locale: str | None) -> MemberSettings:
         async with self._sessions() as session, session.begin():
             row = await session.get(User, user_id)
             if row is None:
@@ -261,12 +274,16 @@ class Store:
             return _generation(row)
 
     async def generation(self, generation_id: int) -> GenerationRecord | None:
+        if not _possible_id(generation_id):
+            return None
         async with self._sessions() as session:
             row = await session.get(Generation, generation_id)
             return _generation(row) if row else None
 
     async def generation_by_message(self, message_id: int) -> GenerationRecord | None:
         """The generation whose clip (or status message) is this Discord message."""
+        if not _possible_id(message_id):
+            return None
         async with self._sessions() as session:
             row = await session.scalar(
                 select(Generation)

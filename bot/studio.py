@@ -12,7 +12,9 @@ Both front ends (the Discord cogs and the terminal console) drive the same steps
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import re
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,9 +24,10 @@ from typing import Any
 from bot.director import Director, PromptResult, Refused, Turn
 from bot.limits import Limits, Refusal, Requester
 from bot.models import CANCELLED, COMPLETED, FAILED, PENDING, POSTED, QUEUED, RENDERING
+from bot.retry import DEFAULT_BACKOFF, Backoff
 from bot.settings import BotSettings
 from bot.store import GenerationRecord, NewGeneration, Store
-from bot.videos import ASPECT_SIZES, GeneratorError, VideoClient, VideoSpec, VideoState
+from bot.videos import ASPECT_SIZES, TRANSIENT, GeneratorError, VideoClient, VideoSpec, VideoState
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,24 @@ UPLOAD_MARGIN = 0.97  # leave room for the multipart envelope under the channel'
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 SHRINK_FACTOR = 0.5  # a "smaller version" aims at half the byte cap
 MIN_MAX_BYTES = 64 * 1024  # the generator's smallest byte cap
+MAX_SEED = 2**31 - 2
+# The longest member text each field takes (the slash command declares the same; Discord does not re-check).
+MAX_REQUEST_CHARS = 1500
+MAX_NEGATIVE_CHARS = 500
+MAX_STYLE_CHARS = 200
+MAX_PROMPT_CHARS = 4000  # an edited prompt (the modal's limit)
+# Control characters (NUL, escapes, …) but not newline and tab: they break PostgreSQL text and Discord's layout.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean_text(value: str) -> str:
+    """Member text without control characters, trimmed."""
+    return _CONTROL.sub(" ", value).strip()
+
+
+def _check_length(value: str | None, limit: int) -> None:
+    if value is not None and len(value) > limit:
+        raise Refusal("too_long", {"length": len(value), "limit": limit})
 
 
 @dataclass(frozen=True)
@@ -100,6 +121,13 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], Awaitable[None]]
+# Told each time the generator cannot be reached: the generation (still open), the error, the seconds until
+# the next try.
+UnreachableCallback = Callable[[GenerationRecord, GeneratorError, float], Awaitable[None]]
+
+
+class _Cancelled(Exception):
+    """The member cancelled while the generator was away: stop waiting for it."""
 
 
 @dataclass
@@ -147,9 +175,17 @@ class Studio:
     """The service behind every front end: no Discord types in or out."""
 
     def __init__(
-        self, settings: BotSettings, store: Store, limits: Limits, director: Director, videos: VideoClient
+        self,
+        settings: BotSettings,
+        store: Store,
+        limits: Limits,
+        director: Director,
+        videos: VideoClient,
+        *,
+        backoff: Backoff = DEFAULT_BACKOFF,
     ) -> None:
         self.settings = settings
+        self.backoff = backoff
         self.store = store
         self.limits = limits
         self.director = director
@@ -162,6 +198,11 @@ class Studio:
     def _check_options(self, text: str, options: VideoOptions) -> None:
         if not text.strip():
             raise Refusal("empty")
+        _check_length(text, MAX_REQUEST_CHARS)
+        _check_length(options.negative, MAX_NEGATIVE_CHARS)
+        _check_length(options.style, MAX_STYLE_CHARS)
+        if options.seed is not None and not 0 <= options.seed <= MAX_SEED:
+            raise Refusal("seed", {"seed": options.seed, "max": MAX_SEED})
         if options.seconds is not None and not 1 <= options.seconds <= self.settings.max_seconds:
             raise Refusal("seconds", {"seconds": f"{options.seconds:g}", "max": f"{self.settings.max_seconds:g}"})
         if options.aspect is not None and options.aspect not in ASPECT_SIZES:
@@ -210,6 +251,12 @@ class Studio:
 
     async def new_video(self, requester: Requester, text: str, options: VideoOptions, destination: Destination) -> Job:
         """A brand-new clip (and a new conversation) from a member's request."""
+        text = clean_text(text)
+        options = dataclasses.replace(
+            options,
+            negative=clean_text(options.negative) or None if options.negative is not None else None,
+            style=clean_text(options.style) or None if options.style is not None else None,
+        )
         self._check_options(text, options)
         member = await self.store.ensure_member(requester.user_id, requester.name, requester.locale)
         seconds = options.seconds or member.seconds or self.settings.default_seconds
@@ -264,8 +311,10 @@ class Studio:
 
     async def refine(self, requester: Requester, conversation_id: int, message: str, destination: Destination) -> Job:
         """The member said how to change the clip: the director revises the prompt; render again, same seed."""
-        if not message.strip():
+        message = clean_text(message)
+        if not message:
             raise Refusal("empty")
+        _check_length(message, MAX_REQUEST_CHARS)
         conversation = await self.store.conversation(conversation_id)
         if conversation is None:
             raise Refusal("not_found", {"id": conversation_id})
@@ -306,8 +355,10 @@ class Studio:
 
     async def extend(self, requester: Requester, parent_id: int, what_next: str, destination: Destination) -> Job:
         """Continue a finished clip with what happens next."""
-        if not what_next.strip():
+        what_next = clean_text(what_next)
+        if not what_next:
             raise Refusal("empty")
+        _check_length(what_next, MAX_REQUEST_CHARS)
         parent = await self.store.generation(parent_id)
         if parent is None or parent.video_id is None:
             raise Refusal("not_found", {"id": parent_id})
@@ -355,8 +406,10 @@ class Studio:
     async def edit(self, requester: Requester, generation_id: int, prompt: str, destination: Destination) -> Job:
         """The member's own wording of the prompt, rendered with the same seed; an unfinished original is
         cancelled, since the edit replaces it."""
-        if not prompt.strip():
+        prompt = clean_text(prompt)
+        if not prompt:
             raise Refusal("empty")
+        _check_length(prompt, MAX_PROMPT_CHARS)
         original = await self._owned(requester, generation_id)
         job = await self._again(requester, generation_id, destination, kind="edit", prompt=prompt.strip())
         if original.is_open:
@@ -441,11 +494,12 @@ class Studio:
         return record
 
     async def submit(self, generation_id: int) -> GenerationRecord:
-        """Queue the job on the generator; a refusal there marks it failed and says why."""
+        """Queue the job on the generator; a refusal there marks it failed and says why (Refusal). An unreachable
+        generator raises GeneratorError("generator_down") and leaves the request pending, to be tried again."""
         record = await self.store.generation(generation_id)
         if record is None:
             raise Refusal("not_found", {"id": generation_id})
-        if record.video_id is not None:
+        if record.video_id is not None or record.status != PENDING:
             return record
         spec = VideoSpec(
             prompt=record.expanded_prompt,
@@ -466,6 +520,8 @@ class Studio:
             else:
                 state = await self.videos.create(spec)
         except GeneratorError as error:
+            if error.code == "generator_down":
+                raise  # nothing was queued: the request stays pending and is submitted again later
             await self.store.mark_failed(record.id, f"{error.code}: {error.detail}")
             code = "not_found" if error.code == "not_found" else error.code
             raise Refusal(code, {"detail": error.detail, "id": record.id}) from error
@@ -486,24 +542,55 @@ class Studio:
         on_progress: ProgressCallback | None = None,
         *,
         poll_interval: float = 1.0,
+        on_unreachable: UnreachableCallback | None = None,
     ) -> Outcome:
-        """Wait for the job, reporting progress, and download the finished clip (status `completed`)."""
+        """Wait for the job, reporting progress, and download the finished clip (status `completed`).
+
+        While the generator cannot be reached the request stays open (pending, queued or rendering) and every
+        step is tried again with backoff, `on_unreachable` telling the member; only after
+        `backoff.give_up_after` seconds does it fail."""
         record = await self.store.generation(generation_id)
         if record is None:
             raise LookupError(f"generation {generation_id} does not exist")
+
+        async def unreachable(error: GeneratorError, delay: float) -> None:
+            latest = await self.store.generation(generation_id)
+            if latest is None or latest.status == CANCELLED:
+                raise _Cancelled
+            if on_unreachable is not None:
+                await on_unreachable(latest, error, delay)
+
+        try:
+            return await self._follow(record, on_progress, poll_interval, unreachable)
+        except _Cancelled:
+            latest = await self.store.generation(generation_id)
+            assert latest is not None
+            return Outcome(latest)
+
+    async def _follow(
+        self,
+        record: GenerationRecord,
+        on_progress: ProgressCallback | None,
+        poll_interval: float,
+        unreachable: Callable[[GeneratorError, float], Awaitable[None]],
+    ) -> Outcome:
         if record.status == PENDING and record.video_id is None:
             if not record.expanded_prompt or (record.params.get("image") and record.id not in self._images):
                 failed = await self.store.mark_failed(record.id, "interrupted by a restart before it was queued")
                 return Outcome(failed, error=failed.error)
+            image = self._images.get(record.id)
             try:
-                record = await self.submit(record.id)
+                record = await self.videos.retrying(
+                    lambda: self._submit_keeping(record.id, image), backoff=self.backoff, on_unreachable=unreachable
+                )
             except Refusal as refusal:
                 failed = await self.store.generation(record.id)
                 assert failed is not None
                 return Outcome(failed, error=str(refusal.values.get("detail") or refusal.code))
-        if record.status in (FAILED, CANCELLED, POSTED):
+            except GeneratorError as error:
+                return await self._unreachable_too_long(record, error)
+        if record.status in (FAILED, CANCELLED, POSTED) or record.video_id is None:
             return Outcome(record, error=record.error)
-        assert record.video_id is not None
         current = record
 
         async def report(state: VideoState) -> None:
@@ -517,19 +604,24 @@ class Studio:
             if on_progress is not None:
                 await on_progress(Progress(current, state))
 
+        video_id = record.video_id
         if record.status != COMPLETED:
             try:
                 state = await self.videos.track(
-                    record.video_id,
+                    video_id,
                     report,
                     poll_interval=poll_interval,
                     report_interval=self.settings.progress_edit_interval,
+                    backoff=self.backoff,
+                    on_unreachable=unreachable,
                 )
             except GeneratorError as error:
                 latest = await self.store.generation(record.id)
                 assert latest is not None
                 if latest.status == CANCELLED:
                     return Outcome(latest)
+                if error.code in TRANSIENT:
+                    return await self._unreachable_too_long(record, error)
                 failed = await self.store.mark_failed(record.id, f"{error.code}: {error.detail}")
                 return Outcome(failed, error=error.detail or error.code)
             latest = await self.store.generation(record.id)
@@ -547,11 +639,31 @@ class Studio:
                 params=params,
             )
         try:
-            video = await self.videos.download(record.video_id)
+            video = await self.videos.retrying(
+                lambda: self.videos.download(video_id), backoff=self.backoff, on_unreachable=unreachable
+            )
         except GeneratorError as error:
+            if error.code in TRANSIENT:
+                return await self._unreachable_too_long(record, error)
             failed = await self.store.mark_failed(record.id, f"download failed: {error.detail}")
             return Outcome(failed, error=error.detail or error.code)
         return Outcome(record, video=video)
+
+    async def _submit_keeping(self, generation_id: int, image: ImageInput | None) -> GenerationRecord:
+        """Submit, putting the start image back when the generator was unreachable (it is needed next time)."""
+        try:
+            return await self.submit(generation_id)
+        except GeneratorError:
+            if image is not None:
+                self._images[generation_id] = image
+            raise
+
+    async def _unreachable_too_long(self, record: GenerationRecord, error: GeneratorError) -> Outcome:
+        minutes = max(1, round(self.backoff.give_up_after / 60))
+        failed = await self.store.mark_failed(
+            record.id, f"{error.code}: the generator could not be reached for {minutes} min ({error.detail})"
+        )
+        return Outcome(failed, error=failed.error)
 
     async def cancel(self, requester: Requester, generation_id: int) -> GenerationRecord:
         """Stop an unfinished job (its owner or an admin only)."""

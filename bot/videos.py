@@ -12,10 +12,13 @@ import time
 import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import openai
 
+from bot.retry import DEFAULT_BACKOFF, Backoff
+
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 # OpenAI shut down its own Sora API and marked the SDK's `videos` resource deprecated; the calls still work
@@ -25,6 +28,8 @@ warnings.filterwarnings("ignore", message=r".*videos.*", category=DeprecationWar
 
 ASPECT_SIZES: dict[str, str] = {"16:9": "1280x720", "9:16": "720x1280", "1:1": "1024x1024"}
 TERMINAL = ("completed", "failed")
+# Generator trouble that passes: it is down or restarting (connection refused, 5xx), or briefly overloaded (429).
+TRANSIENT = ("generator_down", "generator_busy")
 
 
 @dataclass(frozen=True)
@@ -109,7 +114,11 @@ class VideoClient:
     """One `openai.AsyncOpenAI` client for the generator, configured once."""
 
     def __init__(self, base_url: str, api_key: str | None = None, *, timeout: float = 60.0) -> None:
-        self._client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key or "unused", timeout=timeout)
+        # No SDK retries: the bot's own backoff (see `retrying`) is the one retry policy, and it knows which calls
+        # are safe to repeat and tells the member while it waits.
+        self._client = openai.AsyncOpenAI(
+            base_url=base_url, api_key=api_key or "unused", timeout=timeout, max_retries=0
+        )
         self.base_url = base_url
 
     async def close(self) -> None:
@@ -193,24 +202,18 @@ class VideoClient:
         *,
         poll_interval: float = 1.0,
         report_interval: float = 3.0,
+        backoff: Backoff = DEFAULT_BACKOFF,
+        on_unreachable: Callable[[GeneratorError, float], Awaitable[None]] | None = None,
     ) -> VideoState:
         """Poll a job until it completes or fails; call `on_progress` when the state changes, at most once per
-        `report_interval` seconds (Discord rate-limits message edits), and always with the final state."""
+        `report_interval` seconds (Discord rate-limits message edits), and always with the final state.
+
+        An unreachable or overloaded generator is not a failed job: polling goes on with `backoff` (telling
+        `on_unreachable` each time) and gives up with the last error after `backoff.give_up_after` seconds."""
         last_report = 0.0
         reported: tuple[str, int, int | None] | None = None
-        failures = 0
         while True:
-            try:
-                state = await self.retrieve(video_id)
-                failures = 0
-            except GeneratorError as error:
-                # A restarting generator is not a failed job: keep polling for a while.
-                if error.code != "generator_down" or failures >= 30:
-                    raise
-                failures += 1
-                log.warning("generator unreachable while tracking %s (%s); retrying", video_id, error.detail)
-                await asyncio.sleep(poll_interval)
-                continue
+            state = await self.retrying(lambda: self.retrieve(video_id), backoff=backoff, on_unreachable=on_unreachable)
             key = (state.status, state.progress, state.queue_position)
             now = time.monotonic()
             if on_progress is not None and key != reported and (state.finished or now - last_report >= report_interval):
@@ -219,3 +222,29 @@ class VideoClient:
             if state.finished:
                 return state
             await asyncio.sleep(poll_interval)
+
+    @staticmethod
+    async def retrying(
+        call: Callable[[], Awaitable[T]],
+        *,
+        backoff: Backoff = DEFAULT_BACKOFF,
+        on_unreachable: Callable[[GeneratorError, float], Awaitable[None]] | None = None,
+    ) -> T:
+        """`call()`, again and again with backoff while the generator is unreachable or busy (see TRANSIENT)."""
+        started: float | None = None
+        delays = backoff.delays()
+        while True:
+            try:
+                return await call()
+            except GeneratorError as error:
+                if error.code not in TRANSIENT:
+                    raise
+                now = time.monotonic()
+                started = now if started is None else started
+                if now - started >= backoff.give_up_after:
+                    raise
+                delay = next(delays)
+                log.warning("generator unreachable (%s); retrying in %.1fs", error.detail or error.code, delay)
+                if on_unreachable is not None:
+                    await on_unreachable(error, delay)
+                await asyncio.sleep(delay)

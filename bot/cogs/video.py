@@ -25,7 +25,7 @@ from bot.limits import Refusal
 from bot.progress import prompt_source
 from bot.studio import ImageInput, Job, Studio, VideoOptions
 from bot.ui import EditPromptModal, ExtendModal, prompt_view, status_view
-from bot.videos import ASPECT_SIZES
+from bot.videos import ASPECT_SIZES, GeneratorError
 
 if TYPE_CHECKING:
     from bot.app import HanulBot
@@ -101,6 +101,10 @@ class VideoCog(commands.Cog, name="Video"):
                 content=text("status.failed", locale, title=title, error=refusal_text(refusal, locale)), view=None
             )
             raise
+        except GeneratorError as error:
+            # The generator is away: the request stays saved and the delivery keeps trying to queue it.
+            log.warning("generator unreachable for #%d (%s); the delivery will retry", record.id, error)
+            await status.edit(content=text("status.waiting", locale, title=title), view=status_view(record.id, locale))
         self.bot.deliveries.start(record.id)
         return status
 

@@ -1,8 +1,13 @@
 """A small fake Discord at discord.py's two HTTP seams, so tests drive the real library end to end.
 
-- REST: the bot's `HTTPClient.request` is replaced; every call is recorded (method, path, JSON or multipart
-  payload, uploaded files) and answered with a real-shaped payload (messages, threads, command sync).
-- Interaction responses and follow-ups: `AsyncWebhookAdapter.request` is replaced the same way.
+- REST: the bot's aiohttp session is replaced (at login) by one that answers like Discord's API, so discord.py's
+  own request handling runs: rate-limit buckets, its retries of 429 and 500/502/504, its errors. Every attempt
+  is recorded in `attempts` (method, path, JSON or multipart payload, uploaded files, the status answered); the
+  ones Discord accepted (2xx) also in `calls`. `fail(...)` scripts faults for matching requests: a real-shaped
+  429 (`rate_limited`), 5xx (`server_error`), a dropped connection (`disconnected`), each optionally *after*
+  the request took effect (the answer lost on the way back). Messages sent with `enforce_nonce` are
+  deduplicated by nonce, as Discord does.
+- Interaction responses and follow-ups: `AsyncWebhookAdapter.request` is replaced and recorded the same way.
 - Gateway events are fed to `client._connection.parsers[...]` with payloads shaped like the Discord API docs'
   (GUILD_CREATE, INTERACTION_CREATE, MESSAGE_CREATE, THREAD_CREATE).
 
@@ -12,6 +17,9 @@ Creating a thread over REST also delivers THREAD_CREATE, as Discord does.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import dataclasses
+import http
 import itertools
 import json
 import time
@@ -20,8 +28,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 import discord
+from discord.http import Route
 from discord.webhook.async_ import AsyncWebhookAdapter
+from multidict import CIMultiDict
 
 APP_ID = 900000000000000001
 BOT_ID = 900000000000000002
@@ -34,13 +45,16 @@ SIZE_LIMIT = 10 * 1024 * 1024
 
 @dataclass
 class Call:
-    """One HTTP request the bot made."""
+    """One HTTP request the bot made (one attempt: discord.py's retries and the bot's are separate calls)."""
 
     method: str
     path: str
     json: Any = None
     files: dict[str, bytes] = field(default_factory=dict)
     params: dict[str, Any] | None = None
+    status: int = 200  # what the fake answered (0: the connection dropped)
+    created: bool = False  # a POST that made a new message (not a nonce replay)
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -144,27 +158,158 @@ def guild_payload(guild_id: int = GUILD_ID, channels: list[dict] | None = None, 
     }
 
 
+@dataclass(frozen=True)
+class Fault:
+    """How Discord fails one request: a status with a body and headers, or a dropped connection; `after`: the
+    request took effect first and only the answer was lost."""
+
+    status: int
+    body: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    after: bool = False
+    disconnect: bool = False
+
+
+def rate_limited(retry_after: float = 0.05, *, is_global: bool = False, bucket: str = "41f9cd5d28af77da") -> Fault:
+    """Discord's 429, shaped like the real one: JSON body with `retry_after` and `global`, the rate-limit
+    headers, and `Via` (a 429 without it is Cloudflare's ban, which discord.py does not retry)."""
+    body = {"message": "You are being rate limited.", "retry_after": retry_after, "global": is_global, "code": 0}
+    headers = {
+        "Content-Type": "application/json",
+        "Retry-After": str(max(1, round(retry_after))),
+        "X-RateLimit-Limit": "5",
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": f"{time.time() + retry_after:.3f}",
+        "X-RateLimit-Reset-After": f"{retry_after:.3f}",
+        "X-RateLimit-Bucket": bucket,
+        "X-RateLimit-Scope": "global" if is_global else "user",
+        "Via": "1.1 google",
+    }
+    if is_global:
+        headers["X-RateLimit-Global"] = "true"
+    return Fault(429, json.dumps(body), headers)
+
+
+def server_error(status: int = 500, *, after: bool = False) -> Fault:
+    """A 5xx as Discord's edge sends them: JSON for 500, Cloudflare's HTML for 502, Envoy's text for 503."""
+    if status == 502:
+        return Fault(502, "<html><head><title>502 Bad Gateway</title></head></html>", {"Content-Type": "text/html"})
+    if status == 503:
+        text = "upstream connect error or disconnect/reset before headers. reset reason: overflow"
+        return Fault(503, text, {"Content-Type": "text/plain"}, after=after)
+    body = json.dumps({"message": f"{status}: {http.HTTPStatus(status).phrase}", "code": 0})
+    return Fault(status, body, {"Content-Type": "application/json"}, after=after)
+
+
+def disconnected(*, after: bool = False) -> Fault:
+    """The connection drops before an answer arrives."""
+    return Fault(0, after=after, disconnect=True)
+
+
+class _DiscordError(Exception):
+    """An API error the fake answers with (unknown message, …)."""
+
+    def __init__(self, status: int, code: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class _Response:
+    """Just enough of `aiohttp.ClientResponse` for discord.py's `HTTPClient.request`."""
+
+    def __init__(self, status: int, body: str, headers: dict[str, str]) -> None:
+        self.status = status
+        self.reason = http.HTTPStatus(status).phrase
+        self.headers = CIMultiDict(headers)
+        self._body = body
+
+    async def text(self, encoding: str = "utf-8") -> str:
+        return self._body
+
+
+class _Exchange:
+    def __init__(self, answer: Any) -> None:
+        self._answer = answer
+
+    async def __aenter__(self) -> _Response:
+        return await self._answer
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+class _Session:
+    """The aiohttp session discord.py talks to, answered by the fake."""
+
+    def __init__(self, fake: FakeDiscord) -> None:
+        self.fake = fake
+        self.closed = False
+
+    def request(self, method: str, url: str, **kwargs: Any) -> _Exchange:
+        return _Exchange(self.fake._exchange(method, url, kwargs))
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+_REQUEST: contextvars.ContextVar[Call] = contextvars.ContextVar("fake_discord_request")
+
+
 class FakeDiscord:
     """Records what the bot sends and answers like Discord would."""
 
     def __init__(self) -> None:
-        self.calls: list[Call] = []
+        self.calls: list[Call] = []  # accepted requests (2xx)
+        self.attempts: list[Call] = []  # every request, failed ones included
         self.messages: dict[int, dict[str, Any]] = {}
         self.threads: dict[int, dict[str, Any]] = {}
+        self.tokens: set[str] = set()  # bot tokens seen in Authorization headers
         self._ids = itertools.count(int(time.time() * 1000 - 1420070400000) << 22)
+        self._faults: list[tuple[str, str, Callable[[Call], bool], Fault]] = []
+        self._nonces: dict[str, int] = {}
         self.bot: discord.Client | None = None
 
     # --- wiring ----------------------------------------------------------------------------------
 
     def install(self, bot: discord.Client, monkeypatch: Any) -> None:
         self.bot = bot
-        bot.http.request = self._rest  # type: ignore[method-assign]
+        client = bot.http
+        original = client.request
         fake = self
+
+        async def request(route: Any, *, files: Any = None, form: Any = None, **kwargs: Any) -> Any:
+            # What the bot asked for, as data; discord.py then builds and sends it (and retries it) itself.
+            _REQUEST.set(fake._described(route, files, form, kwargs))
+            return await original(route, files=files, form=form, **kwargs)
+
+        async def static_login(token: str) -> Any:
+            client._HTTPClient__session = _Session(fake)  # type: ignore[attr-defined]
+            client._global_over = asyncio.Event()
+            client._global_over.set()
+            client.token = token
+            return await client.request(Route("GET", "/users/@me"))
+
+        client.request = request  # type: ignore[method-assign]
+        client.static_login = static_login  # type: ignore[method-assign]
 
         async def webhook(adapter: AsyncWebhookAdapter, route: Any, session: Any, **kwargs: Any) -> Any:
             return await fake._webhook(route, **kwargs)
 
         monkeypatch.setattr(AsyncWebhookAdapter, "request", webhook)
+
+    def fail(
+        self, method: str, path_part: str, *faults: Fault, predicate: Callable[[Call], bool] = lambda c: True
+    ) -> None:
+        """The next matching requests fail, one fault each, in order."""
+        self._faults.extend((method, path_part, predicate, fault) for fault in faults)
+
+    @property
+    def faults_left(self) -> int:
+        return len(self._faults)
+
+    def forget_nonces(self) -> None:
+        """Discord checks nonces for a few minutes only: after that a repeated nonce makes a new message."""
+        self._nonces.clear()
 
     def snowflake(self) -> int:
         return next(self._ids)
@@ -194,12 +339,19 @@ class FakeDiscord:
             await asyncio.sleep(0.02)
 
     def clips(self) -> list[Call]:
-        """Messages that uploaded an MP4."""
-        return [c for c in self.find("POST", "/messages") if any(n.endswith(".mp4") for n in c.files)]
+        """Uploads that made a new message with an MP4 (what members see, however many attempts it took)."""
+        return [
+            c for c in self.find("POST", "/messages", lambda c: c.created) if any(n.endswith(".mp4") for n in c.files)
+        ]
+
+    def clip_messages(self) -> list[dict[str, Any]]:
+        """Messages that exist now with an MP4 attached."""
+        return [m for m in self.messages.values() if any(a["filename"].endswith(".mp4") for a in m["attachments"])]
 
     # --- REST ------------------------------------------------------------------------------------
 
-    async def _rest(self, route: Any, *, files: Any = None, form: Any = None, **kwargs: Any) -> Any:
+    @staticmethod
+    def _described(route: Any, files: Any, form: Any, kwargs: dict[str, Any]) -> Call:
         path = route.url.split("/api/v10", 1)[1]
         payload = kwargs.get("json")
         uploaded: dict[str, bytes] = {}
@@ -208,13 +360,54 @@ class FakeDiscord:
                 if part["name"] == "payload_json":
                     payload = json.loads(part["value"])
         for attachment in files or []:
+            start = attachment.fp.tell()
             attachment.fp.seek(0)
             uploaded[attachment.filename] = attachment.fp.read()
-        call = Call(route.method, path, payload, uploaded, kwargs.get("params"))
-        self.calls.append(call)
-        return self._answer(call, route)
+            attachment.fp.seek(start)
+        return Call(route.method, path, payload, uploaded, kwargs.get("params"))
 
-    def _answer(self, call: Call, route: Any) -> Any:
+    def _take_fault(self, call: Call) -> Fault | None:
+        for index, (method, path_part, predicate, fault) in enumerate(self._faults):
+            if method == call.method and path_part in call.path and predicate(call):
+                del self._faults[index]
+                return fault
+        return None
+
+    async def _exchange(self, method: str, url: str, kwargs: dict[str, Any]) -> _Response:
+        """One HTTP round trip from discord.py's `HTTPClient.request`."""
+        asked = _REQUEST.get()
+        path = url.split("/api/v10", 1)[1]
+        assert (method, path) == (asked.method, asked.path), f"{method} {path} is not {asked.method} {asked.path}"
+        headers = kwargs.get("headers") or {}
+        self.tokens.add(str(headers.get("Authorization", "")).removeprefix("Bot "))
+        call = dataclasses.replace(asked, headers=dict(headers), params=kwargs.get("params") or asked.params)
+        self.attempts.append(call)
+        await asyncio.sleep(0)  # a network round trip yields to the loop
+        fault = self._take_fault(call)
+        if fault is not None and not fault.after:
+            return self._failed(call, fault)
+        try:
+            data = self._answer(call)
+        except _DiscordError as error:
+            call.status = error.status
+            body = json.dumps({"message": error.message, "code": error.code})
+            return _Response(error.status, body, {"Content-Type": "application/json"})
+        if fault is not None:
+            return self._failed(call, fault)
+        self.calls.append(call)
+        if data is None:
+            call.status = 204
+            return _Response(204, "", {})
+        return _Response(200, json.dumps(data), {"Content-Type": "application/json"})
+
+    @staticmethod
+    def _failed(call: Call, fault: Fault) -> _Response:
+        call.status = fault.status
+        if fault.disconnect:
+            raise aiohttp.ServerDisconnectedError()
+        return _Response(fault.status, fault.body, fault.headers)
+
+    def _answer(self, call: Call) -> Any:
         method, path, parts = call.method, call.path, call.path.strip("/").split("/")
         if (method, path) == ("GET", "/users/@me"):
             return user_payload(BOT_ID, "Hanul", bot=True)
@@ -243,7 +436,11 @@ class FakeDiscord:
             channel_id = int(parts[1])
             if method == "POST" and len(parts) == 3:
                 return self._store_message(channel_id, call)
+            if method == "GET" and len(parts) == 3:
+                return self._history(channel_id, call.params or {})
             message_id = int(parts[3])
+            if method in ("PATCH", "DELETE") and message_id not in self.messages:
+                raise _DiscordError(404, 10008, "Unknown Message")
             if method == "PATCH":
                 message = self.messages[message_id]
                 message.update({k: v for k, v in (call.json or {}).items() if k in ("content", "components")})
@@ -264,9 +461,22 @@ class FakeDiscord:
         guild = getattr(channel, "guild", None)
         return guild.id if guild else None
 
+    def _history(self, channel_id: int, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """GET /channels/{id}/messages: newest first, `limit` of them, older than `before` when given."""
+        before = int(params.get("before") or 1 << 64)
+        found = [m for i, m in self.messages.items() if m["channel_id"] == str(channel_id) and i < before]
+        found.sort(key=lambda m: int(m["id"]), reverse=True)
+        return found[: int(params.get("limit") or 50)]
+
     def _store_message(self, channel_id: int, call: Call) -> dict[str, Any]:
         payload = call.json or {}
+        nonce = payload.get("nonce")
+        if nonce and payload.get("enforce_nonce") and self._nonces.get(str(nonce)) in self.messages:
+            return self.messages[self._nonces[str(nonce)]]  # the message this nonce made already
+        call.created = True
         message_id = self.snowflake()
+        if nonce:
+            self._nonces[str(nonce)] = message_id
         reference = payload.get("message_reference")
         message = {
             "id": str(message_id),
@@ -296,6 +506,8 @@ class FakeDiscord:
             "components": payload.get("components") or [],
             "flags": payload.get("flags") or 0,
         }
+        if nonce:
+            message["nonce"] = str(nonce)
         guild_id = self._guild_of(channel_id)
         if guild_id is not None:
             message["guild_id"] = str(guild_id)

@@ -1,0 +1,76 @@
+"""kill -9 of a generator mid-render: after a restart every job completes, none is lost, none is finished twice."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import openai
+
+from tests.support.generator_service import probe_mp4, wait_until
+from tests.support.processes import ProcessFactory, job_rows
+
+FILES_OF_A_COMPLETED_JOB = {"video.mp4", "thumbnail.webp", "spritesheet.jpg", "tail.npz"}
+# A clip long enough (several segments, more steps) that the kill lands while it renders.
+LONG_CLIP = {"seconds": "15", "extra_body": {"num_inference_steps": 40, "seed": 7}}
+RENDER_SHARE = 90  # progress below this is the render; above it, encoding
+
+
+def client_for(base_url: str) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=base_url, api_key="unused", max_retries=0, timeout=30)
+
+
+async def test_a_job_killed_mid_render_completes_once_after_a_restart(
+    generator_processes: ProcessFactory, tmp_path: Path
+) -> None:
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'generator.db'}"
+    generator = generator_processes("crash", DATABASE_URL=database_url, GENERATOR_LEASE_SECONDS=2).start()
+
+    async with client_for(generator.base_url) as client:
+        long = await client.videos.create(prompt="a long take of a river at dawn", **LONG_CLIP)
+        waiting = [await client.videos.create(prompt=f"a short clip {n}", seconds="1") for n in range(2)]
+
+        async def rendering() -> bool:
+            video = await client.videos.retrieve(long.id)
+            return video.status == "in_progress" and 0 < video.progress < RENDER_SHARE
+
+        await wait_until(rendering, limit=60)
+    generator.kill()
+
+    before = await job_rows(database_url)
+    assert set(before) == {long.id, *(video.id for video in waiting)}
+    assert before[long.id].status == "in_progress", "the kill must land while the clip renders"
+    assert before[long.id].progress < RENDER_SHARE
+    assert (before[long.id].attempts, before[long.id].lease_owner) == (1, "crash/0")
+    assert [before[video.id].status for video in waiting] == ["queued", "queued"]
+
+    generator.start()  # the same process again: same worker id, database and files
+    async with client_for(generator.base_url) as client:
+        finished = await asyncio.wait_for(
+            asyncio.gather(*(client.videos.poll(v.id, poll_interval_ms=100) for v in [long, *waiting])), 90
+        )
+        assert [video.status for video in finished] == ["completed"] * 3
+        clip = probe_mp4((await client.videos.download_content(long.id)).read())
+    assert len(clip["frames"]) == 15 * 8  # the whole clip, at the tiny model's 8 fps
+
+    after = await job_rows(database_url)
+    assert set(after) == set(before), "no job appeared or vanished"
+    assert {row.status for row in after.values()} == {"completed"}
+    assert after[long.id].attempts == 2  # the killed attempt, then the one that finished
+    assert [after[video.id].attempts for video in waiting] == [1, 1]
+    for row in after.values():
+        assert row.artifacts == {"video": 1, "thumbnail": 1, "spritesheet": 1, "tail": 1}, row.id
+        assert row.lease_owner is None
+
+    videos = tmp_path / "processes" / "crash" / "videos"
+    assert sorted(folder.name for folder in videos.iterdir()) == sorted(after)
+    for folder in videos.iterdir():
+        assert {file.name for file in folder.iterdir()} == FILES_OF_A_COMPLETED_JOB, "one set of files, no leftovers"
+
+    log = generator.log()
+    assert len(re.findall(rf"rendering {long.id} \(attempt 1\)", log)) == 1
+    assert len(re.findall(rf"rendering {long.id} \(attempt 2\)", log)) == 1
+    assert "lease of crash/0 expired, taking it over" in log
+    for video_id in after:
+        assert len(re.findall(rf"{video_id} completed in", log)) == 1, f"{video_id} finished more than once"

@@ -18,6 +18,7 @@ from bot.runtime import open_runtime
 from bot.settings import BotSettings
 from bot.store import GenerationRecord
 from bot.studio import Destination, Job, Progress, Studio, VideoOptions
+from bot.videos import GeneratorError
 from generator.settings import GeneratorSettings
 
 CONSOLE_USER_ID = 0
@@ -112,7 +113,11 @@ class Console:
         self.say(text("prompt.show", self.locale, how=how, prompt=record.expanded_prompt))
         if job.notice:
             self.say(text("prompt.notice", self.locale, notice=job.notice))
-        await self.studio.submit(record.id)
+        try:
+            await self.studio.submit(record.id)
+        except GeneratorError:
+            # Unreachable: the request stays saved and `follow` keeps trying to queue it.
+            self.say(text("status.waiting", self.locale, title=record.display_title))
 
         async def report(progress: Progress) -> None:
             if not progress.state.finished:

@@ -212,8 +212,15 @@ class VideoClient:
         `on_unreachable` each time) and gives up with the last error after `backoff.give_up_after` seconds."""
         last_report = 0.0
         reported: tuple[str, int, int | None] | None = None
+
+        async def unreachable(error: GeneratorError, delay: float) -> None:
+            nonlocal reported, last_report
+            reported, last_report = None, 0.0  # the member was told it is away: report as soon as it is back
+            if on_unreachable is not None:
+                await on_unreachable(error, delay)
+
         while True:
-            state = await self.retrying(lambda: self.retrieve(video_id), backoff=backoff, on_unreachable=on_unreachable)
+            state = await self.retrying(lambda: self.retrieve(video_id), backoff=backoff, on_unreachable=unreachable)
             key = (state.status, state.progress, state.queue_position)
             now = time.monotonic()
             if on_progress is not None and key != reported and (state.finished or now - last_report >= report_interval):

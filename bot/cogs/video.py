@@ -22,6 +22,7 @@ from bot.cogs._common import (
 )
 from bot.i18n import text
 from bot.limits import Refusal
+from bot.models import COMPLETED, POSTED
 from bot.progress import prompt_source
 from bot.studio import ImageInput, Job, Studio, VideoOptions
 from bot.ui import EditPromptModal, ExtendModal, prompt_view, status_view
@@ -102,9 +103,8 @@ class VideoCog(commands.Cog, name="Video"):
             )
             raise
         except GeneratorError as error:
-            # The generator is away: the request stays saved and the delivery keeps trying to queue it.
+            # The generator is away: the request stays saved; the delivery tells the member and keeps trying.
             log.warning("generator unreachable for #%d (%s); the delivery will retry", record.id, error)
-            await status.edit(content=text("status.waiting", locale, title=title), view=status_view(record.id, locale))
         self.bot.deliveries.start(record.id)
         return status
 
@@ -180,15 +180,27 @@ class VideoCog(commands.Cog, name="Video"):
         await self.open_extend(interaction, record.id)
 
     async def open_extend(self, interaction: discord.Interaction, generation_id: int) -> None:
-        """A modal can only be the first answer to an interaction, so nothing is deferred here."""
+        """A modal can only be the first answer to an interaction, so nothing is deferred here; a clip that
+        cannot be extended is refused before the member types anything."""
         locale = await member_locale(self.bot, interaction.user.id, str(interaction.locale.value))
+        record = await self.studio.store.generation(generation_id)
+        if record is None or record.video_id is None:
+            await answer(interaction, refusal_text(Refusal("not_found", {"id": generation_id}), locale))
+            return
+        if record.status not in (COMPLETED, POSTED):
+            await answer(interaction, refusal_text(Refusal("not_finished"), locale))
+            return
         await interaction.response.send_modal(ExtendModal(generation_id, locale))
 
     async def open_edit(self, interaction: discord.Interaction, generation_id: int) -> None:
+        """Only the clip's owner (or an admin) may rewrite its prompt: others are refused before the modal."""
         locale = await member_locale(self.bot, interaction.user.id, str(interaction.locale.value))
         record = await self.studio.store.generation(generation_id)
         if record is None:
             await answer(interaction, refusal_text(Refusal("not_found", {"id": generation_id}), locale))
+            return
+        if not self.studio.limits.may_manage(interaction_requester(interaction), record.user_id):
+            await answer(interaction, refusal_text(Refusal("not_owner"), locale))
             return
         await interaction.response.send_modal(EditPromptModal(generation_id, record.expanded_prompt, locale))
 

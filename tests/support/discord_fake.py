@@ -339,10 +339,10 @@ class FakeDiscord:
             await asyncio.sleep(0.02)
 
     def clips(self) -> list[Call]:
-        """Uploads that made a new message with an MP4 (what members see, however many attempts it took)."""
-        return [
-            c for c in self.find("POST", "/messages", lambda c: c.created) if any(n.endswith(".mp4") for n in c.files)
-        ]
+        """Uploads that made a new message with an MP4 (what members see, however many attempts it took; an
+        upload whose answer was lost counts too, since Discord made the message)."""
+        made = [c for c in self.attempts if c.method == "POST" and "/messages" in c.path and c.created]
+        return [c for c in made if any(n.endswith(".mp4") for n in c.files)]
 
     def clip_messages(self) -> list[dict[str, Any]]:
         """Messages that exist now with an MP4 attached."""

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from generator.errors import APIError, invalid, unauthorized
 from generator.jobs import Upload, VideoJobs, VideoView
@@ -110,7 +111,7 @@ async def read_body(request: web.Request, max_bytes: int) -> tuple[dict[str, Any
     if content_type == "application/json":
         try:
             data = json.loads(await request.read() or b"null")
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
             raise invalid(None, "The request body is not valid JSON.", code="invalid_json") from None
         if not isinstance(data, dict):
             raise invalid(None, "The request body must be a JSON object.", code="invalid_json")
@@ -148,7 +149,7 @@ async def _read_multipart(request: web.Request, max_bytes: int) -> tuple[dict[st
                     raise invalid(part.name, f"Field '{part.name}' is not valid UTF-8 text.") from None
     except APIError:
         raise
-    except (ValueError, AssertionError, RuntimeError):
+    except (ValueError, AssertionError, RuntimeError, HttpProcessingError):  # e.g. a part's headers cut off
         raise invalid(None, "The multipart body is malformed.", code="invalid_multipart") from None
     return _nest(fields), files
 
@@ -223,6 +224,8 @@ async def list_videos(request: web.Request) -> web.Response:
         raise invalid("limit", "Invalid 'limit': must be an integer from 1 to 100.") from None
     if not 1 <= limit <= 100:
         raise invalid("limit", "Invalid 'limit': must be an integer from 1 to 100.")
+    if "\x00" in query.get("user", ""):
+        raise invalid("user", "Invalid 'user': must not contain NUL (\\x00) characters.")
     order = query.get("order", "desc")
     if order not in ("asc", "desc"):
         raise invalid("order", "Invalid 'order': use 'asc' or 'desc'.")

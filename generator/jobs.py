@@ -331,7 +331,8 @@ def _probe_mp4(data: bytes, max_seconds: float) -> tuple[int, int, float, int]:
     import av
 
     try:
-        with av.open(io.BytesIO(data), mode="r") as container:
+        # Only the MP4/QuickTime demuxer reads uploads: no probing of images, playlists or other formats.
+        with av.open(io.BytesIO(data), mode="r", format="mp4") as container:
             if not container.streams.video:
                 raise invalid("video", "The uploaded file has no video stream.")
             stream = container.streams.video[0]

@@ -31,6 +31,14 @@ class _Body(BaseModel):
         # Multipart forms send unset optional fields as empty strings; an empty prompt stays an error.
         return None if value == "" and info.field_name != "prompt" else value
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul_characters(cls, value: object) -> object:
+        # PostgreSQL cannot store U+0000 in text: refuse it here rather than fail at the INSERT.
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain NUL (\\x00) characters")
+        return value
+
 
 class RenderOptions(_Body):
     """Parameters beyond OpenAI's, accepted on every endpoint that renders (as extra JSON or form fields)."""

@@ -201,8 +201,15 @@ class Studio:
         _check_length(text, MAX_REQUEST_CHARS)
         _check_length(options.negative, MAX_NEGATIVE_CHARS)
         _check_length(options.style, MAX_STYLE_CHARS)
-        if options.seed is not None and not 0 <= options.seed <= MAX_SEED:
-            raise Refusal("seed", {"seed": options.seed, "max": MAX_SEED})
+        # Discord checks option types and ranges in its client only; a forged or buggy payload is checked here.
+        seed = options.seed
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED):
+            raise Refusal("seed", {"seed": str(seed)[:40], "max": MAX_SEED})
+        seconds = options.seconds
+        if seconds is not None and not isinstance(seconds, int | float):
+            raise Refusal("seconds", {"seconds": str(seconds)[:40], "max": f"{self.settings.max_seconds:g}"})
+        if options.aspect is not None and not isinstance(options.aspect, str):
+            raise Refusal("aspect", {"aspect": str(options.aspect)[:40], "choices": ", ".join(ASPECT_SIZES)})
         if options.seconds is not None and not 1 <= options.seconds <= self.settings.max_seconds:
             raise Refusal("seconds", {"seconds": f"{options.seconds:g}", "max": f"{self.settings.max_seconds:g}"})
         if options.aspect is not None and options.aspect not in ASPECT_SIZES:

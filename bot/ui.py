@@ -1,5 +1,6 @@
 """Buttons, views and modals. Buttons are `DynamicItem`s whose `custom_id` carries the generation id
-(`hanul:<action>:<id>`), so a click works after a restart; each hands the click to `bot.actions`."""
+(`hanul:<action>:<id>`), so a click works after a restart; each hands the click to `bot.actions`. Modals carry
+the id the same way (`hanul:<action>-modal:<id>`) and their submissions are routed by it (see MODAL_ID)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,18 @@ if TYPE_CHECKING:
     from bot.app import HanulBot
 
 PROMPT_INPUT_MAX = 4000  # Discord's limit for a text input
+MODAL_ID = re.compile(r"hanul:(?P<action>extend|edit)-modal:(?P<id>[0-9]{1,20})")
+
+
+def modal_values(data: dict[str, Any]) -> dict[str, str]:
+    """A submitted modal's text inputs by custom_id (in action rows, or in the newer label components)."""
+    values: dict[str, str] = {}
+    for row in data.get("components") or []:
+        children = row.get("components") or ([row["component"]] if "component" in row else [])
+        for child in children:
+            if "custom_id" in child:
+                values[str(child["custom_id"])] = str(child.get("value") or "")
+    return values
 
 
 def _actions(interaction: discord.Interaction) -> Any:
@@ -155,9 +168,7 @@ class ExtendModal(discord.ui.Modal):
             custom_id="what_next",
         )
         self.add_item(self.what_next)
-
-    async def on_submit(self, interaction: discord.Interaction) -> None:
-        await _actions(interaction).extend(interaction, self.generation_id, self.what_next.value)
+        # Submitting is handled by custom_id in `VideoCog.on_interaction`, so it works after a restart too.
 
 
 class EditPromptModal(discord.ui.Modal):
@@ -174,9 +185,7 @@ class EditPromptModal(discord.ui.Modal):
             custom_id="prompt",
         )
         self.add_item(self.prompt)
-
-    async def on_submit(self, interaction: discord.Interaction) -> None:
-        await _actions(interaction).edit(interaction, self.generation_id, self.prompt.value)
+        # Submitting is handled by custom_id in `VideoCog.on_interaction`, so it works after a restart too.
 
 
 class PagerView(discord.ui.View):

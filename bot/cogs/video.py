@@ -25,7 +25,7 @@ from bot.limits import Refusal
 from bot.models import COMPLETED, POSTED
 from bot.progress import prompt_source
 from bot.studio import ImageInput, Job, Studio, VideoOptions
-from bot.ui import EditPromptModal, ExtendModal, prompt_view, status_view
+from bot.ui import MODAL_ID, EditPromptModal, ExtendModal, modal_values, prompt_view, status_view
 from bot.videos import ASPECT_SIZES, GeneratorError
 
 if TYPE_CHECKING:
@@ -256,6 +256,22 @@ class VideoCog(commands.Cog, name="Video"):
             await answer(interaction, text("result.deleted", locale))
 
         await self._guarded(interaction, work)
+
+    @commands.Cog.listener()
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """A submitted extend or edit-prompt modal, routed by the generation id in its custom_id (the Modal
+        objects only draw the form: one opened before a restart still works)."""
+        if interaction.type is not discord.InteractionType.modal_submit:
+            return
+        data: dict = interaction.data or {}  # type: ignore[assignment]
+        match = MODAL_ID.fullmatch(str(data.get("custom_id", "")))
+        if match is None:
+            return
+        values = modal_values(data)
+        if match["action"] == "extend":
+            await self.extend(interaction, int(match["id"]), values.get("what_next", ""))
+        else:
+            await self.edit(interaction, int(match["id"]), values.get("prompt", ""))
 
     # --- messages: thread refinement, reply-to-extend, DM reply chains -----------------------------
 

@@ -710,6 +710,31 @@ class FakeDiscord:
         self.feed("INTERACTION_CREATE", payload)
         return payload
 
+    def old_bot_message(self, channel_id: int, custom_ids: list[str]) -> int:
+        """A message the bot posted long ago (another database, a deleted row) with these buttons on it."""
+        message_id = self.snowflake()
+        rows = [{"type": 1, "components": [{"type": 2, "style": 2, "label": "…", "custom_id": c}]} for c in custom_ids]
+        self.messages[message_id] = {
+            "id": str(message_id),
+            "channel_id": str(channel_id),
+            "guild_id": str(self._guild_of(channel_id) or GUILD_ID),
+            "author": user_payload(BOT_ID, "Hanul", bot=True),
+            "content": "an old clip",
+            "timestamp": datetime.now(UTC).isoformat(),
+            "edited_timestamp": None,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": [],
+            "mention_roles": [],
+            "attachments": [],
+            "embeds": [],
+            "pinned": False,
+            "type": 0,
+            "components": rows,
+            "flags": 0,
+        }
+        return message_id
+
     def click(
         self, message_id: int, custom_id: str, *, user_id: int = 1001, locale: str = "en-US", permissions: int = 0
     ) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from generator.storage import ARTIFACTS, ArtifactStore, is_video_id, new_video_i
 log = logging.getLogger(__name__)
 
 DEFAULT_SECONDS = 4.0  # OpenAI's default clip length
+TYPICAL_CACHE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class VideoJobs:
         self.profile_source = profile_source
         self.settings = settings
         self.on_enqueued = on_enqueued
+        self._typical: tuple[float, float | None] = (-TYPICAL_CACHE_SECONDS, None)  # (monotonic time, seconds)
 
     # --- create ----------------------------------------------------------------------------------
 
@@ -299,10 +301,17 @@ class VideoJobs:
         return None
 
     async def typical_render_seconds(self) -> float | None:
+        """Median render + encode time of the last 20 jobs; read at most once a second (every poll of a queued
+        job asks for it, and under many pollers reading 20 rows each time was half the cost of a retrieve)."""
+        cached_at, typical = self._typical
+        if time.monotonic() - cached_at < TYPICAL_CACHE_SECONDS:
+            return typical
         recent, _ = await self.queue.list(after=None, limit=20, order="desc")
         times = [j.timings.get("render_s", 0) + j.timings.get("encode_s", 0) for j in recent if j.timings]
         times = [t for t in times if t > 0]
-        return statistics.median(times) if times else None
+        typical = statistics.median(times) if times else None
+        self._typical = (time.monotonic(), typical)
+        return typical
 
 
 def _orientation_of(size: tuple[int, int]) -> str:

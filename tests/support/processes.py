@@ -40,7 +40,6 @@ def generator_environment(data_dir: Path, **overrides: Any) -> dict[str, str]:
             "GENERATOR_MODEL": "tiny",
             "GENERATOR_DEVICE": "cpu",
             "GENERATOR_DTYPE": "float32",
-            "GENERATOR_HOST": "127.0.0.1",
             "GENERATOR_PORT": "0",
             "GENERATOR_POLL_INTERVAL": "0.05",
             "GENERATOR_LEASE_SECONDS": "3",

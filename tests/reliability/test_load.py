@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from tests.support.generator_service import running_generator
 from tests.support.processes import ProcessFactory, job_rows
@@ -107,11 +106,3 @@ async def test_a_request_becomes_a_job_row_in_milliseconds(tmp_path: Path, datab
     print(f"\n{summary(f'POST /v1/videos → job row, workers=0, {backend}', latencies)}")
     median = statistics.median(latencies)
     assert median < 0.25, f"p50 {median * 1000:.0f} ms: far beyond the 20 ms target, something is wrong"
-
-
-@pytest.fixture(autouse=True)
-def _show_figures(capsys: pytest.CaptureFixture[str]):
-    """The figures go to the terminal even without -s (docs/reliability.md quotes them)."""
-    yield
-    with capsys.disabled():
-        print(capsys.readouterr().out, end="")

@@ -20,6 +20,8 @@ from bot.models import (
     OPEN_STATUSES,
     PENDING,
     POSTED,
+    QUEUED,
+    RENDERING,
     Conversation,
     ConversationMessage,
     Generation,
@@ -272,6 +274,19 @@ class Store:
                 setattr(row, name, value)
             await session.flush()
             return _generation(row)
+
+    async def update_if_unfinished(self, generation_id: int, **changes: Any) -> GenerationRecord | None:
+        """Like `update_generation`, but only while the generation is pending, queued or rendering: a progress
+        report racing a cancel (or a failure) must not bring it back. None when it had already ended."""
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(
+                update(Generation)
+                .where(Generation.id == generation_id, Generation.status.in_((PENDING, QUEUED, RENDERING)))
+                .values(**changes)
+            )
+            if result.rowcount != 1:
+                return None
+        return await self.generation(generation_id)
 
     async def generation(self, generation_id: int) -> GenerationRecord | None:
         if not _possible_id(generation_id):

@@ -532,12 +532,16 @@ class Studio:
             await self.store.mark_failed(record.id, f"{error.code}: {error.detail}")
             code = "not_found" if error.code == "not_found" else error.code
             raise Refusal(code, {"detail": error.detail, "id": record.id}) from error
-        return await self.store.update_generation(
+        queued = await self.store.update_if_unfinished(
             record.id,
             video_id=state.id,
             status=QUEUED if state.status == "queued" else RENDERING,
             seed=state.seed if state.seed is not None else record.seed,
         )
+        if queued is None:  # cancelled while it was being queued: the job must not render for nothing
+            await self.videos.cancel(state.id)
+            return await self.store.update_generation(record.id, video_id=state.id)
+        return queued
 
     def _image_for(self, record: GenerationRecord) -> tuple[str, bytes, str] | None:
         image = self._images.pop(record.id, None)
@@ -607,7 +611,8 @@ class Studio:
                 current.status,
                 current.progress,
             ):
-                current = await self.store.update_generation(current.id, status=status, progress=state.progress)
+                updated = await self.store.update_if_unfinished(current.id, status=status, progress=state.progress)
+                current = updated or current
             if on_progress is not None:
                 await on_progress(Progress(current, state))
 

@@ -141,7 +141,7 @@ async def test_unknown_ids_other_members_buttons_and_bad_modals_are_refused(tmp_
 
 
 async def test_only_owners_and_admins_cancel_and_delete(tmp_path, monkeypatch, caplog):
-    slow = SlowBackend(tiny_backend(), step_delay=0.5)
+    slow = SlowBackend(tiny_backend(), step_delay=1.0)  # still rendering when the cancels come
     async with (
         running_generator(tmp_path / "generator", slow) as generator,
         running_bot(tmp_path / "data", monkeypatch, GENERATOR_URL=generator.base_url) as (bot, fake),

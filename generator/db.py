@@ -14,6 +14,7 @@ from sqlalchemy.orm import DeclarativeBase
 
 log = logging.getLogger(__name__)
 
+_MIGRATION_LOCK = 0x48414E4D  # PostgreSQL advisory lock id ("HANM") held while migrating
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 # Stable constraint names, so Alembic revisions can drop and alter them on every backend.
@@ -111,6 +112,9 @@ async def upgrade_database(engine: AsyncEngine, revision: str = "head") -> None:
     from alembic import command
 
     def _run(connection: Connection) -> None:
+        if connection.dialect.name == "postgresql":
+            # Several generators of a fleet may start together: one migrates, the others wait, then find it done.
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
         config = alembic_config(engine.url.render_as_string(hide_password=False))
         config.attributes["connection"] = connection
         command.upgrade(config, revision)

@@ -126,3 +126,16 @@ async def test_foreign_keys_are_enforced(engine):
     with pytest.raises(IntegrityError):
         async with sessions.begin() as session:
             session.add(Generation(user_id=404, request_text="nobody"))
+
+
+async def test_services_starting_together_migrate_once(database_url):
+    """A fleet's processes all run `upgrade head` at start; on PostgreSQL an advisory lock serialises them."""
+    import asyncio
+
+    engines = [create_engine(database_url) for _ in range(4)]
+    try:
+        await asyncio.gather(*(upgrade_database(engine) for engine in engines))
+        assert ALL_TABLES <= await table_names(engines[0])
+    finally:
+        for engine in engines:
+            await engine.dispose()

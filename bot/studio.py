@@ -517,6 +517,8 @@ class Studio:
             max_bytes=record.params.get("max_bytes"),
             user=f"discord:{record.user_id}",
             image=self._image_for(record),
+            # One key per generation, whatever the number of attempts: the generator makes one job for it.
+            request_key=f"hanul-{record.id}-{record.created_at.timestamp():.6f}",
         )
         try:
             if record.kind == "extend":

@@ -44,6 +44,8 @@ class VideoSpec:
     max_bytes: int | None = None
     user: str | None = None
     image: tuple[str, bytes, str] | None = None  # (filename, bytes, mime) for image-to-video
+    # Sent as Idempotency-Key: if a create times out after the generator queued it, the retry gets that job.
+    request_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -161,7 +163,9 @@ class VideoClient:
         kwargs: dict[str, Any] = {"prompt": spec.prompt, "seconds": _seconds(spec.seconds), "size": spec.size}
         if spec.image is not None:
             kwargs["input_reference"] = spec.image
-        video = await self._call(self._client.videos.create(**kwargs, extra_body=self._extra_body(spec)))
+        video = await self._call(
+            self._client.videos.create(**kwargs, extra_body=self._extra_body(spec), extra_headers=_headers(spec))
+        )
         return _state(video)
 
     async def extend(self, parent_video_id: str, spec: VideoSpec) -> VideoState:
@@ -170,7 +174,11 @@ class VideoClient:
         extra = self._extra_body(spec) | {"video": {"id": parent_video_id}}
         video = await self._call(
             self._client.videos.extend(
-                prompt=spec.prompt, seconds=_seconds(spec.seconds), video=openai.omit, extra_body=extra
+                prompt=spec.prompt,
+                seconds=_seconds(spec.seconds),
+                video=openai.omit,
+                extra_body=extra,
+                extra_headers=_headers(spec),
             )
         )
         return _state(video)
@@ -255,3 +263,7 @@ class VideoClient:
                 if on_unreachable is not None:
                     await on_unreachable(error, delay)
                 await asyncio.sleep(delay)
+
+
+def _headers(spec: VideoSpec) -> dict[str, str] | None:
+    return {"Idempotency-Key": spec.request_key} if spec.request_key else None

@@ -179,6 +179,16 @@ def _take_file(files: dict[str, Upload], fields: dict[str, Any], name: str) -> U
     return upload
 
 
+def idempotency_key(request: web.Request) -> str | None:
+    """The client's Idempotency-Key header: a retried POST with the same key returns the first job."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None or key == "":
+        return None
+    if len(key) > 200 or not key.isprintable():
+        raise invalid("Idempotency-Key", "The Idempotency-Key header must be at most 200 printable characters.")
+    return key
+
+
 # --- handlers --------------------------------------------------------------------------------------
 
 
@@ -186,7 +196,7 @@ async def create_video(request: web.Request) -> web.Response:
     fields, files = await read_body(request, request.app[SETTINGS].max_request_bytes)
     upload = _take_file(files, fields, "input_reference")
     body = parse_body(CreateVideoBody, fields)
-    view = await request.app[JOBS].create(body, upload)
+    view = await request.app[JOBS].create(body, upload, idempotency_key(request))
     return _json(video_json(view))
 
 
@@ -194,7 +204,7 @@ async def extend_video(request: web.Request) -> web.Response:
     fields, files = await read_body(request, request.app[SETTINGS].max_request_bytes)
     upload = _take_file(files, fields, "video")
     body = parse_body(ExtendVideoBody, fields)
-    view = await request.app[JOBS].extend(body, upload)
+    view = await request.app[JOBS].extend(body, upload, idempotency_key(request))
     return _json(video_json(view))
 
 
@@ -202,7 +212,7 @@ async def remix_video(request: web.Request) -> web.Response:
     fields, files = await read_body(request, request.app[SETTINGS].max_request_bytes)
     _take_file(files, fields, "")
     body = parse_body(RemixVideoBody, fields)
-    view = await request.app[JOBS].remix(request.match_info["video_id"], body)
+    view = await request.app[JOBS].remix(request.match_info["video_id"], body, idempotency_key(request))
     return _json(video_json(view))
 
 

@@ -83,7 +83,9 @@ class VideoJobs:
 
     # --- create ----------------------------------------------------------------------------------
 
-    async def create(self, body: CreateVideoBody, reference: Upload | None) -> VideoView:
+    async def create(
+        self, body: CreateVideoBody, reference: Upload | None, idempotency_key: str | None = None
+    ) -> VideoView:
         self.profile = await self.profile_source()
         check_model(body.model, self.profile)
         if body.input_reference is not None and reference is not None:
@@ -105,9 +107,12 @@ class VideoJobs:
         if image is not None:
             png = await asyncio.to_thread(to_png, image)
             artifacts.append(self._store_file(job.id, "reference", png))
+        job.idempotency_key = idempotency_key
         return await self._enqueue(job, artifacts)
 
-    async def extend(self, body: ExtendVideoBody, upload: Upload | None) -> VideoView:
+    async def extend(
+        self, body: ExtendVideoBody, upload: Upload | None, idempotency_key: str | None = None
+    ) -> VideoView:
         """A continuation of a completed video (by id) or of an uploaded MP4; the result is the stitched whole."""
         self.profile = await self.profile_source()
         check_model(body.model, self.profile)
@@ -146,9 +151,10 @@ class VideoJobs:
         artifacts = []
         if upload is not None:
             artifacts.append(self._store_file(job.id, "source", upload.data))
+        job.idempotency_key = idempotency_key
         return await self._enqueue(job, artifacts)
 
-    async def remix(self, video_id: str, body: RemixVideoBody) -> VideoView:
+    async def remix(self, video_id: str, body: RemixVideoBody, idempotency_key: str | None = None) -> VideoView:
         """Same settings, seed and conditioning as the source, a new prompt."""
         self.profile = await self.profile_source()
         source = await self._visible(video_id)
@@ -176,6 +182,7 @@ class VideoJobs:
             if artifact.kind in ("reference", "source"):
                 data = self.store.resolve(artifact.path).read_bytes()
                 artifacts.append(self._store_file(job.id, artifact.kind, data))
+        job.idempotency_key = idempotency_key
         return await self._enqueue(job, artifacts)
 
     # --- read and remove -------------------------------------------------------------------------
@@ -262,6 +269,11 @@ class VideoJobs:
             if artifacts:
                 self.store.delete_job(job.id)
             raise
+        if stored.id != job.id:  # a retry of a request that already made a job: keep that one
+            if artifacts:
+                self.store.delete_job(job.id)
+            log.info("idempotent retry: %s already made %s", job.idempotency_key, stored.id)
+            return await self._view(stored)
         self.on_enqueued()
         log.info("queued %s (%s, %s s, %s) for %s", job.id, job.kind, job.seconds, job.size, job.user or "anonymous")
         return await self._view(stored)

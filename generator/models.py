@@ -37,6 +37,8 @@ class VideoJob(Base):
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)  # frames, fps, steps, guidance, max_bytes…
     seed: Mapped[int] = mapped_column(BigInteger)
     user: Mapped[str | None] = mapped_column(String(128), default=None)
+    # A client's Idempotency-Key: a retried create returns the job the first attempt made.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None, unique=True)
     parent_id: Mapped[str | None] = mapped_column(ForeignKey("video_jobs.id", ondelete="SET NULL"), default=None)
     remixed_from_id: Mapped[str | None] = mapped_column(ForeignKey("video_jobs.id", ondelete="SET NULL"), default=None)
     # Fair-share order: how many unfinished jobs this user already had when this one arrived. Workers take

@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from generator import models
@@ -73,7 +74,28 @@ class JobQueue:
     # --- clients ---------------------------------------------------------------------------------
 
     async def enqueue(self, job: VideoJob, artifacts: list[NewArtifact] = ()) -> VideoJob:
-        """Add a job (and files it came with), or raise 429 when the queue or the user's share is full."""
+        """Add a job (and files it came with), or raise 429 when the queue or the user's share is full.
+
+        A job carrying an idempotency key that an earlier job already used is not added: that job is returned.
+        """
+        if job.idempotency_key is not None:
+            earlier = await self._by_idempotency_key(job.idempotency_key)
+            if earlier is not None:
+                return earlier
+        try:
+            await self._insert(job, artifacts)
+        except IntegrityError:
+            earlier = await self._by_idempotency_key(job.idempotency_key) if job.idempotency_key else None
+            if earlier is None:
+                raise
+            return earlier  # a concurrent retry with the same key won the insert
+        return await self.get(job.id)
+
+    async def _by_idempotency_key(self, key: str) -> VideoJob | None:
+        async with self.sessions() as session:
+            return await session.scalar(select(VideoJob).where(VideoJob.idempotency_key == key))
+
+    async def _insert(self, job: VideoJob, artifacts: list[NewArtifact]) -> None:
         async with self.sessions.begin() as session:
             if session.bind.dialect.name == "postgresql":
                 await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ENQUEUE_LOCK})
@@ -100,7 +122,6 @@ class JobQueue:
             session.add(job)
             for artifact in artifacts:
                 session.add(VideoArtifact(job_id=job.id, **artifact.__dict__))
-        return await self.get(job.id)
 
     async def get(self, video_id: str, *, include_deleted: bool = False) -> VideoJob | None:
         async with self.sessions() as session:

@@ -51,6 +51,7 @@ def upgrade() -> None:
         sa.Column("params", sa.JSON(), nullable=False),
         sa.Column("seed", sa.BigInteger(), nullable=False),
         sa.Column("user", sa.String(length=128), nullable=True),
+        sa.Column("idempotency_key", sa.String(length=200), nullable=True),
         sa.Column("parent_id", sa.String(length=64), nullable=True),
         sa.Column("remixed_from_id", sa.String(length=64), nullable=True),
         sa.Column("fair_rank", sa.Integer(), nullable=False),
@@ -78,6 +79,7 @@ def upgrade() -> None:
             ondelete="SET NULL",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_video_jobs")),
+        sa.UniqueConstraint("idempotency_key", name=op.f("uq_video_jobs_idempotency_key")),
     )
     op.create_index("ix_video_jobs_created_at", "video_jobs", ["created_at"])
     op.create_index("ix_video_jobs_claim_order", "video_jobs", ["status", "fair_rank", "created_at"])

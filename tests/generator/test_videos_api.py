@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import aiohttp
@@ -335,3 +336,28 @@ async def test_real_loading_path_serves_a_saved_model_folder(tmp_path):
             assert video.size == "96x64"  # the saved profile travels with the folder
     finally:
         await running.stop()
+
+
+async def test_a_retried_create_with_the_same_idempotency_key_returns_the_first_job(client, tiny_generator):
+    headers = {"Idempotency-Key": "member-42-request-7"}
+    first = await client.videos.create(prompt="once", seconds="1", extra_headers=headers)
+    again = await client.videos.create(prompt="once", seconds="1", extra_headers=headers)
+    other = await client.videos.create(prompt="once", seconds="1", extra_headers={"Idempotency-Key": "another"})
+    assert again.id == first.id
+    assert other.id != first.id
+    listed = [video.id async for video in client.videos.list()]
+    assert sorted(listed) == sorted({first.id, other.id})
+
+
+async def test_concurrent_retries_with_one_key_make_one_job(client):
+    headers = {"Idempotency-Key": "burst"}
+    videos = await asyncio.gather(
+        *(client.videos.create(prompt="burst", seconds="1", extra_headers=headers) for _ in range(8))
+    )
+    assert len({video.id for video in videos}) == 1
+
+
+async def test_a_malformed_idempotency_key_is_refused(client):
+    with pytest.raises(openai.BadRequestError) as raised:
+        await client.videos.create(prompt="x", seconds="1", extra_headers={"Idempotency-Key": "k" * 201})
+    assert raised.value.body["param"] == "Idempotency-Key"

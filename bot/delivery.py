@@ -163,13 +163,7 @@ class Deliveries:
                 await with_retries(f"editing the status of #{record.id}", edit, self.backoff)
             else:
                 await edit()
-        except (
-            discord.HTTPException,
-            discord.RateLimited,
-            aiohttp.ClientError,
-            TimeoutError,
-            ConnectionError,
-        ) as error:
+        except DISCORD_ERRORS as error:
             # A deleted status message must not stop the clip from being posted.
             log.warning("could not edit the status message of #%d: %s", record.id, _describe(error))
 
@@ -238,13 +232,7 @@ class Deliveries:
             sent = earlier or await with_retries(
                 f"posting the clip of #{record.id}", lambda: self._send(record, target, outcome, locale), self.backoff
             )
-        except (
-            discord.HTTPException,
-            discord.RateLimited,
-            aiohttp.ClientError,
-            TimeoutError,
-            ConnectionError,
-        ) as error:
+        except DISCORD_ERRORS as error:
             log.warning("could not post the clip of #%d: %s", record.id, _describe(error))
             failed = await store.mark_failed(record.id, f"could not post the clip on Discord: {_describe(error)}")
             await self._failed(failed, failed.error or "?", locale)

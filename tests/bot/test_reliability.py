@@ -39,6 +39,12 @@ def status_edits(fake, status_id: int) -> list[str]:
     return [c.content for c in fake.find("PATCH", f"/messages/{status_id}")]
 
 
+def last_status(fake, status_id: int) -> str:
+    """The status message's latest text, or "" before its first edit."""
+    edits = status_edits(fake, status_id)
+    return edits[-1] if edits else ""
+
+
 # --- the LLM ---------------------------------------------------------------------------------------------------
 
 
@@ -156,7 +162,7 @@ async def test_rate_limits_server_errors_and_dropped_connections_on_the_upload_s
             disconnected(),
             predicate=lambda c: "done" in c.content,
         )
-        await wait_until(lambda: fake.faults_left == 0 and "done" in status_edits(fake, thread_id)[-1])
+        await wait_until(lambda: fake.faults_left == 0 and "done" in last_status(fake, thread_id))
         await bot.deliveries.wait_idle()
 
         uploads = fake.find("POST", "/messages", is_upload)
@@ -209,7 +215,7 @@ async def test_a_bot_killed_between_the_upload_and_its_record_posts_the_clip_onc
         fake.forget_nonces()
 
     async with running_bot(data, monkeypatch, fake=fake) as (bot, fake):
-        await wait_until(lambda: "done" in status_edits(fake, thread_id)[-1])
+        await wait_until(lambda: "done" in last_status(fake, thread_id))
         await bot.deliveries.wait_idle()
         (record,) = await bot.studio.store.history(1001)
         assert record.status == POSTED and record.result_message_id == int(posted["id"])

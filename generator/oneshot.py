@@ -69,7 +69,7 @@ def generate_to_file(
     )
     print(_progress_bar(1.0, started), file=sys.stderr)
     output.parent.mkdir(parents=True, exist_ok=True)
-    encoded = encode.encode_mp4(rendered.frames, plan.fps, output, plan.max_bytes)
+    encoded = encode.encode_mp4(rendered.frames, plan.fps, output, plan.max_bytes, preset=settings.mp4_preset)
     print(
         f"{output}: {encoded.width}x{encoded.height}, {len(rendered.frames)} frames at {plan.fps} fps, "
         f"{encoded.size_bytes / 1024:.0f} KiB, seed {spec.seed}, {time.perf_counter() - started:.1f} s"

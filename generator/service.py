@@ -94,6 +94,7 @@ class GeneratorService:
                 cpu_pool=self.cpu_pool,
                 lease_seconds=self.settings.lease_seconds,
                 poll_interval=self.settings.poll_interval,
+                mp4_preset=self.settings.mp4_preset,
             )
             self.workers.append(worker)
             self._worker_tasks.append(asyncio.create_task(worker.run(), name=f"worker {worker.name}"))

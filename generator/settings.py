@@ -61,6 +61,9 @@ class GeneratorSettings(CoreSettings):
     compile: bool = Field(default=False, validation_alias="GENERATOR_COMPILE")
     attention_backend: str = Field(default="native", validation_alias="GENERATOR_ATTENTION_BACKEND")
     prompt_cache_size: int = Field(default=32, ge=0, le=4096, validation_alias="GENERATOR_PROMPT_CACHE_SIZE")
+    mp4_preset: Literal[
+        "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"
+    ] = Field(default="fast", validation_alias="GENERATOR_MP4_PRESET")
     workers: int = Field(default=1, ge=0, le=64, validation_alias="GENERATOR_WORKERS")
     max_queue: int = Field(default=100, ge=1, validation_alias="GENERATOR_MAX_QUEUE")
     max_queue_per_user: int = Field(default=10, ge=1, validation_alias="GENERATOR_MAX_QUEUE_PER_USER")

@@ -85,8 +85,10 @@ class Worker:
         cpu_pool: ThreadPoolExecutor,
         lease_seconds: float,
         poll_interval: float,
+        mp4_preset: str = encode.PRESET,
     ) -> None:
         self.name = name
+        self.mp4_preset = mp4_preset
         self.queue = queue
         self.store = store
         self.load_backend = load_backend
@@ -273,7 +275,7 @@ class Worker:
             frames = np.concatenate([inputs.parent_frames, rendered.frames])
         temporary = self.store.temporary_path(video_id, "video")
         try:
-            encode.encode_mp4(frames, plan.fps, temporary, plan.max_bytes)
+            encode.encode_mp4(frames, plan.fps, temporary, plan.max_bytes, preset=self.mp4_preset)
             self.store.publish(temporary, video_id, "video")
         finally:
             temporary.unlink(missing_ok=True)

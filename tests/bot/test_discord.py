@@ -20,7 +20,8 @@ async def test_video_command_defers_threads_shows_progress_and_posts_the_clip(tm
         assert {"video", "history", "queue", "cancel", "settings", "help", "Extend this video"} <= {
             c["name"] for c in sync.json
         }
-        fake.slash("video", {"prompt": "a cat surfing at sunset", "seconds": 1.0, "aspect": "16:9"})
+        # Four seconds render long enough (several segments) for progress edits to be seen before the end.
+        fake.slash("video", {"prompt": "a cat surfing at sunset", "seconds": 4.0, "aspect": "16:9"})
         defer = await fake.wait_for("POST", "/callback")
         assert defer.json["type"] == 5 and defer.json["data"]["flags"] & EPHEMERAL  # acknowledged at once
         assert fake.calls.index(defer) < len(fake.calls)  # (first thing the interaction got)

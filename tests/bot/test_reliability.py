@@ -120,7 +120,8 @@ async def test_a_generator_stopped_mid_job_is_waited_for_and_the_clip_posted_onc
         (record,) = await bot.studio.store.history(1001)
         assert record.status in OPEN_STATUSES and record.error is None
 
-        async with running_generator(generator, tiny_backend(), GENERATOR_PORT=port):
+        # Still slow after the restart, so the bot sees the job in progress again before it ends.
+        async with running_generator(generator, SlowBackend(tiny_backend(), step_delay=0.1), GENERATOR_PORT=port):
             await wait_until(lambda: len(fake.clips()) == 1)
             await bot.deliveries.wait_idle()
         (record,) = await bot.studio.store.history(1001)

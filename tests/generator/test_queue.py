@@ -55,12 +55,12 @@ async def test_a_newcomer_goes_before_a_heavy_users_backlog(engine):
 
 
 async def test_expired_lease_is_taken_over_and_counts_an_attempt(engine):
-    queue = make_queue(engine, lease_seconds=0.2)
+    queue = make_queue(engine, lease_seconds=1.0)
     (video_id,) = await enqueue_all(queue, job())
     first = await queue.claim("dead-worker")
     assert first.id == video_id and first.attempts == 1
     assert await queue.claim("other") is None  # still leased
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(1.1)
     second = await queue.claim("other")
     assert second.id == video_id and second.attempts == 2
     # The dead worker comes back: it no longer owns the job and cannot finish it.
@@ -96,11 +96,11 @@ async def test_a_job_whose_workers_keep_dying_fails_after_max_attempts(engine):
 
 
 async def test_heartbeat_renews_the_lease_and_reports_cancellation(engine):
-    queue = make_queue(engine, lease_seconds=0.3)
+    queue = make_queue(engine, lease_seconds=1.5)
     (video_id,) = await enqueue_all(queue, job())
     await queue.claim("w")
     for _ in range(3):
-        await asyncio.sleep(0.15)
+        await asyncio.sleep(0.6)  # together longer than the lease, each well inside it
         beat = await queue.heartbeat(video_id, "w", progress=40)
         assert beat.owned and not beat.cancel_requested
     assert await queue.claim("thief") is None  # renewed: never expired

@@ -73,5 +73,15 @@ class ArtifactStore:
         os.replace(temporary, path)
         return path
 
+    def remove_leftovers(self, video_id: str) -> None:
+        """Delete half-written files (their names start with a dot) a killed earlier attempt left behind.
+
+        Only the lease holder writes into a job's folder, so once it has published its files nothing else
+        there is in use."""
+        folder = self.job_dir(video_id)
+        if folder.is_dir():
+            for leftover in folder.glob(".*"):
+                leftover.unlink(missing_ok=True)
+
     def delete_job(self, video_id: str) -> None:
         shutil.rmtree(self.job_dir(video_id), ignore_errors=True)

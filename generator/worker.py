@@ -282,6 +282,7 @@ class Worker:
         encode.write_thumbnail(frames[0], self.store.path_for(video_id, "thumbnail"))
         encode.write_spritesheet(frames, self.store.path_for(video_id, "spritesheet"))
         encode.save_tail(rendered.tail, self.store.path_for(video_id, "tail"))
+        self.store.remove_leftovers(video_id)
         artifacts = []
         for kind in ("video", "thumbnail", "spritesheet", "tail"):
             path = self.store.path_for(video_id, kind)

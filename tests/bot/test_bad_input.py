@@ -163,6 +163,7 @@ async def test_only_owners_and_admins_cancel_and_delete(tmp_path, monkeypatch, c
 
         slow.step_delay = 0
         _, clip_id = await make_clip(fake, "a quick sunset")
+        await bot.deliveries.wait_idle()  # the upload is recorded as posted just after Discord accepts it
         (clip,) = [r for r in await bot.studio.store.history(1001) if r.status == POSTED]
         delete = f"hanul:delete:{clip.id}"
         assert "Only the member who asked" in await answered(fake, fake.click(clip_id, delete, user_id=2002))

@@ -361,3 +361,13 @@ async def test_a_malformed_idempotency_key_is_refused(client):
     with pytest.raises(openai.BadRequestError) as raised:
         await client.videos.create(prompt="x", seconds="1", extra_headers={"Idempotency-Key": "k" * 201})
     assert raised.value.body["param"] == "Idempotency-Key"
+
+
+async def test_files_half_written_by_a_killed_attempt_are_cleaned_up(tiny_generator, client):
+    """A worker killed mid-encode leaves a dot-named temporary file; the attempt that finishes removes it."""
+    video = await client.videos.create(prompt="a kite", seconds="1")
+    folder = tiny_generator.service.store.job_dir(video.id)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / ".0123abcd.video.mp4.4441.tmp").write_bytes(b"half an mp4")
+    assert (await poll(client, video.id)).status == "completed"
+    assert sorted(p.name for p in folder.iterdir()) == ["spritesheet.jpg", "tail.npz", "thumbnail.webp", "video.mp4"]

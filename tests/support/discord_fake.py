@@ -84,6 +84,31 @@ def user_payload(user_id: int, name: str = "mina", *, bot: bool = False) -> dict
     }
 
 
+def message_payload(
+    message_id: int, channel_id: int, author: dict[str, Any], content: str = "", **fields: Any
+) -> dict[str, Any]:
+    """A MESSAGE object as Discord sends it; `fields` add or replace keys (attachments, components, type…)."""
+    return {
+        "id": str(message_id),
+        "channel_id": str(channel_id),
+        "author": author,
+        "content": content,
+        "timestamp": datetime.now(UTC).isoformat(),
+        "edited_timestamp": None,
+        "tts": False,
+        "mention_everyone": False,
+        "mentions": [],
+        "mention_roles": [],
+        "attachments": [],
+        "embeds": [],
+        "pinned": False,
+        "type": 0,
+        "components": [],
+        "flags": 0,
+        **fields,
+    }
+
+
 def member_payload(user_id: int, name: str = "mina", roles: tuple[int, ...] = (), permissions: int = 0) -> dict:
     return {
         "user": user_payload(user_id, name),
@@ -478,18 +503,12 @@ class FakeDiscord:
         if nonce:
             self._nonces[str(nonce)] = message_id
         reference = payload.get("message_reference")
-        message = {
-            "id": str(message_id),
-            "channel_id": str(channel_id),
-            "author": user_payload(BOT_ID, "Hanul", bot=True),
-            "content": payload.get("content") or "",
-            "timestamp": datetime.now(UTC).isoformat(),
-            "edited_timestamp": None,
-            "tts": False,
-            "mention_everyone": False,
-            "mentions": [],
-            "mention_roles": [],
-            "attachments": [
+        message = message_payload(
+            message_id,
+            channel_id,
+            user_payload(BOT_ID, "Hanul", bot=True),
+            payload.get("content") or "",
+            attachments=[
                 {
                     "id": str(self.snowflake()),
                     "filename": name,
@@ -500,12 +519,10 @@ class FakeDiscord:
                 }
                 for name, data in call.files.items()
             ],
-            "embeds": [],
-            "pinned": False,
-            "type": 19 if reference else 0,
-            "components": payload.get("components") or [],
-            "flags": payload.get("flags") or 0,
-        }
+            type=19 if reference else 0,
+            components=payload.get("components") or [],
+            flags=payload.get("flags") or 0,
+        )
         if nonce:
             message["nonce"] = str(nonce)
         guild_id = self._guild_of(channel_id)
@@ -570,24 +587,14 @@ class FakeDiscord:
                 "resource": {"type": payload["type"]},
             }
         # A follow-up (POST) or an edit of the original response (PATCH): answer with the message.
-        return {
-            "id": str(self.snowflake()),
-            "channel_id": str(CHANNEL_ID),
-            "author": user_payload(BOT_ID, "Hanul", bot=True),
-            "content": (payload or {}).get("content") or "",
-            "timestamp": datetime.now(UTC).isoformat(),
-            "edited_timestamp": None,
-            "tts": False,
-            "mention_everyone": False,
-            "mentions": [],
-            "mention_roles": [],
-            "attachments": [],
-            "embeds": [],
-            "pinned": False,
-            "type": 0,
-            "components": (payload or {}).get("components") or [],
-            "flags": (payload or {}).get("flags") or 0,
-        }
+        return message_payload(
+            self.snowflake(),
+            CHANNEL_ID,
+            user_payload(BOT_ID, "Hanul", bot=True),
+            (payload or {}).get("content") or "",
+            components=(payload or {}).get("components") or [],
+            flags=(payload or {}).get("flags") or 0,
+        )
 
     # --- gateway payloads a member's actions produce ---------------------------------------------
 
@@ -714,25 +721,14 @@ class FakeDiscord:
         """A message the bot posted long ago (another database, a deleted row) with these buttons on it."""
         message_id = self.snowflake()
         rows = [{"type": 1, "components": [{"type": 2, "style": 2, "label": "…", "custom_id": c}]} for c in custom_ids]
-        self.messages[message_id] = {
-            "id": str(message_id),
-            "channel_id": str(channel_id),
-            "guild_id": str(self._guild_of(channel_id) or GUILD_ID),
-            "author": user_payload(BOT_ID, "Hanul", bot=True),
-            "content": "an old clip",
-            "timestamp": datetime.now(UTC).isoformat(),
-            "edited_timestamp": None,
-            "tts": False,
-            "mention_everyone": False,
-            "mentions": [],
-            "mention_roles": [],
-            "attachments": [],
-            "embeds": [],
-            "pinned": False,
-            "type": 0,
-            "components": rows,
-            "flags": 0,
-        }
+        self.messages[message_id] = message_payload(
+            message_id,
+            channel_id,
+            user_payload(BOT_ID, "Hanul", bot=True),
+            "an old clip",
+            guild_id=str(self._guild_of(channel_id) or GUILD_ID),
+            components=rows,
+        )
         return message_id
 
     def click(
@@ -779,24 +775,9 @@ class FakeDiscord:
         self, channel_id: int, content: str, *, user_id: int = 1001, reply_to: int | None = None, dm: bool = False
     ) -> dict[str, Any]:
         """A member writes a message (optionally a reply)."""
-        message: dict[str, Any] = {
-            "id": str(self.snowflake()),
-            "channel_id": str(channel_id),
-            "author": user_payload(user_id),
-            "content": content,
-            "timestamp": datetime.now(UTC).isoformat(),
-            "edited_timestamp": None,
-            "tts": False,
-            "mention_everyone": False,
-            "mentions": [],
-            "mention_roles": [],
-            "attachments": [],
-            "embeds": [],
-            "pinned": False,
-            "type": 19 if reply_to else 0,
-            "flags": 0,
-            "components": [],
-        }
+        message = message_payload(
+            self.snowflake(), channel_id, user_payload(user_id), content, type=19 if reply_to else 0
+        )
         if not dm:
             message["guild_id"] = str(GUILD_ID)
             message["member"] = {k: v for k, v in member_payload(user_id).items() if k != "user"}

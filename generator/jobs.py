@@ -29,6 +29,7 @@ from generator.params import (
     RemixVideoBody,
     RenderPlan,
     check_model,
+    orientation,
     plan_render,
     plan_size,
     seconds_text,
@@ -86,38 +87,37 @@ class VideoJobs:
     async def create(
         self, body: CreateVideoBody, reference: Upload | None, idempotency_key: str | None = None
     ) -> VideoView:
-        self.profile = await self.profile_source()
-        check_model(body.model, self.profile)
+        profile = await self.profile_source()
+        check_model(body.model, profile)
         if body.input_reference is not None and reference is not None:
             raise invalid("input_reference", "Send 'input_reference' once: as a file or as an image_url, not both.")
         image_bytes = reference.data if reference is not None else _data_url_image(body.input_reference)
         image = None
         if image_bytes is not None:
-            if not self.profile.supports_image:
-                raise invalid("input_reference", f"The loaded model '{self.profile.name}' cannot start from an image.")
+            if not profile.supports_image:
+                raise invalid("input_reference", f"The loaded model '{profile.name}' cannot start from an image.")
             image = await asyncio.to_thread(read_reference_image, image_bytes)
         seconds = DEFAULT_SECONDS if body.seconds is None else body.seconds
         if body.size is None and image is not None:
-            size = self.profile.native_sizes[_orientation_of((image.width, image.height))]
+            size = profile.native_sizes[orientation(image.width, image.height)]
         else:
-            size = plan_size(body.size, self.profile)
-        plan = self._plan(body, seconds=seconds, size=size)
-        job = self._new_job("generate", body.prompt, body.negative_prompt, plan, body.seed, body.user)
+            size = plan_size(body.size, profile)
+        plan = self._plan(profile, body, seconds=seconds, size=size)
+        job = self._new_job(profile, "generate", body.prompt, body.negative_prompt, plan, body.seed, body.user)
         artifacts = []
         if image is not None:
             png = await asyncio.to_thread(to_png, image)
-            artifacts.append(self._store_file(job.id, "reference", png))
-        job.idempotency_key = idempotency_key
-        return await self._enqueue(job, artifacts)
+            artifacts.append(await self._store_file(job.id, "reference", png))
+        return await self._enqueue(job, artifacts, idempotency_key)
 
     async def extend(
         self, body: ExtendVideoBody, upload: Upload | None, idempotency_key: str | None = None
     ) -> VideoView:
         """A continuation of a completed video (by id) or of an uploaded MP4; the result is the stitched whole."""
-        self.profile = await self.profile_source()
-        check_model(body.model, self.profile)
-        if not self.profile.supports_video:
-            raise invalid("video", f"The loaded model '{self.profile.name}' cannot extend videos.")
+        profile = await self.profile_source()
+        check_model(body.model, profile)
+        if not profile.supports_video:
+            raise invalid("video", f"The loaded model '{profile.name}' cannot extend videos.")
         if (body.video is None) == (upload is None):
             raise invalid("video", "Give 'video' as a reference {\"id\": …} to a completed video, or upload an MP4.")
         new_seconds = DEFAULT_SECONDS if body.seconds is None else body.seconds
@@ -135,8 +135,8 @@ class VideoJobs:
             width, height, fps_found, parent_frames = await asyncio.to_thread(
                 _probe_mp4, upload.data, self.settings.max_seconds
             )
-            size = self.profile.native_sizes[_orientation_of((width, height))]
-            fps, negative, parent_id = self.profile.fps, body.negative_prompt, None
+            size = profile.native_sizes[orientation(width, height)]
+            fps, negative, parent_id = profile.fps, body.negative_prompt, None
             parent_frames = round(parent_frames * fps / fps_found)
         if parent_frames / fps + new_seconds > self.settings.max_seconds + 1e-6:
             raise invalid(
@@ -144,19 +144,18 @@ class VideoJobs:
                 f"The extended video would be {parent_frames / fps + new_seconds:g} s; "
                 f"at most {self.settings.max_seconds:g} s are allowed.",
             )
-        plan = self._plan(body, seconds=new_seconds, size=size, fps=fps)
-        job = self._new_job("extend", body.prompt, negative, plan, body.seed, body.user)
+        plan = self._plan(profile, body, seconds=new_seconds, size=size, fps=fps)
+        job = self._new_job(profile, "extend", body.prompt, negative, plan, body.seed, body.user)
         job.parent_id = parent_id
         job.seconds = seconds_text(parent_frames + plan.num_frames, fps)
         artifacts = []
         if upload is not None:
-            artifacts.append(self._store_file(job.id, "source", upload.data))
-        job.idempotency_key = idempotency_key
-        return await self._enqueue(job, artifacts)
+            artifacts.append(await self._store_file(job.id, "source", upload.data))
+        return await self._enqueue(job, artifacts, idempotency_key)
 
     async def remix(self, video_id: str, body: RemixVideoBody, idempotency_key: str | None = None) -> VideoView:
         """Same settings, seed and conditioning as the source, a new prompt."""
-        self.profile = await self.profile_source()
+        profile = await self.profile_source()
         source = await self._visible(video_id)
         if source.status != models.COMPLETED:
             raise not_ready(video_id, source.status)
@@ -166,7 +165,7 @@ class VideoJobs:
         job = VideoJob(
             id=new_video_id(),
             kind=source.kind,
-            model=self.profile.name,
+            model=profile.name,
             prompt=body.prompt,
             negative_prompt=source.negative_prompt,
             seconds=source.seconds,
@@ -180,10 +179,9 @@ class VideoJobs:
         artifacts = []
         for artifact in await self.queue.artifacts_of(source.id):
             if artifact.kind in ("reference", "source"):
-                data = self.store.resolve(artifact.path).read_bytes()
-                artifacts.append(self._store_file(job.id, artifact.kind, data))
-        job.idempotency_key = idempotency_key
-        return await self._enqueue(job, artifacts)
+                data = await asyncio.to_thread(self.store.resolve(artifact.path).read_bytes)
+                artifacts.append(await self._store_file(job.id, artifact.kind, data))
+        return await self._enqueue(job, artifacts, idempotency_key)
 
     # --- read and remove -------------------------------------------------------------------------
 
@@ -228,11 +226,17 @@ class VideoJobs:
     # --- helpers ---------------------------------------------------------------------------------
 
     def _plan(
-        self, body: CreateVideoBody | ExtendVideoBody, *, seconds: float, size: tuple[int, int], fps: int | None = None
+        self,
+        profile: ModelProfile,
+        body: CreateVideoBody | ExtendVideoBody,
+        *,
+        seconds: float,
+        size: tuple[int, int],
+        fps: int | None = None,
     ) -> RenderPlan:
         return plan_render(
             body,
-            profile=self.profile,
+            profile=profile,
             seconds=seconds,
             size=size,
             default_max_bytes=self.settings.default_max_bytes,
@@ -240,13 +244,20 @@ class VideoJobs:
             fps=fps,
         )
 
+    @staticmethod
     def _new_job(
-        self, kind: str, prompt: str, negative: str | None, plan: RenderPlan, seed: int | None, user: str | None
+        profile: ModelProfile,
+        kind: str,
+        prompt: str,
+        negative: str | None,
+        plan: RenderPlan,
+        seed: int | None,
+        user: str | None,
     ) -> VideoJob:
         return VideoJob(
             id=new_video_id(),
             kind=kind,
-            model=self.profile.name,
+            model=profile.name,
             prompt=prompt,
             negative_prompt=negative,
             seconds=seconds_text(plan.num_frames, plan.fps),
@@ -256,13 +267,15 @@ class VideoJobs:
             user=user,
         )
 
-    def _store_file(self, video_id: str, kind: str, data: bytes) -> NewArtifact:
-        self.store.write_bytes(video_id, kind, data)
+    async def _store_file(self, video_id: str, kind: str, data: bytes) -> NewArtifact:
+        """Write an uploaded or copied file off the event loop (uploads can be tens of MB)."""
+        await asyncio.to_thread(self.store.write_bytes, video_id, kind, data)
         return NewArtifact(
             kind=kind, path=self.store.relative_path(video_id, kind), content_type=ARTIFACTS[kind][1], bytes=len(data)
         )
 
-    async def _enqueue(self, job: VideoJob, artifacts: list[NewArtifact]) -> VideoView:
+    async def _enqueue(self, job: VideoJob, artifacts: list[NewArtifact], idempotency_key: str | None) -> VideoView:
+        job.idempotency_key = idempotency_key
         try:
             stored = await self.queue.enqueue(job, artifacts)
         except BaseException:
@@ -290,11 +303,7 @@ class VideoJobs:
         parent_id = (reference or {}).get("id")
         if not parent_id:
             raise invalid("video", "Missing 'video.id': the id of the completed video to extend.")
-        if not is_video_id(parent_id):
-            raise not_found(parent_id)
-        parent = await self.queue.get(parent_id)
-        if parent is None:
-            raise not_found(parent_id)
+        parent = await self._visible(parent_id)
         if parent.status != models.COMPLETED:
             raise not_ready(parent_id, parent.status)
         return parent
@@ -324,12 +333,6 @@ class VideoJobs:
         typical = statistics.median(times) if times else None
         self._typical = (time.monotonic(), typical)
         return typical
-
-
-def _orientation_of(size: tuple[int, int]) -> str:
-    from generator.params import orientation
-
-    return orientation(*size)
 
 
 def _data_url_image(reference: dict[str, str] | None) -> bytes | None:

@@ -169,11 +169,17 @@ def _nest(flat: dict[str, str]) -> dict[str, Any]:
     return nested
 
 
-def _take_file(files: dict[str, Upload], fields: dict[str, Any], name: str) -> Upload | None:
-    upload = files.pop(name, None)
+def _refuse_files(files: dict[str, Upload]) -> None:
+    """400 for any file part the endpoint does not take."""
     if files:
         unknown = next(iter(files))
         raise invalid(unknown, f"Unknown file parameter: '{unknown[:60]}'.", code="unknown_parameter")
+
+
+def _take_file(files: dict[str, Upload], fields: dict[str, Any], name: str) -> Upload | None:
+    """The one file part `name` the endpoint takes (others are refused)."""
+    upload = files.pop(name, None)
+    _refuse_files(files)
     if upload is not None and name in fields:
         raise invalid(name, f"'{name}' was sent both as a file and as a field.")
     return upload
@@ -210,7 +216,7 @@ async def extend_video(request: web.Request) -> web.Response:
 
 async def remix_video(request: web.Request) -> web.Response:
     fields, files = await read_body(request, request.app[SETTINGS].max_request_bytes)
-    _take_file(files, fields, "")
+    _refuse_files(files)
     body = parse_body(RemixVideoBody, fields)
     view = await request.app[JOBS].remix(request.match_info["video_id"], body, idempotency_key(request))
     return _json(video_json(view))

@@ -205,7 +205,7 @@ class VideoJobs:
             raise not_found(video_id)
         if job.status in models.FINISHED:
             self.store.delete_job(video_id)
-            await self.queue.purge_files_of_deleted(video_id)
+            await self.queue.drop_artifact_rows(video_id)
         return job
 
     async def content(self, video_id: str, variant: str) -> tuple[Path, str]:

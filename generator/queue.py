@@ -359,7 +359,7 @@ class JobQueue:
         async with self.sessions() as session:
             return list((await session.scalars(select(VideoArtifact).where(VideoArtifact.job_id == video_id))).all())
 
-    async def purge_files_of_deleted(self, video_id: str) -> None:
+    async def drop_artifact_rows(self, video_id: str) -> None:
         """Drop the artifact rows of a deleted job (its files are removed by the caller)."""
         async with self.sessions.begin() as session:
             await session.execute(delete(VideoArtifact).where(VideoArtifact.job_id == video_id))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sqlite3
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,11 @@ from sqlalchemy.orm import DeclarativeBase
 log = logging.getLogger(__name__)
 
 _MIGRATION_LOCK = 0x48414E4D  # PostgreSQL advisory lock id ("HANM") held while migrating
+# Alembic's `context` is one global per process: two upgrades interleaved on an event loop (or in two threads)
+# would run inside each other's migration context. One at a time per process; across processes the database's
+# own locks serialise them (PostgreSQL's advisory lock, SQLite's BEGIN IMMEDIATE).
+_IN_PROCESS_MIGRATION = threading.Lock()
+_SQLITE_BUSY_SECONDS = 30  # how long a SQLite connection waits for another's write lock
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 # Stable constraint names, so Alembic revisions can drop and alter them on every backend.
@@ -65,7 +73,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        kwargs.setdefault("connect_args", {"timeout": 30})
+        kwargs.setdefault("connect_args", {"timeout": _SQLITE_BUSY_SECONDS})
         engine = create_async_engine(url, **kwargs)
         _configure_sqlite(engine)
         return engine
@@ -82,9 +90,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         # take control of BEGIN ourselves (SQLAlchemy's documented recipe).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        # The busy timeout first: switching a new file to WAL needs a lock another starting process may hold.
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_SECONDS * 1000}")
+        _try_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
@@ -93,6 +100,48 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_begin(connection: Connection) -> None:
         # IMMEDIATE takes the write lock up front, so two claimers never both read the same free job.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _try_wal(cursor: Any) -> bool:
+    """Switch the file to WAL (it stays so for every later connection); True when it is in WAL mode.
+
+    SQLite refuses the switch at once, without waiting out the busy timeout, while another connection holds a
+    write lock (waiting could deadlock). That happens when services start together on a new file: the one
+    migrating holds the lock. The switch is then left to `upgrade_database`, which retries it.
+    """
+    cursor.execute("PRAGMA journal_mode")
+    if cursor.fetchone()[0] == "wal":
+        return True
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        return cursor.fetchone()[0] == "wal"
+    except sqlite3.OperationalError as error:
+        if "locked" not in str(error) and "busy" not in str(error):
+            raise
+        log.debug("the SQLite file is busy; WAL mode is switched on later")
+        return False
+
+
+async def _ensure_wal(engine: AsyncEngine) -> None:
+    def attempt(connection: Connection) -> bool:
+        cursor = connection.connection.dbapi_connection.cursor()  # bare cursor: no BEGIN before the PRAGMA
+        try:
+            return _try_wal(cursor)
+        finally:
+            cursor.close()
+
+    try:
+        async with asyncio.timeout(_SQLITE_BUSY_SECONDS), engine.connect() as connection:
+            while not await connection.run_sync(attempt):  # noqa: ASYNC110 (polls another process's lock)
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise TimeoutError(f"could not switch the SQLite database to WAL mode in {_SQLITE_BUSY_SECONDS} s") from None
+
+
+async def _in_process_migration_lock() -> None:
+    # Polled, not awaited in a thread: a cancelled waiter must never end up holding the lock.
+    while not _IN_PROCESS_MIGRATION.acquire(blocking=False):  # noqa: ASYNC110 (a thread lock: no Event to wait on)
+        await asyncio.sleep(0.02)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker:
@@ -120,8 +169,14 @@ async def upgrade_database(engine: AsyncEngine, revision: str = "head") -> None:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 
-    async with engine.begin() as connection:
-        await connection.run_sync(_run)
+    await _in_process_migration_lock()
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(_run)
+    finally:
+        _IN_PROCESS_MIGRATION.release()
+    if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+        await _ensure_wal(engine)
     log.info("database at %s is migrated to %s", engine.url.render_as_string(hide_password=True), revision)
 
 

@@ -1,3 +1,5 @@
+import asyncio
+import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -129,9 +131,8 @@ async def test_foreign_keys_are_enforced(engine):
 
 
 async def test_services_starting_together_migrate_once(database_url):
-    """A fleet's processes all run `upgrade head` at start; on PostgreSQL an advisory lock serialises them."""
-    import asyncio
-
+    """A fleet's processes all run `upgrade head` at start; on PostgreSQL an advisory lock serialises them, and
+    upgrades started together inside one process (Alembic's context is one per process) take turns."""
     engines = [create_engine(database_url) for _ in range(4)]
     try:
         await asyncio.gather(*(upgrade_database(engine) for engine in engines))
@@ -139,3 +140,21 @@ async def test_services_starting_together_migrate_once(database_url):
     finally:
         for engine in engines:
             await engine.dispose()
+
+
+async def test_a_new_sqlite_file_locked_by_another_process_still_migrates_and_ends_in_wal_mode(tmp_path):
+    """Processes starting together on a new file race to switch it to WAL; the loser's switch is refused at
+    once ("database is locked", no busy wait) while the winner writes. The loser must wait, not crash."""
+    path = tmp_path / "hanul.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # the other process: still in rollback-journal mode, holding the write lock
+    other.execute("CREATE TABLE other_process_was_here (x)")
+    asyncio.get_running_loop().call_later(0.5, other.execute, "COMMIT")
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    try:
+        await upgrade_database(engine)
+        assert ALL_TABLES <= await table_names(engine)
+    finally:
+        await engine.dispose()
+        other.close()
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"

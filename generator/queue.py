@@ -36,6 +36,16 @@ class QueueLimits:
 
 
 @dataclass(frozen=True)
+class Lease:
+    """One claim of one job: the worker and the attempt number. Every change after the claim must present it,
+    so an attempt that lost its lease (even to the same worker, after it expired) can no longer touch the job."""
+
+    video_id: str
+    worker_id: str
+    attempt: int
+
+
+@dataclass(frozen=True)
 class ClaimedJob:
     """A job a worker now holds: everything needed to render it."""
 
@@ -48,6 +58,11 @@ class ClaimedJob:
     parent_id: str | None
     attempts: int
     created_at_ts: float
+    worker_id: str
+
+    @property
+    def lease(self) -> Lease:
+        return Lease(self.id, self.worker_id, self.attempts)
 
 
 @dataclass(frozen=True)
@@ -258,6 +273,7 @@ class JobQueue:
             parent_id=job.parent_id,
             attempts=job.attempts,
             created_at_ts=job.created_at.timestamp(),
+            worker_id=worker_id,
         )
 
     @staticmethod
@@ -268,25 +284,30 @@ class JobQueue:
         job.lease_owner = None
         job.lease_expires_at = None
 
-    def _owned(self, video_id: str, worker_id: str) -> Any:
-        return and_(VideoJob.id == video_id, VideoJob.lease_owner == worker_id, VideoJob.status == models.IN_PROGRESS)
+    @staticmethod
+    def _owned(lease: Lease) -> Any:
+        return and_(
+            VideoJob.id == lease.video_id,
+            VideoJob.lease_owner == lease.worker_id,
+            VideoJob.attempts == lease.attempt,
+            VideoJob.status == models.IN_PROGRESS,
+        )
 
-    async def heartbeat(self, video_id: str, worker_id: str, progress: int | None = None) -> Heartbeat:
+    async def heartbeat(self, lease: Lease, progress: int | None = None) -> Heartbeat:
         """Renew the lease (and record progress); tells the worker whether it still owns the job."""
         values: dict[str, Any] = {"lease_expires_at": utcnow() + timedelta(seconds=self.limits.lease_seconds)}
         if progress is not None:
             values["progress"] = max(0, min(99, progress))
         async with self.sessions.begin() as session:
-            result = await session.execute(update(VideoJob).where(self._owned(video_id, worker_id)).values(**values))
+            result = await session.execute(update(VideoJob).where(self._owned(lease)).values(**values))
             if result.rowcount == 0:
                 return Heartbeat(owned=False, cancel_requested=True)
-            cancel = await session.scalar(select(VideoJob.cancel_requested).where(VideoJob.id == video_id))
+            cancel = await session.scalar(select(VideoJob.cancel_requested).where(VideoJob.id == lease.video_id))
             return Heartbeat(owned=True, cancel_requested=bool(cancel))
 
     async def complete(
         self,
-        video_id: str,
-        worker_id: str,
+        lease: Lease,
         *,
         artifacts: list[NewArtifact],
         seconds: str,
@@ -296,7 +317,7 @@ class JobQueue:
         async with self.sessions.begin() as session:
             result = await session.execute(
                 update(VideoJob)
-                .where(self._owned(video_id, worker_id), VideoJob.cancel_requested.is_(False))
+                .where(self._owned(lease), VideoJob.cancel_requested.is_(False))
                 .values(
                     status=models.COMPLETED,
                     progress=100,
@@ -311,24 +332,24 @@ class JobQueue:
                 return False
             kinds = [artifact.kind for artifact in artifacts]
             await session.execute(
-                delete(VideoArtifact).where(VideoArtifact.job_id == video_id, VideoArtifact.kind.in_(kinds))
+                delete(VideoArtifact).where(VideoArtifact.job_id == lease.video_id, VideoArtifact.kind.in_(kinds))
             )
             for artifact in artifacts:
-                session.add(VideoArtifact(job_id=video_id, **artifact.__dict__))
+                session.add(VideoArtifact(job_id=lease.video_id, **artifact.__dict__))
             return True
 
-    async def fail(self, video_id: str, worker_id: str, code: str, message: str) -> bool:
-        return await self._end(video_id, worker_id, models.FAILED, code, message)
+    async def fail(self, lease: Lease, code: str, message: str) -> bool:
+        return await self._end(lease, models.FAILED, code, message)
 
-    async def mark_cancelled(self, video_id: str, worker_id: str) -> bool:
-        return await self._end(video_id, worker_id, models.CANCELLED, "cancelled", "Cancelled while running.")
+    async def mark_cancelled(self, lease: Lease) -> bool:
+        return await self._end(lease, models.CANCELLED, "cancelled", "Cancelled while running.")
 
-    async def release(self, video_id: str, worker_id: str) -> bool:
+    async def release(self, lease: Lease) -> bool:
         """Give a job back to the queue untouched (graceful shutdown), without counting the attempt."""
         async with self.sessions.begin() as session:
             result = await session.execute(
                 update(VideoJob)
-                .where(self._owned(video_id, worker_id))
+                .where(self._owned(lease))
                 .values(
                     status=models.QUEUED,
                     lease_owner=None,
@@ -339,11 +360,11 @@ class JobQueue:
             )
             return result.rowcount == 1
 
-    async def _end(self, video_id: str, worker_id: str, status: str, code: str, message: str) -> bool:
+    async def _end(self, lease: Lease, status: str, code: str, message: str) -> bool:
         async with self.sessions.begin() as session:
             result = await session.execute(
                 update(VideoJob)
-                .where(self._owned(video_id, worker_id))
+                .where(self._owned(lease))
                 .values(
                     status=status,
                     error_code=code,

@@ -1,4 +1,9 @@
-"""Where a job's files live: one folder per job under the artifacts root (shared storage in a fleet)."""
+"""Where a job's files live: one folder per job under the artifacts root (shared storage in a fleet).
+
+The job's inputs (a reference image, an uploaded clip) sit in the job's folder; what a worker renders goes into
+a folder of its attempt (`attempt-2/`), so an attempt that lost its lease can never overwrite the files of the
+attempt that completed the job. The database rows name the files that count.
+"""
 
 from __future__ import annotations
 
@@ -43,6 +48,18 @@ class ArtifactStore:
     def relative_path(self, video_id: str, kind: str) -> str:
         return f"{video_id}/{ARTIFACTS[kind][0]}"
 
+    def attempt_dir(self, video_id: str, attempt: int) -> Path:
+        return self.job_dir(video_id) / f"attempt-{attempt}"
+
+    def output_path(self, video_id: str, attempt: int, kind: str) -> Path:
+        """Where attempt `attempt` writes its `kind` output (the folder is created)."""
+        folder = self.attempt_dir(video_id, attempt)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / ARTIFACTS[kind][0]
+
+    def relative_output_path(self, video_id: str, attempt: int, kind: str) -> str:
+        return f"{video_id}/attempt-{attempt}/{ARTIFACTS[kind][0]}"
+
     def path_for(self, video_id: str, kind: str) -> Path:
         folder = self.job_dir(video_id)
         folder.mkdir(parents=True, exist_ok=True)
@@ -63,25 +80,21 @@ class ArtifactStore:
         os.replace(temporary, path)
         return path
 
-    def temporary_path(self, video_id: str, kind: str) -> Path:
-        """A private path to write `kind` to before `publish` renames it into place."""
-        path = self.path_for(video_id, kind)
-        return path.with_name(f".{uuid.uuid4().hex}.{path.name}")
+    def remove_other_attempts(self, video_id: str, attempt: int) -> None:
+        """Delete what earlier attempts (killed workers, lost leases) and half-finished writes left behind.
 
-    def publish(self, temporary: Path, video_id: str, kind: str) -> Path:
-        path = self.path_for(video_id, kind)
-        os.replace(temporary, path)
-        return path
-
-    def remove_leftovers(self, video_id: str) -> None:
-        """Delete half-written files (their names start with a dot) a killed earlier attempt left behind.
-
-        Only the lease holder writes into a job's folder, so once it has published its files nothing else
-        there is in use."""
+        Called by the attempt that holds the lease once its own files are written: nothing else is in use."""
         folder = self.job_dir(video_id)
-        if folder.is_dir():
-            for leftover in folder.glob(".*"):
-                leftover.unlink(missing_ok=True)
+        if not folder.is_dir():
+            return
+        for leftover in folder.glob(".*"):
+            leftover.unlink(missing_ok=True)
+        for other in folder.glob("attempt-*"):
+            if other.name != f"attempt-{attempt}":
+                shutil.rmtree(other, ignore_errors=True)
+
+    def delete_attempt(self, video_id: str, attempt: int) -> None:
+        shutil.rmtree(self.attempt_dir(video_id, attempt), ignore_errors=True)
 
     def delete_job(self, video_id: str) -> None:
         shutil.rmtree(self.job_dir(video_id), ignore_errors=True)

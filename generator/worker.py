@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -243,18 +244,18 @@ class Worker:
         try:
             started = time.perf_counter()
             artifacts, total_frames = await loop.run_in_executor(
-                self.cpu_pool, self._write_files, job.id, plan, inputs, rendered
+                self.cpu_pool, self._write_files, job, plan, inputs, rendered
             )
             timings["encode_s"] = time.perf_counter() - started
             timings["total_s"] = time.time() - job.created_at_ts
             done = await self.queue.complete(
-                job.id,
-                self.name,
+                job.lease,
                 artifacts=artifacts,
                 seconds=seconds_text(total_frames, plan.fps),
                 timings={k: round(v, 4) for k, v in timings.items()},
             )
-            if done:
+            if done:  # only the attempt that completed the job may clear out the others
+                await loop.run_in_executor(self.cpu_pool, self.store.remove_other_attempts, job.id, job.attempts)
                 self.status.jobs_done += 1
                 log.info("worker %s: %s completed in %.2f s", self.name, job.id, timings["total_s"])
             else:
@@ -267,33 +268,30 @@ class Worker:
             self._finishing.release()
 
     def _write_files(
-        self, video_id: str, plan: RenderPlan, inputs: _Inputs, rendered: RenderedVideo
+        self, job: ClaimedJob, plan: RenderPlan, inputs: _Inputs, rendered: RenderedVideo
     ) -> tuple[list[NewArtifact], int]:
-        """Runs on a CPU thread: MP4 under the size cap, thumbnail, spritesheet, lossless tail."""
+        """Runs on a CPU thread: MP4 under the size cap, thumbnail, spritesheet, lossless tail, into this
+        attempt's own folder."""
         frames = rendered.frames
         if inputs.parent_frames is not None:
             frames = np.concatenate([inputs.parent_frames, rendered.frames])
-        temporary = self.store.temporary_path(video_id, "video")
-        try:
-            encode.encode_mp4(frames, plan.fps, temporary, plan.max_bytes, preset=self.mp4_preset)
-            self.store.publish(temporary, video_id, "video")
-        finally:
-            temporary.unlink(missing_ok=True)
-        encode.write_thumbnail(frames[0], self.store.path_for(video_id, "thumbnail"))
-        encode.write_spritesheet(frames, self.store.path_for(video_id, "spritesheet"))
-        encode.save_tail(rendered.tail, self.store.path_for(video_id, "tail"))
-        self.store.remove_leftovers(video_id)
-        artifacts = []
-        for kind in ("video", "thumbnail", "spritesheet", "tail"):
-            path = self.store.path_for(video_id, kind)
-            artifacts.append(
-                NewArtifact(
-                    kind=kind,
-                    path=self.store.relative_path(video_id, kind),
-                    content_type=ARTIFACTS[kind][1],
-                    bytes=path.stat().st_size,
-                )
+
+        def output(kind: str) -> Path:
+            return self.store.output_path(job.id, job.attempts, kind)
+
+        encode.encode_mp4(frames, plan.fps, output("video"), plan.max_bytes, preset=self.mp4_preset)
+        encode.write_thumbnail(frames[0], output("thumbnail"))
+        encode.write_spritesheet(frames, output("spritesheet"))
+        encode.save_tail(rendered.tail, output("tail"))
+        artifacts = [
+            NewArtifact(
+                kind=kind,
+                path=self.store.relative_output_path(job.id, job.attempts, kind),
+                content_type=ARTIFACTS[kind][1],
+                bytes=output(kind).stat().st_size,
             )
+            for kind in ("video", "thumbnail", "spritesheet", "tail")
+        ]
         return artifacts, len(frames)
 
     async def _keep_lease(self, job: ClaimedJob, control: _JobControl) -> None:
@@ -305,7 +303,7 @@ class Worker:
             else:
                 progress = RENDER_SHARE + 5
             try:
-                beat = await self.queue.heartbeat(job.id, self.name, progress)
+                beat = await self.queue.heartbeat(job.lease, progress)
             except Exception:
                 log.exception("worker %s: lease renewal for %s failed", self.name, job.id)
                 continue
@@ -316,12 +314,17 @@ class Worker:
 
     async def _stop_job(self, job: ClaimedJob, control: _JobControl) -> None:
         if control.shutting_down:
-            await self.queue.release(job.id, self.name)
+            await self.queue.release(job.lease)
             log.info("worker %s: gave %s back to the queue (shutting down)", self.name, job.id)
             return
-        if await self.queue.mark_cancelled(job.id, self.name):
+        if await self.queue.mark_cancelled(job.lease):
             log.info("worker %s: %s cancelled", self.name, job.id)
             self.store.delete_job(job.id)
+        else:  # the lease went to another attempt: only this attempt's own files are ours to remove
+            log.warning(
+                "worker %s: lost the lease of %s (attempt %d); dropping its files", self.name, job.id, job.attempts
+            )
+            self.store.delete_attempt(job.id, job.attempts)
 
     async def _fail(self, job: ClaimedJob, error: BaseException) -> None:
         if is_out_of_memory(error):
@@ -331,7 +334,7 @@ class Worker:
         else:
             code, message = "render_failed", f"Rendering failed: {type(error).__name__}: {error}"
             log.error("worker %s: %s failed", self.name, job.id, exc_info=error)
-        await self.queue.fail(job.id, self.name, code, message)
+        await self.queue.fail(job.lease, code, message)
 
 
 def _free_gpu_memory() -> None:

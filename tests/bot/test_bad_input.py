@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 
 import pytest
 
@@ -181,13 +182,17 @@ async def test_only_owners_and_admins_cancel_and_delete(tmp_path, monkeypatch, c
 async def test_many_simultaneous_requests_from_one_new_member_respect_the_limits(
     tmp_path, monkeypatch, caplog, limits, admitted
 ):
-    slow = SlowBackend(tiny_backend(), step_delay=0.1)  # the admitted ones are still open when the rest arrive
+    renders_may_start = threading.Event()  # the admitted ones stay open until every request has been answered
+    held = SlowBackend(tiny_backend(), gate=renders_may_start)
     async with (
-        running_generator(tmp_path / "generator", slow) as generator,
+        running_generator(tmp_path / "generator", held) as generator,
         running_bot(tmp_path / "data", monkeypatch, GENERATOR_URL=generator.base_url, **limits) as (bot, fake),
     ):
         sent = [fake.slash("video", {"prompt": f"kite number {n}"}, user_id=5005) for n in range(10)]  # same instant
-        replies = await asyncio.gather(*(answered(fake, payload) for payload in sent))
+        try:
+            replies = await asyncio.gather(*(answered(fake, payload) for payload in sent))
+        finally:
+            renders_may_start.set()
         started = [r for r in replies if r.startswith("🎬 https://discord.com/channels/")]
         refused = [r for r in replies if r.startswith("⚠️")]
         assert (len(started), len(refused)) == (admitted, 10 - admitted), replies

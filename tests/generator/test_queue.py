@@ -64,22 +64,38 @@ async def test_expired_lease_is_taken_over_and_counts_an_attempt(engine):
     second = await queue.claim("other")
     assert second.id == video_id and second.attempts == 2
     # The dead worker comes back: it no longer owns the job and cannot finish it.
-    assert not (await queue.heartbeat(video_id, "dead-worker")).owned
-    assert not await queue.complete(video_id, "dead-worker", artifacts=[], seconds="1", timings={})
-    assert await queue.complete(video_id, "other", artifacts=[], seconds="1", timings={})
+    assert not (await queue.heartbeat(first.lease)).owned
+    assert not await queue.complete(first.lease, artifacts=[], seconds="1", timings={})
+    assert await queue.complete(second.lease, artifacts=[], seconds="1", timings={})
     finished = await queue.get(video_id)
     assert finished.status == models.COMPLETED and finished.progress == 100
+
+
+async def test_a_worker_that_takes_back_its_own_expired_job_fences_off_its_earlier_attempt(engine):
+    """A busy worker may miss its own lease and claim the job again; the lease is the worker *and* the attempt,
+    so the stale attempt (still encoding, say) can neither renew, finish nor fail the job."""
+    queue = make_queue(engine, lease_seconds=0.5)
+    (video_id,) = await enqueue_all(queue, job())
+    stale = await queue.claim("w")
+    await asyncio.sleep(0.6)
+    current = await queue.claim("w")
+    assert (current.id, current.attempts, current.worker_id) == (video_id, 2, "w")
+    assert not (await queue.heartbeat(stale.lease)).owned
+    assert not await queue.complete(stale.lease, artifacts=[], seconds="1", timings={})
+    assert not await queue.fail(stale.lease, "x", "y")
+    assert (await queue.heartbeat(current.lease)).owned
+    assert await queue.complete(current.lease, artifacts=[], seconds="1", timings={})
 
 
 async def test_a_finished_job_is_never_claimed_or_finished_again(engine):
     queue = make_queue(engine, lease_seconds=0.1)
     (video_id,) = await enqueue_all(queue, job())
-    await queue.claim("w1")
-    assert await queue.complete(video_id, "w1", artifacts=[], seconds="1", timings={})
+    claimed = await queue.claim("w1")
+    assert await queue.complete(claimed.lease, artifacts=[], seconds="1", timings={})
     await asyncio.sleep(0.2)
     assert await queue.claim("w2") is None
-    assert not await queue.complete(video_id, "w1", artifacts=[], seconds="1", timings={})
-    assert not await queue.fail(video_id, "w1", "x", "y")
+    assert not await queue.complete(claimed.lease, artifacts=[], seconds="1", timings={})
+    assert not await queue.fail(claimed.lease, "x", "y")
     assert (await queue.get(video_id)).status == models.COMPLETED
 
 
@@ -98,24 +114,24 @@ async def test_a_job_whose_workers_keep_dying_fails_after_max_attempts(engine):
 async def test_heartbeat_renews_the_lease_and_reports_cancellation(engine):
     queue = make_queue(engine, lease_seconds=1.5)
     (video_id,) = await enqueue_all(queue, job())
-    await queue.claim("w")
+    claimed = await queue.claim("w")
     for _ in range(3):
         await asyncio.sleep(0.6)  # together longer than the lease, each well inside it
-        beat = await queue.heartbeat(video_id, "w", progress=40)
+        beat = await queue.heartbeat(claimed.lease, progress=40)
         assert beat.owned and not beat.cancel_requested
     assert await queue.claim("thief") is None  # renewed: never expired
     assert (await queue.get(video_id)).progress == 40
     await queue.request_cancel(video_id)
-    assert (await queue.heartbeat(video_id, "w")).cancel_requested
-    assert await queue.mark_cancelled(video_id, "w")
+    assert (await queue.heartbeat(claimed.lease)).cancel_requested
+    assert await queue.mark_cancelled(claimed.lease)
     assert (await queue.get(video_id, include_deleted=True)).status == models.CANCELLED
 
 
 async def test_release_puts_a_job_back_without_spending_an_attempt(engine):
     queue = make_queue(engine)
     (video_id,) = await enqueue_all(queue, job())
-    await queue.claim("w")
-    assert await queue.release(video_id, "w")
+    claimed = await queue.claim("w")
+    assert await queue.release(claimed.lease)
     again = await queue.claim("w2")
     assert again.id == video_id and again.attempts == 1
 

@@ -23,6 +23,7 @@ from tests.support.generator_service import (
     tiny_backend,
     wait_until,
 )
+from tests.support.processes import job_folder_contents
 
 
 async def test_create_and_poll_renders_a_clip_the_sdk_can_download(client):
@@ -158,7 +159,7 @@ async def test_delete_cancels_a_running_job_between_steps(tmp_path):
 async def test_delete_removes_a_finished_video_and_its_files(tiny_generator, client):
     video = await client.videos.create_and_poll(prompt="keep briefly", seconds="1", poll_interval_ms=50)
     folder = tiny_generator.service.store.root / video.id
-    assert (folder / "video.mp4").exists()
+    assert (folder / "attempt-1" / "video.mp4").exists()
     await client.videos.delete(video.id)
     assert not folder.exists()
     with pytest.raises(openai.NotFoundError):
@@ -363,11 +364,17 @@ async def test_a_malformed_idempotency_key_is_refused(client):
     assert raised.value.body["param"] == "Idempotency-Key"
 
 
-async def test_files_half_written_by_a_killed_attempt_are_cleaned_up(tiny_generator, client):
-    """A worker killed mid-encode leaves a dot-named temporary file; the attempt that finishes removes it."""
+async def test_files_left_by_a_killed_attempt_are_cleaned_up(tiny_generator, client):
+    """A worker killed mid-encode leaves its attempt's folder (and perhaps a dot-named temporary file) behind;
+    the attempt that finishes keeps only its own files."""
     video = await client.videos.create(prompt="a kite", seconds="1")
-    folder = tiny_generator.service.store.job_dir(video.id)
+    store = tiny_generator.service.store
+    folder = store.job_dir(video.id)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / ".0123abcd.video.mp4.4441.tmp").write_bytes(b"half an mp4")
+    (folder / ".0123abcd.reference.png.4441.tmp").write_bytes(b"half a file")
+    killed = store.attempt_dir(video.id, 7)
+    killed.mkdir()
+    (killed / "video.mp4").write_bytes(b"half an mp4")
     assert (await poll(client, video.id)).status == "completed"
-    assert sorted(p.name for p in folder.iterdir()) == ["spritesheet.jpg", "tail.npz", "thumbnail.webp", "video.mp4"]
+    files = {"spritesheet.jpg", "tail.npz", "thumbnail.webp", "video.mp4"}
+    assert job_folder_contents(folder) == {"attempt-1": files}

@@ -9,7 +9,7 @@ from pathlib import Path
 import openai
 
 from tests.support.generator_service import probe_mp4, wait_until
-from tests.support.processes import ProcessFactory, job_rows
+from tests.support.processes import ProcessFactory, job_folder_contents, job_rows
 
 FILES_OF_A_COMPLETED_JOB = {"video.mp4", "thumbnail.webp", "spritesheet.jpg", "tail.npz"}
 # A clip long enough (several segments, more steps) that the kill lands while it renders.
@@ -66,7 +66,8 @@ async def test_a_job_killed_mid_render_completes_once_after_a_restart(
     videos = tmp_path / "processes" / "crash" / "videos"
     assert sorted(folder.name for folder in videos.iterdir()) == sorted(after)
     for folder in videos.iterdir():
-        assert {file.name for file in folder.iterdir()} == FILES_OF_A_COMPLETED_JOB, "one set of files, no leftovers"
+        attempt = f"attempt-{after[folder.name].attempts}"
+        assert job_folder_contents(folder) == {attempt: FILES_OF_A_COMPLETED_JOB}, "one set of files, no leftovers"
 
     log = generator.log()
     assert len(re.findall(rf"rendering {long.id} \(attempt 1\)", log)) == 1

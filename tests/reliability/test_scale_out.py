@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tests.reliability.test_crash_recovery import FILES_OF_A_COMPLETED_JOB, LONG_CLIP, RENDER_SHARE, client_for
 from tests.support.generator_service import wait_until
-from tests.support.processes import ProcessFactory, job_rows
+from tests.support.processes import ProcessFactory, job_folder_contents, job_rows
 
 SHORT_JOBS = 10
 
@@ -66,12 +66,14 @@ async def test_two_generators_share_the_queue_and_take_over_a_killed_ones_job(
     folders = list((tmp_path / "shared-videos").iterdir())
     assert sorted(folder.name for folder in folders) == sorted(rows)
     for folder in folders:
-        assert {file.name for file in folder.iterdir()} == FILES_OF_A_COMPLETED_JOB
+        assert job_folder_contents(folder) == {f"attempt-{rows[folder.name].attempts}": FILES_OF_A_COMPLETED_JOB}
 
     fleet[victim_name].start()  # back after the crash: it serves what the other one rendered
     clients[victim_name] = client_for(fleet[victim_name].base_url)
     for video in every:
-        on_disk = (tmp_path / "shared-videos" / video.id / "video.mp4").read_bytes()
+        on_disk = (
+            tmp_path / "shared-videos" / video.id / f"attempt-{rows[video.id].attempts}" / "video.mp4"
+        ).read_bytes()
         for client in clients.values():
             assert (await client.videos.download_content(video.id)).read() == on_disk
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import threading
 import warnings
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -49,16 +50,29 @@ def generator_settings(data_dir: Path, **overrides: Any) -> GeneratorSettings:
 
 
 class SlowBackend:
-    """Wraps a backend to take `step_delay` seconds per denoising step (time to cancel), or fail on a word."""
+    """Wraps a backend to take `step_delay` seconds per denoising step (time to cancel), or fail on a word.
 
-    def __init__(self, inner: VideoBackend, step_delay: float = 0.0, fail_on: dict[str, BaseException] | None = None):
+    With `gate`, every render first waits (up to a minute) until the test sets it: jobs stay open for as long as
+    the test needs, however slow the machine.
+    """
+
+    def __init__(
+        self,
+        inner: VideoBackend,
+        step_delay: float = 0.0,
+        fail_on: dict[str, BaseException] | None = None,
+        gate: threading.Event | None = None,
+    ):
         self.inner = inner
         self.profile = inner.profile
         self.step_delay = step_delay
         self.fail_on = fail_on or {}
+        self.gate = gate
         self.prompts: list[str] = []
 
     def render(self, request: RenderRequest, on_step: Callable[[int, int], None] | None = None) -> np.ndarray:
+        if self.gate is not None:
+            self.gate.wait(timeout=60)
         self.prompts.append(request.prompt)
         for word, error in self.fail_on.items():
             if word in request.prompt:

@@ -184,3 +184,12 @@ async def job_rows(database_url: str) -> dict[str, JobRow]:
             return rows
     finally:
         await engine.dispose()
+
+
+def job_folder_contents(folder: Path) -> dict[str, set[str]]:
+    """The files under a job's folder, by subfolder ("." for the folder itself)."""
+    contents: dict[str, set[str]] = {}
+    for path in folder.rglob("*"):
+        if path.is_file():
+            contents.setdefault(path.parent.relative_to(folder).as_posix(), set()).add(path.name)
+    return contents

@@ -3,7 +3,8 @@
 Claims take the lowest fair-share rank first, oldest first within a rank, through one indexed query
 (`SELECT … FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite serialises writers with BEGIN IMMEDIATE).
 A job whose worker stopped renewing is claimed again once its lease has expired, up to max_attempts.
-Every state change after a claim is guarded by the lease owner, so a finished job is never finished twice.
+Every state change after a claim is guarded by the lease (worker and attempt), so a finished job is never finished
+twice and an attempt that lost its lease, even to its own worker, can no longer touch the job.
 """
 
 from __future__ import annotations

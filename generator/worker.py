@@ -23,7 +23,7 @@ from generator import encode
 from generator.images import fit_frames, fit_image
 from generator.params import RenderPlan, seconds_text
 from generator.pipelines.base import RenderCancelled, VideoBackend
-from generator.queue import ClaimedJob, JobQueue, NewArtifact
+from generator.queue import ClaimedJob, JobQueue, Lease, NewArtifact
 from generator.render import RenderedVideo, render_video
 from generator.storage import ARTIFACTS, ArtifactStore
 
@@ -103,7 +103,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._finishing = asyncio.Semaphore(1)  # one job encoding while the next renders
         self._tasks: set[asyncio.Task[None]] = set()
-        self._controls: dict[str, _JobControl] = {}
+        self._controls: dict[Lease, _JobControl] = {}  # one per attempt: a worker may take its own job back
 
     def wake(self) -> None:
         """A job was enqueued: look at the queue now instead of at the next poll."""
@@ -152,7 +152,7 @@ class Worker:
     async def _process(self, job: ClaimedJob) -> None:
         loop = asyncio.get_running_loop()
         control = _JobControl()
-        self._controls[job.id] = control
+        self._controls[job.lease] = control
         heartbeat = asyncio.create_task(self._keep_lease(job, control))
         plan = RenderPlan.from_params(job.params)
         timings = {"queue_wait_s": max(0.0, time.time() - job.created_at_ts)}
@@ -178,10 +178,10 @@ class Worker:
         except Exception as error:
             await self._fail(job, error)
         finally:
-            if not finishing:
-                heartbeat.cancel()
-                self._controls.pop(job.id, None)
             self.status.state, self.status.job_id = "idle", None
+            if not finishing:
+                self._controls.pop(job.lease, None)
+                await _stopped(heartbeat)
 
     async def _prepare(self, job: ClaimedJob, plan: RenderPlan) -> _Inputs:
         """Load what the job conditions on: its reference image, or the clip it extends."""
@@ -263,9 +263,9 @@ class Worker:
         except Exception as error:
             await self._fail(job, error)
         finally:
-            heartbeat.cancel()
-            self._controls.pop(job.id, None)
+            self._controls.pop(job.lease, None)
             self._finishing.release()
+            await _stopped(heartbeat)
 
     def _write_files(
         self, job: ClaimedJob, plan: RenderPlan, inputs: _Inputs, rendered: RenderedVideo
@@ -335,6 +335,13 @@ class Worker:
             code, message = "render_failed", f"Rendering failed: {type(error).__name__}: {error}"
             log.error("worker %s: %s failed", self.name, job.id, exc_info=error)
         await self.queue.fail(job.lease, code, message)
+
+
+async def _stopped(task: asyncio.Task[None]) -> None:
+    """Cancel `task` and wait until it has ended: a lease renewal may be mid-query, and must not outlive the
+    worker (the service closes the database right after)."""
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 def _free_gpu_memory() -> None:

@@ -3,7 +3,10 @@ HANUL_TEST_POSTGRES_URL names a server, as CI's does)."""
 
 from __future__ import annotations
 
+import asyncio
+import io
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -32,6 +35,27 @@ def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Ite
             monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     yield
+
+
+@pytest.fixture(autouse=True)
+async def tasks_end_with_their_test() -> AsyncIterator[None]:
+    """Tasks a test leaves running are cancelled when it ends (after its other fixtures). One that will not end
+    fails the test with its stack, instead of hanging the event loop's close with nothing to show for it."""
+    yield
+    current = asyncio.current_task()
+    left = [task for task in asyncio.all_tasks() if task is not current and not task.done()]
+    for task in left:
+        task.cancel()
+    if not left:
+        return
+    _, stuck = await asyncio.wait(left, timeout=10)
+    if stuck:
+        report = io.StringIO()
+        for task in stuck:
+            print(repr(task), file=report)
+            task.print_stack(file=report)
+        sys.stderr.write(report.getvalue())  # the event loop's close may still hang on them: say it first
+        pytest.fail(f"{len(stuck)} task(s) did not end when cancelled:\n{report.getvalue()}")
 
 
 @pytest.fixture

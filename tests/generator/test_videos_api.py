@@ -51,7 +51,7 @@ async def test_create_and_poll_renders_a_clip_the_sdk_can_download(client):
 async def test_retrieve_reports_progress_and_queue_position(client):
     first = await client.videos.create(prompt="first", seconds="2")
     second = await client.videos.create(prompt="second", seconds="2")
-    assert first.status == "queued"
+    assert first.status in ("queued", "in_progress")  # the idle worker may claim it before the answer is built
     assert second.model_extra["queue_position"] in (1, 2)
     done = await poll(client, second.id)
     assert done.status == "completed"
@@ -102,7 +102,8 @@ async def test_json_bodies_work_as_well_as_multipart(tiny_generator):
         async with http.post(f"{tiny_generator.base_url}/videos", json=body) as response:
             assert response.status == 200
             body = await response.json()
-    assert body["object"] == "video" and body["status"] == "queued" and body["seconds"] == "2"
+    assert body["object"] == "video" and body["seconds"] == "2"
+    assert body["status"] in ("queued", "in_progress")  # the idle worker may claim it before the answer is built
 
 
 @pytest.mark.parametrize(

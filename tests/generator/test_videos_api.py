@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 
 import aiohttp
 import numpy as np
@@ -48,15 +49,27 @@ async def test_create_and_poll_renders_a_clip_the_sdk_can_download(client):
     assert spritesheet[:3] == b"\xff\xd8\xff"
 
 
-async def test_retrieve_reports_progress_and_queue_position(client):
-    first = await client.videos.create(prompt="first", seconds="2")
-    second = await client.videos.create(prompt="second", seconds="2")
-    assert first.status in ("queued", "in_progress")  # the idle worker may claim it before the answer is built
-    assert second.model_extra["queue_position"] in (1, 2)
-    done = await poll(client, second.id)
-    assert done.status == "completed"
-    assert done.model_extra["queue_position"] is None
-    assert (await client.videos.retrieve(first.id)).status == "completed"
+async def test_retrieve_reports_progress_and_queue_position(tmp_path):
+    gate = threading.Event()  # the first job renders only when the test says so: positions are certain
+    async with (
+        running_generator(tmp_path, SlowBackend(tiny_backend(), gate=gate)) as running,
+        sdk_client(running) as client,
+    ):
+        try:
+            first = await client.videos.create(prompt="first", seconds="2")
+            await wait_until(lambda: running.service.workers[0].status.job_id == first.id)
+            second = await client.videos.create(prompt="second", seconds="2")
+            third = await client.videos.create(prompt="third", seconds="2")
+            held = await client.videos.retrieve(first.id)
+            assert held.status == "in_progress" and held.model_extra["queue_position"] is None
+            assert (second.status, second.model_extra["queue_position"]) == ("queued", 1)
+            assert (third.status, third.model_extra["queue_position"]) == ("queued", 2)
+        finally:
+            gate.set()
+        done = await poll(client, third.id)
+        assert done.status == "completed" and done.progress == 100
+        assert done.model_extra["queue_position"] is None
+        assert [(await client.videos.retrieve(v.id)).status for v in (first, second)] == ["completed"] * 2
 
 
 async def test_extra_fields_travel_in_extra_body(client):

@@ -378,17 +378,25 @@ async def test_a_malformed_idempotency_key_is_refused(client):
     assert raised.value.body["param"] == "Idempotency-Key"
 
 
-async def test_files_left_by_a_killed_attempt_are_cleaned_up(tiny_generator, client):
+async def test_files_left_by_a_killed_attempt_are_cleaned_up(tmp_path):
     """A worker killed mid-encode leaves its attempt's folder (and perhaps a dot-named temporary file) behind;
     the attempt that finishes keeps only its own files."""
-    video = await client.videos.create(prompt="a kite", seconds="1")
-    store = tiny_generator.service.store
-    folder = store.job_dir(video.id)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / ".0123abcd.reference.png.4441.tmp").write_bytes(b"half a file")
-    killed = store.attempt_dir(video.id, 7)
-    killed.mkdir()
-    (killed / "video.mp4").write_bytes(b"half an mp4")
-    assert (await poll(client, video.id)).status == "completed"
+    gate = threading.Event()  # the leftovers are in place before the render starts
+    async with (
+        running_generator(tmp_path, SlowBackend(tiny_backend(), gate=gate)) as running,
+        sdk_client(running) as client,
+    ):
+        try:
+            video = await client.videos.create(prompt="a kite", seconds="1")
+            store = running.service.store
+            folder = store.job_dir(video.id)
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / ".0123abcd.reference.png.4441.tmp").write_bytes(b"half a file")
+            killed = store.attempt_dir(video.id, 7)
+            killed.mkdir()
+            (killed / "video.mp4").write_bytes(b"half an mp4")
+        finally:
+            gate.set()
+        assert (await poll(client, video.id)).status == "completed"
     files = {"spritesheet.jpg", "tail.npz", "thumbnail.webp", "video.mp4"}
     assert job_folder_contents(folder) == {"attempt-1": files}

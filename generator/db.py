@@ -23,6 +23,7 @@ _MIGRATION_LOCK = 0x48414E4D  # PostgreSQL advisory lock id ("HANM") held while 
 # own locks serialise them (PostgreSQL's advisory lock, SQLite's BEGIN IMMEDIATE).
 _IN_PROCESS_MIGRATION = threading.Lock()
 _SQLITE_BUSY_SECONDS = 30  # how long a SQLite connection waits for another's write lock
+_READ_ONLY = "hanul_read_only"  # execution option of read-only sessions
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 # Stable constraint names, so Alembic revisions can drop and alter them on every backend.
@@ -98,8 +99,12 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        # IMMEDIATE takes the write lock up front, so two claimers never both read the same free job.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if connection.get_execution_options().get(_READ_ONLY):
+            # A reader needs no lock: in WAL mode it sees the last commit while a writer works.
+            connection.exec_driver_sql("BEGIN")
+        else:
+            # IMMEDIATE takes the write lock up front, so two claimers never both read the same free job.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _try_wal(cursor: Any) -> bool:
@@ -146,6 +151,12 @@ async def _in_process_migration_lock() -> None:
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def read_only_session_factory(engine: AsyncEngine) -> async_sessionmaker:
+    """Sessions that only read. On SQLite they do not queue for the write lock behind claims and lease renewals
+    (a write in one would fail with "database is locked" instead of waiting); elsewhere they are plain sessions."""
+    return async_sessionmaker(engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False)
 
 
 def alembic_config(url: str) -> Any:

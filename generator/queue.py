@@ -83,8 +83,14 @@ class NewArtifact:
 class JobQueue:
     """Enqueue, claim, renew, finish and cancel video jobs in the shared database."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], limits: QueueLimits) -> None:
-        self.sessions = sessions
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        limits: QueueLimits,
+        readers: async_sessionmaker[AsyncSession] | None = None,
+    ) -> None:
+        self.sessions = sessions  # every change goes through these
+        self.readers = readers or sessions  # reads that change nothing (`read_only_session_factory`)
         self.limits = limits
 
     # --- clients ---------------------------------------------------------------------------------
@@ -108,7 +114,7 @@ class JobQueue:
         return await self.get(job.id)
 
     async def _by_idempotency_key(self, key: str) -> VideoJob | None:
-        async with self.sessions() as session:
+        async with self.readers() as session:
             return await session.scalar(select(VideoJob).where(VideoJob.idempotency_key == key))
 
     async def _insert(self, job: VideoJob, artifacts: list[NewArtifact]) -> None:
@@ -140,7 +146,7 @@ class JobQueue:
                 session.add(VideoArtifact(job_id=job.id, **artifact.__dict__))
 
     async def get(self, video_id: str, *, include_deleted: bool = False) -> VideoJob | None:
-        async with self.sessions() as session:
+        async with self.readers() as session:
             job = await session.get(VideoJob, video_id)
             if job is None or (job.deleted_at is not None and not include_deleted):
                 return None
@@ -150,7 +156,7 @@ class JobQueue:
         self, *, after: str | None, limit: int, order: str, user: str | None = None
     ) -> tuple[list[VideoJob], bool]:
         """A page of visible jobs by creation time (ties broken by id), and whether more follow."""
-        async with self.sessions() as session:
+        async with self.readers() as session:
             query = select(VideoJob).where(VideoJob.deleted_at.is_(None))
             if user is not None:
                 query = query.where(VideoJob.user == user)
@@ -177,7 +183,7 @@ class JobQueue:
         """1 for the next job a worker will take; None unless the job is queued."""
         if job.status != models.QUEUED:
             return None
-        async with self.sessions() as session:
+        async with self.readers() as session:
             ahead = await session.scalar(
                 select(func.count())
                 .select_from(VideoJob)
@@ -192,7 +198,7 @@ class JobQueue:
             return int(ahead) + 1
 
     async def counts(self) -> dict[str, int]:
-        async with self.sessions() as session:
+        async with self.readers() as session:
             rows = await session.execute(
                 select(VideoJob.status, func.count())
                 .where(VideoJob.status.in_(models.UNFINISHED))
@@ -378,7 +384,7 @@ class JobQueue:
             return result.rowcount == 1
 
     async def artifacts_of(self, video_id: str) -> list[VideoArtifact]:
-        async with self.sessions() as session:
+        async with self.readers() as session:
             return list((await session.scalars(select(VideoArtifact).where(VideoArtifact.job_id == video_id))).all())
 
     async def drop_artifact_rows(self, video_id: str) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from generator.api import create_app
-from generator.db import create_engine, session_factory, upgrade_database
+from generator.db import create_engine, read_only_session_factory, session_factory, upgrade_database
 from generator.errors import APIError
 from generator.jobs import VideoJobs
 from generator.pipelines.base import ModelProfile, VideoBackend
@@ -69,6 +69,7 @@ class GeneratorService:
                 lease_seconds=settings.lease_seconds,
                 max_attempts=settings.max_attempts,
             ),
+            readers=read_only_session_factory(self.engine),
         )
         self.store = ArtifactStore(settings.videos_dir)
         self.cpu_pool = ThreadPoolExecutor(max_workers=max(2, settings.workers), thread_name_prefix="hanul-cpu")

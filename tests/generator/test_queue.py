@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from datetime import timedelta
 
 import pytest
 
 from generator import models
-from generator.db import session_factory, utcnow
+from generator.db import create_engine, read_only_session_factory, session_factory, upgrade_database, utcnow
 from generator.errors import APIError
 from generator.models import VideoJob
 from generator.queue import JobQueue, QueueLimits
@@ -19,7 +20,7 @@ from generator.storage import new_video_id
 def make_queue(engine, **limits) -> JobQueue:
     values = {"max_queue": 1000, "max_queue_per_user": 1000, "lease_seconds": 30, "max_attempts": 3}
     values.update(limits)
-    return JobQueue(session_factory(engine), QueueLimits(**values))
+    return JobQueue(session_factory(engine), QueueLimits(**values), readers=read_only_session_factory(engine))
 
 
 def job(user: str | None = None, prompt: str = "x") -> VideoJob:
@@ -85,6 +86,34 @@ async def test_a_worker_that_takes_back_its_own_expired_job_fences_off_its_earli
     assert not await queue.fail(stale.lease, "x", "y")
     assert (await queue.heartbeat(current.lease)).owned
     assert await queue.complete(current.lease, artifacts=[], seconds="1", timings={})
+
+
+async def test_on_sqlite_reads_answer_while_a_writer_holds_the_lock(tmp_path):
+    """Polls (retrieve, list, queue position) must not queue behind claims and lease renewals for the one write
+    lock: read-only sessions begin DEFERRED and read the last commit beside the writer (WAL)."""
+    path = tmp_path / "hanul.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    await upgrade_database(engine)
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        queue = make_queue(engine)
+        (video_id,) = await enqueue_all(queue, job("alice"))
+        writer.execute("BEGIN IMMEDIATE")  # a claim or a lease renewal in another process, mid-transaction
+        writer.execute("UPDATE video_jobs SET progress = 50")  # not committed: readers must not see it
+        reads = asyncio.gather(
+            queue.get(video_id),
+            queue.list(after=None, limit=10, order="desc"),
+            queue.counts(),
+            queue.artifacts_of(video_id),
+        )
+        stored, (listed, _), counts, artifacts = await asyncio.wait_for(reads, 5)  # not the 30 s busy timeout
+        assert stored.status == models.QUEUED and stored.progress == 0
+        assert [item.id for item in listed] == [video_id]
+        assert counts["queued"] == 1 and artifacts == []
+        assert await asyncio.wait_for(queue.queue_position(stored), 5) == 1
+    finally:
+        writer.close()
+        await engine.dispose()
 
 
 async def test_a_finished_job_is_never_claimed_or_finished_again(engine):

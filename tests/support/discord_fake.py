@@ -598,20 +598,21 @@ class FakeDiscord:
 
     # --- gateway payloads a member's actions produce ---------------------------------------------
 
-    def _interaction(
+    def _interact(
         self,
         kind: int,
         data: dict[str, Any],
         *,
         user_id: int,
-        locale: str,
         channel_id: int | None,
-        dm: bool,
-        roles: tuple[int, ...],
-        permissions: int,
-        message: dict | None,
-        size_limit: int,
+        locale: str = "en-US",
+        dm: bool = False,
+        roles: tuple[int, ...] = (),
+        permissions: int = 0,
+        message: dict | None = None,
+        size_limit: int = SIZE_LIMIT,
     ) -> dict[str, Any]:
+        """Send an INTERACTION_CREATE of `kind` (2 command, 3 component, 5 modal) from this member; returns it."""
         interaction_id = self.snowflake()
         payload: dict[str, Any] = {
             "id": str(interaction_id),
@@ -643,6 +644,7 @@ class FakeDiscord:
             payload["authorizing_integration_owners"] = {"0": str(GUILD_ID)}
         if message is not None:
             payload["message"] = message
+        self.feed("INTERACTION_CREATE", payload)
         return payload
 
     def slash(
@@ -675,7 +677,7 @@ class FakeDiscord:
             data["guild_id"] = str(GUILD_ID)
         if resolved:
             data["resolved"] = resolved
-        payload = self._interaction(
+        return self._interact(
             2,
             data,
             user_id=user_id,
@@ -684,11 +686,8 @@ class FakeDiscord:
             dm=dm,
             roles=roles,
             permissions=permissions,
-            message=None,
             size_limit=size_limit,
         )
-        self.feed("INTERACTION_CREATE", payload)
-        return payload
 
     def message_command(self, name: str, message_id: int, **who: Any) -> dict[str, Any]:
         """Right-click a message → Apps → `name`."""
@@ -702,20 +701,14 @@ class FakeDiscord:
         }
         if not who.get("dm"):
             data["guild_id"] = str(GUILD_ID)
-        payload = self._interaction(
+        return self._interact(
             2,
             data,
             user_id=who.get("user_id", 1001),
             locale=who.get("locale", "en-US"),
             channel_id=int(message["channel_id"]),
             dm=who.get("dm", False),
-            roles=(),
-            permissions=0,
-            message=None,
-            size_limit=SIZE_LIMIT,
         )
-        self.feed("INTERACTION_CREATE", payload)
-        return payload
 
     def old_bot_message(self, channel_id: int, custom_ids: list[str]) -> int:
         """A message the bot posted long ago (another database, a deleted row) with these buttons on it."""
@@ -736,40 +729,25 @@ class FakeDiscord:
     ) -> dict[str, Any]:
         """Click a button on a message the bot sent."""
         message = self.messages[message_id]
-        payload = self._interaction(
+        return self._interact(
             3,
             {"custom_id": custom_id, "component_type": 2},
             user_id=user_id,
             locale=locale,
             channel_id=int(message["channel_id"]),
             dm="guild_id" not in message,
-            roles=(),
             permissions=permissions,
             message=message,
-            size_limit=SIZE_LIMIT,
         )
-        self.feed("INTERACTION_CREATE", payload)
-        return payload
 
     def submit_modal(
         self, custom_id: str, values: dict[str, str], *, channel_id: int, user_id: int = 1001, dm: bool = False
     ) -> dict[str, Any]:
         """Fill in and submit a modal the bot opened."""
         rows = [{"type": 1, "components": [{"type": 4, "custom_id": k, "value": v}]} for k, v in values.items()]
-        payload = self._interaction(
-            5,
-            {"custom_id": custom_id, "components": rows},
-            user_id=user_id,
-            locale="en-US",
-            channel_id=channel_id,
-            dm=dm,
-            roles=(),
-            permissions=0,
-            message=None,
-            size_limit=SIZE_LIMIT,
+        return self._interact(
+            5, {"custom_id": custom_id, "components": rows}, user_id=user_id, channel_id=channel_id, dm=dm
         )
-        self.feed("INTERACTION_CREATE", payload)
-        return payload
 
     def say(
         self, channel_id: int, content: str, *, user_id: int = 1001, reply_to: int | None = None, dm: bool = False

@@ -6,12 +6,14 @@ import asyncio
 import logging
 import sqlite3
 import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, TypeDecorator, event
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
@@ -72,7 +74,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine; SQLite gets WAL, foreign keys and a busy timeout, and its folder is created."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
+        if _is_sqlite_file(parsed):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         kwargs.setdefault("connect_args", {"timeout": _SQLITE_BUSY_SECONDS})
         engine = create_async_engine(url, **kwargs)
@@ -82,6 +84,10 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     return create_async_engine(url, **kwargs)
+
+
+def _is_sqlite_file(url: URL) -> bool:
+    return bool(url.database) and url.database != ":memory:"
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -143,10 +149,15 @@ async def _ensure_wal(engine: AsyncEngine) -> None:
         raise TimeoutError(f"could not switch the SQLite database to WAL mode in {_SQLITE_BUSY_SECONDS} s") from None
 
 
-async def _in_process_migration_lock() -> None:
+@asynccontextmanager
+async def _one_migration_at_a_time() -> AsyncIterator[None]:
     # Polled, not awaited in a thread: a cancelled waiter must never end up holding the lock.
     while not _IN_PROCESS_MIGRATION.acquire(blocking=False):  # noqa: ASYNC110 (a thread lock: no Event to wait on)
         await asyncio.sleep(0.02)
+    try:
+        yield
+    finally:
+        _IN_PROCESS_MIGRATION.release()
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker:
@@ -168,9 +179,9 @@ def alembic_config(url: str) -> Any:
     return config
 
 
-async def upgrade_database(engine: AsyncEngine, revision: str = "head") -> None:
-    """Run Alembic migrations up to `revision` on this engine's database (services call this at start)."""
-    from alembic import command
+async def _migrate(engine: AsyncEngine, step: Callable[[Any, str], None], revision: str) -> None:
+    """Run one Alembic command (`command.upgrade` or `command.downgrade`) on this engine's database: one at a
+    time in this process, and on PostgreSQL one at a time across the fleet."""
 
     def _run(connection: Connection) -> None:
         if connection.dialect.name == "postgresql":
@@ -178,15 +189,18 @@ async def upgrade_database(engine: AsyncEngine, revision: str = "head") -> None:
             connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
         config = alembic_config(engine.url.render_as_string(hide_password=False))
         config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+        step(config, revision)
 
-    await _in_process_migration_lock()
-    try:
-        async with engine.begin() as connection:
-            await connection.run_sync(_run)
-    finally:
-        _IN_PROCESS_MIGRATION.release()
-    if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+    async with _one_migration_at_a_time(), engine.begin() as connection:
+        await connection.run_sync(_run)
+
+
+async def upgrade_database(engine: AsyncEngine, revision: str = "head") -> None:
+    """Run Alembic migrations up to `revision` on this engine's database (services call this at start)."""
+    from alembic import command
+
+    await _migrate(engine, command.upgrade, revision)
+    if engine.dialect.name == "sqlite" and _is_sqlite_file(engine.url):
         await _ensure_wal(engine)
     log.info("database at %s is migrated to %s", engine.url.render_as_string(hide_password=True), revision)
 
@@ -194,10 +208,4 @@ async def upgrade_database(engine: AsyncEngine, revision: str = "head") -> None:
 async def downgrade_database(engine: AsyncEngine, revision: str) -> None:
     from alembic import command
 
-    def _run(connection: Connection) -> None:
-        config = alembic_config(engine.url.render_as_string(hide_password=False))
-        config.attributes["connection"] = connection
-        command.downgrade(config, revision)
-
-    async with engine.begin() as connection:
-        await connection.run_sync(_run)
+    await _migrate(engine, command.downgrade, revision)

@@ -45,23 +45,20 @@ class ArtifactStore:
             raise ValueError(f"not a video id: {video_id!r}")
         return self.root / video_id
 
-    def relative_path(self, video_id: str, kind: str) -> str:
-        return f"{video_id}/{ARTIFACTS[kind][0]}"
-
     def attempt_dir(self, video_id: str, attempt: int) -> Path:
         return self.job_dir(video_id) / f"attempt-{attempt}"
 
-    def output_path(self, video_id: str, attempt: int, kind: str) -> Path:
-        """Where attempt `attempt` writes its `kind` output (the folder is created)."""
-        folder = self.attempt_dir(video_id, attempt)
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder / ARTIFACTS[kind][0]
+    def _folder(self, video_id: str, attempt: int | None) -> Path:
+        return self.job_dir(video_id) if attempt is None else self.attempt_dir(video_id, attempt)
 
-    def relative_output_path(self, video_id: str, attempt: int, kind: str) -> str:
-        return f"{video_id}/attempt-{attempt}/{ARTIFACTS[kind][0]}"
+    def relative_path(self, video_id: str, kind: str, attempt: int | None = None) -> str:
+        """Where `kind` lives relative to the root (what the database stores): in the job's folder for its inputs,
+        in the folder of `attempt` for what that attempt rendered."""
+        return (self._folder(video_id, attempt) / ARTIFACTS[kind][0]).relative_to(self.root).as_posix()
 
-    def path_for(self, video_id: str, kind: str) -> Path:
-        folder = self.job_dir(video_id)
+    def path_for(self, video_id: str, kind: str, attempt: int | None = None) -> Path:
+        """The absolute path of `relative_path` (its folder is created)."""
+        folder = self._folder(video_id, attempt)
         folder.mkdir(parents=True, exist_ok=True)
         return folder / ARTIFACTS[kind][0]
 

@@ -277,7 +277,7 @@ class Worker:
             frames = np.concatenate([inputs.parent_frames, rendered.frames])
 
         def output(kind: str) -> Path:
-            return self.store.output_path(job.id, job.attempts, kind)
+            return self.store.path_for(job.id, kind, job.attempts)
 
         encode.encode_mp4(frames, plan.fps, output("video"), plan.max_bytes, preset=self.mp4_preset)
         encode.write_thumbnail(frames[0], output("thumbnail"))
@@ -286,7 +286,7 @@ class Worker:
         artifacts = [
             NewArtifact(
                 kind=kind,
-                path=self.store.relative_output_path(job.id, job.attempts, kind),
+                path=self.store.relative_path(job.id, kind, job.attempts),
                 content_type=ARTIFACTS[kind][1],
                 bytes=output(kind).stat().st_size,
             )

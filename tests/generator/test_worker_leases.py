@@ -30,7 +30,7 @@ async def test_an_attempt_that_lost_its_lease_leaves_the_new_attempts_job_and_fi
                 await session.execute(
                     update(VideoJob).where(VideoJob.id == video.id).values(lease_owner="elsewhere/0", attempts=2)
                 )
-            theirs = service.store.output_path(video.id, 2, "video")
+            theirs = service.store.path_for(video.id, "video", 2)
             theirs.write_bytes(b"the clip of attempt 2")
         finally:
             gate.set()  # the stale attempt goes on: it notices at its next heartbeat, or when it tries to finish

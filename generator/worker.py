@@ -317,14 +317,15 @@ class Worker:
             await self.queue.release(job.lease)
             log.info("worker %s: gave %s back to the queue (shutting down)", self.name, job.id)
             return
+        loop = asyncio.get_running_loop()
         if await self.queue.mark_cancelled(job.lease):
             log.info("worker %s: %s cancelled", self.name, job.id)
-            self.store.delete_job(job.id)
+            await loop.run_in_executor(self.cpu_pool, self.store.delete_job, job.id)
         else:  # the lease went to another attempt: only this attempt's own files are ours to remove
             log.warning(
                 "worker %s: lost the lease of %s (attempt %d); dropping its files", self.name, job.id, job.attempts
             )
-            self.store.delete_attempt(job.id, job.attempts)
+            await loop.run_in_executor(self.cpu_pool, self.store.delete_attempt, job.id, job.attempts)
 
     async def _fail(self, job: ClaimedJob, error: BaseException) -> None:
         if is_out_of_memory(error):

@@ -204,7 +204,7 @@ class VideoJobs:
         if job is None:
             raise not_found(video_id)
         if job.status in models.FINISHED:
-            self.store.delete_job(video_id)
+            await asyncio.to_thread(self.store.delete_job, video_id)
             await self.queue.drop_artifact_rows(video_id)
         return job
 

@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -278,12 +279,14 @@ def baseline_times(backend: Any, case: str, size: tuple, args: argparse.Namespac
 # --- direct cases: render_video + encode_mp4 ----------------------------------------------------------------------
 
 
-def spec_for(backend: Any, size: tuple, args: argparse.Namespace, seed: int, parent_tail: np.ndarray | None) -> Any:
+def spec_for(
+    backend: Any, size: tuple, args: argparse.Namespace, seed: int, parent_tail: np.ndarray | None, prompt: str = PROMPT
+) -> Any:
     from generator.render import VideoSpec
 
     width, height, frames, context, _ = size
     return VideoSpec(
-        prompt=PROMPT,
+        prompt=prompt,
         negative_prompt=NEGATIVE,
         width=width,
         height=height,
@@ -296,8 +299,10 @@ def spec_for(backend: Any, size: tuple, args: argparse.Namespace, seed: int, par
     )
 
 
-def one_clip(backend: Any, spec: Any, clock: StageClock, workdir: Path, parent: np.ndarray | None) -> dict[str, float]:
-    """One request: render (render_video) → MP4 bytes (encode_mp4), as the worker does it, with stage times."""
+def one_clip(
+    backend: Any, spec: Any, clock: StageClock, workdir: Path, parent: np.ndarray | None
+) -> tuple[dict[str, float], np.ndarray]:
+    """One request: render (render_video) → MP4 bytes (encode_mp4), as the worker does it: stage times, frames."""
     from generator import encode
     from generator.render import render_video
 
@@ -323,11 +328,23 @@ def one_clip(backend: Any, spec: Any, clock: StageClock, workdir: Path, parent: 
         "mp4_encode_s": finished - rendered_at,
         "mp4_bytes": float(len(data)),
         "end_to_end_s": finished - started,
-    }
+    }, frames
 
 
-def run_direct(case: str, backend: Any, size: tuple, args: argparse.Namespace, clock: StageClock) -> dict:
+def run_direct(
+    backend: Any, size: tuple, args: argparse.Namespace, clock: StageClock, *, new_prompts: bool = False
+) -> tuple[dict[str, Any], np.ndarray]:
+    """First request (lazy initialisation, compilation of new shapes), then the median of `repeats` requests; the
+    frames of the last one (for comparing variants). With `new_prompts` every request has a prompt the prompt
+    cache has not seen (so the text encoder runs each time: a new request, not a re-roll)."""
     parent = tail = None
+    cache = getattr(backend, "prompt_cache", None)
+    if new_prompts and cache is not None:
+        cache.clear()
+
+    def prompt(index: int) -> str:
+        return f"{PROMPT} w{10 + index}" if new_prompts else PROMPT
+
     with tempfile.TemporaryDirectory() as folder:
         workdir = Path(folder)
         if size[3]:  # an extension continues a clip rendered first, from its lossless tail
@@ -340,11 +357,15 @@ def run_direct(case: str, backend: Any, size: tuple, args: argparse.Namespace, c
             if getattr(backend, "prompt_cache", None) is not None:  # an extension's prompt is usually new
                 backend.prompt_cache.clear()
                 backend.prompt_cache.hits = backend.prompt_cache.misses = 0
-        spec = spec_for(backend, size, args, 0, tail)
-        first_run = one_clip(backend, spec, clock, workdir, parent)  # warm-up: lazy init, compile on new shapes
-        runs = [one_clip(backend, spec, clock, workdir, parent) for _ in range(args.repeats)]
+        first_spec = spec_for(backend, size, args, 0, tail, prompt(-1))
+        first_run, frames = one_clip(backend, first_spec, clock, workdir, parent)  # lazy init, new shapes compile
+        runs = []
+        for index in range(args.repeats):
+            run, frames = one_clip(
+                backend, spec_for(backend, size, args, 0, tail, prompt(index)), clock, workdir, parent
+            )
+            runs.append(run)
         repeat_prompt = None
-        cache = getattr(backend, "prompt_cache", None)
         if cache is not None and cache.size > 0:
             # A re-roll of the same prompt: the text encoder is skipped (the first run above filled the cache).
             repeat_prompt = {"hits": cache.hits, "misses": cache.misses}
@@ -352,7 +373,7 @@ def run_direct(case: str, backend: Any, size: tuple, args: argparse.Namespace, c
         "first_request": {k: round(v, 4) for k, v in first_run.items()},
         "median": medians(runs),
         "prompt_cache_stats": repeat_prompt,
-    }
+    }, frames
 
 
 # --- the queue case: the real service over HTTP ------------------------------------------------------------------
@@ -395,7 +416,8 @@ async def run_queue(backend: Any, size: tuple, args: argparse.Namespace, device:
 
                 async def submit(seed: int) -> tuple[str, float]:
                     started = time.perf_counter()
-                    async with http.post("videos", json={**body, "seed": seed}) as response:
+                    prompt = f"{PROMPT} w{10 + seed}"  # a new prompt each time: the text encoder runs for every job
+                    async with http.post("videos", json={**body, "prompt": prompt, "seed": seed}) as response:
                         response.raise_for_status()
                         return (await response.json())["id"], started
 
@@ -451,25 +473,186 @@ async def run_queue(backend: Any, size: tuple, args: argparse.Namespace, device:
     }
 
 
+# --- the sweep: a GPU session's LTX measurements in one process ---------------------------------------------------
+
+EAGER_ATTENTION = ("native", "_native_cudnn", "_native_flash")
+ENCODE_PRESETS = ("fast", "veryfast", "ultrafast")
+
+
+def frame_difference(frames: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
+    """How far `frames` are from `reference`, in uint8 levels."""
+    if frames.shape != reference.shape:
+        return {"shapes": [list(frames.shape), list(reference.shape)]}
+    difference = np.abs(frames.astype(np.int16) - reference.astype(np.int16))
+    return {
+        "max": int(difference.max()),
+        "mean": round(float(difference.mean()), 4),
+        "fraction_differing": round(float((difference > 0).mean()), 6),
+    }
+
+
+def use_attention(backend: Any, name: str) -> None:
+    """Set diffusers' attention backend on the transformer(s), `native` included (the setting skips that one)."""
+    from generator.pipelines import speed
+
+    for transformer in speed.transformers_of(backend.pipeline):
+        transformer.set_attention_backend(name)
+
+
+def run_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[str, Any]]:
+    """Every LTX measurement of a GPU session, in one process: the model is built once and the plain diffusers
+    baseline is timed once, before anything is compiled. Yields one line per variant, in this order:
+
+    1. the baseline at 20 steps with guidance 3, and at 8 steps without guidance (a distilled model's settings);
+    2. our eager request → MP4 bytes with each attention backend of EAGER_ATTENTION, frames compared with `native`;
+    3. the MP4 encode of those frames at each preset of ENCODE_PRESETS, on this machine's CPU;
+    4. the regional compile + warm-up with the fastest eager backend, then requests, frames compared with eager;
+    5. the compiled render at 8 steps without guidance;
+    6. the real service (HTTP, queue, worker): one job, then `--jobs` at once;
+    7. while `--deadline-s` leaves time: 1216×704, an extension, and the 24 GB path (CPU offload + VAE tiling).
+
+    A variant that fails yields its error and the sweep goes on."""
+    cuda = device.type == "cuda"
+    sizes = TINY if args.tiny else REAL
+    size = sizes["clip"]
+    started = time.perf_counter()
+    distilled = argparse.Namespace(**{**vars(args), "steps": 8 if not args.tiny else 2, "guidance": 1.0})
+
+    def seconds_left() -> float:
+        return args.deadline_s - (time.perf_counter() - started) if args.deadline_s else float("inf")
+
+    def measured(variant: str, body: Callable[[], dict[str, Any]], needs_s: float = 0.0) -> dict[str, Any]:
+        line: dict[str, Any] = {"case": "sweep", "variant": variant}
+        if seconds_left() < needs_s:
+            return {**line, "skipped": f"under {needs_s:.0f} s left of --deadline-s"}
+        if cuda:
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        begun = time.perf_counter()
+        try:
+            line.update(body())
+        except Exception as error:
+            line["error"] = f"{type(error).__name__}: {error}"[:600]
+        line["variant_wall_s"] = round(time.perf_counter() - begun, 2)
+        if cuda:
+            line["peak_gpu_mem_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
+        return line
+
+    built = time.perf_counter()
+    backend = make_backend("clip", args, device)
+    setup = {
+        **describe("sweep", size, args, device),
+        "variant": "setup",
+        "build_s": round(time.perf_counter() - built, 2),
+    }
+    yield setup
+    baselines = {}
+    for key, call_args in (("baseline", args), ("baseline_8_steps_no_guidance", distilled)):
+        line = measured(key, lambda call_args=call_args: baseline_times(backend, "clip", size, call_args, cuda))
+        baselines[key] = line.get("full_call_s_median")
+        yield line
+
+    clock = StageClock(device)
+    instrument(backend, clock)
+    eager_frames: dict[str, np.ndarray] = {}
+    eager_times: dict[str, float] = {}
+
+    def with_ratio(result: dict[str, Any], baseline_key: str) -> dict[str, Any]:
+        if baselines.get(baseline_key):
+            result["ratio_to_baseline"] = round(baselines[baseline_key] / result["median"]["end_to_end_s"], 3)
+        return result
+
+    for name in EAGER_ATTENTION:
+
+        def eager(name: str = name) -> dict[str, Any]:
+            use_attention(backend, name)
+            result, frames = run_direct(backend, size, args, clock, new_prompts=True)
+            eager_frames[name], eager_times[name] = frames, result["median"]["end_to_end_s"]
+            if name != "native" and "native" in eager_frames:
+                result["difference_from_native"] = frame_difference(frames, eager_frames["native"])
+            return with_ratio(result, "baseline")
+
+        yield measured(f"eager_{name}", eager)
+
+    if "native" in eager_frames:
+        frames = eager_frames["native"]
+
+        def encodes() -> dict[str, Any]:
+            from generator import encode
+
+            result: dict[str, Any] = {"cpu_count": os.cpu_count(), "frames_shape": list(frames.shape)}
+            with tempfile.TemporaryDirectory() as folder:
+                for preset in ENCODE_PRESETS:
+                    began = time.perf_counter()
+                    encoded = encode.encode_mp4(frames, 24, Path(folder) / "clip.mp4", 10 * 1024 * 1024, preset=preset)
+                    result[preset] = {"s": round(time.perf_counter() - began, 3), "bytes": encoded.size_bytes}
+            return result
+
+        yield measured("mp4_encode_presets", encodes)
+
+    best = min(eager_times, key=eager_times.__getitem__) if eager_times else "native"
+
+    def compiled() -> dict[str, Any]:
+        use_attention(backend, best)
+        result = {"attention_backend": best, **apply_compile(backend, clock)}
+        timed, frames = run_direct(backend, size, args, clock, new_prompts=True)
+        result.update(timed)
+        if best in eager_frames:
+            result["difference_from_eager_same_backend"] = frame_difference(frames, eager_frames[best])
+        if "native" in eager_frames:
+            result["difference_from_eager_native"] = frame_difference(frames, eager_frames["native"])
+        return with_ratio(result, "baseline")
+
+    compile_line = measured("compiled", compiled)
+    yield compile_line
+    per_clip = compile_line.get("median", {}).get("end_to_end_s") or eager_times.get(best) or 10.0
+
+    yield measured(
+        "compiled_8_steps_no_guidance",
+        lambda: with_ratio(
+            run_direct(backend, size, distilled, clock, new_prompts=True)[0], "baseline_8_steps_no_guidance"
+        ),
+    )
+
+    queue_size = (*size[:4], args.jobs)
+    yield measured(
+        "queue",
+        lambda: asyncio.run(run_queue(backend, queue_size, args, device)),
+        needs_s=per_clip * (2 + args.repeats + args.jobs) + 30,
+    )
+    yield measured(
+        "compiled_1216x704",
+        lambda: run_direct(backend, sizes["clip_hd"], args, clock, new_prompts=True)[0],
+        needs_s=per_clip * 2.5 * (1 + args.repeats) + 60,
+    )
+    yield measured(
+        "compiled_extension",
+        lambda: run_direct(backend, sizes["extension"], args, clock)[0],
+        needs_s=per_clip * (2 + args.repeats) + 60,
+    )
+
+    def offloaded() -> dict[str, Any]:
+        backend.pipeline.vae.enable_tiling()
+        backend.pipeline.enable_model_cpu_offload(device=device)
+        once = argparse.Namespace(**{**vars(args), "repeats": 1})
+        return run_direct(backend, size, once, clock, new_prompts=True)[0]
+
+    if cuda:  # last: offloading moves the weights off the GPU for good
+        yield measured("compiled_cpu_offload_vae_tiling", offloaded, needs_s=per_clip * 6 + 30)
+    yield {"case": "sweep", "variant": "end", "sweep_wall_s": round(time.perf_counter() - started, 1)}
+
+
 # --- main ---------------------------------------------------------------------------------------------------------
 
 
-def run_case(case: str, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+def describe(case: str, size: tuple, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    """The configuration a result line was measured with."""
     import diffusers
 
-    cuda = device.type == "cuda"
-    size = (TINY if args.tiny else REAL)[case]
-    if cuda:
-        torch.cuda.empty_cache()
-    built = time.perf_counter()
-    backend = make_backend(case, args, device)
-    if cuda:  # after the build: offloading moves weights off the GPU only once it is enabled
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-    result: dict[str, Any] = {
+    return {
         "case": case,
         "tiny": args.tiny,
-        "device": torch.cuda.get_device_name(device) if cuda else "cpu",
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch": torch.__version__,
         "diffusers": diffusers.__version__,
         "width": size[0],
@@ -483,8 +666,22 @@ def run_case(case: str, args: argparse.Namespace, device: torch.device) -> dict[
         "prompt_cache": args.prompt_cache,
         "vae_tiling": args.vae_tiling,
         "cpu_offload": args.cpu_offload,
-        "build_s": round(time.perf_counter() - built, 2),
     }
+
+
+def run_case(case: str, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    cuda = device.type == "cuda"
+    size = (TINY if args.tiny else REAL)[case]
+    if case == "queue":
+        size = (*size[:4], args.jobs)
+    if cuda:
+        torch.cuda.empty_cache()
+    built = time.perf_counter()
+    backend = make_backend(case, args, device)
+    if cuda:  # after the build: offloading moves weights off the GPU only once it is enabled
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    result = {**describe(case, size, args, device), "build_s": round(time.perf_counter() - built, 2)}
     if not args.no_baseline:
         result["baseline"] = baseline_times(backend, case, size, args, cuda)
     clock = StageClock(device)
@@ -495,7 +692,7 @@ def run_case(case: str, args: argparse.Namespace, device: torch.device) -> dict[
         result.update(asyncio.run(run_queue(backend, size, args, device)))
         ours = result["single_job"]["end_to_end_s"]
     else:
-        result.update(run_direct(case, backend, size, args, clock))
+        result.update(run_direct(backend, size, args, clock)[0])
         ours = result["median"]["end_to_end_s"]
     if "baseline" in result:
         result["ratio_to_baseline"] = round(result["baseline"]["full_call_s_median"] / ours, 3)
@@ -507,7 +704,9 @@ def run_case(case: str, args: argparse.Namespace, device: torch.device) -> dict[
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--case", default="clip", choices=[*CASES, "all"])
+    parser.add_argument(
+        "--case", default="clip", choices=[*CASES, "all", "sweep"], help="sweep: every LTX measurement in one process"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=None, help="default: 20 (baseline_ltx.py's), 30 for wan; tiny 2")
     parser.add_argument("--guidance", type=float, default=None, help="default: 3 (baseline_ltx.py's), 5 for wan")
@@ -519,6 +718,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-baseline", action="store_true", help="skip the plain diffusers timing")
     parser.add_argument("--tiny", action="store_true", help="tiny models on the CPU: tests this script")
     parser.add_argument("--device", default="auto", help="auto: cuda unless --tiny")
+    parser.add_argument("--jobs", type=int, default=None, help="jobs posted at once in the queue case (default 20)")
+    parser.add_argument("--deadline-s", type=float, default=None, help="sweep: skip late variants past this budget")
     parser.add_argument("--out", help="append the JSON lines to this file")
     args = parser.parse_args(argv)
     if args.attention_backend.endswith("_hub"):
@@ -531,7 +732,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def defaults_for(case: str, args: argparse.Namespace) -> argparse.Namespace:
     steps = args.steps if args.steps is not None else 2 if args.tiny else 30 if case == "wan" else 20
     guidance = args.guidance if args.guidance is not None else 5.0 if case == "wan" else 3.0
-    return argparse.Namespace(**{**vars(args), "steps": steps, "guidance": guidance})
+    jobs = args.jobs if args.jobs is not None else (TINY if args.tiny else REAL)["queue"][4]
+    return argparse.Namespace(**{**vars(args), "steps": steps, "guidance": guidance, "jobs": jobs})
 
 
 def main(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> list[dict[str, Any]]:
@@ -545,9 +747,14 @@ def main(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> 
     import logging
 
     logging.getLogger("diffusers").setLevel(logging.ERROR)
+    if args.case == "sweep":
+        lines = run_sweep(defaults_for("clip", args), device)
+    else:
+        lines = (
+            run_case(case, defaults_for(case, args), device) for case in (CASES if args.case == "all" else (args.case,))
+        )
     results = []
-    for case in CASES if args.case == "all" else (args.case,):
-        result = run_case(case, defaults_for(case, args), device)
+    for result in lines:
         line = json.dumps(result)
         emit(line)
         if args.out:

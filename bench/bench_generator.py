@@ -254,7 +254,10 @@ def baseline_times(backend: Any, case: str, size: tuple, args: argparse.Namespac
         video = torch.rand(context, 3, height, width, device=backend.device)
         call["conditions"] = [LTXVideoCondition(video=video, frame_index=0, strength=1.0)]
     else:
-        pipe = LTXPipeline(**backend.pipeline.components)
+        components = dict(backend.pipeline.components)
+        if backend.shifting_config is not None:  # the scheduler as shipped: LTXPipeline shifts it itself
+            components["scheduler"] = type(components["scheduler"]).from_config(backend.shifting_config)
+        pipe = LTXPipeline(**components)
     pipe.set_progress_bar_config(disable=True)
     device_type = "cuda" if cuda else "cpu"
 

@@ -12,6 +12,7 @@ import logging
 import numpy as np
 import torch
 from diffusers import LTXConditionPipeline
+from diffusers.pipelines.ltx.pipeline_ltx import calculate_shift
 from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
 
 from ._common import (
@@ -61,6 +62,20 @@ def ltx_profile_for(name: str, *, frame_multiple: int = 8, size_multiple: int = 
     )
 
 
+def take_over_dynamic_shifting(pipeline: LTXConditionPipeline) -> dict | None:
+    """LTX-Video 0.9.0/0.9.1 (the default `Lightricks/LTX-Video`) ship a scheduler that shifts its schedule by the
+    video's size ("dynamic shifting"), which `LTXPipeline` passes as `mu`. `LTXConditionPipeline`, written for
+    0.9.5+ whose schedulers do not shift, never passes `mu`, and such a scheduler refuses to run. For those, the
+    pipeline gets a copy of its scheduler with the shifting off (static shift 1, a no-op), and the backend passes
+    the shifted timesteps itself (`LTXBackend._shifted_timesteps`): the schedule `LTXPipeline` would run. Returns
+    the original config, or None when the scheduler does not shift."""
+    config = pipeline.scheduler.config
+    if not config.get("use_dynamic_shifting", False):
+        return None
+    pipeline.scheduler = type(pipeline.scheduler).from_config(config, use_dynamic_shifting=False, shift=1.0)
+    return config
+
+
 class LTXBackend:
     """A resident `LTXConditionPipeline`; `render` is one pipeline call."""
 
@@ -69,6 +84,7 @@ class LTXBackend:
         self.profile = profile
         self.prompt_cache = PromptCache(prompt_cache_size)
         self.max_sequence_length = call_default(pipeline, "max_sequence_length")
+        self.shifting_config = take_over_dynamic_shifting(pipeline)
         pipeline.set_progress_bar_config(disable=True)
 
     @property
@@ -94,6 +110,7 @@ class LTXBackend:
                 num_frames=request.num_frames,
                 frame_rate=request.fps or self.profile.fps,
                 num_inference_steps=request.num_inference_steps,
+                timesteps=self._shifted_timesteps(request),
                 guidance_scale=request.guidance_scale,
                 generator=generator,
                 output_type="pt",  # stays on the device: the uint8 conversion happens there, not in CPU numpy
@@ -101,6 +118,27 @@ class LTXBackend:
                 **decode,
             )
         return tensor_to_frames(output.frames[0])
+
+    def _shifted_timesteps(self, request: RenderRequest) -> list[float] | None:
+        """For a scheduler that shifts by the video's size (see `take_over_dynamic_shifting`), the timesteps
+        `LTXPipeline` would use for this request, computed by a scheduler with the original config exactly as
+        `LTXPipeline` calls it; None otherwise (the pipeline's own schedule)."""
+        config = self.shifting_config
+        if config is None:
+            return None
+        pipeline, steps = self.pipeline, request.num_inference_steps
+        latent_frames = (request.num_frames - 1) // pipeline.vae_temporal_compression_ratio + 1
+        ratio = pipeline.vae_spatial_compression_ratio
+        mu = calculate_shift(
+            latent_frames * (request.height // ratio) * (request.width // ratio),
+            config.get("base_image_seq_len", 256),
+            config.get("max_image_seq_len", 4096),
+            config.get("base_shift", 0.5),
+            config.get("max_shift", 1.15),
+        )
+        reference = type(pipeline.scheduler).from_config(config)
+        reference.set_timesteps(sigmas=np.linspace(1.0, 1 / steps, steps), mu=mu)
+        return reference.timesteps.tolist()
 
     def _text(self, request: RenderRequest) -> dict[str, object]:
         """The prompt arguments of the call: the texts themselves, or their cached embeddings."""

@@ -11,7 +11,14 @@ import pytest
 import torch
 
 from generator.pipelines import RenderCancelled, RenderRequest, detect_family, load_backend, resolve_dtype
-from generator.pipelines.tiny import PROFILE_FILE, TINY_LTX_PROFILE, build_tiny_wan_pipeline, save_tiny_pipeline
+from generator.pipelines.ltx import LTXBackend
+from generator.pipelines.tiny import (
+    PROFILE_FILE,
+    TINY_LTX_PROFILE,
+    build_tiny_ltx_pipeline,
+    build_tiny_wan_pipeline,
+    save_tiny_pipeline,
+)
 from generator.pipelines.wan import WanBackend, wan_profile
 
 from .conftest import tiny_settings
@@ -128,6 +135,37 @@ def test_continuation_conditions_on_the_given_frames(tiny_ltx, monkeypatch: pyte
     assert len(seen) == 1 and seen[0].shape == (1, 3, 9, 64, 96)
     expected = torch.from_numpy(earlier[-9:]).permute(3, 0, 1, 2).float() / 127.5 - 1
     torch.testing.assert_close(seen[0][0], expected, atol=1e-5, rtol=0)
+
+
+def test_a_scheduler_that_shifts_by_the_video_size_runs_the_schedule_ltx_pipeline_would() -> None:
+    """LTX-Video 0.9.0/0.9.1 (the default model) ship a dynamically shifting scheduler (these are its settings),
+    which LTXConditionPipeline alone refuses to run ("`mu` must be passed"): found by the first GPU benchmark."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, LTXPipeline
+
+    shifting = dict(
+        use_dynamic_shifting=True,
+        base_shift=0.95,
+        max_shift=2.05,
+        base_image_seq_len=1024,
+        max_image_seq_len=4096,
+        shift_terminal=0.1,
+    )
+    pipeline = build_tiny_ltx_pipeline()
+    pipeline.scheduler = FlowMatchEulerDiscreteScheduler(**shifting)
+    backend = LTXBackend(pipeline, TINY_LTX_PROFILE)
+    asked = request(width=160, height=96, num_inference_steps=4)
+
+    frames = backend.render(asked)
+
+    assert frames.shape == (17, 96, 160, 3)
+    plain = LTXPipeline(**{**pipeline.components, "scheduler": FlowMatchEulerDiscreteScheduler(**shifting)})
+    plain(prompt=asked.prompt, width=160, height=96, num_frames=17, num_inference_steps=4, output_type="latent")
+    assert torch.allclose(pipeline.scheduler.timesteps, plain.scheduler.timesteps)
+    assert torch.allclose(pipeline.scheduler.sigmas, plain.scheduler.sigmas)
+    unshifted = build_tiny_ltx_pipeline()
+    unshifted.scheduler = FlowMatchEulerDiscreteScheduler(**{**shifting, "use_dynamic_shifting": False})
+    LTXBackend(unshifted, TINY_LTX_PROFILE).render(asked)
+    assert not torch.allclose(unshifted.scheduler.timesteps, plain.scheduler.timesteps)  # the shift matters
 
 
 def test_cancelling_from_on_step_stops_the_render(tiny_ltx) -> None:

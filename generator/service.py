@@ -72,7 +72,9 @@ class GeneratorService:
             readers=read_only_session_factory(self.engine),
         )
         self.store = ArtifactStore(settings.videos_dir)
-        self.cpu_pool = ThreadPoolExecutor(max_workers=max(2, settings.workers), thread_name_prefix="hanul-cpu")
+        # Each worker's encodes in flight, plus one thread per worker for the rest (inputs, deletions).
+        cpu_threads = max(2, settings.workers * (settings.encodes_in_flight + 1))
+        self.cpu_pool = ThreadPoolExecutor(max_workers=cpu_threads, thread_name_prefix="hanul-cpu")
         self.worker_id = settings.worker_id or f"{socket.gethostname()}-{os.getpid()}"
         self.workers: list[Worker] = []
         self._worker_tasks: list[asyncio.Task[None]] = []
@@ -96,6 +98,7 @@ class GeneratorService:
                 lease_seconds=self.settings.lease_seconds,
                 poll_interval=self.settings.poll_interval,
                 mp4_preset=self.settings.mp4_preset,
+                encodes_in_flight=self.settings.encodes_in_flight,
             )
             self.workers.append(worker)
             self._worker_tasks.append(asyncio.create_task(worker.run(), name=f"worker {worker.name}"))

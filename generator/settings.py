@@ -56,14 +56,18 @@ class GeneratorSettings(CoreSettings):
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(default="auto", validation_alias="GENERATOR_DTYPE")
     cpu_offload: bool = Field(default=False, validation_alias="GENERATOR_CPU_OFFLOAD")
     vae_tiling: bool = Field(default=False, validation_alias="GENERATOR_VAE_TILING")
-    # Speed levers (docs/performance.md): compile is approximate and off until measured on a GPU; the prompt cache
-    # is exact (same embeddings, same frames) and keeps up to this many encoded texts on the device.
-    compile: bool = Field(default=False, validation_alias="GENERATOR_COMPILE")
+    # Speed levers (docs/performance.md). Compile: `auto` compiles on a CUDA device without CPU offload (measured
+    # 1.46x faster denoising on an H100, 21 s more start-up) and falls back to eager if compiling fails; `on` insists,
+    # `off` never. The prompt cache is exact (same frames) and keeps up to this many encoded texts on the device.
+    compile: Literal["auto", "on", "off"] = Field(default="auto", validation_alias="GENERATOR_COMPILE")
     attention_backend: str = Field(default="native", validation_alias="GENERATOR_ATTENTION_BACKEND")
     prompt_cache_size: int = Field(default=32, ge=0, le=4096, validation_alias="GENERATOR_PROMPT_CACHE_SIZE")
     mp4_preset: Literal[
         "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"
-    ] = Field(default="fast", validation_alias="GENERATOR_MP4_PRESET")
+    ] = Field(default="veryfast", validation_alias="GENERATOR_MP4_PRESET")
+    # Finished renders a worker may be encoding while it renders the next: more keeps the GPU busy when encoding a
+    # clip takes longer than rendering one (fast distilled models), at the price of one decoded clip each in memory.
+    encodes_in_flight: int = Field(default=2, ge=1, le=8, validation_alias="GENERATOR_ENCODES_IN_FLIGHT")
     workers: int = Field(default=1, ge=0, le=64, validation_alias="GENERATOR_WORKERS")
     max_queue: int = Field(default=100, ge=1, validation_alias="GENERATOR_MAX_QUEUE")
     max_queue_per_user: int = Field(default=10, ge=1, validation_alias="GENERATOR_MAX_QUEUE_PER_USER")
@@ -80,6 +84,13 @@ class GeneratorSettings(CoreSettings):
     @classmethod
     def _empty_key_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("compile", mode="before")
+    @classmethod
+    def _compile_switch(cls, value: object) -> object:
+        """Booleans read as on/off too (`true`, `1`, `yes` / `false`, `0`, `no`)."""
+        text = str(value).strip().lower()
+        return {"true": "on", "1": "on", "yes": "on", "false": "off", "0": "off", "no": "off"}.get(text, text)
 
     @field_validator("attention_backend")
     @classmethod

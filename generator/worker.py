@@ -87,6 +87,7 @@ class Worker:
         lease_seconds: float,
         poll_interval: float,
         mp4_preset: str = encode.PRESET,
+        encodes_in_flight: int = 2,
     ) -> None:
         self.name = name
         self.mp4_preset = mp4_preset
@@ -101,7 +102,8 @@ class Worker:
         self.backend: VideoBackend | None = None
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
-        self._finishing = asyncio.Semaphore(1)  # one job encoding while the next renders
+        # Up to this many finished renders encoding while the next job renders: the GPU waits only when all are busy.
+        self._finishing = asyncio.Semaphore(encodes_in_flight)
         self._tasks: set[asyncio.Task[None]] = set()
         self._controls: dict[Lease, _JobControl] = {}  # one per attempt: a worker may take its own job back
 

@@ -84,9 +84,8 @@ def load_backend(settings: GeneratorSettings) -> VideoBackend:
 
     speed.set_attention_backend(pipeline, settings.attention_backend)
     backend = _wrap(family, pipeline, profile, settings.prompt_cache_size)
-    if settings.compile:
-        speed.compile_blocks(pipeline)
-        speed.warm_up(backend)
+    if speed.compile_wanted(settings.compile, device, settings.cpu_offload):
+        speed.compile_and_warm_up(backend, insist=settings.compile == "on")
     return backend
 
 

@@ -5,14 +5,20 @@
 - `GENERATOR_COMPILE`: `compile_repeated_blocks` (regional compilation: one compiled graph shared by every
   transformer block, so compile time stays bounded), static shapes, then warm-up renders at the profile's native
   sizes so no user request pays for compilation. Approximate: frames within a tolerance of eager, not identical.
+  `auto` (the default) compiles on a CUDA device without CPU offload and falls back to eager when compiling fails
+  (no C compiler, an unsupported GPU); `on` lets the failure stop the start.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from .base import RenderRequest, VideoBackend
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +38,37 @@ def set_attention_backend(pipeline: object, backend: str) -> None:
     for transformer in transformers_of(pipeline):
         transformer.set_attention_backend(backend)
     log.info("attention backend: %s", backend)
+
+
+def compile_wanted(setting: str, device: torch.device, cpu_offload: bool) -> bool:
+    """GENERATOR_COMPILE: `on`, `off`, or `auto` = on a CUDA device whose weights stay there (measured there)."""
+    if setting == "auto":
+        return device.type == "cuda" and not cpu_offload
+    return setting == "on"
+
+
+def compile_and_warm_up(backend: VideoBackend, *, insist: bool) -> bool:
+    """Compile the blocks and warm up (compilation happens in the warm-up's first calls). If that fails and the
+    setting does not `insist`, the blocks go back to eager and the service starts uncompiled. True when compiled."""
+    pipeline = getattr(backend, "pipeline", backend)
+    try:
+        compile_blocks(pipeline)
+        warm_up(backend)
+    except Exception:
+        if insist:
+            raise
+        log.warning("compiling failed; running eagerly (GENERATOR_COMPILE=off skips the attempt)", exc_info=True)
+        uncompile_blocks(pipeline)
+        return False
+    return True
+
+
+def uncompile_blocks(pipeline: object) -> None:
+    """Undo `compile_blocks`: `nn.Module.compile` keeps the compiled call in `_compiled_call_impl`."""
+    for transformer in transformers_of(pipeline):
+        for module in transformer.modules():
+            if getattr(module, "_compiled_call_impl", None) is not None:
+                module._compiled_call_impl = None
 
 
 def compile_blocks(pipeline: object) -> None:

@@ -153,11 +153,51 @@ def test_compile_setting_compiles_blocks_statically_then_warms_up(monkeypatch) -
         lambda self, **kwargs: compiled.append(kwargs),
     )
     monkeypatch.setattr(speed, "warm_up", warmed.append)
-    backend = load_backend(tiny_settings().model_copy(update={"compile": True}))
+    backend = load_backend(tiny_settings().model_copy(update={"compile": "on"}))
     assert compiled == [{"fullgraph": True, "dynamic": False}]
     assert warmed == [backend]
     load_backend(tiny_settings())
-    assert len(compiled) == 1, "off by default"
+    assert len(compiled) == 1, "auto, the default, does not compile on the CPU"
+
+
+def test_compile_setting_reads_auto_on_off_and_booleans() -> None:
+    def compile_setting(value: str | None) -> str:
+        environ = {} if value is None else {"GENERATOR_COMPILE": value}
+        return GeneratorSettings(_env_file=None, **environ).compile
+
+    assert compile_setting(None) == "auto"
+    assert [compile_setting(v) for v in ("true", "1", "on", "YES")] == ["on"] * 4
+    assert [compile_setting(v) for v in ("false", "0", "off", "no")] == ["off"] * 4
+    with pytest.raises(ValueError, match="compile"):
+        compile_setting("sometimes")
+
+
+def test_auto_compiles_only_on_a_cuda_device_that_keeps_its_weights() -> None:
+    import torch
+
+    cuda, cpu = torch.device("cuda", 0), torch.device("cpu")
+    assert speed.compile_wanted("auto", cuda, cpu_offload=False)
+    assert not speed.compile_wanted("auto", cuda, cpu_offload=True)
+    assert not speed.compile_wanted("auto", cpu, cpu_offload=False)
+    assert speed.compile_wanted("on", cpu, cpu_offload=True)
+    assert not speed.compile_wanted("off", cuda, cpu_offload=False)
+
+
+def test_a_failed_compile_falls_back_to_eager_unless_insisted_on(monkeypatch) -> None:
+    backend = load_backend(tiny_settings())
+    reference = backend.render(request())
+
+    def broken_compiler(_backend) -> None:
+        raise RuntimeError("no C compiler")
+
+    monkeypatch.setattr(speed, "warm_up", broken_compiler)
+    blocks = backend.pipeline.transformer.transformer_blocks
+    assert speed.compile_and_warm_up(backend, insist=False) is False
+    assert all(block._compiled_call_impl is None for block in blocks)
+    assert np.array_equal(backend.render(request()), reference), "eager again: the same frames"
+    with pytest.raises(RuntimeError, match="no C compiler"):
+        speed.compile_and_warm_up(backend, insist=True)
+    assert all(block._compiled_call_impl is not None for block in blocks), "`on` leaves the failure to the caller"
 
 
 def test_warm_up_renders_every_native_size_at_full_length_and_forgets_its_prompt(ltx_pair, monkeypatch) -> None:

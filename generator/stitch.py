@@ -35,9 +35,17 @@ class SeamReport:
 
 
 def colour_stats(frames: np.ndarray) -> ColourStats:
-    """Per-channel statistics of (F, H, W, 3) uint8 frames."""
-    pixels = frames.reshape(-1, frames.shape[-1]).astype(np.float32)
-    return ColourStats(mean=pixels.mean(axis=0), std=pixels.std(axis=0))
+    """Per-channel statistics of (F, H, W, 3) uint8 frames, from each channel's histogram (exact, and far quicker
+    than converting every pixel to float: 17 frames of 768×512 in milliseconds instead of most of a second)."""
+    values = np.arange(256, dtype=np.float64)
+    means, stds = [], []
+    for channel in range(frames.shape[-1]):
+        counts = np.bincount(frames[..., channel].ravel(), minlength=256).astype(np.float64)
+        total = max(counts.sum(), 1.0)
+        mean = (counts * values).sum() / total
+        means.append(mean)
+        stds.append(np.sqrt((counts * (values - mean) ** 2).sum() / total))
+    return ColourStats(mean=np.array(means, np.float32), std=np.array(stds, np.float32))
 
 
 def match_colours(frames: np.ndarray, source: ColourStats, target: ColourStats) -> np.ndarray:
@@ -56,13 +64,11 @@ def match_colours(frames: np.ndarray, source: ColourStats, target: ColourStats) 
     values = np.arange(256, dtype=np.float32)
     corrected_lut = values[None, :] * scale[:, None] + shift[:, None]  # (3, 256)
     weights = np.linspace(1.0, 0.0, count, dtype=np.float32) if count > 1 else np.ones(1, np.float32)
-    # A frame's pixel value v in channel c is looked up at c * 256 + v in a flat three-channel table.
-    offsets = (np.arange(frames.shape[-1], dtype=np.intp) * 256)[None, None, :]
     out = np.empty_like(frames)
     for index, weight in enumerate(weights):
-        lut = values[None, :] + weight * (corrected_lut - values[None, :])
-        flat = np.clip(np.rint(lut), 0, 255).astype(np.uint8).ravel()
-        out[index] = flat[frames[index].astype(np.intp) + offsets]
+        lut = np.clip(np.rint(values[None, :] + weight * (corrected_lut - values[None, :])), 0, 255).astype(np.uint8)
+        for channel in range(frames.shape[-1]):  # a uint8 lookup per channel: no wide index arrays
+            np.take(lut[channel], frames[index, ..., channel], out=out[index, ..., channel])
     return out
 
 

@@ -168,7 +168,7 @@ def test_compile_setting_reads_auto_on_off_and_booleans() -> None:
     assert compile_setting(None) == "auto"
     assert [compile_setting(v) for v in ("true", "1", "on", "YES")] == ["on"] * 4
     assert [compile_setting(v) for v in ("false", "0", "off", "no")] == ["off"] * 4
-    with pytest.raises(ValueError, match="compile"):
+    with pytest.raises(ValueError, match="GENERATOR_COMPILE"):
         compile_setting("sometimes")
 
 

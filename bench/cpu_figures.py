@@ -1,4 +1,5 @@
-"""CPU-side figures that need no GPU: MP4 encode of a real-size clip, the uint8 conversion of a real-size decoded
+"""CPU-side figures that need no GPU: MP4 encode of a real-size clip at three x264 presets, an extension's stitch,
+the uint8 conversion of a real-size decoded
 video, and the prompt cache's hit vs miss on the tiny model. Prints one JSON line.
 
     python bench/cpu_figures.py [--repeats 3]
@@ -55,14 +56,21 @@ def main() -> None:
     from generator.pipelines.base import RenderRequest
     from generator.pipelines.ltx import LTXBackend
     from generator.pipelines.tiny import TINY_LTX_PROFILE, build_tiny_ltx_pipeline
+    from generator.stitch import colour_stats, match_colours
 
     result: dict[str, object] = {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
     frames = moving_pattern(121, 512, 768)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "clip.mp4"
-        encode_once = lambda: encode.encode_mp4(frames, 24, path, 10 * 2**20)  # noqa: E731
-        result["mp4_encode_768x512x121_s"] = timed(encode_once, args.repeats)
-        result["mp4_bytes"] = path.stat().st_size
+        for preset in ("fast", "veryfast", "ultrafast"):
+            encode_once = lambda preset=preset: encode.encode_mp4(frames, 24, path, 10 * 2**20, preset=preset)  # noqa: E731
+            result[f"mp4_encode_768x512x121_{preset}_s"] = timed(encode_once, args.repeats)
+            result[f"mp4_{preset}_bytes"] = path.stat().st_size
+    # An extension's stitch: colour statistics of 17 context frames twice, then 104 new frames colour-matched.
+    new, context = frames[17:], frames[:17]
+    result["stitch_768x512_104_after_17_s"] = timed(
+        lambda: match_colours(new, colour_stats(new[:17]), colour_stats(context)), args.repeats
+    )
     video = torch.rand(121, 3, 512, 768)
     result["to_uint8_768x512x121_cpu_s"] = timed(lambda: tensor_to_frames(video), args.repeats)
 

@@ -17,12 +17,10 @@ SCRIPT = ROOT / "bench" / "bench_generator.py"
 CASES = ("clip", "clip_hd", "extension", "queue", "wan")
 
 
-@pytest.fixture(scope="module")
-def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
-    pytest.importorskip("ftfy", reason="diffusers' Wan pipelines clean prompts with ftfy")
+def run_script(tmp_path_factory: pytest.TempPathFactory, *arguments: str) -> list[dict]:
     out = tmp_path_factory.mktemp("bench") / "results.jsonl"
     completed = subprocess.run(
-        [sys.executable, str(SCRIPT), "--tiny", "--case", "all", "--repeats", "1", "--out", str(out)],
+        [sys.executable, str(SCRIPT), "--tiny", *arguments, "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=240,
@@ -32,7 +30,20 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     printed = [json.loads(line) for line in completed.stdout.splitlines() if line.startswith("{")]
     written = [json.loads(line) for line in out.read_text().splitlines()]
     assert printed == written, "--out gets exactly the printed lines"
+    return printed
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    pytest.importorskip("ftfy", reason="diffusers' Wan pipelines clean prompts with ftfy")
+    printed = run_script(tmp_path_factory, "--case", "all", "--repeats", "1")
     return {result["case"]: result for result in printed}
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    printed = run_script(tmp_path_factory, "--case", "sweep", "--repeats", "1", "--jobs", "2")
+    return {line["variant"]: line for line in printed}
 
 
 def test_every_case_prints_one_line_with_its_configuration(results) -> None:
@@ -86,3 +97,45 @@ def test_the_real_size_benchmark_refuses_to_run_on_a_cpu() -> None:
         module.main(["--case", "clip"])
     with pytest.raises(SystemExit):
         module.parse_args(["--attention-backend", "flash_hub"])
+
+
+def test_the_sweep_measures_every_variant_in_order_in_one_process(sweep) -> None:
+    assert list(sweep) == [
+        "setup",
+        "baseline",
+        "baseline_8_steps_no_guidance",
+        "eager_native",
+        "eager__native_cudnn",
+        "eager__native_flash",
+        "mp4_encode_presets",
+        "compiled",
+        "compiled_8_steps_no_guidance",
+        "queue",
+        "compiled_1216x704",
+        "compiled_extension",
+        "end",
+    ]
+    assert sweep["baseline"]["full_call_s_median"] > 0
+    assert sweep["eager_native"]["ratio_to_baseline"] > 0
+    # A variant the machine cannot run is a result with its error, and the sweep goes on (no cuDNN on a CPU).
+    assert "error" in sweep["eager__native_cudnn"] and "error" not in sweep["compiled"]
+
+
+def test_every_sweep_request_has_a_new_prompt_so_the_text_encoder_runs_each_time(sweep) -> None:
+    for variant in ("eager_native", "compiled", "compiled_8_steps_no_guidance"):
+        assert sweep[variant]["median"]["text_encoding_s"] > 0, variant
+
+
+def test_the_sweep_compares_compiled_frames_with_eager_ones(sweep) -> None:
+    compiled = sweep["compiled"]
+    assert compiled["attention_backend"] == "native", "the fastest eager backend that ran"
+    assert compiled["compile_warmup_s"] > 0
+    difference = compiled["difference_from_eager_native"]
+    assert 0 <= difference["max"] <= 8 and 0 <= difference["fraction_differing"] <= 1
+
+
+def test_the_sweep_encodes_rendered_and_natural_looking_content_at_each_preset(sweep) -> None:
+    encodes = sweep["mp4_encode_presets"]
+    for content in ("rendered_noise", "moving_pattern"):
+        for preset in ("fast", "veryfast", "ultrafast"):
+            assert encodes[f"{content}_{preset}"]["bytes"] > 1000 and encodes[f"{content}_{preset}"]["s"] > 0

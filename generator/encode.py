@@ -197,8 +197,11 @@ def _encode_attempt(
         with av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
             stream = container.add_stream("libx264", rate=Fraction(fps, 1))
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            # Frame threads make x264 fast on many cores; on a busy CPU they can also make two encodes of the
-            # same frames differ slightly (seen on 2 cores under load). Rendering itself stays bit-exact per seed.
+            # PyAV asks for slice threads by default, which split each frame and scale poorly (an H100 box's 16 cores
+            # encoded no faster than 2). Frame threads, one per core (0 = auto), are x264's own default mode.
+            # On a busy CPU two encodes of the same frames can differ slightly; rendering stays bit-exact per seed.
+            stream.codec_context.thread_count = 0
+            stream.codec_context.thread_type = "FRAME"
             options = {"preset": preset}
             if bitrate is None:
                 options["crf"] = str(crf)

@@ -65,6 +65,14 @@ def test_mp4_is_h264_yuv420p_faststart_at_the_real_fps(tmp_path: Path) -> None:
     assert encoded.duration == pytest.approx(17 / 8)
 
 
+def test_x264_runs_frame_threads_with_the_default_preset(tmp_path: Path) -> None:
+    """PyAV asks libx264 for slice threads unless told otherwise; x264 records its settings in the stream."""
+    encoded = encode_mp4(textured_video(frames=9), 24, tmp_path / "clip.mp4", max_bytes=10 * 1024 * 1024)
+    settings = encoded.path.read_bytes()
+    assert b"sliced_threads=0" in settings
+    assert b"subme=2" in settings, "veryfast's sub-pixel refinement: the default preset reached x264"
+
+
 def test_odd_sizes_are_padded_by_one_pixel_not_rescaled(tmp_path: Path) -> None:
     frames = textured_video(frames=5, height=63, width=95)
     encoded = encode_mp4(frames, 24, tmp_path / "odd.mp4", max_bytes=10 * 1024 * 1024)

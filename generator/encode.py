@@ -19,8 +19,8 @@ import numpy as np
 from PIL import Image
 
 CRF = 23  # x264's default quality: a 5 s 768×512 clip is well under 1 MB
-# 768×512×121 moving pattern on 2 cores: fast 1.50 s / 349 KB / 34.5 dB, veryfast 0.86 s / 335 KB / 34.2 dB,
-# ultrafast 0.32 s / 891 KB (docs/performance.md). veryfast: the time of a render's tail, at the same size.
+# 768×512×121 moving pattern on 2 cores, frame threads: fast 1.34 s / 326 KB / 34.6 dB, veryfast 0.74 s / 304 KB /
+# 34.2 dB, ultrafast 0.33 s / 884 KB (docs/performance.md). veryfast: about half of fast's time, at the same size.
 PRESET = "veryfast"
 MIN_SIDE = 64  # never shrink a video below this to meet a byte cap
 # Below this many bits per pixel per frame x264 output turns to mush: shrink the picture instead.

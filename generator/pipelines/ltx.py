@@ -62,17 +62,28 @@ def ltx_profile_for(name: str, *, frame_multiple: int = 8, size_multiple: int = 
     )
 
 
+TAKEN_OVER = "hanul_dynamic_shifting_of"  # on a scheduler copy: the shifting config it stands in for
+
+
 def take_over_dynamic_shifting(pipeline: LTXConditionPipeline) -> dict | None:
     """LTX-Video 0.9.0/0.9.1 (the default `Lightricks/LTX-Video`) ship a scheduler that shifts its schedule by the
     video's size ("dynamic shifting"), which `LTXPipeline` passes as `mu`. `LTXConditionPipeline`, written for
     0.9.5+ whose schedulers do not shift, never passes `mu`, and such a scheduler refuses to run. For those, the
-    pipeline gets a copy of its scheduler with the shifting off (static shift 1, a no-op), and the backend passes
+    pipeline gets a copy of its scheduler that changes no timestep it is given, and the backend passes
     the shifted timesteps itself (`LTXBackend._shifted_timesteps`): the schedule `LTXPipeline` would run. Returns
-    the original config, or None when the scheduler does not shift."""
-    config = pipeline.scheduler.config
+    the original config, or None when the scheduler does not shift. A pipeline already taken over (a second backend
+    on the same pipeline) keeps its copy and gives back the original config again."""
+    scheduler = pipeline.scheduler
+    taken_over = getattr(scheduler, TAKEN_OVER, None)
+    if taken_over is not None:
+        return taken_over
+    config = scheduler.config
     if not config.get("use_dynamic_shifting", False):
         return None
-    pipeline.scheduler = type(pipeline.scheduler).from_config(config, use_dynamic_shifting=False, shift=1.0)
+    # The copy uses the given timesteps as they are: no shift, and no stretch to `shift_terminal` (they have both).
+    copy = type(scheduler).from_config(config, use_dynamic_shifting=False, shift=1.0, shift_terminal=None)
+    setattr(copy, TAKEN_OVER, config)
+    pipeline.scheduler = copy
     return config
 
 
@@ -127,6 +138,8 @@ class LTXBackend:
         if config is None:
             return None
         pipeline, steps = self.pipeline, request.num_inference_steps
+        if steps == 1:  # one step starts from pure noise; the stretch to `shift_terminal` is 0/0 for a single step
+            return [float(config.get("num_train_timesteps", 1000))]
         latent_frames = (request.num_frames - 1) // pipeline.vae_temporal_compression_ratio + 1
         ratio = pipeline.vae_spatial_compression_ratio
         mu = calculate_shift(

@@ -19,6 +19,7 @@ from diffusers import (
     FlowMatchEulerDiscreteScheduler,
     LTXConditionPipeline,
     LTXVideoTransformer3DModel,
+    UniPCMultistepScheduler,
     WanPipeline,
     WanVACEPipeline,
     WanVACETransformer3DModel,
@@ -60,6 +61,17 @@ TINY_WAN_PROFILE = ModelProfile(
     conditioning_frames=5,
     max_side=256,
     min_side=16,
+)
+
+
+# Lightricks/LTX-Video's scheduler_config.json (0.9.0/0.9.1), also bench/baseline_ltx.py's.
+LTX_DEFAULT_SCHEDULER = dict(
+    use_dynamic_shifting=True,
+    base_shift=0.95,
+    max_shift=2.05,
+    base_image_seq_len=1024,
+    max_image_seq_len=4096,
+    shift_terminal=0.1,
 )
 
 
@@ -112,7 +124,9 @@ def build_tiny_ltx_pipeline(seed: int = 0) -> LTXConditionPipeline:
         encoder_causal=True,
         decoder_causal=False,
     )
-    scheduler = FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=False)
+    # The default model's scheduler (Lightricks/LTX-Video 0.9.0/0.9.1): it shifts by the video's size, which is the
+    # path LTXBackend has to handle itself (0.9.5+ schedulers do not shift). Tests then run what users run.
+    scheduler = FlowMatchEulerDiscreteScheduler(**LTX_DEFAULT_SCHEDULER)
     pipeline = LTXConditionPipeline(
         scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, transformer=transformer
     )
@@ -146,7 +160,10 @@ def build_tiny_wan_pipeline(seed: int = 0, vace: bool = True) -> WanPipeline | W
         rope_max_seq_len=32,
     )
     vae = _tiny_wan_vae()
-    scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0)
+    # Wan 2.1's own scheduler, as its Diffusers checkpoints ship it.
+    scheduler = UniPCMultistepScheduler(
+        prediction_type="flow_prediction", use_flow_sigmas=True, num_train_timesteps=1000, flow_shift=3.0
+    )
     if vace:
         # VACE context: video latents (16) + reactive latents (16) + the mask folded into 8×8 = 64 channels.
         transformer = WanVACETransformer3DModel(**common, vace_layers=[0], vace_in_channels=96)

@@ -13,6 +13,7 @@ import torch
 from generator.pipelines import RenderCancelled, RenderRequest, detect_family, load_backend, resolve_dtype
 from generator.pipelines.ltx import LTXBackend
 from generator.pipelines.tiny import (
+    LTX_DEFAULT_SCHEDULER,
     PROFILE_FILE,
     TINY_LTX_PROFILE,
     build_tiny_ltx_pipeline,
@@ -138,34 +139,33 @@ def test_continuation_conditions_on_the_given_frames(tiny_ltx, monkeypatch: pyte
 
 
 def test_a_scheduler_that_shifts_by_the_video_size_runs_the_schedule_ltx_pipeline_would() -> None:
-    """LTX-Video 0.9.0/0.9.1 (the default model) ship a dynamically shifting scheduler (these are its settings),
-    which LTXConditionPipeline alone refuses to run ("`mu` must be passed"): found by the first GPU benchmark."""
+    """LTX-Video 0.9.0/0.9.1 (the default model; the tiny model has its scheduler) ship a dynamically shifting
+    scheduler, which LTXConditionPipeline alone refuses to run ("`mu` must be passed"): found by the first GPU run."""
     from diffusers import FlowMatchEulerDiscreteScheduler, LTXPipeline
 
-    shifting = dict(
-        use_dynamic_shifting=True,
-        base_shift=0.95,
-        max_shift=2.05,
-        base_image_seq_len=1024,
-        max_image_seq_len=4096,
-        shift_terminal=0.1,
-    )
     pipeline = build_tiny_ltx_pipeline()
-    pipeline.scheduler = FlowMatchEulerDiscreteScheduler(**shifting)
+    assert pipeline.scheduler.config.use_dynamic_shifting
     backend = LTXBackend(pipeline, TINY_LTX_PROFILE)
     asked = request(width=160, height=96, num_inference_steps=4)
 
     frames = backend.render(asked)
 
     assert frames.shape == (17, 96, 160, 3)
-    plain = LTXPipeline(**{**pipeline.components, "scheduler": FlowMatchEulerDiscreteScheduler(**shifting)})
+    plain = LTXPipeline(
+        **{**pipeline.components, "scheduler": FlowMatchEulerDiscreteScheduler(**LTX_DEFAULT_SCHEDULER)}
+    )
     plain(prompt=asked.prompt, width=160, height=96, num_frames=17, num_inference_steps=4, output_type="latent")
     assert torch.allclose(pipeline.scheduler.timesteps, plain.scheduler.timesteps)
     assert torch.allclose(pipeline.scheduler.sigmas, plain.scheduler.sigmas)
     unshifted = build_tiny_ltx_pipeline()
-    unshifted.scheduler = FlowMatchEulerDiscreteScheduler(**{**shifting, "use_dynamic_shifting": False})
+    unshifted.scheduler = FlowMatchEulerDiscreteScheduler(**{**LTX_DEFAULT_SCHEDULER, "use_dynamic_shifting": False})
     LTXBackend(unshifted, TINY_LTX_PROFILE).render(asked)
     assert not torch.allclose(unshifted.scheduler.timesteps, plain.scheduler.timesteps)  # the shift matters
+
+    # A second backend on the same pipeline runs the same schedule, and one step (0/0 in the stretch) still works.
+    assert np.array_equal(LTXBackend(pipeline, TINY_LTX_PROFILE).render(asked), frames)
+    one_step = backend.render(request(num_inference_steps=1))
+    assert one_step.shape == (17, 64, 96, 3) and pipeline.scheduler.timesteps.tolist() == [1000.0]
 
 
 def test_cancelling_from_on_step_stops_the_render(tiny_ltx) -> None:

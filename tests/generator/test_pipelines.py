@@ -168,6 +168,28 @@ def test_a_scheduler_that_shifts_by_the_video_size_runs_the_schedule_ltx_pipelin
     assert one_step.shape == (17, 64, 96, 3) and pipeline.scheduler.timesteps.tolist() == [1000.0]
 
 
+def test_a_vae_that_decodes_at_a_timestep_gets_lightricks_decode_timestep_and_noise(monkeypatch) -> None:
+    """LTX-Video 0.9.1+ VAEs are timestep-conditioned (the tiny one, like 0.9.0's, is not)."""
+    from diffusers import AutoencoderKLLTXVideo
+
+    from generator.pipelines.ltx import DECODE_TIMESTEP
+
+    pipeline = build_tiny_ltx_pipeline()
+    pipeline.vae = AutoencoderKLLTXVideo.from_config({**pipeline.vae.config, "timestep_conditioning": True}).eval()
+    timesteps: list[torch.Tensor | None] = []
+    decode = pipeline.vae.decode
+
+    def spy(latents, temb=None, **kwargs):
+        timesteps.append(temb)
+        return decode(latents, temb, **kwargs)
+
+    monkeypatch.setattr(pipeline.vae, "decode", spy)
+    frames = LTXBackend(pipeline, TINY_LTX_PROFILE).render(request())
+    assert frames.shape == (17, 64, 96, 3)
+    assert timesteps and timesteps[0] is not None
+    assert torch.allclose(timesteps[0].float(), torch.tensor(DECODE_TIMESTEP))
+
+
 def test_cancelling_from_on_step_stops_the_render(tiny_ltx) -> None:
     steps: list[tuple[int, int]] = []
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -139,3 +140,23 @@ def test_the_sweep_encodes_rendered_and_natural_looking_content_at_each_preset(s
     for content in ("rendered_noise", "moving_pattern"):
         for preset in ("fast", "veryfast", "ultrafast"):
             assert encodes[f"{content}_{preset}"]["bytes"] > 1000 and encodes[f"{content}_{preset}"]["s"] > 0
+
+
+def test_natural_looking_frames_follow_the_full_render_and_keep_the_real_ones() -> None:
+    from generator.pipelines import RenderRequest, load_backend
+    from tests.generator.conftest import tiny_settings
+
+    spec = importlib.util.spec_from_file_location("bench_generator", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    inner = load_backend(tiny_settings())
+    natural = module.NaturalLooking(inner)
+    request = RenderRequest(
+        prompt="a kite", width=96, height=64, num_frames=17, seed=3, num_inference_steps=2, guidance_scale=1.0
+    )
+
+    handed_on = natural.render(request)
+
+    assert np.array_equal(natural.last_frames, inner.render(request)), "the real render happened, same frames"
+    assert handed_on.shape == natural.last_frames.shape and not np.array_equal(handed_on, natural.last_frames)
+    assert natural.profile is inner.profile and natural.pipeline is inner.pipeline

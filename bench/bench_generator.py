@@ -39,6 +39,12 @@ import torch  # noqa: E402
 CASES = ("clip", "clip_hd", "extension", "queue", "wan")
 PROMPT, NEGATIVE = "w1 w2 w3 w4", "w5"  # baseline_ltx.py's prompts: words of its tokenizer
 
+
+def new_prompt(index: int) -> str:
+    """A prompt the prompt cache has not seen for each index (-1 and up), still words of the tokenizer."""
+    return f"{PROMPT} w{10 + index}"
+
+
 # (width, height, frames, context frames for an extension, jobs in the queue)
 REAL = {
     "clip": (768, 512, 121, 0, 1),
@@ -347,7 +353,7 @@ def run_direct(
         cache.clear()
 
     def prompt(index: int) -> str:
-        return f"{PROMPT} w{10 + index}" if new_prompts else PROMPT
+        return new_prompt(index) if new_prompts else PROMPT
 
     with tempfile.TemporaryDirectory() as folder:
         workdir = Path(folder)
@@ -420,8 +426,8 @@ async def run_queue(backend: Any, size: tuple, args: argparse.Namespace, device:
 
                 async def submit(seed: int) -> tuple[str, float]:
                     started = time.perf_counter()
-                    prompt = f"{PROMPT} w{10 + seed}"  # a new prompt each time: the text encoder runs for every job
-                    async with http.post("videos", json={**body, "prompt": prompt, "seed": seed}) as response:
+                    # A new prompt each time: the text encoder runs for every job.
+                    async with http.post("videos", json={**body, "prompt": new_prompt(seed), "seed": seed}) as response:
                         response.raise_for_status()
                         return (await response.json())["id"], started
 
@@ -512,11 +518,15 @@ class NaturalLooking:
         return getattr(self.inner, name)
 
     def render(self, request: Any, on_step: Any = None) -> np.ndarray:
-        from cpu_figures import moving_pattern
-
         frames = self.inner.render(request, on_step)
         self.last_frames = frames
-        if frames.shape not in self._patterns:  # made once per shape (seconds): the first request pays for it
+        return self.pattern_like(frames)
+
+    def pattern_like(self, frames: np.ndarray) -> np.ndarray:
+        """The moving pattern of `frames`' shape, made once per shape (seconds: the first request pays for it)."""
+        from cpu_figures import moving_pattern
+
+        if frames.shape not in self._patterns:
             self._patterns[frames.shape] = moving_pattern(*frames.shape[:3])
         return self._patterns[frames.shape]
 
@@ -613,12 +623,10 @@ def run_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[s
         def encodes() -> dict[str, Any]:
             """Random weights render noise, which no encoder compresses (it passes the byte cap and is encoded
             twice): the moving pattern of cpu_figures.py stands in for a real clip's content."""
-            from cpu_figures import moving_pattern
-
             from generator import encode
 
             result: dict[str, Any] = {"cpu_count": os.cpu_count(), "frames_shape": list(rendered.shape)}
-            contents = {"rendered_noise": rendered, "moving_pattern": moving_pattern(*rendered.shape[:3])}
+            contents = {"rendered_noise": rendered, "moving_pattern": natural.pattern_like(rendered)}
             with tempfile.TemporaryDirectory() as folder:
                 for content, frames in contents.items():
                     for preset in ENCODE_PRESETS:

@@ -83,6 +83,13 @@ def load_backend(settings: GeneratorSettings) -> VideoBackend:
     from . import speed
 
     speed.set_attention_backend(pipeline, settings.attention_backend)
+    if settings.fp8:
+        from . import fp8
+
+        fp8.check_fp8_support(device)
+        fp8.quantize_transformers(pipeline)  # where the weights are: on the device, or on the CPU when offloaded
+    if settings.first_block_cache > 0:
+        speed.enable_first_block_cache(pipeline, settings.first_block_cache)
     backend = _wrap(family, pipeline, profile, settings.prompt_cache_size)
     if speed.compile_wanted(settings.compile, device, settings.cpu_offload):
         speed.compile_and_warm_up(backend, insist=settings.compile == "on")

@@ -1,5 +1,5 @@
-"""What the backends share: request checks, the step callback, and moving frames between uint8 numpy (what the
-generator keeps) and the [0, 1] tensors diffusers expects."""
+"""What the backends share: request checks, the step callback, the step-cache reset, and moving frames between uint8
+numpy (what the generator keeps) and the [0, 1] tensors diffusers expects."""
 
 from __future__ import annotations
 
@@ -33,6 +33,22 @@ def tensor_to_frames(video: torch.Tensor) -> np.ndarray:
     """
     uint8 = video.mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
     return uint8.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+
+
+def transformers_of(pipeline: object) -> list[torch.nn.Module]:
+    """The pipeline's denoising transformer(s): Wan 2.2 has a second one for low-noise steps."""
+    return [model for name in ("transformer", "transformer_2") if (model := getattr(pipeline, name, None)) is not None]
+
+
+def reset_step_caches(pipeline: object) -> None:
+    """Forget what a step cache (`GENERATOR_FIRST_BLOCK_CACHE`) kept from the last render. diffusers resets it only
+    at the end of a call that finishes, so a render stopped part-way (cancelled, failed) would otherwise hand its
+    stale residuals to the next one. A no-op for a transformer without diffusers hooks."""
+    from diffusers.hooks import HookRegistry
+
+    for transformer in transformers_of(pipeline):
+        if getattr(transformer, "is_cache_enabled", False):
+            HookRegistry.check_if_exists_or_initialize(transformer).reset_stateful_hooks(recurse=True)
 
 
 def check_request(request: RenderRequest, profile: ModelProfile) -> None:

@@ -7,6 +7,11 @@
   sizes so no user request pays for compilation. Approximate: frames within a tolerance of eager, not identical.
   `auto` (the default) compiles on a CUDA device without CPU offload and falls back to eager when compiling fails
   (no C compiler, an unsupported GPU); `on` lets the failure stop the start.
+- `GENERATOR_FIRST_BLOCK_CACHE` (approximate, off by default): diffusers' FirstBlockCache. Each step runs the first
+  block; when its output changed less than the threshold since the last full step, the other blocks are skipped
+  and their last residual is reused. Its skip decision is data-dependent, so compiled blocks are then compiled
+  without `fullgraph` (the decision stays eager between graphs).
+- `GENERATOR_FP8` (approximate, off by default): float8 matmuls in the transformer blocks, see fp8.py.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from ._common import transformers_of
 from .base import RenderRequest, VideoBackend
 
 if TYPE_CHECKING:
@@ -24,11 +30,20 @@ log = logging.getLogger(__name__)
 
 WARM_UP_STEPS = 2  # enough to trace and compile every block for a shape; the step count does not change shapes
 WARM_UP_PROMPT = "warm-up"
+RECOMPILE_LIMIT = 64  # compiled variants of the shared block code (see compile_blocks)
 
 
-def transformers_of(pipeline: object) -> list[object]:
-    """The pipeline's denoising transformer(s): Wan 2.2 has a second one for low-noise steps."""
-    return [model for name in ("transformer", "transformer_2") if (model := getattr(pipeline, name, None)) is not None]
+__all__ = [
+    "compile_and_warm_up",
+    "compile_blocks",
+    "compile_wanted",
+    "disable_first_block_cache",
+    "enable_first_block_cache",
+    "set_attention_backend",
+    "transformers_of",
+    "uncompile_blocks",
+    "warm_up",
+]
 
 
 def set_attention_backend(pipeline: object, backend: str) -> None:
@@ -71,10 +86,41 @@ def uncompile_blocks(pipeline: object) -> None:
                 module._compiled_call_impl = None
 
 
-def compile_blocks(pipeline: object) -> None:
-    """Compile each transformer's repeated block once (fullgraph, static shapes: one graph per shape bucket)."""
+def compile_blocks(pipeline: object, **options: object) -> None:
+    """Compile each transformer's repeated block once (static shapes: one graph per shape bucket). Whole graphs
+    (`fullgraph`) unless a step cache sits in the blocks: its skip decision has to run between graphs. `options`
+    go to `torch.compile` (tests pass a backend that skips code generation)."""
+    import torch
+
+    # Every block shares one compiled code object; each shape, guidance mode, step-cache path and device adds a
+    # variant to it. torch's default limit (8) would send the rarer ones back to eager; a server has a bounded set.
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
     for transformer in transformers_of(pipeline):
-        transformer.compile_repeated_blocks(fullgraph=True, dynamic=False)
+        fullgraph = not getattr(transformer, "is_cache_enabled", False)
+        transformer.compile_repeated_blocks(fullgraph=fullgraph, dynamic=False, **options)
+
+
+def enable_first_block_cache(pipeline: object, threshold: float) -> None:
+    """diffusers' FirstBlockCache on each transformer: skip the blocks after the first while the first block's
+    output changes by less than `threshold` (relative mean absolute difference) from the last computed step."""
+    from diffusers.hooks import FirstBlockCacheConfig
+
+    for transformer in transformers_of(pipeline):
+        blocks = [module for name in ("transformer_blocks", "blocks") for module in getattr(transformer, name, [])]
+        if len(blocks) < 2 or not hasattr(transformer, "enable_cache"):
+            raise ValueError(
+                f"GENERATOR_FIRST_BLOCK_CACHE needs a transformer with diffusers' cache support and at least two "
+                f"blocks; {type(transformer).__name__} has {len(blocks)}"
+            )
+        transformer.enable_cache(FirstBlockCacheConfig(threshold=threshold))
+    log.info("first-block cache: threshold %g", threshold)
+
+
+def disable_first_block_cache(pipeline: object) -> None:
+    """Undo `enable_first_block_cache` (compiled blocks must be compiled again: their graphs had the hooks)."""
+    for transformer in transformers_of(pipeline):
+        if getattr(transformer, "is_cache_enabled", False):
+            transformer.disable_cache()
 
 
 def warm_up(backend: VideoBackend) -> dict[str, float]:

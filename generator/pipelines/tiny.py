@@ -102,7 +102,7 @@ def build_tiny_ltx_pipeline(seed: int = 0) -> LTXConditionPipeline:
         num_attention_heads=2,
         attention_head_dim=8,
         cross_attention_dim=16,
-        num_layers=1,
+        num_layers=2,  # step caches (FirstBlockCache) need a first block and the rest
         caption_channels=_TEXT_DIM,
     )
     vae = AutoencoderKLLTXVideo(
@@ -148,7 +148,7 @@ def build_tiny_wan_pipeline(seed: int = 0, vace: bool = True) -> WanPipeline | W
     common = dict(
         patch_size=(1, 2, 2),
         num_attention_heads=2,
-        attention_head_dim=12,
+        attention_head_dim=16,  # inner width 32: a multiple of 16, as float8 matmuls need (real Wan: 1536)
         in_channels=16,
         out_channels=16,
         text_dim=_TEXT_DIM,

@@ -11,7 +11,15 @@ import numpy as np
 import torch
 from diffusers import WanPipeline, WanVACEPipeline
 
-from ._common import PromptCache, call_default, check_request, frames_to_tensor, step_callback, tensor_to_frames
+from ._common import (
+    PromptCache,
+    call_default,
+    check_request,
+    frames_to_tensor,
+    reset_step_caches,
+    step_callback,
+    tensor_to_frames,
+)
 from .base import ModelProfile, ProgressCallback, RenderRequest
 
 WAN_NATIVE_SIZES = {"landscape": (832, 480), "portrait": (480, 832), "square": (624, 624)}
@@ -60,6 +68,7 @@ class WanBackend:
     def render(self, request: RenderRequest, on_step: ProgressCallback | None = None) -> np.ndarray:
         """Render `request` and return (num_frames, height, width, 3) uint8 frames."""
         check_request(request, self.profile)
+        reset_step_caches(self.pipeline)
         generator = torch.Generator("cpu").manual_seed(request.seed)
         call = dict(
             width=request.width,

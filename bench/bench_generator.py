@@ -485,8 +485,43 @@ async def run_queue(backend: Any, size: tuple, args: argparse.Namespace, device:
 
 # --- the sweep: a GPU session's LTX measurements in one process ---------------------------------------------------
 
-EAGER_ATTENTION = ("native", "_native_cudnn", "_native_flash")
 ENCODE_PRESETS = ("fast", "veryfast", "ultrafast")  # the old default, the default, the quickest
+NOISE_PRESET = "veryfast"  # random-weight noise passes the byte cap and is encoded twice: once is enough to know
+
+
+class StepCacheDecisions:
+    """Counts FirstBlockCache's decisions (all steps, steps that ran every block) by wrapping its decision method,
+    which diffusers keeps out of compiled graphs, so counting changes no graph."""
+
+    def __init__(self) -> None:
+        from diffusers.hooks.first_block_cache import FBCHeadBlockHook
+
+        self.decided = self.computed = 0
+        original = FBCHeadBlockHook._should_compute_remaining_blocks
+
+        @torch.compiler.disable
+        def counted(hook: Any, residual: torch.Tensor) -> bool:
+            compute = original(hook, residual)
+            self.decided += 1
+            self.computed += int(compute)
+            return compute
+
+        FBCHeadBlockHook._should_compute_remaining_blocks = counted
+
+    def take(self) -> dict[str, int]:
+        counts = {"steps": self.decided, "steps_with_every_block": self.computed}
+        self.decided = self.computed = 0
+        return counts
+
+
+def recompile(backend: Any) -> None:
+    """Compile the blocks afresh after the model changed (FP8 layers, step-cache hooks): the next request of each
+    shape compiles (its `first_request`), as a restarted service's warm-up would."""
+    from generator.pipelines import speed
+
+    speed.uncompile_blocks(backend.pipeline)
+    torch._dynamo.reset()
+    speed.compile_blocks(backend.pipeline)
 
 
 def frame_difference(frames: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
@@ -494,10 +529,12 @@ def frame_difference(frames: np.ndarray, reference: np.ndarray) -> dict[str, Any
     if frames.shape != reference.shape:
         return {"shapes": [list(frames.shape), list(reference.shape)]}
     difference = np.abs(frames.astype(np.int16) - reference.astype(np.int16))
+    squared = float(np.mean(difference.astype(np.float64) ** 2))
     return {
         "max": int(difference.max()),
         "mean": round(float(difference.mean()), 4),
         "fraction_differing": round(float((difference > 0).mean()), 6),
+        "psnr_db": round(10 * np.log10(255**2 / squared), 2) if squared else None,  # None: identical
     }
 
 
@@ -539,17 +576,90 @@ def use_attention(backend: Any, name: str) -> None:
         transformer.set_attention_backend(name)
 
 
+def approximate_levers(
+    natural: NaturalLooking,
+    size: tuple,
+    distilled: argparse.Namespace,
+    args: argparse.Namespace,
+    clock: StageClock,
+    exact: dict[str, np.ndarray],
+    with_ratio: Callable[[dict[str, Any], str], dict[str, Any]],
+    measured: Callable[..., dict[str, Any]],
+    per_clip: float,
+) -> Iterator[dict[str, Any]]:
+    """The sweep's step 6: GENERATOR_FP8 and GENERATOR_FIRST_BLOCK_CACHE through the generator's own functions,
+    compiled as the service would run them, each compared with the exact compiled frames; then the exact model is
+    put back, compiled and warmed up for what follows."""
+    from generator.pipelines import fp8, speed
+
+    pipeline = natural.pipeline
+    replaced: list = []
+    decisions = StepCacheDecisions()
+
+    def compared(result: dict[str, Any]) -> dict[str, Any]:
+        if "compiled" in exact:
+            result["difference_from_compiled_exact"] = frame_difference(natural.last_frames, exact["compiled"])
+        return result
+
+    def float8() -> dict[str, Any]:
+        fp8.check_fp8_support(natural.device)
+        replaced.extend(fp8.quantize_transformers(pipeline))
+        recompile(natural)
+        result = run_direct(natural, size, args, clock, new_prompts=True)[0]
+        exact["fp8"] = natural.last_frames
+        return {"fp8_layers": len(replaced), **compared(with_ratio(result, "baseline"))}
+
+    yield measured("compiled_fp8", float8, needs_s=per_clip * (3 + args.repeats) + 30)
+    lever = "compiled_fp8" if replaced else "compiled"
+    if replaced:
+        yield measured(
+            "compiled_fp8_8_steps_no_guidance",
+            lambda: with_ratio(
+                run_direct(natural, size, distilled, clock, new_prompts=True)[0], "baseline_8_steps_no_guidance"
+            ),
+            needs_s=per_clip + 20,
+        )
+
+    for threshold in args.first_block_cache:
+
+        def cached(threshold: float = threshold) -> dict[str, Any]:
+            speed.disable_first_block_cache(pipeline)
+            speed.enable_first_block_cache(pipeline, threshold)
+            recompile(natural)
+            decisions.take()
+            result = run_direct(natural, size, args, clock, new_prompts=True)[0]
+            result["step_cache"] = {"threshold": threshold, **decisions.take(), "requests": 1 + args.repeats}
+            if "fp8" in exact:
+                result["difference_from_fp8"] = frame_difference(natural.last_frames, exact["fp8"])
+            return compared(with_ratio(result, "baseline"))
+
+        yield measured(f"{lever}_first_block_cache_{threshold:g}", cached, needs_s=per_clip * (3 + args.repeats) + 30)
+
+    def back_to_exact() -> dict[str, Any]:
+        speed.disable_first_block_cache(pipeline)
+        fp8.restore(replaced)
+        replaced.clear()
+        recompile(natural)
+        return {"warm_up_s": speed.warm_up(natural)}
+
+    yield measured("back_to_exact_compiled", back_to_exact)
+
+
 def run_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[str, Any]]:
     """Every LTX measurement of a GPU session, in one process: the model is built once and the plain diffusers
     baseline is timed once, before anything is compiled. Yields one line per variant, in this order:
 
     1. the baseline at 20 steps with guidance 3, and at 8 steps without guidance (a distilled model's settings);
-    2. our eager request → MP4 bytes with each attention backend of EAGER_ATTENTION, frames compared with `native`;
-    3. the MP4 encode of those frames at each preset of ENCODE_PRESETS, on this machine's CPU;
+    2. our eager request → MP4 bytes with each attention backend of `--eager-backends`, compared with `native`;
+    3. the MP4 encode of a moving pattern at each preset of ENCODE_PRESETS and of the rendered noise, on this
+       machine's CPU;
     4. the regional compile + warm-up with the fastest eager backend, then requests, frames compared with eager;
     5. the compiled render at 8 steps without guidance;
-    6. the real service (HTTP, queue, worker): one job, then `--jobs` at once;
-    7. while `--deadline-s` leaves time: 1216×704, an extension, and the 24 GB path (CPU offload + VAE tiling).
+    6. the approximate levers, compiled: FP8 (20 steps, then 8 without guidance), then FP8 with FirstBlockCache at
+       each threshold of `--first-block-cache`; frames compared with the exact compiled ones, steps counted;
+       then the exact model again, compiled and warmed up;
+    7. the real service (HTTP, queue, worker): one job, then `--jobs` at once;
+    8. while `--deadline-s` leaves time: 1216×704, an extension, and the 24 GB path (CPU offload + VAE tiling).
 
     A variant that fails yields its error and the sweep goes on."""
     cuda = device.type == "cuda"
@@ -604,7 +714,7 @@ def run_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[s
             result["ratio_to_baseline"] = round(baselines[baseline_key] / result["median"]["end_to_end_s"], 3)
         return result
 
-    for name in EAGER_ATTENTION:
+    for name in args.eager_backends:
 
         def eager(name: str = name) -> dict[str, Any]:
             use_attention(backend, name)
@@ -626,10 +736,11 @@ def run_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[s
             from generator import encode
 
             result: dict[str, Any] = {"cpu_count": os.cpu_count(), "frames_shape": list(rendered.shape)}
-            contents = {"rendered_noise": rendered, "moving_pattern": natural.pattern_like(rendered)}
+            contents = {"moving_pattern": (natural.pattern_like(rendered), ENCODE_PRESETS)}
+            contents["rendered_noise"] = (rendered, (NOISE_PRESET,))
             with tempfile.TemporaryDirectory() as folder:
-                for content, frames in contents.items():
-                    for preset in ENCODE_PRESETS:
+                for content, (frames, presets) in contents.items():
+                    for preset in presets:
                         began = time.perf_counter()
                         encoded = encode.encode_mp4(frames, 24, Path(folder) / "c.mp4", 10 * 1024 * 1024, preset=preset)
                         result[f"{content}_{preset}"] = {
@@ -643,12 +754,14 @@ def run_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[s
 
     best = min(eager_times, key=eager_times.__getitem__) if eager_times else "native"
 
+    exact: dict[str, np.ndarray] = {}  # the compiled model's frames, before any approximate lever
+
     def compiled() -> dict[str, Any]:
         use_attention(backend, best)
         result = {"attention_backend": best, **apply_compile(backend, clock)}
         timed, _ = run_direct(natural, size, args, clock, new_prompts=True)
         result.update(timed)
-        frames = natural.last_frames
+        frames = exact["compiled"] = natural.last_frames
         if best in eager_frames:
             result["difference_from_eager_same_backend"] = frame_difference(frames, eager_frames[best])
         if "native" in eager_frames:
@@ -665,6 +778,8 @@ def run_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[s
             run_direct(natural, size, distilled, clock, new_prompts=True)[0], "baseline_8_steps_no_guidance"
         ),
     )
+
+    yield from approximate_levers(natural, size, distilled, args, clock, exact, with_ratio, measured, per_clip)
 
     queue_size = (*size[:4], args.jobs)
     yield measured(
@@ -772,6 +887,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto", help="auto: cuda unless --tiny")
     parser.add_argument("--jobs", type=int, default=None, help="jobs posted at once in the queue case (default 20)")
     parser.add_argument("--deadline-s", type=float, default=None, help="sweep: skip late variants past this budget")
+    parser.add_argument(
+        "--eager-backends",
+        type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+        default=["native"],
+        help="sweep: attention backends timed eagerly, comma-separated (H100 2026-11-25: native fastest)",
+    )
+    parser.add_argument(
+        "--first-block-cache",
+        type=lambda text: [float(value) for value in text.split(",") if value.strip()],
+        default=[0.05, 0.1, 0.2],
+        help="sweep: FirstBlockCache thresholds to time with FP8, comma-separated ('' for none)",
+    )
     parser.add_argument("--out", help="append the JSON lines to this file")
     args = parser.parse_args(argv)
     if args.attention_backend.endswith("_hub"):

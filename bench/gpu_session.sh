@@ -16,5 +16,5 @@ fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, diffusers, transformers, av; print('torch', torch.__version__, 'diffusers', diffusers.__version__, 'transformers', transformers.__version__, 'cpus', __import__('os').cpu_count())"
 timeout 120 python3 bench/baseline_ltx.py --repeats 2 --out "$results/baseline_ltx.json"
-timeout $((budget + 30)) python3 bench/bench_generator.py --case sweep --repeats 2 --jobs 8 --deadline-s "$budget" \
+timeout $((budget + 30)) python3 bench/bench_generator.py --case sweep --repeats 2 --jobs 20 --deadline-s "$budget" \
     --out "$results/sweep.jsonl" 2>&1 | grep -v "experimental feature"

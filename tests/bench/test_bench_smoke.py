@@ -43,7 +43,11 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
-    printed = run_script(tmp_path_factory, "--case", "sweep", "--repeats", "1", "--jobs", "2")
+    printed = run_script(
+        tmp_path_factory,
+        *("--case", "sweep", "--repeats", "1", "--jobs", "2", "--steps", "3"),
+        *("--eager-backends", "native,_native_cudnn,_native_flash", "--first-block-cache", "0.3"),
+    )
     return {line["variant"]: line for line in printed}
 
 
@@ -111,6 +115,10 @@ def test_the_sweep_measures_every_variant_in_order_in_one_process(sweep) -> None
         "mp4_encode_presets",
         "compiled",
         "compiled_8_steps_no_guidance",
+        "compiled_fp8",
+        "compiled_fp8_8_steps_no_guidance",
+        "compiled_fp8_first_block_cache_0.3",
+        "back_to_exact_compiled",
         "queue",
         "compiled_1216x704",
         "compiled_extension",
@@ -137,9 +145,26 @@ def test_the_sweep_compares_compiled_frames_with_eager_ones(sweep) -> None:
 
 def test_the_sweep_encodes_rendered_and_natural_looking_content_at_each_preset(sweep) -> None:
     encodes = sweep["mp4_encode_presets"]
-    for content in ("rendered_noise", "moving_pattern"):
-        for preset in ("fast", "veryfast", "ultrafast"):
+    presets = {"moving_pattern": ("fast", "veryfast", "ultrafast"), "rendered_noise": ("veryfast",)}
+    for content, names in presets.items():
+        for preset in names:
             assert encodes[f"{content}_{preset}"]["bytes"] > 1000 and encodes[f"{content}_{preset}"]["s"] > 0
+
+
+def test_the_sweep_times_the_approximate_levers_against_the_exact_compiled_frames(sweep) -> None:
+    float8 = sweep["compiled_fp8"]
+    assert float8["fp8_layers"] > 0 and float8["ratio_to_baseline"] > 0
+    difference = float8["difference_from_compiled_exact"]
+    assert 0 < difference["max"] < 64 and difference["psnr_db"] > 20, "float8 rounds, within bounds"
+
+    cached = sweep["compiled_fp8_first_block_cache_0.3"]
+    counts = cached["step_cache"]
+    assert counts["threshold"] == 0.3 and counts["requests"] == 2 and counts["steps"] == 2 * 3
+    # The first step of each request always runs every block; random weights decide the rest.
+    assert 2 <= counts["steps_with_every_block"] <= counts["steps"]
+    assert "max" in cached["difference_from_fp8"] and "max" in cached["difference_from_compiled_exact"]
+    assert cached["median"]["denoising_s"] > 0
+    assert sweep["back_to_exact_compiled"]["warm_up_s"].keys() == {"landscape", "portrait", "square"}
 
 
 def test_natural_looking_frames_follow_the_full_render_and_keep_the_real_ones() -> None:

@@ -29,10 +29,17 @@ def tensor_to_frames(video: torch.Tensor) -> np.ndarray:
     """(F, 3, H, W) float in [0, 1], on any device → (F, H, W, 3) uint8 numpy.
 
     The scaling and rounding run on the tensor's device and only uint8 crosses to the CPU: a quarter of the bytes,
-    and none of the slow float post-processing in CPU numpy.
+    and none of the slow float post-processing in CPU numpy. From a GPU the bytes land in page-locked memory,
+    which the copy engine writes at full speed; a fresh pageable buffer is first faulted in page by page and staged
+    (the whole step took 0.11 s for 121 frames at 768×512 on the H100 that way). torch's caching host allocator
+    reuses the page-locked block once the frames are dropped.
     """
-    uint8 = video.mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
-    return uint8.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+    uint8 = video.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+    if uint8.is_cuda:
+        host = torch.empty(uint8.shape, dtype=torch.uint8, pin_memory=True)
+        host.copy_(uint8)  # synchronous: the frames are complete when this returns
+        return host.numpy()
+    return uint8.cpu().numpy()
 
 
 def transformers_of(pipeline: object) -> list[torch.nn.Module]:

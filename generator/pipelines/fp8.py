@@ -56,7 +56,7 @@ class Float8Linear(nn.Module):
         self.bias = linear.bias
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        rows = input.reshape(-1, self.in_features)
+        rows = input.reshape(-1, self.in_features).contiguous()  # `_scaled_mm` takes its first matrix row-major
         scales = row_scales(rows)
         # Hopper's row-wise scaled matmul writes bf16; other dtypes are converted after.
         out_dtype = torch.bfloat16 if input.is_cuda else input.dtype

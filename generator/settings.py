@@ -64,7 +64,8 @@ class GeneratorSettings(CoreSettings):
     prompt_cache_size: int = Field(default=32, ge=0, le=4096, validation_alias="GENERATOR_PROMPT_CACHE_SIZE")
     # Approximate levers, off by default: frames differ from the exact ones (docs/performance.md says by how much).
     # FirstBlockCache skips the blocks after the first on steps where the first block's output barely changed
-    # (0 = off; 0.05-0.1 is where diffusers' examples sit). FP8 multiplies in float8 in the blocks (Ada/Hopper).
+    # (0 = off; diffusers' default threshold is 0.05, higher skips more). FP8: float8 matmuls in the blocks
+    # (Ada/Hopper GPUs).
     first_block_cache: float = Field(default=0.0, ge=0.0, le=1.0, validation_alias="GENERATOR_FIRST_BLOCK_CACHE")
     fp8: bool = Field(default=False, validation_alias="GENERATOR_FP8")
     mp4_preset: Literal[

@@ -47,6 +47,19 @@ def transformers_of(pipeline: object) -> list[torch.nn.Module]:
     return [model for name in ("transformer", "transformer_2") if (model := getattr(pipeline, name, None)) is not None]
 
 
+BLOCK_LISTS = ("transformer_blocks", "blocks")  # where LTX-Video's and Wan's transformers keep their repeated blocks
+
+
+def repeated_blocks(transformer: torch.nn.Module) -> list[torch.nn.Module]:
+    """The transformer's repeated blocks, in order (what regional compile, FP8 and step caches work on)."""
+    return [
+        block
+        for name in BLOCK_LISTS
+        if isinstance(blocks := getattr(transformer, name, None), torch.nn.ModuleList)
+        for block in blocks
+    ]
+
+
 def reset_step_caches(pipeline: object) -> None:
     """Forget what a step cache (`GENERATOR_FIRST_BLOCK_CACHE`) kept from the last render. diffusers resets it only
     at the end of a call that finishes, so a render stopped part-way (cancelled, failed) would otherwise hand its

@@ -19,14 +19,13 @@ import logging
 import torch
 from torch import nn
 
-from ._common import transformers_of
+from ._common import repeated_blocks, transformers_of
 
 log = logging.getLogger(__name__)
 
 FLOAT8 = torch.float8_e4m3fn
 FLOAT8_MAX = torch.finfo(FLOAT8).max
 ALIGNMENT = 16  # `_scaled_mm` needs both matrix sides to be multiples of 16 on CUDA
-BLOCK_LISTS = ("transformer_blocks", "blocks")  # LTX-Video's and Wan's repeated blocks
 _SMALLEST_SCALE = 1e-12  # a row of zeros would otherwise divide by zero
 
 
@@ -99,11 +98,8 @@ def quantize_blocks(module: nn.Module) -> list[tuple[nn.Module, str, nn.Linear]]
     are. Returns what was replaced as (parent, attribute, original), so a caller can put the originals back
     (`restore`); dropping the list frees them."""
     replaced = []
-    for list_name in BLOCK_LISTS:
-        blocks = getattr(module, list_name, None)
-        if not isinstance(blocks, nn.ModuleList):
-            continue
-        for parent in list(blocks.modules()):
+    for block in repeated_blocks(module):
+        for parent in list(block.modules()):
             for name, child in list(parent.named_children()):
                 if type(child) is nn.Linear and _eligible(child):
                     setattr(parent, name, Float8Linear(child))

@@ -20,7 +20,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from ._common import transformers_of
+from ._common import repeated_blocks, transformers_of
 from .base import RenderRequest, VideoBackend
 
 if TYPE_CHECKING:
@@ -31,19 +31,6 @@ log = logging.getLogger(__name__)
 WARM_UP_STEPS = 2  # enough to trace and compile every block for a shape; the step count does not change shapes
 WARM_UP_PROMPT = "warm-up"
 RECOMPILE_LIMIT = 64  # compiled variants of the shared block code (see compile_blocks)
-
-
-__all__ = [
-    "compile_and_warm_up",
-    "compile_blocks",
-    "compile_wanted",
-    "disable_first_block_cache",
-    "enable_first_block_cache",
-    "set_attention_backend",
-    "transformers_of",
-    "uncompile_blocks",
-    "warm_up",
-]
 
 
 def set_attention_backend(pipeline: object, backend: str) -> None:
@@ -106,7 +93,7 @@ def enable_first_block_cache(pipeline: object, threshold: float) -> None:
     from diffusers.hooks import FirstBlockCacheConfig
 
     for transformer in transformers_of(pipeline):
-        blocks = [module for name in ("transformer_blocks", "blocks") for module in getattr(transformer, name, [])]
+        blocks = repeated_blocks(transformer)
         if len(blocks) < 2 or not hasattr(transformer, "enable_cache"):
             raise ValueError(
                 f"GENERATOR_FIRST_BLOCK_CACHE needs a transformer with diffusers' cache support and at least two "

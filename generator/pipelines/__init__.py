@@ -90,6 +90,10 @@ def load_backend(settings: GeneratorSettings) -> VideoBackend:
         fp8.quantize_transformers(pipeline)  # where the weights are: on the device, or on the CPU when offloaded
     if settings.first_block_cache > 0:
         speed.enable_first_block_cache(pipeline, settings.first_block_cache)
+    if settings.guidance_stop < 1:
+        from .guidance import apply_guidance_stop
+
+        apply_guidance_stop(pipeline, settings.guidance_stop)
     backend = _wrap(family, pipeline, profile, settings.prompt_cache_size)
     if speed.compile_wanted(settings.compile, device, settings.cpu_offload):
         speed.compile_and_warm_up(backend, insist=settings.compile == "on")

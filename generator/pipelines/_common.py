@@ -1,5 +1,5 @@
-"""What the backends share: request checks, the step callback, the step-cache reset, and moving frames between uint8
-numpy (what the generator keeps) and the [0, 1] tensors diffusers expects."""
+"""What the backends share: request checks, the step callback, the reset of hooks' state, and moving frames between
+uint8 numpy (what the generator keeps) and the [0, 1] tensors diffusers expects."""
 
 from __future__ import annotations
 
@@ -60,15 +60,15 @@ def repeated_blocks(transformer: torch.nn.Module) -> list[torch.nn.Module]:
     ]
 
 
-def reset_step_caches(pipeline: object) -> None:
-    """Forget what a step cache (`GENERATOR_FIRST_BLOCK_CACHE`) kept from the last render. diffusers resets it only
-    at the end of a call that finishes, so a render stopped part-way (cancelled, failed) would otherwise hand its
-    stale residuals to the next one. A no-op for a transformer without diffusers hooks."""
-    from diffusers.hooks import HookRegistry
-
+def reset_render_state(pipeline: object) -> None:
+    """Forget what stateful diffusers hooks kept from the last render: a step cache's residuals
+    (`GENERATOR_FIRST_BLOCK_CACHE`), the guidance stop's step count (`GENERATOR_GUIDANCE_STOP`). diffusers resets
+    them only at the end of a call that finishes, so a render stopped part-way (cancelled, failed) would otherwise
+    hand its state to the next one. A no-op for a transformer without hooks."""
     for transformer in transformers_of(pipeline):
-        if getattr(transformer, "is_cache_enabled", False):
-            HookRegistry.check_if_exists_or_initialize(transformer).reset_stateful_hooks(recurse=True)
+        registry = getattr(transformer, "_diffusers_hook", None)  # diffusers' HookRegistry, once a hook is added
+        if registry is not None:
+            registry.reset_stateful_hooks(recurse=True)
 
 
 def check_request(request: RenderRequest, profile: ModelProfile) -> None:

@@ -21,7 +21,7 @@ from ._common import (
     check_request,
     frames_to_tensor,
     image_to_tensor,
-    reset_step_caches,
+    reset_render_state,
     step_callback,
     tensor_to_frames,
 )
@@ -108,7 +108,7 @@ class LTXBackend:
         """Render `request` and return (num_frames, height, width, 3) uint8 frames."""
         check_request(request, self.profile)
         conditions = self._conditions(request)
-        reset_step_caches(self.pipeline)
+        reset_render_state(self.pipeline)
         decode = {}
         if self.pipeline.vae.config.timestep_conditioning:
             decode = {"decode_timestep": DECODE_TIMESTEP, "decode_noise_scale": DECODE_NOISE_SCALE}

@@ -16,7 +16,7 @@ from ._common import (
     call_default,
     check_request,
     frames_to_tensor,
-    reset_step_caches,
+    reset_render_state,
     step_callback,
     tensor_to_frames,
 )
@@ -68,7 +68,7 @@ class WanBackend:
     def render(self, request: RenderRequest, on_step: ProgressCallback | None = None) -> np.ndarray:
         """Render `request` and return (num_frames, height, width, 3) uint8 frames."""
         check_request(request, self.profile)
-        reset_step_caches(self.pipeline)
+        reset_render_state(self.pipeline)
         generator = torch.Generator("cpu").manual_seed(request.seed)
         call = dict(
             width=request.width,

@@ -1,16 +1,19 @@
-"""The approximate speed levers (docs/performance.md), both off by default: FP8 matmuls in the transformer blocks
-and diffusers' FirstBlockCache. They must reach the model through the settings, stay within a bound of the exact
-frames, undo cleanly, refuse what cannot work with a clear message, and never carry state from one render to the
-next."""
+"""The approximate speed levers (docs/performance.md), all off by default: FP8 matmuls in the transformer blocks,
+diffusers' FirstBlockCache, and guidance on the first part of the steps only. They must reach the model through
+the settings, stay within a bound of the exact frames, undo cleanly, refuse what cannot work with a clear message,
+and never carry state from one render to the next."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
 import torch
 from pydantic import ValidationError
 
-from generator.pipelines import RenderCancelled, RenderRequest, fp8, load_backend, speed
+from generator.pipelines import RenderCancelled, RenderRequest, fp8, guidance, load_backend, speed
+from generator.pipelines._common import repeated_blocks
 from generator.pipelines.ltx import LTXBackend
 from generator.pipelines.tiny import TINY_LTX_PROFILE, build_tiny_ltx_pipeline
 from generator.settings import GeneratorSettings
@@ -183,3 +186,126 @@ def test_a_first_block_cache_threshold_outside_0_to_1_is_refused(value: str) -> 
     with pytest.raises(ValidationError, match="GENERATOR_FIRST_BLOCK_CACHE"):
         GeneratorSettings(GENERATOR_FIRST_BLOCK_CACHE=value)
     assert GeneratorSettings().first_block_cache == 0.0
+
+
+# --- Guidance on the first part of the steps ----------------------------------------------------------------------
+
+
+def block_batches(backend) -> list[int]:
+    """The batch size of every call of the first block: 2 on LTX's guided steps, 1 where only the prompt runs."""
+    batches: list[int] = []
+    first = repeated_blocks(backend.pipeline.transformer)[0]
+
+    def record(module, args, kwargs, output) -> None:
+        batches.append((kwargs.get("hidden_states") if "hidden_states" in kwargs else args[0]).shape[0])
+
+    first.register_forward_hook(record, with_kwargs=True)
+    return batches
+
+
+@pytest.mark.parametrize(("stop", "steps", "guided"), [(0.5, 10, 5), (0.55, 10, 5), (0.01, 10, 1), (1.0, 10, 10)])
+def test_guided_steps_follow_diffusers_guider_rule_and_keep_the_first(stop, steps, guided) -> None:
+    assert guidance.guided_steps(stop, steps) == guided
+
+
+def test_ltx_runs_the_prompts_half_alone_after_the_stop_and_returns_to_exact_without_it(fresh_ltx) -> None:
+    exact = fresh_ltx.render(request())
+    batches = block_batches(fresh_ltx)
+    guidance.apply_guidance_stop(fresh_ltx.pipeline, 0.5)
+    stopped = fresh_ltx.render(request())
+    assert batches == [2] * 5 + [1] * 5
+    assert not np.array_equal(stopped, exact)
+
+    guidance.remove_guidance_stop(fresh_ltx.pipeline)
+    assert np.array_equal(fresh_ltx.render(request()), exact)
+
+
+def test_an_unguided_ltx_step_gives_both_halves_the_prompts_prediction(fresh_ltx) -> None:
+    pipeline, transformer = fresh_ltx.pipeline, fresh_ltx.pipeline.transformer
+    torch.manual_seed(0)
+    batch = {
+        "hidden_states": torch.randn(2, 2 * 2 * 3, 8),  # 2 latent frames of 2×3 patches, 8 channels
+        "encoder_hidden_states": torch.randn(2, 32, 32),
+        "timestep": torch.tensor([[500.0], [500.0]]),
+        "encoder_attention_mask": torch.ones(2, 32),
+        "num_frames": 2,
+        "height": 2,
+        "width": 3,
+        "return_dict": False,
+    }
+    prompt_half = {k: v[1:] if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    with torch.no_grad(), transformer.cache_context("cond_uncond"):
+        plain = transformer(**batch)[0]
+        alone = transformer(**prompt_half)[0]
+    guidance.apply_guidance_stop(pipeline, 0.5)
+    pipeline._num_timesteps = 2  # what the pipeline sets before its loop: step 0 guided, step 1 not
+    with torch.no_grad():
+        with transformer.cache_context("cond_uncond"):
+            guided = transformer(**batch)[0]
+        with transformer.cache_context("cond_uncond"):
+            unguided = transformer(**batch)[0]
+    assert torch.equal(guided, plain)
+    assert unguided.shape == plain.shape
+    assert torch.allclose(unguided[0], alone[0]) and torch.allclose(unguided[1], alone[0])
+    assert not torch.allclose(unguided[0], plain[0])
+
+
+def test_wan_skips_the_negative_call_exactly_as_diffusers_without_guidance_would(tiny_wan, monkeypatch) -> None:
+    # Reference: diffusers' own loop with guidance switched off after step 4 (its callback may change the scale).
+    from generator.pipelines import wan as wan_module
+
+    def guidance_off_after_step_4(pipeline, step, timestep, tensors):
+        if step == 4:
+            pipeline._guidance_scale = 1.0
+        return tensors
+
+    with monkeypatch.context() as patched:
+        patched.setattr(wan_module, "step_callback", lambda on_step: guidance_off_after_step_4)
+        reference = tiny_wan.render(request())
+    backend = load_backend(tiny_settings(family="wan").model_copy(update={"guidance_stop": 0.5}))
+    batches = block_batches(backend)
+    assert np.array_equal(backend.render(request()), reference)
+    assert len(batches) == 5 * 2 + 5, "guided steps call twice, the rest once"
+
+
+def test_a_cancelled_render_leaves_no_step_count_behind(fresh_ltx) -> None:
+    guidance.apply_guidance_stop(fresh_ltx.pipeline, 0.5)
+    whole = fresh_ltx.render(request())
+
+    def cancel(step: int, total: int) -> None:
+        if step == 3:
+            raise RenderCancelled()
+
+    with pytest.raises(RenderCancelled):
+        fresh_ltx.render(request(), cancel)
+    assert np.array_equal(fresh_ltx.render(request()), whole)
+
+
+def test_warm_up_compiles_both_batch_sizes_when_guidance_stops(fresh_ltx) -> None:
+    fresh_ltx.profile = dataclasses.replace(TINY_LTX_PROFILE, default_guidance=3.0)  # LTX-Video's own default
+    guidance.apply_guidance_stop(fresh_ltx.pipeline, 0.6)
+    batches = block_batches(fresh_ltx)
+    speed.warm_up(fresh_ltx)
+    assert batches == [2, 1] * 3, "each native size: a guided first step, then an unguided one"
+
+
+def test_guidance_stop_with_a_step_cache_compiles_and_renders_the_eager_frames(fresh_ltx) -> None:
+    guidance.apply_guidance_stop(fresh_ltx.pipeline, 0.5)
+    speed.enable_first_block_cache(fresh_ltx.pipeline, 0.1)
+    eager = fresh_ltx.render(request())
+    try:
+        speed.compile_blocks(fresh_ltx.pipeline, backend="eager")
+        assert np.array_equal(fresh_ltx.render(request()), eager)
+    finally:
+        speed.uncompile_blocks(fresh_ltx.pipeline)
+        torch._dynamo.reset()
+
+
+def test_the_guidance_stop_setting_is_off_by_default_and_refuses_values_outside_0_to_1(tiny_ltx) -> None:
+    assert GeneratorSettings().guidance_stop == 1.0
+    assert tiny_ltx.pipeline.transformer._diffusers_hook.get_hook(guidance.HOOK_NAME) is None
+    for value in ("0", "1.5", "half"):
+        with pytest.raises(ValidationError, match="GENERATOR_GUIDANCE_STOP"):
+            GeneratorSettings(GENERATOR_GUIDANCE_STOP=value)
+    backend = load_backend(tiny_settings().model_copy(update={"guidance_stop": 0.5}))
+    assert backend.pipeline.transformer._diffusers_hook.get_hook(guidance.HOOK_NAME) is not None

@@ -587,10 +587,10 @@ def approximate_levers(
     measured: Callable[..., dict[str, Any]],
     per_clip: float,
 ) -> Iterator[dict[str, Any]]:
-    """The sweep's step 6: GENERATOR_FP8 and GENERATOR_FIRST_BLOCK_CACHE through the generator's own functions,
-    compiled as the service would run them, each compared with the exact compiled frames; then the exact model is
-    put back, compiled and warmed up for what follows."""
-    from generator.pipelines import fp8, speed
+    """The sweep's step 6: GENERATOR_FP8, GENERATOR_FIRST_BLOCK_CACHE and GENERATOR_GUIDANCE_STOP through the
+    generator's own functions, compiled as the service would run them, each compared with the exact compiled
+    frames; then the exact model is put back, compiled and warmed up for what follows."""
+    from generator.pipelines import fp8, guidance, speed
 
     pipeline = natural.pipeline
     replaced: list = []
@@ -635,12 +635,35 @@ def approximate_levers(
 
         yield measured(f"{lever}_first_block_cache_{threshold:g}", cached, needs_s=per_clip * (3 + args.repeats) + 30)
 
+    speed.disable_first_block_cache(pipeline)
+    for stop in args.guidance_stop:
+
+        def stopped(stop: float = stop) -> dict[str, Any]:
+            guidance.remove_guidance_stop(pipeline)
+            guidance.apply_guidance_stop(pipeline, stop)
+            recompile(natural)
+            result = run_direct(natural, size, args, clock, new_prompts=True)[0]
+            result["guided_steps"] = guidance.guided_steps(stop, args.steps)
+            if "fp8" in exact:
+                result["difference_from_fp8"] = frame_difference(natural.last_frames, exact["fp8"])
+            return compared(with_ratio(result, "baseline"))
+
+        yield measured(f"{lever}_guidance_stop_{stop:g}", stopped, needs_s=per_clip * (3 + args.repeats) + 30)
+
     def back_to_exact() -> dict[str, Any]:
         speed.disable_first_block_cache(pipeline)
+        guidance.remove_guidance_stop(pipeline)
         fp8.restore(replaced)
         replaced.clear()
         recompile(natural)
-        return {"warm_up_s": speed.warm_up(natural)}
+        result: dict[str, Any] = {"warm_up_s": speed.warm_up(natural)}
+        if "compiled" in exact:  # the compiled variant's last request again: the exact model must be back
+            from generator.render import render_video
+
+            render_video(natural, spec_for(natural, size, args, 0, None, new_prompt(args.repeats - 1)))
+            clock.collect()
+            result["difference_from_compiled_exact"] = frame_difference(natural.last_frames, exact["compiled"])
+        return result
 
     yield measured("back_to_exact_compiled", back_to_exact)
 
@@ -656,8 +679,8 @@ def run_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[s
     4. the regional compile + warm-up with the fastest eager backend, then requests, frames compared with eager;
     5. the compiled render at 8 steps without guidance;
     6. the approximate levers, compiled: FP8 (20 steps, then 8 without guidance), then FP8 with FirstBlockCache at
-       each threshold of `--first-block-cache`; frames compared with the exact compiled ones, steps counted;
-       then the exact model again, compiled and warmed up;
+       each threshold of `--first-block-cache`, then FP8 with guidance stopping at each `--guidance-stop`; frames
+       compared with the exact compiled ones, steps counted; then the exact model again, compiled and warmed up;
     7. the real service (HTTP, queue, worker): one job, then `--jobs` at once;
     8. while `--deadline-s` leaves time: 1216×704, an extension, and the 24 GB path (CPU offload + VAE tiling).
 
@@ -898,6 +921,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=lambda text: [float(value) for value in text.split(",") if value.strip()],
         default=[0.05, 0.1, 0.2],
         help="sweep: FirstBlockCache thresholds to time with FP8, comma-separated ('' for none)",
+    )
+    parser.add_argument(
+        "--guidance-stop",
+        type=lambda text: [float(value) for value in text.split(",") if value.strip()],
+        default=[0.5],
+        help="sweep: GENERATOR_GUIDANCE_STOP values to time with FP8, comma-separated ('' for none)",
     )
     parser.add_argument("--out", help="append the JSON lines to this file")
     args = parser.parse_args(argv)

@@ -47,6 +47,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
         tmp_path_factory,
         *("--case", "sweep", "--repeats", "1", "--jobs", "2", "--steps", "3"),
         *("--eager-backends", "native,_native_cudnn,_native_flash", "--first-block-cache", "0.3"),
+        *("--guidance-stop", "0.5"),
     )
     return {line["variant"]: line for line in printed}
 
@@ -118,6 +119,7 @@ def test_the_sweep_measures_every_variant_in_order_in_one_process(sweep) -> None
         "compiled_fp8",
         "compiled_fp8_8_steps_no_guidance",
         "compiled_fp8_first_block_cache_0.3",
+        "compiled_fp8_guidance_stop_0.5",
         "back_to_exact_compiled",
         "queue",
         "compiled_1216x704",
@@ -164,7 +166,12 @@ def test_the_sweep_times_the_approximate_levers_against_the_exact_compiled_frame
     assert 2 <= counts["steps_with_every_block"] <= counts["steps"]
     assert "max" in cached["difference_from_fp8"] and "max" in cached["difference_from_compiled_exact"]
     assert cached["median"]["denoising_s"] > 0
-    assert sweep["back_to_exact_compiled"]["warm_up_s"].keys() == {"landscape", "portrait", "square"}
+    stopped = sweep["compiled_fp8_guidance_stop_0.5"]
+    assert stopped["guided_steps"] == 1 and "max" in stopped["difference_from_compiled_exact"]
+    assert stopped["median"]["denoising_s"] > 0
+    back = sweep["back_to_exact_compiled"]
+    assert back["warm_up_s"].keys() == {"landscape", "portrait", "square"}
+    assert back["difference_from_compiled_exact"]["max"] <= 1, "FP8 layers, cache and guidance hook all undone"
 
 
 def test_natural_looking_frames_follow_the_full_render_and_keep_the_real_ones() -> None:

@@ -308,10 +308,8 @@ def spec_for(
     )
 
 
-def one_clip(
-    backend: Any, spec: Any, clock: StageClock, workdir: Path, parent: np.ndarray | None
-) -> tuple[dict[str, float], np.ndarray]:
-    """One request: render (render_video) → MP4 bytes (encode_mp4), as the worker does it: stage times, frames."""
+def one_clip(backend: Any, spec: Any, clock: StageClock, workdir: Path, parent: np.ndarray | None) -> dict[str, float]:
+    """One request: render (render_video) → MP4 bytes (encode_mp4), as the worker does it, with stage times."""
     from generator import encode
     from generator.render import render_video
 
@@ -338,15 +336,15 @@ def one_clip(
         "mp4_bytes": float(len(data)),
         "mp4_attempts": float(encoded.attempts),  # 2+: the first encode passed the byte cap (random-weight noise)
         "end_to_end_s": finished - started,
-    }, frames
+    }
 
 
 def run_direct(
     backend: Any, size: tuple, args: argparse.Namespace, clock: StageClock, *, new_prompts: bool = False
-) -> tuple[dict[str, Any], np.ndarray]:
-    """First request (lazy initialisation, compilation of new shapes), then the median of `repeats` requests; the
-    frames of the last one (for comparing variants). With `new_prompts` every request has a prompt the prompt
-    cache has not seen (so the text encoder runs each time: a new request, not a re-roll)."""
+) -> dict[str, Any]:
+    """First request (lazy initialisation, compilation of new shapes), then the median of `repeats` requests. With
+    `new_prompts` every request has a prompt the prompt cache has not seen (so the text encoder runs each time: a
+    new request, not a re-roll). The sweep compares variants by `NaturalLooking.last_frames`."""
     parent = tail = None
     cache = getattr(backend, "prompt_cache", None)
     if new_prompts and cache is not None:
@@ -364,17 +362,15 @@ def run_direct(
             first = render_video(backend, spec_for(backend, (width, height, frames, 0, 1), args, 1, None))
             parent, tail = first.frames, first.tail[-size[3] :]
             clock.collect()
-            if getattr(backend, "prompt_cache", None) is not None:  # an extension's prompt is usually new
-                backend.prompt_cache.clear()
-                backend.prompt_cache.hits = backend.prompt_cache.misses = 0
+            if cache is not None:  # an extension's prompt is usually new
+                cache.clear()
+                cache.hits = cache.misses = 0
         first_spec = spec_for(backend, size, args, 0, tail, prompt(-1))
-        first_run, frames = one_clip(backend, first_spec, clock, workdir, parent)  # lazy init, new shapes compile
-        runs = []
-        for index in range(args.repeats):
-            run, frames = one_clip(
-                backend, spec_for(backend, size, args, 0, tail, prompt(index)), clock, workdir, parent
-            )
-            runs.append(run)
+        first_run = one_clip(backend, first_spec, clock, workdir, parent)  # lazy init, new shapes compile
+        runs = [
+            one_clip(backend, spec_for(backend, size, args, 0, tail, prompt(index)), clock, workdir, parent)
+            for index in range(args.repeats)
+        ]
         repeat_prompt = None
         if cache is not None and cache.size > 0:
             # A re-roll of the same prompt: the text encoder is skipped (the first run above filled the cache).
@@ -383,7 +379,7 @@ def run_direct(
         "first_request": {k: round(v, 4) for k, v in first_run.items()},
         "median": medians(runs),
         "prompt_cache_stats": repeat_prompt,
-    }, frames
+    }
 
 
 # --- the queue case: the real service over HTTP ------------------------------------------------------------------
@@ -605,7 +601,7 @@ def approximate_levers(
         fp8.check_fp8_support(natural.device)
         replaced.extend(fp8.quantize_transformers(pipeline))
         recompile(natural)
-        result = run_direct(natural, size, args, clock, new_prompts=True)[0]
+        result = run_direct(natural, size, args, clock, new_prompts=True)
         exact["fp8"] = natural.last_frames
         return {"fp8_layers": len(replaced), **compared(with_ratio(result, "baseline"))}
 
@@ -616,7 +612,7 @@ def approximate_levers(
         yield measured(
             "compiled_fp8_8_steps_no_guidance",
             lambda: with_ratio(
-                run_direct(natural, size, distilled, clock, new_prompts=True)[0], "baseline_8_steps_no_guidance"
+                run_direct(natural, size, distilled, clock, new_prompts=True), "baseline_8_steps_no_guidance"
             ),
             needs_s=per_clip + 20,
         )
@@ -626,7 +622,7 @@ def approximate_levers(
         set_up()
         recompile(natural)
         decisions.take()
-        result = run_direct(natural, size, args, clock, new_prompts=True)[0]
+        result = run_direct(natural, size, args, clock, new_prompts=True)
         result.update(figures())
         if "fp8" in exact:
             result["difference_from_fp8"] = frame_difference(natural.last_frames, exact["fp8"])
@@ -750,7 +746,7 @@ def run_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[s
 
         def eager(name: str = name) -> dict[str, Any]:
             use_attention(backend, name)
-            result, _ = run_direct(natural, size, args, clock, new_prompts=True)
+            result = run_direct(natural, size, args, clock, new_prompts=True)
             frames = natural.last_frames
             eager_frames[name], eager_times[name] = frames, result["median"]["end_to_end_s"]
             if name != "native" and "native" in eager_frames:
@@ -791,7 +787,7 @@ def run_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[s
     def compiled() -> dict[str, Any]:
         use_attention(backend, best)
         result = {"attention_backend": best, **apply_compile(backend, clock)}
-        timed, _ = run_direct(natural, size, args, clock, new_prompts=True)
+        timed = run_direct(natural, size, args, clock, new_prompts=True)
         result.update(timed)
         frames = exact["compiled"] = natural.last_frames
         if best in eager_frames:
@@ -807,7 +803,7 @@ def run_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[s
     yield measured(
         "compiled_8_steps_no_guidance",
         lambda: with_ratio(
-            run_direct(natural, size, distilled, clock, new_prompts=True)[0], "baseline_8_steps_no_guidance"
+            run_direct(natural, size, distilled, clock, new_prompts=True), "baseline_8_steps_no_guidance"
         ),
     )
 
@@ -821,12 +817,12 @@ def run_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[s
     )
     yield measured(
         "compiled_1216x704",
-        lambda: run_direct(natural, sizes["clip_hd"], args, clock, new_prompts=True)[0],
+        lambda: run_direct(natural, sizes["clip_hd"], args, clock, new_prompts=True),
         needs_s=per_clip * 2.5 * (1 + args.repeats) + 60,
     )
     yield measured(
         "compiled_extension",
-        lambda: run_direct(natural, sizes["extension"], args, clock)[0],
+        lambda: run_direct(natural, sizes["extension"], args, clock),
         needs_s=per_clip * (2 + args.repeats) + 60,
     )
 
@@ -834,7 +830,7 @@ def run_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[s
         backend.pipeline.vae.enable_tiling()
         backend.pipeline.enable_model_cpu_offload(device=device)
         once = argparse.Namespace(**{**vars(args), "repeats": 1})
-        return run_direct(natural, size, once, clock, new_prompts=True)[0]
+        return run_direct(natural, size, once, clock, new_prompts=True)
 
     if cuda:  # last: offloading moves the weights off the GPU for good
         yield measured("compiled_cpu_offload_vae_tiling", offloaded, needs_s=per_clip * 6 + 30)
@@ -891,7 +887,7 @@ def run_case(case: str, args: argparse.Namespace, device: torch.device) -> dict[
         result.update(asyncio.run(run_queue(backend, size, args, device)))
         ours = result["single_job"]["end_to_end_s"]
     else:
-        result.update(run_direct(backend, size, args, clock)[0])
+        result.update(run_direct(backend, size, args, clock))
         ours = result["median"]["end_to_end_s"]
     if "baseline" in result:
         result["ratio_to_baseline"] = round(result["baseline"]["full_call_s_median"] / ours, 3)

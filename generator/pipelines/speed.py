@@ -12,19 +12,18 @@
   and their last residual is reused. Its skip decision is data-dependent, so compiled blocks are then compiled
   without `fullgraph` (the decision stays eager between graphs).
 - `GENERATOR_FP8` (approximate, off by default): float8 matmuls in the transformer blocks, see fp8.py.
+- `GENERATOR_GUIDANCE_STOP` (approximate, off by default): guidance on the first part of the steps, see guidance.py.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+
+import torch
 
 from ._common import repeated_blocks, transformers_of
 from .base import RenderRequest, VideoBackend
-
-if TYPE_CHECKING:
-    import torch
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +76,6 @@ def compile_blocks(pipeline: object, **options: object) -> None:
     """Compile each transformer's repeated block once (static shapes: one graph per shape bucket). Whole graphs
     (`fullgraph`) unless a step cache sits in the blocks: its skip decision has to run between graphs. `options`
     go to `torch.compile` (tests pass a backend that skips code generation)."""
-    import torch
-
     # Every block shares one compiled code object; each shape, guidance mode, step-cache path and device adds a
     # variant to it. torch's default limit (8) would send the rarer ones back to eager; a server has a bounded set.
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)

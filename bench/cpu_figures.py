@@ -1,4 +1,5 @@
-"""CPU-side figures that need no GPU: MP4 encode of a real-size clip at three x264 presets, an extension's stitch,
+"""CPU-side figures that need no GPU: MP4 encode of a real-size clip at three x264 presets, the previews and lossless
+tail written beside it, an extension's stitch,
 the uint8 conversion of a real-size decoded
 video, and the prompt cache's hit vs miss on the tiny model. Prints one JSON line.
 
@@ -66,6 +67,17 @@ def main() -> None:
             encode_once = lambda preset=preset: encode.encode_mp4(frames, 24, path, 10 * 2**20, preset=preset)  # noqa: E731
             result[f"mp4_encode_768x512x121_{preset}_s"] = timed(encode_once, args.repeats)
             result[f"mp4_{preset}_bytes"] = path.stat().st_size
+        # What a job writes beside its MP4 (on a second CPU thread, in the worker): previews and the lossless tail.
+        previews = lambda: (  # noqa: E731
+            encode.write_thumbnail(frames[0], Path(folder) / "thumbnail.webp"),
+            encode.write_spritesheet(frames, Path(folder) / "spritesheet.jpg"),
+        )
+        result["previews_768x512x121_s"] = timed(previews, args.repeats)
+        tail_path = Path(folder) / "tail.mkv"
+        result["tail_save_768x512x17_s"] = timed(lambda: encode.save_tail(frames[-17:], tail_path, 24), args.repeats)
+        result["tail_bytes"] = tail_path.stat().st_size
+        result["tail_raw_bytes"] = frames[-17:].nbytes
+        result["tail_load_768x512x17_s"] = timed(lambda: encode.load_tail(tail_path), args.repeats)
     # An extension's stitch: colour statistics of 17 context frames twice, then 104 new frames colour-matched.
     new, context = frames[17:], frames[:17]
     result["stitch_768x512_104_after_17_s"] = timed(

@@ -20,7 +20,7 @@ ARTIFACTS = {
     "video": ("video.mp4", "video/mp4"),
     "thumbnail": ("thumbnail.webp", "image/webp"),
     "spritesheet": ("spritesheet.jpg", "image/jpeg"),
-    "tail": ("tail.npz", "application/x-npz"),  # lossless last frames, for extensions
+    "tail": ("tail.mkv", "video/x-matroska"),  # lossless last frames (FFV1), for extensions
     "reference": ("reference.png", "image/png"),  # the input_reference image, normalised
     "source": ("source.mp4", "video/mp4"),  # an uploaded clip to extend
 }

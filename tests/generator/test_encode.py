@@ -114,12 +114,42 @@ def test_spritesheet_is_a_jpeg_grid_of_evenly_spaced_frames(tmp_path: Path) -> N
         assert image.format == "JPEG" and image.size == (4 * 96, 2 * 64)
 
 
-def test_tail_frames_round_trip_losslessly(tmp_path: Path) -> None:
-    tail = textured_video(frames=9, height=64, width=96)
-    path = save_tail(tail, tmp_path / "tail.npz")
-    assert path == tmp_path / "tail.npz"
+@pytest.mark.parametrize(
+    "shape",
+    [(9, 64, 96), (1, 33, 65), (3, 1, 7), (2, 2, 1)],
+    ids=["several frames", "odd sides", "one pixel high", "one pixel wide"],
+)
+def test_tail_frames_round_trip_exactly(tmp_path: Path, shape) -> None:
+    rng = np.random.default_rng(3)
+    tail = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)  # every value, no smoothness for a codec to lean on
+    tail[0, 0, 0], tail[-1, -1, -1] = 0, 255
+    path = save_tail(tail, tmp_path / "tail.mkv", fps=24)
+    assert path == tmp_path / "tail.mkv" and [p.name for p in tmp_path.iterdir()] == ["tail.mkv"]
     restored = load_tail(path)
     assert restored.dtype == np.uint8 and np.array_equal(restored, tail)
+    with av.open(str(path)) as container:
+        assert container.streams.video[0].codec_context.name == "ffv1"
+
+
+def test_tail_is_much_smaller_than_the_raw_frames_of_a_smooth_clip(tmp_path: Path) -> None:
+    tail = textured_video(frames=9, height=64, width=96)
+    tail[..., 2] = tail[..., 0]  # no noise channel
+    path = save_tail(tail, tmp_path / "tail.mkv", fps=24)
+    assert path.stat().st_size < tail.nbytes / 4
+
+
+def test_tails_kept_as_compressed_numpy_by_earlier_versions_still_load(tmp_path: Path) -> None:
+    tail = textured_video(frames=5, height=32, width=48)
+    path = tmp_path / "tail.npz"
+    with path.open("wb") as handle:  # exactly how earlier versions wrote it
+        np.savez_compressed(handle, frames=tail)
+    assert np.array_equal(load_tail(path), tail)
+
+
+def test_a_tail_needs_a_frame_rate(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="fps"):
+        save_tail(textured_video(frames=2, height=32, width=32), tmp_path / "tail.mkv", fps=0)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_frames_must_be_uint8_rgb(tmp_path: Path) -> None:

@@ -398,5 +398,5 @@ async def test_files_left_by_a_killed_attempt_are_cleaned_up(tmp_path):
         finally:
             gate.set()
         assert (await poll(client, video.id)).status == "completed"
-    files = {"spritesheet.jpg", "tail.npz", "thumbnail.webp", "video.mp4"}
+    files = {"spritesheet.jpg", "tail.mkv", "thumbnail.webp", "video.mp4"}
     assert job_folder_contents(folder) == {"attempt-1": files}

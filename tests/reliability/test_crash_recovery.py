@@ -11,7 +11,7 @@ import openai
 from tests.support.generator_service import probe_mp4, wait_until
 from tests.support.processes import ProcessFactory, job_folder_contents, job_rows
 
-FILES_OF_A_COMPLETED_JOB = {"video.mp4", "thumbnail.webp", "spritesheet.jpg", "tail.npz"}
+FILES_OF_A_COMPLETED_JOB = {"video.mp4", "thumbnail.webp", "spritesheet.jpg", "tail.mkv"}
 # A clip long enough (several segments, more steps) that the kill lands while it renders.
 LONG_CLIP = {"seconds": "15", "extra_body": {"num_inference_steps": 40, "seed": 7}}
 RENDER_SHARE = 90  # progress below this is the render; above it, encoding

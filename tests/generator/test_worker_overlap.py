@@ -1,6 +1,6 @@
 """A worker renders the next job while earlier ones encode, up to GENERATOR_ENCODES_IN_FLIGHT of them: the GPU
 waits only when every encode slot is busy (measured on an H100: one slot left the GPU idle 64 % of a full queue
-when encoding took longer than rendering)."""
+when encoding took longer than rendering). Within one job the MP4 encodes beside the previews and the tail."""
 
 from __future__ import annotations
 
@@ -47,3 +47,47 @@ async def test_the_next_render_waits_only_when_every_encode_slot_is_busy(tmp_pat
 
         await wait_until(all_completed, limit=60)
         assert len(backend.prompts) == 4
+
+
+async def test_the_previews_and_tail_are_written_while_the_mp4_encodes(tmp_path, monkeypatch):
+    tail_written = threading.Event()
+    real_encode, real_save_tail = encode.encode_mp4, encode.save_tail
+
+    def encode_after_the_tail(frames, fps, path, max_bytes, **options):
+        # One after the other, the tail would wait for this encode and this encode for the tail: the test times out.
+        assert tail_written.wait(timeout=30), "the tail was not written while the MP4 was encoding"
+        return real_encode(frames, fps, path, max_bytes, **options)
+
+    def save_tail(frames, path, fps):
+        written = real_save_tail(frames, path, fps)
+        tail_written.set()
+        return written
+
+    monkeypatch.setattr(encode, "encode_mp4", encode_after_the_tail)
+    monkeypatch.setattr(encode, "save_tail", save_tail)
+    async with running_generator(tmp_path / "generator", tiny_backend()) as generator, sdk_client(generator) as client:
+        video = await client.videos.create_and_poll(prompt="a lighthouse at dusk", seconds="1", poll_interval_ms=50)
+        assert video.status == "completed"
+        row = await generator.service.queue.get(video.id)
+        assert row.timings["encode_s"] > 0
+
+
+async def test_a_failed_mp4_fails_the_job_only_after_the_other_files_are_written(tmp_path, monkeypatch):
+    real_save_tail = encode.save_tail
+    finished: list[str] = []
+
+    def failing_encode(frames, fps, path, max_bytes, **options):
+        raise encode.EncodeError("cannot fit under the cap")
+
+    def slow_save_tail(frames, path, fps):
+        threading.Event().wait(0.5)  # still writing when the MP4 has already failed
+        written = real_save_tail(frames, path, fps)
+        finished.append("tail")
+        return written
+
+    monkeypatch.setattr(encode, "encode_mp4", failing_encode)
+    monkeypatch.setattr(encode, "save_tail", slow_save_tail)
+    async with running_generator(tmp_path / "generator", tiny_backend()) as generator, sdk_client(generator) as client:
+        video = await client.videos.create_and_poll(prompt="a lighthouse at dusk", seconds="1", poll_interval_ms=50)
+        assert video.status == "failed" and "cannot fit under the cap" in video.error.message
+        assert finished == ["tail"]  # the job ended after the second thread had finished writing

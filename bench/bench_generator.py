@@ -308,8 +308,9 @@ def spec_for(
     )
 
 
-def one_clip(backend: Any, spec: Any, clock: StageClock, workdir: Path, parent: np.ndarray | None) -> dict[str, float]:
-    """One request: render (render_video) → MP4 bytes (encode_mp4), as the worker does it, with stage times."""
+def one_clip(backend: Any, spec: Any, clock: StageClock, workdir: Path, parent: Path | None) -> dict[str, float]:
+    """One request: render (render_video) → MP4 bytes (encode_mp4, or for an extension encode_extension: the
+    parent's MP4 continued), as the worker does it, with stage times."""
     from generator import encode
     from generator.render import render_video
 
@@ -319,9 +320,11 @@ def one_clip(backend: Any, spec: Any, clock: StageClock, workdir: Path, parent: 
     rendered = render_video(backend, spec)
     sync(cuda)
     rendered_at = time.perf_counter()
-    frames = rendered.frames if parent is None else np.concatenate([parent, rendered.frames])
     path = workdir / "clip.mp4"
-    encoded = encode.encode_mp4(frames, spec.fps, path, 10 * 1024 * 1024)
+    if parent is None:
+        encoded = encode.encode_mp4(rendered.frames, spec.fps, path, 10 * 1024 * 1024)
+    else:
+        encoded = encode.encode_extension(parent, rendered.frames, spec.fps, path, 10 * 1024 * 1024)
     data = path.read_bytes()
     finished = time.perf_counter()
     stages = clock.collect()
@@ -355,12 +358,15 @@ def run_direct(
 
     with tempfile.TemporaryDirectory() as folder:
         workdir = Path(folder)
-        if size[3]:  # an extension continues a clip rendered first, from its lossless tail
+        if size[3]:  # an extension continues a clip rendered first, from its lossless tail and its MP4
+            from generator import encode
             from generator.render import render_video
 
             width, height, frames, _, _ = size
-            first = render_video(backend, spec_for(backend, (width, height, frames, 0, 1), args, 1, None))
-            parent, tail = first.frames, first.tail[-size[3] :]
+            first_clip = spec_for(backend, (width, height, frames, 0, 1), args, 1, None)
+            first = render_video(backend, first_clip)
+            parent, tail = workdir / "parent.mp4", first.tail[-size[3] :]
+            encode.encode_mp4(first.frames, first_clip.fps, parent, 10 * 1024 * 1024)
             clock.collect()
             if cache is not None:  # an extension's prompt is usually new
                 cache.clear()

@@ -38,6 +38,43 @@ def moving_pattern(frames: int, height: int, width: int) -> np.ndarray:
     return out
 
 
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    error = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return round(float(10 * np.log10(255**2 / max(error, 1e-12))), 2)
+
+
+def extension_chain(frames: np.ndarray, folder: Path, links: int = 6) -> dict[str, float]:
+    """A clip extended `links` times by 40 frames each, as Hanul does it (the parent's MP4 continued as it is) and as
+    it did before (the parent decoded and the whole video encoded again): the first clip's quality at the end of the
+    chain (PSNR against the frames rendered), and the last link's encode time."""
+    from generator import encode
+
+    first = frames[:41]
+    parts = [moving_pattern(41 + 40 * links, *frames.shape[1:3])[41 + 40 * i : 81 + 40 * i] for i in range(links)]
+    appended = reencoded = encode.encode_mp4(first, 24, folder / "chain-0.mp4", 10 * 2**20).path
+    for index, part in enumerate(parts, 1):
+        started = time.perf_counter()
+        appended = encode.encode_extension(appended, part, 24, folder / f"appended-{index}.mp4", 10 * 2**20).path
+        append_s = time.perf_counter() - started
+        started = time.perf_counter()
+        whole = np.concatenate([encode.decode_video(reencoded)[0], part])
+        reencoded = encode.encode_mp4(whole, 24, folder / f"reencoded-{index}.mp4", 10 * 2**20).path
+        reencode_s = time.perf_counter() - started
+
+    def opening(path: Path) -> np.ndarray:
+        picked = encode.frames_at(path, range(len(first)))
+        return np.stack([picked[index] for index in range(len(first))])
+
+    once = psnr(encode.decode_video(folder / "chain-0.mp4")[0], first)
+    return {
+        f"extension_chain_{links}_first_clip_psnr_encoded_once_db": once,
+        f"extension_chain_{links}_first_clip_psnr_appended_db": psnr(opening(appended), first),
+        f"extension_chain_{links}_first_clip_psnr_reencoded_db": psnr(opening(reencoded), first),
+        f"extension_chain_{links}_last_link_append_s": round(append_s, 4),
+        f"extension_chain_{links}_last_link_reencode_s": round(reencode_s, 4),
+    }
+
+
 def timed(fn, repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -78,6 +115,7 @@ def main() -> None:
         result["tail_bytes"] = tail_path.stat().st_size
         result["tail_raw_bytes"] = frames[-17:].nbytes
         result["tail_load_768x512x17_s"] = timed(lambda: encode.load_tail(tail_path), args.repeats)
+        result.update(extension_chain(frames, Path(folder)))
     # An extension's stitch: colour statistics of 17 context frames twice, then 104 new frames colour-matched.
     new, context = frames[17:], frames[:17]
     result["stitch_768x512_104_after_17_s"] = timed(

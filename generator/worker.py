@@ -58,8 +58,9 @@ class _JobControl:
 @dataclass
 class _Inputs:
     image: np.ndarray | None = None
-    parent_frames: np.ndarray | None = None  # the clip being extended, decoded (its body is re-encoded)
-    parent_tail: np.ndarray | None = None  # its last frames, lossless
+    parent_tail: np.ndarray | None = None  # the last frames of the clip being extended: lossless, or decoded
+    parent_video: Path | None = None  # a rendered parent's MP4: the extension's MP4 continues its stream
+    parent_frames: np.ndarray | None = None  # an uploaded clip, decoded and fitted: its frames are re-encoded
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -205,16 +206,14 @@ class Worker:
         parent = {artifact.kind: artifact for artifact in await self.queue.artifacts_of(job.parent_id)}
         if "video" not in parent:
             raise RuntimeError(f"the parent video {job.parent_id} has no files any more")
-        video_path = self.store.resolve(parent["video"].path)
-        inputs.parent_frames = await loop.run_in_executor(
-            self.cpu_pool, _load_clip, video_path, plan.width, plan.height
-        )
+        inputs.parent_video = self.store.resolve(parent["video"].path)
         if "tail" in parent:
+            tail_path = self.store.resolve(parent["tail"].path)
+            inputs.parent_tail = await loop.run_in_executor(self.cpu_pool, encode.load_tail, tail_path)
+        else:  # no lossless tail was kept: the MP4's frames are all there is
             inputs.parent_tail = await loop.run_in_executor(
-                self.cpu_pool, encode.load_tail, self.store.resolve(parent["tail"].path)
+                self.cpu_pool, _load_clip, inputs.parent_video, plan.width, plan.height
             )
-        else:
-            inputs.parent_tail = inputs.parent_frames
         return inputs
 
     def _render(self, job: ClaimedJob, plan: RenderPlan, inputs: _Inputs, control: _JobControl) -> RenderedVideo:
@@ -272,34 +271,42 @@ class Worker:
     ) -> tuple[list[NewArtifact], int]:
         """Into this attempt's own folder: the MP4 under the size cap on one CPU thread while the thumbnail,
         spritesheet and lossless tail are written on another (one after the other they added about a third to the
-        job's time after rendering)."""
+        job's time after rendering). Returns the artifacts and the whole video's frame count."""
         loop = asyncio.get_running_loop()
-        frames = rendered.frames
-        if inputs.parent_frames is not None:
-            frames = await loop.run_in_executor(self.cpu_pool, np.concatenate, [inputs.parent_frames, rendered.frames])
         written = await asyncio.gather(
-            loop.run_in_executor(self.cpu_pool, self._write_video, job, plan, frames),
-            loop.run_in_executor(self.cpu_pool, self._write_previews_and_tail, job, plan, frames, rendered.tail),
+            loop.run_in_executor(self.cpu_pool, self._write_video, job, plan, inputs, rendered.frames),
+            loop.run_in_executor(self.cpu_pool, self._write_previews_and_tail, job, plan, inputs, rendered),
             return_exceptions=True,  # wait for both, so nothing still writes into the folder once the job has ended
         )
         for result in written:
             if isinstance(result, BaseException):
                 raise result
-        video, others = written
-        return [video, *others], len(frames)
+        (video, total_frames), others = written
+        return [video, *others], total_frames
 
-    def _write_video(self, job: ClaimedJob, plan: RenderPlan, frames: np.ndarray) -> NewArtifact:
-        """Runs on a CPU thread."""
-        encode.encode_mp4(frames, plan.fps, self._output(job, "video"), plan.max_bytes, preset=self.mp4_preset)
-        return self._artifact(job, "video")
+    def _write_video(
+        self, job: ClaimedJob, plan: RenderPlan, inputs: _Inputs, new: np.ndarray
+    ) -> tuple[NewArtifact, int]:
+        """Runs on a CPU thread. An extension of a rendered video continues the parent's MP4 as it is when it can
+        (no generation loss, and only the new frames to encode); otherwise the whole video is encoded."""
+        path = self._output(job, "video")
+        if inputs.parent_video is not None:
+            encoded = encode.encode_extension(
+                inputs.parent_video, new, plan.fps, path, plan.max_bytes, preset=self.mp4_preset
+            )
+            return self._artifact(job, "video"), encoded.frames
+        frames = new if inputs.parent_frames is None else np.concatenate([inputs.parent_frames, new])
+        encode.encode_mp4(frames, plan.fps, path, plan.max_bytes, preset=self.mp4_preset)
+        return self._artifact(job, "video"), len(frames)
 
     def _write_previews_and_tail(
-        self, job: ClaimedJob, plan: RenderPlan, frames: np.ndarray, tail: np.ndarray
+        self, job: ClaimedJob, plan: RenderPlan, inputs: _Inputs, rendered: RenderedVideo
     ) -> list[NewArtifact]:
         """Runs on a CPU thread."""
-        encode.write_thumbnail(frames[0], self._output(job, "thumbnail"))
-        encode.write_spritesheet(frames, self._output(job, "spritesheet"))
-        encode.save_tail(tail, self._output(job, "tail"), plan.fps)
+        shown = _frames_shown(plan, inputs, rendered.frames)
+        encode.write_thumbnail(shown[0], self._output(job, "thumbnail"))
+        encode.write_spritesheet(shown, self._output(job, "spritesheet"), count=len(shown))
+        encode.save_tail(rendered.tail, self._output(job, "tail"), plan.fps)
         return [self._artifact(job, kind) for kind in ("thumbnail", "spritesheet", "tail")]
 
     def _output(self, job: ClaimedJob, kind: str) -> Path:
@@ -372,6 +379,28 @@ def _free_gpu_memory() -> None:
             torch.cuda.empty_cache()
     except Exception:  # pragma: no cover - best effort
         log.debug("could not empty the CUDA cache", exc_info=True)
+
+
+def _frames_shown(plan: RenderPlan, inputs: _Inputs, new: np.ndarray) -> np.ndarray:
+    """The frames a spritesheet of the whole video shows, in order; the first is the thumbnail. An extension's
+    include its parent's, of which (for a rendered parent) only these few are decoded."""
+    opening = 0
+    if inputs.parent_video is not None:
+        opening = encode.frame_count(inputs.parent_video)
+    elif inputs.parent_frames is not None:
+        opening = len(inputs.parent_frames)
+    indices = encode.spritesheet_indices(opening + len(new))
+    before = [index for index in indices if index < opening]
+    if not before:
+        parent = new[:0]
+    elif inputs.parent_video is not None:
+        decoded = encode.frames_at(inputs.parent_video, before)
+        # A parent squeezed under the byte cap at a smaller size is fitted back, as for the frames it conditions on.
+        parent = fit_frames(np.stack([decoded[index] for index in before]), plan.width, plan.height)
+    else:
+        assert inputs.parent_frames is not None
+        parent = inputs.parent_frames[before]
+    return np.concatenate([parent, new[[index - opening for index in indices if index >= opening]]])
 
 
 def _load_image(path: object, width: int, height: int) -> np.ndarray:

@@ -31,7 +31,9 @@ from .base import ModelProfile
 TINY_NAME = "tiny"
 PROFILE_FILE = "hanul_profile.json"  # profile overrides a local model folder may carry (see load_profile_overrides)
 _TEXT_DIM = 32
-_TEXT_LENGTH = 32  # the pipelines pad prompts to this many tokens
+# The pipelines pad and cut prompts at their own max_sequence_length; the tokenizer only warns about prompts longer
+# than this (a character-level vocabulary makes every prompt long), so it is T5's own limit.
+_TOKENIZER_MAX_LENGTH = 512
 
 TINY_LTX_PROFILE = ModelProfile(
     family="ltx",
@@ -79,7 +81,7 @@ def _tiny_tokenizer() -> T5Tokenizer:
     """A character-level T5 tokenizer that needs no files, so different prompts give different token ids."""
     pieces = ["<pad>", "</s>", "<unk>", "▁", *string.ascii_lowercase, *string.digits]
     vocab = [(piece, 0.0 if index < 3 else -1.0) for index, piece in enumerate(pieces)]
-    return T5Tokenizer(vocab=vocab, extra_ids=0, model_max_length=_TEXT_LENGTH)
+    return T5Tokenizer(vocab=vocab, extra_ids=0, model_max_length=_TOKENIZER_MAX_LENGTH)
 
 
 def _tiny_text_encoder(vocab_size: int) -> T5EncoderModel:

@@ -12,10 +12,14 @@ from PIL import Image
 
 from generator.encode import (
     EncodeError,
+    append_to_mp4,
     decode_video,
     encode_mp4,
+    frame_count,
+    frames_at,
     load_tail,
     save_tail,
+    spritesheet_indices,
     write_spritesheet,
     write_thumbnail,
 )
@@ -166,3 +170,66 @@ def test_encoding_the_same_frames_twice_gives_the_same_pictures(tmp_path):
     decoded_b, _ = decode_video(second.path)
     assert len(decoded_a) == 16
     assert np.array_equal(decoded_a, decoded_b)
+
+
+def test_an_extension_continues_the_parents_stream_without_reencoding_it(tmp_path: Path) -> None:
+    video = textured_video(frames=40)
+    parent = encode_mp4(video[:24], 8, tmp_path / "parent.mp4", max_bytes=10 * 1024 * 1024)
+    joined = append_to_mp4(parent.path, video[24:], 8, tmp_path / "joined.mp4", max_bytes=10 * 1024 * 1024)
+    assert joined is not None
+    assert (joined.frames, joined.width, joined.height, joined.fps) == (40, 192, 128, 8)
+    assert joined.size_bytes == (tmp_path / "joined.mp4").stat().st_size
+    assert joined.duration == pytest.approx(5.0)
+    decoded, fps = decode_video(joined.path)
+    parent_decoded, _ = decode_video(parent.path)
+    assert fps == 8.0 and len(decoded) == 40
+    assert np.array_equal(decoded[:24], parent_decoded), "the parent's pictures are its own, bit for bit"
+    # The new frames follow, in order (the gradients; the third channel is noise no encoder keeps).
+    assert np.abs(decoded[24:, ..., :2].astype(int) - video[24:, ..., :2]).mean() < 8
+    boxes = top_level_boxes(joined.path)
+    assert boxes.index("moov") < boxes.index("mdat"), boxes
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["joined.mp4", "parent.mp4"]  # no part file left
+
+
+def test_a_chain_of_extensions_keeps_the_first_clip_as_it_was_encoded_once(tmp_path: Path) -> None:
+    video = textured_video(frames=8 * 6)
+    current = encode_mp4(video[:8], 8, tmp_path / "0.mp4", max_bytes=10 * 1024 * 1024).path
+    for step in range(1, 6):
+        joined = append_to_mp4(current, video[8 * step : 8 * (step + 1)], 8, tmp_path / f"{step}.mp4", 10 * 1024 * 1024)
+        assert joined is not None
+        current = joined.path
+    first, _ = decode_video(tmp_path / "0.mp4")
+    last, _ = decode_video(current)
+    assert len(last) == 48 and np.array_equal(last[:8], first)
+
+
+def test_a_parent_the_new_part_cannot_follow_is_left_to_a_whole_encode(tmp_path: Path) -> None:
+    video = textured_video(frames=16)
+    roomy = 10 * 1024 * 1024
+    parent = encode_mp4(video[:8], 8, tmp_path / "parent.mp4", max_bytes=roomy)
+    out = tmp_path / "joined.mp4"
+    # Another picture size (a parent squeezed under a byte cap is smaller), frame rate, or x264 preset.
+    assert append_to_mp4(parent.path, textured_video(frames=8, height=64, width=96), 8, out, roomy) is None
+    assert append_to_mp4(parent.path, video[8:], 12, out, roomy) is None
+    assert append_to_mp4(parent.path, video[8:], 8, out, roomy, preset="medium") is None
+    # Room for the parent but not for both parts.
+    assert append_to_mp4(parent.path, video[8:], 8, out, parent.size_bytes + 100) is None
+    # A parent encoded at a capped bitrate has other parameter sets than a CRF encode.
+    capped = encode_mp4(video[:8], 8, tmp_path / "capped.mp4", max_bytes=parent.size_bytes // 2)
+    assert capped.bitrate is not None
+    assert append_to_mp4(capped.path, video[8:], 8, out, roomy) is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["capped.mp4", "parent.mp4"]
+
+
+def test_frames_are_picked_out_of_a_video_by_index(tmp_path: Path) -> None:
+    video = textured_video(frames=20)
+    encoded = encode_mp4(video, 8, tmp_path / "clip.mp4", max_bytes=10 * 1024 * 1024)
+    decoded, _ = decode_video(encoded.path)
+    picked = frames_at(encoded.path, [0, 7, 19])
+    assert sorted(picked) == [0, 7, 19]
+    assert all(np.array_equal(picked[index], decoded[index]) for index in picked)
+    assert frames_at(encoded.path, []) == {}
+    assert frame_count(encoded.path) == 20
+    with pytest.raises(EncodeError, match="no frame 20"):
+        frames_at(encoded.path, [3, 20])
+    assert spritesheet_indices(20, 4) == (0, 6, 13, 19) and spritesheet_indices(2, 16) == (0, 1)

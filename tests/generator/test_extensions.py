@@ -29,6 +29,12 @@ async def frames_of(client: openai.AsyncOpenAI, video_id: str) -> np.ndarray:
     return probe_mp4((await client.videos.download_content(video_id)).read())["frames"]
 
 
+async def picture(client: openai.AsyncOpenAI, video_id: str, variant: str) -> np.ndarray:
+    data = (await client.videos.download_content(video_id, variant=variant)).read()
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image.convert("RGB"))
+
+
 def image_bytes(fmt: str, size=(96, 64), colour=(200, 40, 40)) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, colour).save(buffer, format=fmt)
@@ -61,10 +67,30 @@ async def test_extension_appends_new_frames_and_keeps_the_parent(client):
     child_frames = await frames_of(client, child.id)
     assert len(parent_frames) == 2 * FPS
     assert len(child_frames) == 5 * FPS
-    # The parent's frames open the extension, no frame dropped or doubled (within H.264 re-encoding noise).
-    opening = np.abs(child_frames[: len(parent_frames)].astype(int) - parent_frames).mean()
-    assert opening < 8
+    # The parent's frames open the extension as they were, not re-encoded: no generation lost, none dropped or doubled.
+    assert np.array_equal(child_frames[: len(parent_frames)], parent_frames)
     assert (await client.videos.retrieve(parent.id)).seconds == "2"  # the parent stays as it was
+    # The previews show the whole video: the thumbnail is the parent's first frame, not the continuation's.
+    thumbnail = await picture(client, child.id, "thumbnail")
+    to_parent = np.abs(thumbnail.astype(int) - parent_frames[0]).mean()
+    to_new = np.abs(thumbnail.astype(int) - child_frames[len(parent_frames)]).mean()
+    assert to_parent < to_new / 2, (to_parent, to_new)
+
+
+async def test_a_parent_squeezed_under_a_byte_cap_is_extended_by_encoding_the_whole_video(client):
+    parent = await client.videos.create_and_poll(
+        prompt="detailed noise", seconds="2", size="256x256", extra_body={"max_bytes": 65536}, poll_interval_ms=50
+    )
+    assert parent.status == "completed", parent.error
+    child = await poll(client, (await extend(client, parent.id, "more noise", "1")).id)
+    assert child.status == "completed", child.error
+    parent_frames = await frames_of(client, parent.id)
+    child_frames = await frames_of(client, child.id)
+    assert len(child_frames) == 3 * FPS
+    # Encoded again from the parent's decoded frames: close to them, but not the same bits.
+    opening = child_frames[: len(parent_frames)].astype(int)
+    assert not np.array_equal(opening, parent_frames)
+    assert np.abs(opening - parent_frames).mean() < 6
 
 
 async def test_seam_is_no_jumpier_than_the_clip_itself(client):

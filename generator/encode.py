@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -274,14 +275,7 @@ def save_tail(frames: np.ndarray, path: Path, fps: int) -> Path:
             # Level 3 splits each frame into slices coded on parallel threads; FFV1 refuses it (and its own default)
             # for a picture one pixel high or wide, which level 1 (no slices) codes.
             stream.options = dict(TAIL_SLICES) if min(height, width) > 1 else {"level": "1"}
-            for index, array in enumerate(frames):
-                frame = av.VideoFrame.from_ndarray(array, format="rgb24").reformat(format="bgr0")
-                frame.pts = index
-                frame.time_base = Fraction(1, fps)
-                for packet in stream.encode(frame):
-                    container.mux(packet)
-            for packet in stream.encode():
-                container.mux(packet)
+            _encode_frames(container, stream, frames, fps, format="bgr0")
 
     return _write_atomically(Path(path), write)
 
@@ -326,16 +320,7 @@ def _encode_attempt(
                 # Cap the peaks too, so short clips do not overshoot the average by much.
                 options.update({"maxrate": str(int(bitrate * 1.2)), "bufsize": str(int(bitrate * 2))})
             stream.options = options
-            for index, array in enumerate(frames):
-                frame = av.VideoFrame.from_ndarray(array, format="rgb24")
-                frame = frame.reformat(width=width, height=height, format="yuv420p", interpolation="AREA")
-                # Without explicit timestamps the encoder guesses them and the output changes from run to run.
-                frame.pts = index
-                frame.time_base = Fraction(1, fps)
-                for packet in stream.encode(frame):
-                    container.mux(packet)
-            for packet in stream.encode():
-                container.mux(packet)
+            _encode_frames(container, stream, frames, fps, width=width, height=height, format="yuv420p")
 
     _write_atomically(path, write)
     return path.stat().st_size
@@ -385,6 +370,19 @@ def _join_streams(first: Path, second: Path, out_path: Path) -> tuple[int, int]:
                 output.mux(packet)
                 counts[part] += 1
     return counts[0], counts[1]
+
+
+def _encode_frames(container, stream, frames: np.ndarray, fps: int, **reformat: Any) -> None:
+    """Every frame into `stream`, converted by `reformat` (size, pixel format), then the encoder's last packets."""
+    for index, array in enumerate(frames):
+        frame = av.VideoFrame.from_ndarray(array, format="rgb24").reformat(interpolation="AREA", **reformat)
+        # Without explicit timestamps the encoder guesses them and the output changes from run to run.
+        frame.pts = index
+        frame.time_base = Fraction(1, fps)
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
 
 
 def _write_atomically(path: Path, write) -> Path:

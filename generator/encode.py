@@ -36,7 +36,7 @@ MIN_BITRATE = 16_000  # x264 refuses to open with a rate control buffer of a few
 _SCALES = (1.0, 0.75, 0.5, 0.375, 0.25)
 _BITRATE_TRIES = 3
 _HEADROOM = 0.92  # of the cap, for the container and x264's rate-control overshoot
-TAIL_SLICES = {"level": "3", "slices": "4"}
+TAIL_SLICES = {"level": "3", "slices": "16"}  # up to 16 threads code (and decode) a frame
 SPRITES = 16  # tiles in a spritesheet
 
 
@@ -259,7 +259,7 @@ def encode_extension(
 
 def save_tail(frames: np.ndarray, path: Path, fps: int) -> Path:
     """Keep the frames a later extension continues from, losslessly: FFV1 (an intra-only lossless video codec) in
-    Matroska. For 17 frames of 768×512 on 2 cores it writes 2.9× quicker than compressed numpy and 1.6–5.6× smaller
+    Matroska. For 17 frames of 768×512 on 2 cores it writes 2.9× quicker than compressed numpy and 1.6–5.5× smaller
     (`bench/cpu_figures.py`, `tail_*`); the job is not complete until its tail is written."""
     frames = _check_frames(frames)
     if fps <= 0:
@@ -272,9 +272,9 @@ def save_tail(frames: np.ndarray, path: Path, fps: int) -> Path:
             # bgr0 holds RGB bytes unchanged (yuv would round): the round trip is exact, which the tests check.
             stream.width, stream.height, stream.pix_fmt = width, height, "bgr0"
             stream.codec_context.thread_count = 0
-            # Level 3 splits each frame into slices coded on parallel threads; FFV1 refuses it (and its own default)
-            # for a picture one pixel high or wide, which level 1 (no slices) codes.
-            stream.options = dict(TAIL_SLICES) if min(height, width) > 1 else {"level": "1"}
+            # Level 3 splits each frame into slices coded on parallel threads (4 × 4 of them); FFV1 refuses that
+            # (and its own default) for a picture under 4 pixels high or wide, which level 1 (no slices) codes.
+            stream.options = dict(TAIL_SLICES) if min(height, width) >= 4 else {"level": "1"}
             _encode_frames(container, stream, frames, fps, format="bgr0")
 
     return _write_atomically(Path(path), write)

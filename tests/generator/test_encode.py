@@ -120,8 +120,8 @@ def test_spritesheet_is_a_jpeg_grid_of_evenly_spaced_frames(tmp_path: Path) -> N
 
 @pytest.mark.parametrize(
     "shape",
-    [(9, 64, 96), (1, 33, 65), (3, 1, 7), (2, 2, 1)],
-    ids=["several frames", "odd sides", "one pixel high", "one pixel wide"],
+    [(9, 64, 96), (1, 33, 65), (3, 1, 7), (2, 2, 1), (1, 4, 4), (2, 3, 5)],
+    ids=["several frames", "odd sides", "one pixel high", "one pixel wide", "four pixels", "three pixels high"],
 )
 def test_tail_frames_round_trip_exactly(tmp_path: Path, shape) -> None:
     rng = np.random.default_rng(3)

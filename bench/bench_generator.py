@@ -782,6 +782,18 @@ def run_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[s
                             "bytes": encoded.size_bytes,
                             "attempts": encoded.attempts,
                         }
+                # What a job writes beside its MP4 (a second CPU thread in the worker): previews, lossless tail.
+                pattern = contents["moving_pattern"][0]
+                began = time.perf_counter()
+                encode.write_thumbnail(pattern[0], Path(folder) / "t.webp")
+                encode.write_spritesheet(pattern, Path(folder) / "s.jpg")
+                result["previews_s"] = round(time.perf_counter() - began, 3)
+                began = time.perf_counter()
+                tail = encode.save_tail(pattern[-17:], Path(folder) / "tail.mkv", 24)
+                result["tail_save_s"] = round(time.perf_counter() - began, 3)
+                began = time.perf_counter()
+                encode.load_tail(tail)
+                result["tail_load_s"] = round(time.perf_counter() - began, 3)
             return result
 
         yield measured("mp4_encode_presets", encodes)

@@ -14,7 +14,7 @@ from bot.cogs.member import MemberCog
 from bot.cogs.video import VideoCog
 from bot.delivery import Deliveries
 from bot.limits import Refusal
-from bot.retry import DEFAULT_BACKOFF, Backoff
+from bot.retry import Backoff
 from bot.runtime import Runtime, open_runtime
 from bot.settings import BotSettings
 from bot.studio import Studio
@@ -48,7 +48,7 @@ class HanulBot(commands.Bot):
         *,
         generator_settings: GeneratorSettings | None = None,
         poll_interval: float = 1.0,
-        backoff: Backoff = DEFAULT_BACKOFF,
+        backoff: Backoff | None = None,  # None: HANUL_RETRY_MINUTES
     ) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned,

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.director import Director
 from bot.limits import Limits
-from bot.retry import DEFAULT_BACKOFF, Backoff
+from bot.retry import Backoff
 from bot.settings import BotSettings
 from bot.store import Store
 from bot.studio import Studio
@@ -54,10 +54,11 @@ class Runtime:
 
 
 async def open_runtime(
-    settings: BotSettings, generator_settings: GeneratorSettings | None = None, *, backoff: Backoff = DEFAULT_BACKOFF
+    settings: BotSettings, generator_settings: GeneratorSettings | None = None, *, backoff: Backoff | None = None
 ) -> Runtime:
     """Migrate the database, reach (or start) the generator, and build the studio (`backoff`: how it waits for
-    an unreachable generator)."""
+    an unreachable generator or Discord; by default HANUL_RETRY_MINUTES' worth)."""
+    backoff = backoff or Backoff(give_up_after=settings.retry_minutes * 60)
     engine = create_engine(settings.resolved_database_url)
     generator = None
     try:

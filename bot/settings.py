@@ -52,6 +52,8 @@ class BotSettings(CoreSettings):
     admin_user_ids: IdList = Field(default_factory=list, validation_alias="HANUL_ADMIN_USER_IDS")
     admin_role_ids: IdList = Field(default_factory=list, validation_alias="HANUL_ADMIN_ROLE_IDS")
     progress_edit_interval: float = Field(default=3.0, ge=1.0, validation_alias="HANUL_PROGRESS_INTERVAL")
+    # How long a request waits out an unreachable generator or Discord trouble before it is reported as failed.
+    retry_minutes: float = Field(default=60.0, gt=0, le=10080, validation_alias="HANUL_RETRY_MINUTES")
 
     @field_validator(
         "discord_guild_ids",

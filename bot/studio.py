@@ -673,9 +673,10 @@ class Studio:
             raise
 
     async def _unreachable_too_long(self, record: GenerationRecord, error: GeneratorError) -> Outcome:
-        minutes = max(1, round(self.backoff.give_up_after / 60))
+        waited = self.backoff.give_up_after
+        length = f"{round(waited / 60)} min" if waited >= 90 else f"{waited:.2g} s"
         failed = await self.store.mark_failed(
-            record.id, f"{error.code}: the generator could not be reached for {minutes} min ({error.detail})"
+            record.id, f"{error.code}: the generator could not be reached for {length} ({error.detail})"
         )
         return Outcome(failed, error=failed.error)
 

@@ -9,7 +9,7 @@ import socket
 
 import pytest
 
-from bot.models import OPEN_STATUSES, POSTED
+from bot.models import FAILED, OPEN_STATUSES, POSTED
 from tests.support.discord_fake import disconnected, rate_limited, server_error
 from tests.support.generator_service import SlowBackend, running_generator, sdk_client, tiny_backend
 from tests.support.hanul_bot import running_bot, wait_until
@@ -103,6 +103,23 @@ async def test_an_unreachable_generator_keeps_the_request_and_posts_once_when_it
         assert record.status == POSTED and record.video_id == jobs[0].id
         assert "done" in status_edits(fake, thread_id)[-1]
         assert len(fake.clip_messages()) == 1
+
+
+async def test_how_long_a_request_waits_for_an_unreachable_generator_is_a_setting(tmp_path, monkeypatch):
+    url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens, and nothing will
+    async with running_bot(
+        tmp_path / "data", monkeypatch, backoff=None, GENERATOR_URL=url, HANUL_RETRY_MINUTES=0.02
+    ) as (bot, fake):
+        assert bot.studio.backoff.give_up_after == pytest.approx(1.2)
+        thread_id = await start_video(fake, "a lighthouse in a storm")
+        for _ in range(150):  # the backoff's first delays are 1–2 s
+            (record,) = await bot.studio.store.history(1001)
+            if record.status == FAILED:
+                break
+            await asyncio.sleep(0.1)
+        assert record.status == FAILED and "could not be reached for 1.2 s" in record.error, record
+        await bot.deliveries.wait_idle()
+        assert WAITING not in status_edits(fake, thread_id)[-1]  # the member is told it failed, not to wait
 
 
 async def test_a_generator_stopped_mid_job_is_waited_for_and_the_clip_posted_once(tmp_path, monkeypatch):

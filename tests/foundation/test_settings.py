@@ -63,6 +63,7 @@ def test_empty_values_mean_unset(monkeypatch):
         ("DISCORD_GUILD_IDS", "12,abc", BotSettings),
         ("GENERATOR_URL", "localhost:8189", BotSettings),
         ("HANUL_DAILY_QUOTA", "-1", BotSettings),
+        ("HANUL_RETRY_MINUTES", "0", BotSettings),
     ],
 )
 def test_bad_value_names_the_variable(monkeypatch, variable, value, cls):

@@ -24,7 +24,7 @@ async def running_bot(
     fake: FakeDiscord | None = None,
     *,
     token: str = "test-token",
-    backoff: Backoff = FAST_BACKOFF,
+    backoff: Backoff | None = FAST_BACKOFF,  # None: the settings decide (HANUL_RETRY_MINUTES)
     **settings: object,
 ) -> AsyncIterator[tuple[HanulBot, FakeDiscord]]:
     """Log in (REST: /users/@me, the application, command sync), receive GUILD_CREATE, then hand over.

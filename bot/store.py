@@ -27,7 +27,7 @@ from bot.models import (
     Generation,
     User,
 )
-from generator.db import session_factory, utcnow
+from generator.db import read_only_session_factory, session_factory, utcnow
 
 UNCHANGED: Any = object()  # "leave this setting as it is" (None means "clear it")
 MAX_ROW_ID = 2**63 - 1  # ids in custom_ids and commands come from outside: larger ones match no row
@@ -173,6 +173,9 @@ class Store:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._sessions: async_sessionmaker = session_factory(engine)
+        # Reads need no write lock: on SQLite (shared with the in-process generator's claims and lease renewals)
+        # they would otherwise queue for it, and hold it, like writes.
+        self._readers: async_sessionmaker = read_only_session_factory(engine)
 
     # --- members ---------------------------------------------------------------------------------
 
@@ -200,7 +203,7 @@ class Store:
 
     async def member(self, user_id: int) -> MemberSettings:
         """The member's settings (defaults when never seen)."""
-        async with self._sessions() as session:
+        async with self._readers() as session:
             row = await session.get(User, user_id)
             return _member(row) if row else MemberSettings(user_id=user_id)
 
@@ -291,7 +294,7 @@ class Store:
     async def generation(self, generation_id: int) -> GenerationRecord | None:
         if not _possible_id(generation_id):
             return None
-        async with self._sessions() as session:
+        async with self._readers() as session:
             row = await session.get(Generation, generation_id)
             return _generation(row) if row else None
 
@@ -299,7 +302,7 @@ class Store:
         """The generation whose clip (or status message) is this Discord message."""
         if not _possible_id(message_id):
             return None
-        async with self._sessions() as session:
+        async with self._readers() as session:
             row = await session.scalar(
                 select(Generation)
                 .where(or_(Generation.result_message_id == message_id, Generation.status_message_id == message_id))
@@ -313,11 +316,11 @@ class Store:
         query = select(Generation).where(Generation.status.in_(OPEN_STATUSES)).order_by(Generation.id)
         if user_id is not None:
             query = query.where(Generation.user_id == user_id)
-        async with self._sessions() as session:
+        async with self._readers() as session:
             return [_generation(row) for row in (await session.scalars(query)).all()]
 
     async def count_open(self, user_id: int) -> int:
-        async with self._sessions() as session:
+        async with self._readers() as session:
             return int(
                 await session.scalar(
                     select(func.count())
@@ -330,7 +333,7 @@ class Store:
     async def count_charged_since(self, user_id: int, since: datetime) -> int:
         """Requests since `since` that count against the daily quota: all but those refused, failed or
         cancelled before they reached the generator (they cost no GPU time)."""
-        async with self._sessions() as session:
+        async with self._readers() as session:
             return int(
                 await session.scalar(
                     select(func.count())
@@ -355,7 +358,7 @@ class Store:
         self, user_id: int, *, limit: int = 10, offset: int = 0, public_only: bool = False
     ) -> list[GenerationRecord]:
         """A member's generations, newest first (`public_only`: those made in servers, not in DMs)."""
-        async with self._sessions() as session:
+        async with self._readers() as session:
             rows = await session.scalars(
                 select(Generation)
                 .where(*self._history_filter(user_id, public_only))
@@ -367,14 +370,14 @@ class Store:
 
     async def history_of_conversation(self, conversation_id: int) -> list[GenerationRecord]:
         """A conversation's generations, newest first."""
-        async with self._sessions() as session:
+        async with self._readers() as session:
             rows = await session.scalars(
                 select(Generation).where(Generation.conversation_id == conversation_id).order_by(Generation.id.desc())
             )
             return [_generation(row) for row in rows.all()]
 
     async def count_history(self, user_id: int, *, public_only: bool = False) -> int:
-        async with self._sessions() as session:
+        async with self._readers() as session:
             query = select(func.count()).select_from(Generation).where(*self._history_filter(user_id, public_only))
             return int(await session.scalar(query) or 0)
 
@@ -424,12 +427,12 @@ class Store:
             return _conversation(row)
 
     async def conversation(self, conversation_id: int) -> ConversationRecord | None:
-        async with self._sessions() as session:
+        async with self._readers() as session:
             row = await session.get(Conversation, conversation_id)
             return _conversation(row) if row else None
 
     async def conversation_by_thread(self, thread_id: int) -> ConversationRecord | None:
-        async with self._sessions() as session:
+        async with self._readers() as session:
             row = await session.scalar(select(Conversation).where(Conversation.thread_id == thread_id))
             return _conversation(row) if row else None
 
@@ -473,7 +476,7 @@ class Store:
 
     async def turns(self, conversation_id: int, *, limit: int = 20) -> list[DialogueTurn]:
         """The latest `limit` turns of a conversation, oldest first."""
-        async with self._sessions() as session:
+        async with self._readers() as session:
             rows = (
                 await session.scalars(
                     select(ConversationMessage)

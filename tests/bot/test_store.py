@@ -1,7 +1,10 @@
+import asyncio
+import sqlite3
 from datetime import UTC, datetime, timedelta
 
 from bot.models import COMPLETED, FAILED, OPEN_STATUSES, PENDING, POSTED
 from bot.store import NewGeneration, Store
+from generator.db import create_engine, upgrade_database
 
 
 async def test_member_settings_are_created_on_first_sight_and_updated(engine):
@@ -79,3 +82,40 @@ async def test_conversation_turns_and_thread_lookup(engine):
     found = await store.conversation_by_thread(77)
     assert (found.id, found.current_prompt) == (conversation.id, "second")
     assert [t.content for t in await store.turns(conversation.id, limit=3)] == ["t1", "t2", "t3"]
+
+
+async def test_on_sqlite_the_bots_reads_answer_while_the_generator_holds_the_write_lock(tmp_path):
+    """One box, one SQLite file: the in-process generator claims jobs and renews leases in write transactions.
+    The bot's reads (limits on every request, history, button lookups) must not queue behind them for the lock."""
+    path = tmp_path / "hanul.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    await upgrade_database(engine)
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        store = Store(engine)
+        await store.ensure_member(1, "a")
+        conversation = await store.create_conversation(1, guild_id=5, channel_id=6, prompt="p", thread_id=77)
+        record = await store.create_generation(
+            NewGeneration(user_id=1, kind="generate", request_text="a cat", conversation_id=conversation.id, seed=1)
+        )
+        writer.execute("BEGIN IMMEDIATE")  # the generator, mid-transaction
+        writer.execute("UPDATE users SET name = 'b'")  # not committed: readers must not see it
+        reads = asyncio.gather(
+            store.member(1),
+            store.generation(record.id),
+            store.open_generations(1),
+            store.count_open(1),
+            store.count_charged_since(1, datetime.now(UTC) - timedelta(days=1)),
+            store.history(1),
+            store.count_history(1),
+            store.conversation(conversation.id),
+            store.conversation_by_thread(77),
+            store.history_of_conversation(conversation.id),
+            store.turns(conversation.id),
+        )
+        member, generation, open_ones, open_count, *_ = await asyncio.wait_for(reads, 5)  # not the 30 s busy wait
+        assert member.name == "a" and generation.id == record.id
+        assert [g.id for g in open_ones] == [record.id] and open_count == 1
+    finally:
+        writer.close()
+        await engine.dispose()

@@ -1,10 +1,9 @@
 import asyncio
-import sqlite3
 from datetime import UTC, datetime, timedelta
 
 from bot.models import COMPLETED, FAILED, OPEN_STATUSES, PENDING, POSTED
 from bot.store import NewGeneration, Store
-from generator.db import create_engine, upgrade_database
+from tests.support.sqlite_writer import sqlite_with_outside_writer
 
 
 async def test_member_settings_are_created_on_first_sight_and_updated(engine):
@@ -87,11 +86,7 @@ async def test_conversation_turns_and_thread_lookup(engine):
 async def test_on_sqlite_the_bots_reads_answer_while_the_generator_holds_the_write_lock(tmp_path):
     """One box, one SQLite file: the in-process generator claims jobs and renews leases in write transactions.
     The bot's reads (limits on every request, history, button lookups) must not queue behind them for the lock."""
-    path = tmp_path / "hanul.db"
-    engine = create_engine(f"sqlite+aiosqlite:///{path}")
-    await upgrade_database(engine)
-    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    try:
+    async with sqlite_with_outside_writer(tmp_path) as (engine, writer):
         store = Store(engine)
         await store.ensure_member(1, "a")
         conversation = await store.create_conversation(1, guild_id=5, channel_id=6, prompt="p", thread_id=77)
@@ -116,6 +111,3 @@ async def test_on_sqlite_the_bots_reads_answer_while_the_generator_holds_the_wri
         member, generation, open_ones, open_count, *_ = await asyncio.wait_for(reads, 5)  # not the 30 s busy wait
         assert member.name == "a" and generation.id == record.id
         assert [g.id for g in open_ones] == [record.id] and open_count == 1
-    finally:
-        writer.close()
-        await engine.dispose()

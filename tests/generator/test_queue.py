@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from datetime import timedelta
 
 import pytest
 
 from generator import models
-from generator.db import create_engine, read_only_session_factory, session_factory, upgrade_database, utcnow
+from generator.db import read_only_session_factory, session_factory, utcnow
 from generator.errors import APIError
 from generator.models import VideoJob
 from generator.queue import JobQueue, QueueLimits
 from generator.storage import new_video_id
+from tests.support.sqlite_writer import sqlite_with_outside_writer
 
 
 def make_queue(engine, **limits) -> JobQueue:
@@ -91,11 +91,7 @@ async def test_a_worker_that_takes_back_its_own_expired_job_fences_off_its_earli
 async def test_on_sqlite_reads_answer_while_a_writer_holds_the_lock(tmp_path):
     """Polls (retrieve, list, queue position) must not queue behind claims and lease renewals for the one write
     lock: read-only sessions begin DEFERRED and read the last commit beside the writer (WAL)."""
-    path = tmp_path / "hanul.db"
-    engine = create_engine(f"sqlite+aiosqlite:///{path}")
-    await upgrade_database(engine)
-    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    try:
+    async with sqlite_with_outside_writer(tmp_path) as (engine, writer):
         queue = make_queue(engine)
         (video_id,) = await enqueue_all(queue, job("alice"))
         writer.execute("BEGIN IMMEDIATE")  # a claim or a lease renewal in another process, mid-transaction
@@ -111,9 +107,6 @@ async def test_on_sqlite_reads_answer_while_a_writer_holds_the_lock(tmp_path):
         assert [item.id for item in listed] == [video_id]
         assert counts["queued"] == 1 and artifacts == []
         assert await asyncio.wait_for(queue.queue_position(stored), 5) == 1
-    finally:
-        writer.close()
-        await engine.dispose()
 
 
 async def test_a_finished_job_is_never_claimed_or_finished_again(engine):

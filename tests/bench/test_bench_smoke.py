@@ -69,7 +69,9 @@ def test_direct_cases_time_every_stage(results, case) -> None:
     assert median["text_encoding_s"] < first["text_encoding_s"], "repeats hit the prompt cache"
     for stage in ("denoising_s", "transformer_s", "vae_decode_s", "to_uint8_s", "mp4_encode_s", "render_s"):
         assert median[stage] > 0, stage
-    assert median["end_to_end_s"] >= median["render_s"] + median["mp4_encode_s"] * 0.99
+    # One repeat: end to end is render + encode, each printed rounded to 4 decimals (an extension's encode now takes
+    # milliseconds, so a relative slack no longer covers the rounding).
+    assert median["end_to_end_s"] >= median["render_s"] + median["mp4_encode_s"] - 1.5e-4
     assert median["mp4_bytes"] > 1000
     assert result["prompt_cache_stats"] == {"hits": 2, "misses": 2}
     assert result["ratio_to_baseline"] == pytest.approx(

@@ -132,6 +132,8 @@ def test_the_sweep_measures_every_variant_in_order_in_one_process(sweep) -> None
     assert sweep["eager_native"]["ratio_to_baseline"] > 0
     # A variant the machine cannot run is a result with its error, and the sweep goes on (no cuDNN on a CPU).
     assert "error" in sweep["eager__native_cudnn"] and "error" not in sweep["compiled"]
+    # What a job writes beside its MP4 is timed on the machine's CPU too.
+    assert all(sweep["mp4_encode_presets"][key] >= 0 for key in ("previews_s", "tail_save_s", "tail_load_s"))
 
 
 def test_every_sweep_request_has_a_new_prompt_so_the_text_encoder_runs_each_time(sweep) -> None:

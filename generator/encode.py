@@ -7,6 +7,7 @@ so a reader on shared storage never sees half a file.
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import os
@@ -24,6 +25,10 @@ from PIL import Image
 from generator.images import fit_frames
 
 log = logging.getLogger(__name__)
+
+# A video to read: a file, or its bytes (an extension holds its parent's MP4 in memory from the start, so deleting
+# the parent while the extension renders cannot pull it away).
+VideoSource = Path | bytes
 
 CRF = 23  # x264's default quality: a 5 s 768×512 clip is well under 1 MB
 # 768×512×121 moving pattern on 2 cores, frame threads: fast 1.34 s / 326 KB / 34.6 dB, veryfast 0.74 s / 304 KB /
@@ -133,14 +138,14 @@ def pad_to_even(frames: np.ndarray) -> tuple[np.ndarray, bool]:
     return np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge"), True
 
 
-def decode_video(path: Path) -> tuple[np.ndarray, float]:
+def decode_video(path: VideoSource) -> tuple[np.ndarray, float]:
     """All frames of a video file as (F, H, W, 3) uint8 RGB, and its frame rate."""
-    with av.open(str(path)) as container:
+    with _open_video(path) as container:
         stream = _decoding(container.streams.video[0])
         frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
         rate = stream.average_rate or stream.guessed_rate
     if not frames:
-        raise EncodeError(f"{path} has no video frames")
+        raise EncodeError(f"{_name(path)} has no video frames")
     return np.stack(frames), float(rate) if rate else 0.0
 
 
@@ -176,33 +181,40 @@ def spritesheet_indices(total: int, count: int = SPRITES) -> tuple[int, ...]:
     return tuple(np.linspace(0, total - 1, min(count, total)).round().astype(int).tolist())
 
 
-def frames_at(path: Path, indices: Iterable[int]) -> dict[int, np.ndarray]:
+def frames_at(path: VideoSource, indices: Iterable[int]) -> dict[int, np.ndarray]:
     """Some frames of a video by index, as (H, W, 3) uint8 RGB, decoding only as far as the last of them."""
     wanted = set(indices)
     found: dict[int, np.ndarray] = {}
     if not wanted:
         return found
     last = max(wanted)
-    with av.open(str(path)) as container:
+    with _open_video(path) as container:
         for index, frame in enumerate(container.decode(_decoding(container.streams.video[0]))):
             if index in wanted:
                 found[index] = frame.to_ndarray(format="rgb24")
             if index >= last:
                 break
     if len(found) < len(wanted):
-        raise EncodeError(f"{path} has no frame {min(wanted - found.keys())}")
+        raise EncodeError(f"{_name(path)} has no frame {min(wanted - found.keys())}")
     return found
 
 
-def frame_count(path: Path) -> int:
+def frame_count(path: VideoSource) -> int:
     """How many frames a video holds: from the container's index, or by decoding when it keeps none."""
-    with av.open(str(path)) as container:
+    with _open_video(path) as container:
         stream = container.streams.video[0]
         return stream.frames or sum(1 for _ in container.decode(_decoding(stream)))
 
 
 def append_to_mp4(
-    parent: Path, frames: np.ndarray, fps: int, path: Path, max_bytes: int, *, crf: int = CRF, preset: str = PRESET
+    parent: VideoSource,
+    frames: np.ndarray,
+    fps: int,
+    path: Path,
+    max_bytes: int,
+    *,
+    crf: int = CRF,
+    preset: str = PRESET,
 ) -> EncodedVideo | None:
     """`parent`'s H.264 stream as it is, then `frames` encoded as a new part of it: an extension's MP4 without
     decoding and re-encoding what came before. Each such generation costs picture quality (six extensions took a
@@ -224,13 +236,14 @@ def append_to_mp4(
         if width % 2 or height % 2 or _h264_size(parent) != (width, height):
             return None
         part_bytes = _encode_attempt(frames, fps, part, width, height, preset, crf=crf)
-        if Path(parent).stat().st_size + part_bytes > max_bytes:
+        parent_bytes = len(parent) if isinstance(parent, bytes) else Path(parent).stat().st_size
+        if parent_bytes + part_bytes > max_bytes:
             return None
         counts: list[int] = []
-        with av.open(str(parent)) as before, av.open(str(part)) as after:
+        with _open_video(parent) as before, av.open(str(part)) as after:
             if not _continues(before.streams.video[0], after.streams.video[0], fps):
                 return None
-        _write_atomically(path, lambda tmp: counts.extend(_join_streams(Path(parent), part, tmp)))
+        _write_atomically(path, lambda tmp: counts.extend(_join_streams(parent, part, tmp)))
     finally:
         part.unlink(missing_ok=True)
     size = path.stat().st_size
@@ -241,14 +254,14 @@ def append_to_mp4(
 
 
 def encode_extension(
-    parent: Path, frames: np.ndarray, fps: int, path: Path, max_bytes: int, *, preset: str = PRESET
+    parent: VideoSource, frames: np.ndarray, fps: int, path: Path, max_bytes: int, *, preset: str = PRESET
 ) -> EncodedVideo:
     """The MP4 of a rendered video extended by `frames`: the parent's stream continued as it is where it can take
     them (`append_to_mp4`), else the parent decoded, fitted to the new frames' size, and the whole encoded."""
     try:
         appended = append_to_mp4(parent, frames, fps, path, max_bytes, preset=preset)
     except av.FFmpegError:  # a parent whose packets cannot be copied can still be decoded
-        log.warning("could not continue %s as it is; encoding the whole video", parent, exc_info=True)
+        log.warning("could not continue %s as it is; encoding the whole video", _name(parent), exc_info=True)
         appended = None
     if appended is not None:
         return appended
@@ -335,9 +348,9 @@ def _decoding(stream: av.video.stream.VideoStream) -> av.video.stream.VideoStrea
     return stream
 
 
-def _h264_size(path: Path) -> tuple[int, int] | None:
+def _h264_size(path: VideoSource) -> tuple[int, int] | None:
     """The picture size of an H.264 video, or None for anything else."""
-    with av.open(str(path)) as container:
+    with _open_video(path) as container:
         stream = container.streams.video[0]
         return (stream.width, stream.height) if stream.codec_context.name == "h264" else None
 
@@ -353,12 +366,12 @@ def _continues(before: av.video.stream.VideoStream, after: av.video.stream.Video
     )
 
 
-def _join_streams(first: Path, second: Path, out_path: Path) -> tuple[int, int]:
+def _join_streams(first: VideoSource, second: Path, out_path: Path) -> tuple[int, int]:
     """Copy the video packets of `first`, then those of `second` shifted to start where `first` ends, into one MP4
     (+faststart). Returns how many frames each gave."""
     counts = [0, 0]
     with (
-        av.open(str(first)) as before,
+        _open_video(first) as before,
         av.open(str(second)) as after,
         av.open(str(out_path), mode="w", format="mp4", options={"movflags": "+faststart"}) as output,
     ):
@@ -379,6 +392,14 @@ def _join_streams(first: Path, second: Path, out_path: Path) -> tuple[int, int]:
                 output.mux(packet)
                 counts[part] += 1
     return counts[0], counts[1]
+
+
+def _open_video(source: VideoSource):
+    return av.open(io.BytesIO(source)) if isinstance(source, bytes) else av.open(str(source))
+
+
+def _name(source: VideoSource) -> str:
+    return f"a video of {len(source)} bytes" if isinstance(source, bytes) else str(source)
 
 
 def _encode_frames(container, stream, frames: np.ndarray, fps: int, **reformat: Any) -> None:

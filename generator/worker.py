@@ -59,7 +59,9 @@ class _JobControl:
 class _Inputs:
     image: np.ndarray | None = None
     parent_tail: np.ndarray | None = None  # the last frames of the clip being extended: lossless, or decoded
-    parent_video: Path | None = None  # a rendered parent's MP4: the extension's MP4 continues its stream
+    # A rendered parent's MP4, read at the start: the extension's MP4 continues its stream, and deleting the parent
+    # while the extension renders cannot pull it away.
+    parent_video: bytes | None = None
     parent_frames: np.ndarray | None = None  # an uploaded clip, decoded and fitted: its frames are re-encoded
 
 
@@ -206,7 +208,8 @@ class Worker:
         parent = {artifact.kind: artifact for artifact in await self.queue.artifacts_of(job.parent_id)}
         if "video" not in parent:
             raise RuntimeError(f"the parent video {job.parent_id} has no files any more")
-        inputs.parent_video = self.store.resolve(parent["video"].path)
+        video_path = self.store.resolve(parent["video"].path)
+        inputs.parent_video = await loop.run_in_executor(self.cpu_pool, video_path.read_bytes)
         if "tail" in parent:
             tail_path = self.store.resolve(parent["tail"].path)
             inputs.parent_tail = await loop.run_in_executor(self.cpu_pool, encode.load_tail, tail_path)

@@ -172,10 +172,12 @@ def test_encoding_the_same_frames_twice_gives_the_same_pictures(tmp_path):
     assert np.array_equal(decoded_a, decoded_b)
 
 
-def test_an_extension_continues_the_parents_stream_without_reencoding_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("held_as", ["file", "bytes"])
+def test_an_extension_continues_the_parents_stream_without_reencoding_it(tmp_path: Path, held_as: str) -> None:
     video = textured_video(frames=40)
     parent = encode_mp4(video[:24], 8, tmp_path / "parent.mp4", max_bytes=10 * 1024 * 1024)
-    joined = append_to_mp4(parent.path, video[24:], 8, tmp_path / "joined.mp4", max_bytes=10 * 1024 * 1024)
+    source = parent.path if held_as == "file" else parent.path.read_bytes()
+    joined = append_to_mp4(source, video[24:], 8, tmp_path / "joined.mp4", max_bytes=10 * 1024 * 1024)
     assert joined is not None
     assert (joined.frames, joined.width, joined.height, joined.fps) == (40, 192, 128, 8)
     assert joined.size_bytes == (tmp_path / "joined.mp4").stat().st_size

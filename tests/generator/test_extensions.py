@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import threading
 
 import aiohttp
 import numpy as np
@@ -13,7 +14,14 @@ import pytest
 from PIL import Image
 
 from generator.stitch import seam_report
-from tests.support.generator_service import poll, probe_mp4, running_generator, sdk_client
+from tests.support.generator_service import (
+    poll,
+    probe_mp4,
+    running_generator,
+    sdk_client,
+    tiny_backend,
+    wait_until,
+)
 
 FPS = 8  # the tiny model's frame rate
 
@@ -75,6 +83,38 @@ async def test_extension_appends_new_frames_and_keeps_the_parent(client):
     to_parent = np.abs(thumbnail.astype(int) - parent_frames[0]).mean()
     to_new = np.abs(thumbnail.astype(int) - child_frames[len(parent_frames)]).mean()
     assert to_parent < to_new / 2, (to_parent, to_new)
+
+
+class HeldRenders:
+    """The tiny backend, holding each render at its start until the test releases it."""
+
+    def __init__(self, inner):
+        self.inner, self.profile = inner, inner.profile
+        self.started, self.release = threading.Event(), threading.Event()
+
+    def render(self, request, on_step=None):
+        self.started.set()
+        assert self.release.wait(timeout=60)
+        return self.inner.render(request, on_step)
+
+
+async def test_deleting_the_parent_while_its_extension_renders_loses_nothing(tmp_path):
+    backend = HeldRenders(tiny_backend())
+    backend.release.set()
+    async with running_generator(tmp_path, backend) as running, sdk_client(running) as client:
+        parent = await client.videos.create_and_poll(prompt="a kite", seconds="2", poll_interval_ms=50)
+        parent_frames = await frames_of(client, parent.id)
+        backend.started.clear()
+        backend.release.clear()
+        child = await extend(client, parent.id, "the string snaps", "1")
+        await wait_until(backend.started.is_set)  # inputs read, rendering
+        await client.videos.delete(parent.id)
+        assert not (running.service.store.root / parent.id).exists()
+        backend.release.set()
+        child = await poll(client, child.id)
+        assert child.status == "completed", child.error
+        child_frames = await frames_of(client, child.id)
+        assert len(child_frames) == 3 * FPS and np.array_equal(child_frames[: 2 * FPS], parent_frames)
 
 
 async def test_a_parent_squeezed_under_a_byte_cap_is_extended_by_encoding_the_whole_video(client):

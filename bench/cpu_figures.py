@@ -43,14 +43,15 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return round(float(10 * np.log10(255**2 / max(error, 1e-12))), 2)
 
 
-def extension_chain(frames: np.ndarray, folder: Path, links: int = 6) -> dict[str, float]:
+def extension_chain(height: int, width: int, folder: Path, links: int = 6) -> dict[str, float]:
     """A clip extended `links` times by 40 frames each, as Hanul does it (the parent's MP4 continued as it is) and as
     it did before (the parent decoded and the whole video encoded again): the first clip's quality at the end of the
     chain (PSNR against the frames rendered), and the last link's encode time."""
     from generator import encode
 
-    first = frames[:41]
-    parts = [moving_pattern(41 + 40 * links, *frames.shape[1:3])[41 + 40 * i : 81 + 40 * i] for i in range(links)]
+    video = moving_pattern(41 + 40 * links, height, width)
+    first = video[:41]
+    parts = [video[41 + 40 * i : 81 + 40 * i] for i in range(links)]
     appended = reencoded = encode.encode_mp4(first, 24, folder / "chain-0.mp4", 10 * 2**20).path
     for index, part in enumerate(parts, 1):
         started = time.perf_counter()
@@ -115,7 +116,7 @@ def main() -> None:
         result["tail_bytes"] = tail_path.stat().st_size
         result["tail_raw_bytes"] = frames[-17:].nbytes
         result["tail_load_768x512x17_s"] = timed(lambda: encode.load_tail(tail_path), args.repeats)
-        result.update(extension_chain(frames, Path(folder)))
+        result.update(extension_chain(512, 768, Path(folder)))
     # An extension's stitch: colour statistics of 17 context frames twice, then 104 new frames colour-matched.
     new, context = frames[17:], frames[:17]
     result["stitch_768x512_104_after_17_s"] = timed(

@@ -233,16 +233,18 @@ def append_to_mp4(
     height, width = frames.shape[1:3]
     part = path.with_name(f".{path.name}.{os.getpid()}.part.mp4")
     try:
-        if width % 2 or height % 2 or _h264_size(parent) != (width, height):
-            return None
+        header = _stream_header(parent)
+        if width % 2 or height % 2 or (header.codec, header.width, header.height) != ("h264", width, height):
+            return None  # not worth encoding the new part to find out
         part_bytes = _encode_attempt(frames, fps, part, width, height, preset, crf=crf)
         parent_bytes = len(parent) if isinstance(parent, bytes) else Path(parent).stat().st_size
         if parent_bytes + part_bytes > max_bytes:
             return None
+        # The new part's packets can follow the parent's in one stream only when a decoder is told the same at the
+        # start of both: the same parameter sets (size, profile, reference frames, quantiser set-up) and timing.
+        if header.extradata is None or header.rate != fps or _stream_header(part) != header:
+            return None
         counts: list[int] = []
-        with _open_video(parent) as before, av.open(str(part)) as after:
-            if not _continues(before.streams.video[0], after.streams.video[0], fps):
-                return None
         _write_atomically(path, lambda tmp: counts.extend(_join_streams(parent, part, tmp)))
     finally:
         part.unlink(missing_ok=True)
@@ -348,22 +350,25 @@ def _decoding(stream: av.video.stream.VideoStream) -> av.video.stream.VideoStrea
     return stream
 
 
-def _h264_size(path: VideoSource) -> tuple[int, int] | None:
-    """The picture size of an H.264 video, or None for anything else."""
-    with _open_video(path) as container:
+@dataclass(frozen=True)
+class _StreamHeader:
+    """What a decoder learns once, at the start of a video stream."""
+
+    codec: str
+    width: int
+    height: int
+    extradata: bytes | None  # H.264's parameter sets
+    time_base: Fraction | None
+    rate: Fraction | None
+
+
+def _stream_header(source: VideoSource) -> _StreamHeader:
+    with _open_video(source) as container:
         stream = container.streams.video[0]
-        return (stream.width, stream.height) if stream.codec_context.name == "h264" else None
-
-
-def _continues(before: av.video.stream.VideoStream, after: av.video.stream.VideoStream, fps: int) -> bool:
-    """Whether `after`'s packets can follow `before`'s in one stream: the same parameter sets (size, profile,
-    reference frames, quantiser set-up: what a decoder is told once, at the start), timing and frame rate."""
-    return (
-        before.codec_context.extradata is not None
-        and before.codec_context.extradata == after.codec_context.extradata
-        and before.time_base == after.time_base
-        and before.average_rate == after.average_rate == fps
-    )
+        context = stream.codec_context
+        return _StreamHeader(
+            context.name, stream.width, stream.height, context.extradata, stream.time_base, stream.average_rate
+        )
 
 
 def _join_streams(first: VideoSource, second: Path, out_path: Path) -> tuple[int, int]:

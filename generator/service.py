@@ -155,6 +155,7 @@ class GeneratorService:
                 "name": w.status.name,
                 "state": w.status.state,
                 "job": w.status.job_id,
+                "next_job": w.status.next_job_id,
                 "jobs_done": w.status.jobs_done,
                 "error": w.status.error,
             }

@@ -3,7 +3,8 @@
 The event loop only coordinates: claiming, lease renewal and progress go through the database, while the
 pipeline runs on the worker's GPU thread and MP4 encoding on a CPU thread. A blocked loop would stall the
 API (and, in-process, the bot's Discord heartbeats). Encoding of one job overlaps rendering of the next,
-so the GPU does not wait for the CPU when the queue is full.
+and the next job is claimed and its inputs loaded while the current one renders its last stretch, so the GPU does
+not wait for the CPU or the database when the queue is full.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ from generator.storage import ARTIFACTS, ArtifactStore
 log = logging.getLogger(__name__)
 
 RENDER_SHARE = 90  # progress percent given to rendering; the rest is encoding and storing
+# The next job is claimed when the current render expects to end within this many seconds: long enough to load
+# its inputs (an extension's parent tail, a reference image) before the GPU is free, short enough that it holds
+# its lease only briefly while another host might have been idle.
+CLAIM_AHEAD_SECONDS = 1.0
 
 
 @dataclass
@@ -39,6 +44,7 @@ class WorkerState:
     name: str
     state: str = "starting"  # starting | loading | idle | rendering | stopped | failed
     job_id: str | None = None
+    next_job_id: str | None = None  # claimed ahead while job_id renders its last stretch
     error: str | None = None
     jobs_done: int = 0
     gpu_busy_seconds: float = 0.0
@@ -63,6 +69,19 @@ class _Inputs:
     # while the extension renders cannot pull it away.
     parent_video: bytes | None = None
     parent_frames: np.ndarray | None = None  # an uploaded clip, decoded and fitted: its frames are re-encoded
+
+
+@dataclass
+class _StartedJob:
+    """A claimed job whose lease is being renewed, with its inputs loaded or the error that loading raised."""
+
+    job: ClaimedJob
+    control: _JobControl
+    heartbeat: asyncio.Task[None]
+    timings: dict[str, float]
+    plan: RenderPlan | None = None
+    inputs: _Inputs | None = None
+    error: Exception | None = None
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -109,12 +128,14 @@ class Worker:
         self._finishing = asyncio.Semaphore(encodes_in_flight)
         self._tasks: set[asyncio.Task[None]] = set()
         self._controls: dict[Lease, _JobControl] = {}  # one per attempt: a worker may take its own job back
+        self._running: asyncio.Task[None] | None = None  # the task in `run`
 
     def wake(self) -> None:
         """A job was enqueued: look at the queue now instead of at the next poll."""
         self._wake.set()
 
     async def run(self) -> None:
+        self._running = asyncio.current_task()
         loop = asyncio.get_running_loop()
         self.status.state = "loading"
         try:
@@ -125,68 +146,141 @@ class Worker:
             return
         log.info("worker %s ready (%s)", self.name, self.backend.profile.name)
         self.status.state = "idle"
+        upcoming: _StartedJob | None = None  # claimed while the previous job rendered
         while not self._stopping.is_set():
-            try:
-                job = await self.queue.claim(self.name)
-            except Exception:
-                log.exception("worker %s: claiming failed; retrying", self.name)
-                job = None
-            if job is None:
+            if upcoming is None:
+                upcoming = await self._claim_and_start()
+            if upcoming is None:
                 self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval)
                 except TimeoutError:
                     pass
                 continue
-            await self._process(job)
+            upcoming = await self._process(upcoming)
+        if upcoming is not None:  # stopping: the job claimed ahead goes back to the queue unrendered
+            await self._stop_job(upcoming.job, upcoming.control)
+            await self._forget(upcoming)
         self.status.state = "stopped"
 
     async def stop(self) -> None:
-        """Stop claiming; give a job that is still rendering back to the queue; let encodes finish."""
+        """Stop claiming; give a job that is still rendering (and one claimed ahead) back to the queue; let encodes
+        finish."""
         self._stopping.set()
         self._wake.set()
         for control in self._controls.values():
             control.shutting_down = True
             control.cancel.set()
+        if self._running is not None and self._running is not asyncio.current_task():
+            # The loop hands its jobs back itself (a render stops at its next step); waiting for it here keeps the
+            # caller from cancelling it half-way through.
+            await asyncio.wait([self._running])
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self.gpu_pool.shutdown(wait=True, cancel_futures=True)
 
     # --- one job ---------------------------------------------------------------------------------
 
-    async def _process(self, job: ClaimedJob) -> None:
-        loop = asyncio.get_running_loop()
+    async def _claim_and_start(self) -> _StartedJob | None:
+        try:
+            job = await self.queue.claim(self.name)
+        except Exception:
+            log.exception("worker %s: claiming failed; retrying", self.name)
+            return None
+        return None if job is None else await self._start(job)
+
+    async def _start(self, job: ClaimedJob) -> _StartedJob:
+        """Keep the job's lease from now on and load its inputs. Errors are kept for `_process` to fail the job
+        with, so a job claimed ahead fails in its turn, not while another renders."""
         control = _JobControl()
         self._controls[job.lease] = control
-        heartbeat = asyncio.create_task(self._keep_lease(job, control))
-        plan = RenderPlan.from_params(job.params)
-        timings = {"queue_wait_s": max(0.0, time.time() - job.created_at_ts)}
+        if self._stopping.is_set():
+            control.shutting_down = True
+            control.cancel.set()
+        started = _StartedJob(
+            job=job,
+            control=control,
+            heartbeat=asyncio.create_task(self._keep_lease(job, control)),
+            timings={"queue_wait_s": max(0.0, time.time() - job.created_at_ts)},
+        )
+        try:
+            tick = time.perf_counter()
+            started.plan = RenderPlan.from_params(job.params)
+            started.inputs = await self._prepare(job, started.plan)
+            started.timings["prepare_s"] = time.perf_counter() - tick
+        except Exception as error:
+            started.error = error
+        except BaseException:  # cancelled: nothing may keep renewing the lease
+            await self._forget(started)
+            raise
+        return started
+
+    async def _forget(self, started: _StartedJob) -> None:
+        self._controls.pop(started.job.lease, None)
+        await _stopped(started.heartbeat)
+
+    async def _process(self, started: _StartedJob) -> _StartedJob | None:
+        """Render one started job and hand it to an encode slot. Returns the next job if it was claimed ahead,
+        while this one rendered its last stretch."""
+        loop = asyncio.get_running_loop()
+        job, control, timings = started.job, started.control, started.timings
         self.status.state, self.status.job_id = "rendering", job.id
         log.info("worker %s: rendering %s (attempt %d)", self.name, job.id, job.attempts)
+        near_end = asyncio.Event()
+        claim_ahead = asyncio.create_task(self._claim_ahead(near_end))
         finishing = False
         try:
-            started = time.perf_counter()
-            inputs = await self._prepare(job, plan)
-            timings["prepare_s"] = time.perf_counter() - started
-            started = time.perf_counter()
-            rendered = await loop.run_in_executor(self.gpu_pool, self._render, job, plan, inputs, control)
-            timings["render_s"] = time.perf_counter() - started
+            if started.error is not None:
+                raise started.error
+            assert started.plan is not None and started.inputs is not None
+            tick = time.perf_counter()
+            rendered = await loop.run_in_executor(
+                self.gpu_pool,
+                self._render,
+                job,
+                started.plan,
+                started.inputs,
+                control,
+                lambda: loop.call_soon_threadsafe(near_end.set),
+            )
+            timings["render_s"] = time.perf_counter() - tick
             timings.update({f"render_{k}": v for k, v in rendered.timings.items()})
             self.status.gpu_busy_seconds += timings["render_s"]
             await self._finishing.acquire()
             finishing = True
-            task = asyncio.create_task(self._finish(job, plan, inputs, rendered, control, heartbeat, timings))
+            task = asyncio.create_task(
+                self._finish(job, started.plan, started.inputs, rendered, control, started.heartbeat, timings)
+            )
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         except RenderCancelled:
             await self._stop_job(job, control)
         except Exception as error:
             await self._fail(job, error)
+        except BaseException:  # this task was cancelled: claim nothing more
+            claim_ahead.cancel()
+            raise
         finally:
             self.status.state, self.status.job_id = "idle", None
             if not finishing:
-                self._controls.pop(job.lease, None)
-                await _stopped(heartbeat)
+                await self._forget(started)
+            if not near_end.is_set():  # ended before its last stretch (failed, cancelled): nothing was claimed
+                claim_ahead.cancel()
+        upcoming = await asyncio.gather(claim_ahead, return_exceptions=True)
+        self.status.next_job_id = None
+        return upcoming[0] if isinstance(upcoming[0], _StartedJob) else None
+
+    async def _claim_ahead(self, near_end: asyncio.Event) -> _StartedJob | None:
+        """Once the render is in its last stretch, claim the next job and load its inputs, unless this worker is
+        stopping or every encode slot is busy (then the finished render waits for a slot, and the next job would
+        hold its lease waiting too)."""
+        await near_end.wait()
+        if self._stopping.is_set() or self._finishing.locked():
+            return None
+        upcoming = await self._claim_and_start()
+        if upcoming is not None:
+            self.status.next_job_id = upcoming.job.id
+        return upcoming
 
     async def _prepare(self, job: ClaimedJob, plan: RenderPlan) -> _Inputs:
         """Load what the job conditions on: its reference image, or the clip it extends."""
@@ -219,15 +313,31 @@ class Worker:
             )
         return inputs
 
-    def _render(self, job: ClaimedJob, plan: RenderPlan, inputs: _Inputs, control: _JobControl) -> RenderedVideo:
-        """Runs on the GPU thread."""
+    def _render(
+        self,
+        job: ClaimedJob,
+        plan: RenderPlan,
+        inputs: _Inputs,
+        control: _JobControl,
+        on_last_stretch: Callable[[], None],
+    ) -> RenderedVideo:
+        """Runs on the GPU thread. Calls `on_last_stretch` once, when the steps so far say the render ends within
+        CLAIM_AHEAD_SECONDS (or at its end)."""
         assert self.backend is not None
         spec = plan.spec(job.prompt, job.negative_prompt, job.seed, inputs.image, inputs.parent_tail)
+        started = time.perf_counter()
+        announced = False
 
         def on_progress(fraction: float) -> None:
+            nonlocal announced
             control.fraction = fraction
             if control.cancel.is_set():
                 raise RenderCancelled(job.id)
+            if not announced and fraction > 0:
+                remaining = (time.perf_counter() - started) * (1 - fraction) / fraction
+                if remaining <= CLAIM_AHEAD_SECONDS:
+                    announced = True
+                    on_last_stretch()
 
         on_progress(0.0)
         return render_video(self.backend, spec, on_progress)

@@ -1,6 +1,7 @@
 """A worker renders the next job while earlier ones encode, up to GENERATOR_ENCODES_IN_FLIGHT of them: the GPU
 waits only when every encode slot is busy (measured on an H100: one slot left the GPU idle 64 % of a full queue
-when encoding took longer than rendering). Within one job the MP4 encodes beside the previews and the tail."""
+when encoding took longer than rendering). Within one job the MP4 encodes beside the previews and the tail. The
+next job is claimed, and its inputs loaded, while the current one renders its last stretch."""
 
 from __future__ import annotations
 
@@ -10,7 +11,16 @@ import threading
 import pytest
 
 from generator import encode, models
-from tests.support.generator_service import SlowBackend, running_generator, sdk_client, tiny_backend, wait_until
+from generator.service import start_generator
+from tests.generator.test_extensions import extend
+from tests.support.generator_service import (
+    SlowBackend,
+    generator_settings,
+    running_generator,
+    sdk_client,
+    tiny_backend,
+    wait_until,
+)
 
 
 @pytest.mark.parametrize("in_flight", [1, 2])
@@ -38,6 +48,9 @@ async def test_the_next_render_waits_only_when_every_encode_slot_is_busy(tmp_pat
             await asyncio.sleep(0.3)
             assert len(backend.prompts) == in_flight + 1
             assert len(encoding) == in_flight
+            # Nor was a job claimed ahead: it would hold its lease while waiting, where another host could take it.
+            statuses = [(await generator.service.queue.get(video.id)).status for video in videos]
+            assert statuses.count(models.QUEUED) == 4 - (in_flight + 1)
         finally:
             gate.set()
 
@@ -91,3 +104,70 @@ async def test_a_failed_mp4_fails_the_job_only_after_the_other_files_are_written
         video = await client.videos.create_and_poll(prompt="a lighthouse at dusk", seconds="1", poll_interval_ms=50)
         assert video.status == "failed" and "cannot fit under the cap" in video.error.message
         assert finished == ["tail"]  # the job ended after the second thread had finished writing
+
+
+class HeldLastStep:
+    """Wraps a backend: a render whose prompt has `word` in it waits for `start` before its first step and for
+    `last_step` (up to `wait` seconds) before reporting its last one. Records whether `last_step` came in time."""
+
+    def __init__(self, inner, word: str, wait: float = 10.0) -> None:
+        self.inner, self.profile, self.word, self.wait = inner, inner.profile, word, wait
+        self.start, self.last_step = threading.Event(), threading.Event()
+        self.in_time: list[bool] = []
+
+    def render(self, request, on_step=None):
+        if self.word not in request.prompt:
+            return self.inner.render(request, on_step)
+        assert self.start.wait(timeout=60)
+
+        def held_step(step: int, total: int) -> None:
+            if step == total:
+                self.in_time.append(self.last_step.wait(timeout=self.wait))
+            if on_step is not None:
+                on_step(step, total)
+
+        return self.inner.render(request, held_step)
+
+
+async def test_the_next_jobs_inputs_are_loaded_while_the_current_one_renders(tmp_path, monkeypatch):
+    backend = HeldLastStep(tiny_backend(), word="hold")
+    real_load_tail = encode.load_tail
+
+    def load_tail(path):
+        tail = real_load_tail(path)
+        backend.last_step.set()
+        return tail
+
+    monkeypatch.setattr(encode, "load_tail", load_tail)
+    async with running_generator(tmp_path, backend) as generator, sdk_client(generator) as client:
+        parent = await client.videos.create_and_poll(prompt="a kite", seconds="1", poll_interval_ms=50)
+        held = await client.videos.create(prompt="hold the camera still", seconds="1")
+        extension = await extend(client, parent.id, "the string snaps", "1")
+        backend.start.set()
+        for video in (held, extension):
+            finished = await client.videos.poll(video.id, poll_interval_ms=50)
+            assert finished.status == "completed", finished.error
+    # The extension's parent tail was read before the held render's last step: the render did not wait for it.
+    assert backend.in_time == [True]
+
+
+async def test_a_job_claimed_ahead_goes_back_to_the_queue_when_the_worker_stops(tmp_path):
+    backend = HeldLastStep(tiny_backend(), word="hold", wait=60)
+    running = await start_generator(generator_settings(tmp_path), backend_factory=lambda _settings: backend)
+    try:
+        async with sdk_client(running) as client:
+            held = await client.videos.create(prompt="hold the camera still", seconds="1")
+            waiting = await client.videos.create(prompt="a lighthouse at dusk", seconds="1")
+            backend.start.set()
+            worker = running.service.workers[0]
+            await wait_until(lambda: worker.status.next_job_id == waiting.id)
+            assert (await running.service.health())["workers"][0]["next_job"] == waiting.id
+    finally:
+        stopping = asyncio.create_task(running.stop())
+        await asyncio.sleep(0.2)
+        backend.last_step.set()  # the held render reaches its next step, sees the stop and ends
+        await stopping
+    async with running_generator(tmp_path, GENERATOR_WORKERS=0) as reopened:
+        for video in (held, waiting):
+            row = await reopened.service.queue.get(video.id)
+            assert (row.status, row.attempts, row.lease_owner) == (models.QUEUED, 0, None)

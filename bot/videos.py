@@ -1,7 +1,8 @@
 """The bot's only way to the generator: the `openai` SDK's `videos` resource, wrapped in plain dataclasses.
 
-`VideoClient` creates, extends, remixes, polls, downloads and cancels jobs; `track` polls one job until it
-finishes, reporting progress no more often than asked, and hands back the final state.
+`VideoClient` creates, extends, remixes, polls, downloads and cancels jobs; `track` follows one job until it
+finishes (asking the generator to hold each answer until the job changes), reporting progress no more often than
+asked, and hands back the final state.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ ASPECT_SIZES: dict[str, str] = {"16:9": "1280x720", "9:16": "720x1280", "1:1": "
 TERMINAL = ("completed", "failed")
 # Generator trouble that passes: it is down or restarting (connection refused, 5xx), or briefly overloaded (429).
 TRANSIENT = ("generator_down", "generator_busy")
+HOLD_SECONDS = 20.0  # `track` asks the generator to hold an unchanged answer this long (Hanul's `?wait=`)
+MIN_ASK_GAP = 0.25  # and never asks about one job more often than this
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,16 @@ class VideoState:
     @property
     def finished(self) -> bool:
         return self.status in TERMINAL
+
+    @property
+    def key(self) -> tuple[str, int, int | None]:
+        """What a change in the member's progress line is."""
+        return self.status, self.progress, self.queue_position
+
+    @property
+    def shown(self) -> str:
+        """The same as the generator's `seen` parameter spells it: `status:progress:queue_position`."""
+        return f"{self.status}:{self.progress}:{'' if self.queue_position is None else self.queue_position}"
 
 
 class GeneratorError(Exception):
@@ -187,8 +200,15 @@ class VideoClient:
         """Render a finished clip again with a new prompt (same seed and settings)."""
         return _state(await self._call(self._client.videos.remix(video_id, prompt=prompt)))
 
-    async def retrieve(self, video_id: str) -> VideoState:
-        return _state(await self._call(self._client.videos.retrieve(video_id)))
+    async def retrieve(self, video_id: str, *, wait: float = 0.0, seen: VideoState | None = None) -> VideoState:
+        """The job's state; with `wait`, a Hanul generator holds the answer up to that many seconds while the job is
+        as `seen` (other OpenAI-compatible servers ignore it and answer at once)."""
+        query: dict[str, str] | None = None
+        if wait > 0:
+            query = {"wait": f"{wait:.3f}"}
+            if seen is not None:
+                query["seen"] = seen.shown
+        return _state(await self._call(self._client.videos.retrieve(video_id, extra_query=query)))
 
     async def download(self, video_id: str, variant: str = "video") -> bytes:
         """The finished MP4 (or `thumbnail`, a WebP)."""
@@ -213,30 +233,52 @@ class VideoClient:
         backoff: Backoff = DEFAULT_BACKOFF,
         on_unreachable: Callable[[GeneratorError, float], Awaitable[None]] | None = None,
     ) -> VideoState:
-        """Poll a job until it completes or fails; call `on_progress` when the state changes, at most once per
+        """Follow a job until it completes or fails; call `on_progress` when the state changes, at most once per
         `report_interval` seconds (Discord rate-limits message edits), and always with the final state.
 
-        An unreachable or overloaded generator is not a failed job: polling goes on with `backoff` (telling
-        `on_unreachable` each time) and gives up with the last error after `backoff.give_up_after` seconds."""
+        Each request asks the generator to hold its answer until the job changes (`HOLD_SECONDS`), so the finished
+        video is seen the moment it is done; a generator that answers at once is asked again after
+        `poll_interval`. An unreachable or overloaded generator is not a failed job: asking goes on with `backoff`
+        (telling `on_unreachable` each time) and gives up with the last error after `backoff.give_up_after`
+        seconds."""
         last_report = 0.0
         reported: tuple[str, int, int | None] | None = None
+        last: VideoState | None = None  # the last answer; None: learn the state at once, without a hold
+        asked, hold = 0.0, 0.0
+
+        async def ask() -> VideoState:
+            nonlocal asked, hold
+            asked = time.monotonic()
+            hold = 0.0 if last is None else HOLD_SECONDS
+            if on_progress is not None and last is not None and last.key != reported:
+                # A change is waiting for its report: hold no longer than until it may be reported.
+                hold = min(hold, max(0.0, report_interval - (asked - last_report)))
+            return await self.retrieve(video_id, wait=hold, seen=last)
 
         async def unreachable(error: GeneratorError, delay: float) -> None:
-            nonlocal reported, last_report
+            nonlocal reported, last_report, last
             reported, last_report = None, 0.0  # the member was told it is away: report as soon as it is back
+            last = None
             if on_unreachable is not None:
                 await on_unreachable(error, delay)
 
         while True:
-            state = await self.retrying(lambda: self.retrieve(video_id), backoff=backoff, on_unreachable=unreachable)
-            key = (state.status, state.progress, state.queue_position)
+            state = await self.retrying(ask, backoff=backoff, on_unreachable=unreachable)
             now = time.monotonic()
-            if on_progress is not None and key != reported and (state.finished or now - last_report >= report_interval):
+            if (
+                on_progress is not None
+                and state.key != reported
+                and (state.finished or now - last_report >= report_interval)
+            ):
                 await on_progress(state)
-                reported, last_report = key, now
+                reported, last_report = state.key, now
             if state.finished:
                 return state
-            await asyncio.sleep(poll_interval)
+            # A server that ignores `wait` answers an unchanged state at once: ask it again only after poll_interval.
+            answered_at_once = last is not None and state.key == last.key and now - asked < min(hold, poll_interval)
+            last = state
+            pause = poll_interval if answered_at_once else MIN_ASK_GAP
+            await asyncio.sleep(max(0.0, pause - (time.monotonic() - asked)))
 
     @staticmethod
     async def retrying(

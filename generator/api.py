@@ -8,6 +8,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,7 +16,7 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from generator.errors import APIError, invalid, unauthorized
-from generator.jobs import Upload, VideoJobs, VideoView
+from generator.jobs import MAX_HOLD_SECONDS, Upload, VideoJobs, VideoView
 from generator.models import CANCELLED, FAILED, UNFINISHED
 from generator.params import CreateVideoBody, ExtendVideoBody, RemixVideoBody, parse_body
 from generator.settings import GeneratorSettings
@@ -223,9 +224,25 @@ async def remix_video(request: web.Request) -> web.Response:
 
 
 async def retrieve_video(request: web.Request) -> web.Response:
-    view = await request.app[JOBS].get(request.match_info["video_id"])
+    """With `?wait=S` (Hanul's addition), an unfinished job's answer is held up to S seconds until its state differs
+    from `seen=status:progress:queue_position` (what the client last saw; by default, the state when asked)."""
+    seen = request.query.get("seen")
+    view = await request.app[JOBS].get(request.match_info["video_id"], wait=_hold_seconds(request), seen=seen)
     headers = {"openai-poll-after-ms": POLL_AFTER_MS} if view.job.status in UNFINISHED else None
     return _json(video_json(view), headers=headers)
+
+
+def _hold_seconds(request: web.Request) -> float:
+    raw = request.query.get("wait")
+    if raw is None:
+        return 0.0
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not 0 <= seconds <= MAX_HOLD_SECONDS:  # NaN fails too
+        raise invalid("wait", f"Invalid 'wait': '{raw[:40]}'; give seconds from 0 to {MAX_HOLD_SECONDS:g}.")
+    return seconds
 
 
 async def list_videos(request: web.Request) -> web.Response:
@@ -300,4 +317,10 @@ def create_app(
     app.router.add_delete("/v1/videos/{video_id}", delete_video)
     app.router.add_get("/v1/videos/{video_id}/content", download_content)
     app.router.add_post("/v1/videos/{video_id}/remix", remix_video)
+    app.on_shutdown.append(_release_held)
     return app
+
+
+async def _release_held(app: web.Application) -> None:
+    """Shutting down: held `GET /v1/videos/{id}?wait=` requests answer now instead of delaying the stop."""
+    app[JOBS].release_held()

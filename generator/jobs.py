@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SECONDS = 4.0  # OpenAI's default clip length
 TYPICAL_CACHE_SECONDS = 1.0
+MAX_HOLD_SECONDS = 30.0  # the longest a `get` may hold its answer (`wait`)
+HELD_RECHECK_SECONDS = 0.5  # a held `get` reads its job again this often: changes made on other hosts
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class VideoJobs:
         self.settings = settings
         self.on_enqueued = on_enqueued
         self._typical: tuple[float, float | None] = (-TYPICAL_CACHE_SECONDS, None)  # (monotonic time, seconds)
+        self._releasing_held = asyncio.Event()
 
     # --- create ----------------------------------------------------------------------------------
 
@@ -185,8 +188,28 @@ class VideoJobs:
 
     # --- read and remove -------------------------------------------------------------------------
 
-    async def get(self, video_id: str) -> VideoView:
-        return await self._view(await self._visible(video_id))
+    async def get(self, video_id: str, wait: float = 0.0, seen: str | None = None) -> VideoView:
+        """The job as it is. With `wait`, the answer for an unfinished job is held for up to that many seconds while
+        its state (`shown_state`: status, progress, queue position) is still `seen`, the state the client last
+        saw (by default, the state when asked): a client learns that its video is finished at once, not at its
+        next poll, and asks less often."""
+        view = await self._view(await self._visible(video_id))
+        seen = shown_state(view) if seen is None else seen
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while view.job.status in models.UNFINISHED and shown_state(view) == seen and not self._releasing_held.is_set():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            # Woken by this process's own changes at once; another host's worker is seen at the next re-read.
+            await self.queue.wait_for_change(min(remaining, HELD_RECHECK_SECONDS))
+            view = await self._view(await self._visible(video_id))
+        return view
+
+    def release_held(self) -> None:
+        """Answer every held `get` now and hold no more (the server is shutting down)."""
+        self._releasing_held.set()
+        self.queue.wake_waiters()
 
     async def list(
         self, *, after: str | None, limit: int, order: str, user: str | None
@@ -333,6 +356,13 @@ class VideoJobs:
         typical = statistics.median(times) if times else None
         self._typical = (time.monotonic(), typical)
         return typical
+
+
+def shown_state(view: VideoView) -> str:
+    """What a poller watches for, as `status:progress:queue_position` (empty when not queued), e.g.
+    `queued:0:3`: a held `get` answers when it changes."""
+    position = "" if view.queue_position is None else view.queue_position
+    return f"{view.job.status}:{view.job.progress}:{position}"
 
 
 def _data_url_image(reference: dict[str, str] | None) -> bytes | None:

@@ -5,11 +5,16 @@ Claims take the lowest fair-share rank first, oldest first within a rank, throug
 A job whose worker stopped renewing is claimed again once its lease has expired, up to max_attempts.
 Every state change after a claim is guarded by the lease (worker and attempt), so a finished job is never finished
 twice and an attempt that lost its lease, even to its own worker, can no longer touch the job.
+Requests held until a job changes (`GET /v1/videos/{id}?wait=`) are woken by every change this process commits;
+changes committed by other hosts they find by reading the row again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -92,6 +97,27 @@ class JobQueue:
         self.sessions = sessions  # every change goes through these
         self.readers = readers or sessions  # reads that change nothing (`read_only_session_factory`)
         self.limits = limits
+        self._change = asyncio.Event()  # set, and replaced, whenever this process commits a change to a job
+
+    @asynccontextmanager
+    async def _writing(self) -> AsyncIterator[AsyncSession]:
+        """A transaction that may change jobs: once it has committed, whoever waits for a change is woken."""
+        async with self.sessions.begin() as session:
+            yield session
+        self.wake_waiters()
+
+    def wake_waiters(self) -> None:
+        """Wake every `wait_for_change` now (after a change, or to let held requests go at shutdown)."""
+        self._change.set()
+        self._change = asyncio.Event()
+
+    async def wait_for_change(self, longest: float) -> None:
+        """Return when this process next commits a change to any job, or after `longest` seconds."""
+        change = self._change
+        try:
+            await asyncio.wait_for(change.wait(), longest)
+        except TimeoutError:
+            pass
 
     # --- clients ---------------------------------------------------------------------------------
 
@@ -118,7 +144,7 @@ class JobQueue:
             return await session.scalar(select(VideoJob).where(VideoJob.idempotency_key == key))
 
     async def _insert(self, job: VideoJob, artifacts: list[NewArtifact]) -> None:
-        async with self.sessions.begin() as session:
+        async with self._writing() as session:
             if session.bind.dialect.name == "postgresql":
                 await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ENQUEUE_LOCK})
             waiting = await session.scalar(
@@ -209,7 +235,7 @@ class JobQueue:
 
     async def request_cancel(self, video_id: str) -> VideoJob | None:
         """DELETE: a queued job is cancelled now, a running one at its next step, a finished one removed."""
-        async with self.sessions.begin() as session:
+        async with self._writing() as session:
             job = await session.get(VideoJob, video_id, with_for_update=True)
             if job is None or job.deleted_at is not None:
                 return None
@@ -228,7 +254,7 @@ class JobQueue:
     async def claim(self, worker_id: str) -> ClaimedJob | None:
         """Take the next job: first one whose worker died (lease expired), else the fairest queued one."""
         while True:
-            async with self.sessions.begin() as session:
+            async with self._writing() as session:
                 now = utcnow()
                 abandoned = await session.scalar(
                     select(VideoJob)
@@ -305,7 +331,7 @@ class JobQueue:
         values: dict[str, Any] = {"lease_expires_at": utcnow() + timedelta(seconds=self.limits.lease_seconds)}
         if progress is not None:
             values["progress"] = max(0, min(99, progress))
-        async with self.sessions.begin() as session:
+        async with self._writing() as session:
             result = await session.execute(update(VideoJob).where(self._owned(lease)).values(**values))
             if result.rowcount == 0:
                 return Heartbeat(owned=False, cancel_requested=True)
@@ -321,7 +347,7 @@ class JobQueue:
         timings: dict[str, float],
     ) -> bool:
         """Mark the job completed with its files; False (and nothing changed) if the lease was lost."""
-        async with self.sessions.begin() as session:
+        async with self._writing() as session:
             result = await session.execute(
                 update(VideoJob)
                 .where(self._owned(lease), VideoJob.cancel_requested.is_(False))
@@ -353,7 +379,7 @@ class JobQueue:
 
     async def release(self, lease: Lease) -> bool:
         """Give a job back to the queue untouched (graceful shutdown), without counting the attempt."""
-        async with self.sessions.begin() as session:
+        async with self._writing() as session:
             result = await session.execute(
                 update(VideoJob)
                 .where(self._owned(lease))
@@ -368,7 +394,7 @@ class JobQueue:
             return result.rowcount == 1
 
     async def _end(self, lease: Lease, status: str, code: str, message: str) -> bool:
-        async with self.sessions.begin() as session:
+        async with self._writing() as session:
             result = await session.execute(
                 update(VideoJob)
                 .where(self._owned(lease))
@@ -389,5 +415,5 @@ class JobQueue:
 
     async def drop_artifact_rows(self, video_id: str) -> None:
         """Drop the artifact rows of a deleted job (its files are removed by the caller)."""
-        async with self.sessions.begin() as session:
+        async with self._writing() as session:
             await session.execute(delete(VideoArtifact).where(VideoArtifact.job_id == video_id))

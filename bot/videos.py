@@ -32,7 +32,8 @@ TERMINAL = ("completed", "failed")
 # Generator trouble that passes: it is down or restarting (connection refused, 5xx), or briefly overloaded (429).
 TRANSIENT = ("generator_down", "generator_busy")
 HOLD_SECONDS = 20.0  # `track` asks the generator to hold an unchanged answer this long (Hanul's `?wait=`)
-MIN_ASK_GAP = 0.25  # and never asks about one job more often than this
+HELD_HEADER = "hanul-wait"  # a generator that holds answers says so with this header
+MIN_ASK_GAP = 0.25  # against a generator that does not hold, `track` asks about one job at most this often
 
 
 @dataclass(frozen=True)
@@ -200,15 +201,18 @@ class VideoClient:
         """Render a finished clip again with a new prompt (same seed and settings)."""
         return _state(await self._call(self._client.videos.remix(video_id, prompt=prompt)))
 
-    async def retrieve(self, video_id: str, *, wait: float = 0.0, seen: VideoState | None = None) -> VideoState:
-        """The job's state; with `wait`, a Hanul generator holds the answer up to that many seconds while the job is
-        as `seen` (other OpenAI-compatible servers ignore it and answer at once)."""
-        query: dict[str, str] | None = None
-        if wait > 0:
-            query = {"wait": f"{wait:.3f}"}
-            if seen is not None:
-                query["seen"] = seen.shown
-        return _state(await self._call(self._client.videos.retrieve(video_id, extra_query=query)))
+    async def retrieve(self, video_id: str) -> VideoState:
+        return _state(await self._call(self._client.videos.retrieve(video_id)))
+
+    async def retrieve_held(self, video_id: str, wait: float, seen: VideoState | None) -> tuple[VideoState, bool]:
+        """The job's state, asking the generator to hold the answer up to `wait` seconds while the job is as `seen`
+        (Hanul's `?wait=&seen=`; `seen=None`: nothing seen yet, answer at once). Also says whether the generator
+        holds answers (its `hanul-wait` header): other OpenAI-compatible servers ignore the request."""
+        if wait <= 0:
+            return await self.retrieve(video_id), False
+        query = {"wait": f"{wait:.3f}", "seen": "" if seen is None else seen.shown}
+        response = await self._call(self._client.videos.with_raw_response.retrieve(video_id, extra_query=query))
+        return _state(response.parse()), HELD_HEADER in response.headers
 
     async def download(self, video_id: str, variant: str = "video") -> bytes:
         """The finished MP4 (or `thumbnail`, a WebP)."""
@@ -243,17 +247,20 @@ class VideoClient:
         seconds."""
         last_report = 0.0
         reported: tuple[str, int, int | None] | None = None
-        last: VideoState | None = None  # the last answer; None: learn the state at once, without a hold
-        asked, hold = 0.0, 0.0
+        last: VideoState | None = None  # the last answer; None: learn the state at once
+        asked, hold, holds = 0.0, 0.0, False  # holds: the generator holds answers while the job is unchanged
 
         async def ask() -> VideoState:
-            nonlocal asked, hold
+            nonlocal asked, hold, holds
             asked = time.monotonic()
-            hold = 0.0 if last is None else HOLD_SECONDS
+            hold = HOLD_SECONDS  # with nothing seen yet the answer comes at once, saying whether it holds
             if on_progress is not None and last is not None and last.key != reported:
                 # A change is waiting for its report: hold no longer than until it may be reported.
                 hold = min(hold, max(0.0, report_interval - (asked - last_report)))
-            return await self.retrieve(video_id, wait=hold, seen=last)
+            state, held = await self.retrieve_held(video_id, hold, last)
+            if hold > 0:
+                holds = held
+            return state
 
         async def unreachable(error: GeneratorError, delay: float) -> None:
             nonlocal reported, last_report, last
@@ -274,10 +281,13 @@ class VideoClient:
                 reported, last_report = state.key, now
             if state.finished:
                 return state
-            # A server that ignores `wait` answers an unchanged state at once: ask it again only after poll_interval.
-            answered_at_once = last is not None and state.key == last.key and now - asked < min(hold, poll_interval)
+            unchanged = last is not None and state.key == last.key
             last = state
-            pause = poll_interval if answered_at_once else MIN_ASK_GAP
+            if holds and (not unchanged or now - asked >= hold / 2):
+                continue  # it holds the next answer until the job changes: ask at once
+            # A generator that answers at once (or an unchanged job early, which a holding one should not) is asked
+            # again after poll_interval, or soon after a change.
+            pause = poll_interval if unchanged else MIN_ASK_GAP
             await asyncio.sleep(max(0.0, pause - (time.monotonic() - asked)))
 
     @staticmethod

@@ -29,6 +29,7 @@ HEALTH = web.AppKey("health", Callable[[], Awaitable[dict[str, Any]]])
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 POLL_AFTER_MS = "500"  # the SDK's poll helper reads openai-poll-after-ms
+HELD_HEADER = "hanul-wait"  # on answers to `?wait=`: the answer was held until the job changed (or the wait ended)
 
 
 def video_json(view: VideoView) -> dict[str, Any]:
@@ -226,9 +227,11 @@ async def remix_video(request: web.Request) -> web.Response:
 async def retrieve_video(request: web.Request) -> web.Response:
     """With `?wait=S` (Hanul's addition), an unfinished job's answer is held up to S seconds until its state differs
     from `seen=status:progress:queue_position` (what the client last saw; by default, the state when asked)."""
-    seen = request.query.get("seen")
-    view = await request.app[JOBS].get(request.match_info["video_id"], wait=_hold_seconds(request), seen=seen)
-    headers = {"openai-poll-after-ms": POLL_AFTER_MS} if view.job.status in UNFINISHED else None
+    wait = _hold_seconds(request)
+    view = await request.app[JOBS].get(request.match_info["video_id"], wait=wait, seen=request.query.get("seen"))
+    headers = {"openai-poll-after-ms": POLL_AFTER_MS} if view.job.status in UNFINISHED else {}
+    if wait > 0:
+        headers[HELD_HEADER] = f"{wait:g}"  # tells the client this answer was held: it may ask again at once
     return _json(video_json(view), headers=headers)
 
 

@@ -191,8 +191,8 @@ class VideoJobs:
     async def get(self, video_id: str, wait: float = 0.0, seen: str | None = None) -> VideoView:
         """The job as it is. With `wait`, the answer for an unfinished job is held for up to that many seconds while
         its state (`shown_state`: status, progress, queue position) is still `seen`, the state the client last
-        saw (by default, the state when asked): a client learns that its video is finished at once, not at its
-        next poll, and asks less often."""
+        saw (by default, the state when asked; "" for nothing seen yet, i.e. answer at once): a client learns that
+        its video is finished at once, not at its next poll, and asks less often."""
         view = await self._view(await self._visible(video_id))
         seen = shown_state(view) if seen is None else seen
         loop = asyncio.get_running_loop()

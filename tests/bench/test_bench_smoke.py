@@ -196,3 +196,18 @@ def test_natural_looking_frames_follow_the_full_render_and_keep_the_real_ones() 
     assert np.array_equal(natural.last_frames, inner.render(request)), "the real render happened, same frames"
     assert handed_on.shape == natural.last_frames.shape and not np.array_equal(handed_on, natural.last_frames)
     assert natural.profile is inner.profile and natural.pipeline is inner.pipeline
+
+
+def test_the_follow_latency_script_runs_and_reports_both_ways_of_following(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "follow_latency.py"), "--jobs", "2", "--poll-interval", "0.5"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=tmp_path,  # no .env of the developer's
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    (line,) = [json.loads(line) for line in completed.stdout.splitlines() if line.startswith("{")]
+    assert (line["jobs"], line["poll_interval_s"]) == (2, 0.5)
+    for name in ("held", "polling"):
+        assert 0 <= line[f"{name}_median_s"] <= line[f"{name}_max_s"] < 30

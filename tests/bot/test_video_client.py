@@ -63,14 +63,15 @@ async def test_track_sees_the_finished_video_at_once_not_at_its_next_poll(tmp_pa
 
         queue.complete = complete
         client = VideoClient(running.base_url)
-        asks: list[float] = []
-        real_retrieve = client.retrieve
+        asks: list[tuple[float, VideoState | None, bool]] = []
+        real_retrieve_held = client.retrieve_held
 
-        async def retrieve(video_id, *, wait=0.0, seen=None):
-            asks.append(wait)
-            return await real_retrieve(video_id, wait=wait, seen=seen)
+        async def retrieve_held(video_id, wait, seen):
+            state, held = await real_retrieve_held(video_id, wait, seen)
+            asks.append((wait, seen, held))
+            return state, held
 
-        client.retrieve = retrieve
+        client.retrieve_held = retrieve_held
         try:
             video = await client.create(VideoSpec(prompt="a slow pan across a valley", seconds=1, size="1280x720"))
             final = await client.track(video.id, poll_interval=30.0)
@@ -79,7 +80,10 @@ async def test_track_sees_the_finished_video_at_once_not_at_its_next_poll(tmp_pa
             await client.close()
     assert final.status == "completed"
     assert returned_at - completed_at[0] < 2.0  # polling every 30 s would have taken until the next poll
-    assert asks[0] == 0 and all(wait > 0 for wait in asks[1:])  # learn the state, then wait for changes
+    # Every answer was held until the job changed; the first, with nothing seen yet, came at once.
+    assert asks[0][1] is None and all(wait > 0 and held for wait, _, held in asks)
+    assert all(seen is not None for _, seen, _ in asks[1:])
+    assert len(asks) <= 8, asks  # one per change (queued, rendering, progress steps, completed), no polling
 
 
 async def test_a_generator_that_answers_at_once_is_asked_once_per_poll_interval(tmp_path, monkeypatch):
@@ -93,12 +97,12 @@ async def test_a_generator_that_answers_at_once_is_asked_once_per_poll_interval(
         asks = 0
         real_retrieve = client.retrieve
 
-        async def ignoring_wait(video_id, *, wait=0.0, seen=None):
+        async def ignoring_wait(video_id, wait, seen):
             nonlocal asks
             asks += 1
-            return await real_retrieve(video_id)
+            return await real_retrieve(video_id), False
 
-        client.retrieve = ignoring_wait
+        client.retrieve_held = ignoring_wait
         try:
             video = await client.create(VideoSpec(prompt="a slow pan across a valley", seconds=4, size="1280x720"))
             started = time.monotonic()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import threading
 
 import pytest
 
@@ -137,8 +138,15 @@ async def test_a_generator_stopped_mid_job_is_waited_for_and_the_clip_posted_onc
         (record,) = await bot.studio.store.history(1001)
         assert record.status in OPEN_STATUSES and record.error is None
 
-        # Still slow after the restart, so the bot sees the job in progress again before it ends.
-        async with running_generator(generator, SlowBackend(tiny_backend(), step_delay=0.1), GENERATOR_PORT=port):
+        # After the restart the render waits until the bot has shown the job in progress again: however the bot's
+        # retries and the render's speed fall on a busy machine, progress comes back before the end.
+        gate = threading.Event()
+        restarted = SlowBackend(tiny_backend(), step_delay=0.1, gate=gate)
+        async with running_generator(generator, restarted, GENERATOR_PORT=port):
+            try:
+                await wait_until(lambda: WAITING not in status_edits(fake, thread_id)[-1])
+            finally:
+                gate.set()
             await wait_until(lambda: len(fake.clips()) == 1)
             await bot.deliveries.wait_idle()
         (record,) = await bot.studio.store.history(1001)

@@ -43,7 +43,13 @@ async def test_a_job_killed_mid_render_completes_once_after_a_restart(
     assert before[long.id].status == "in_progress", "the kill must land while the clip renders"
     assert before[long.id].progress < RENDER_SHARE
     assert (before[long.id].attempts, before[long.id].lease_owner) == (1, "crash/0")
-    assert [before[video.id].status for video in waiting] == ["queued", "queued"]
+    # The worker claims its next job in the last second of a render: if the kill landed there, that job died with it.
+    claimed_ahead = {video.id for video in waiting if before[video.id].status == "in_progress"}
+    assert len(claimed_ahead) <= 1
+    for video in waiting:
+        expected = (1, "crash/0") if video.id in claimed_ahead else (0, None)
+        assert (before[video.id].attempts, before[video.id].lease_owner) == expected
+        assert before[video.id].status in ("queued", "in_progress")
 
     generator.start()  # the same process again: same worker id, database and files
     async with client_for(generator.base_url) as client:
@@ -58,7 +64,7 @@ async def test_a_job_killed_mid_render_completes_once_after_a_restart(
     assert set(after) == set(before), "no job appeared or vanished"
     assert {row.status for row in after.values()} == {"completed"}
     assert after[long.id].attempts == 2  # the killed attempt, then the one that finished
-    assert [after[video.id].attempts for video in waiting] == [1, 1]
+    assert [after[video.id].attempts for video in waiting] == [2 if v.id in claimed_ahead else 1 for v in waiting]
     for row in after.values():
         assert row.artifacts == {"video": 1, "thumbnail": 1, "spritesheet": 1, "tail": 1}, row.id
         assert row.lease_owner is None

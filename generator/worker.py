@@ -280,6 +280,7 @@ class Worker:
         upcoming = await self._claim_and_start()
         if upcoming is not None:
             self.status.next_job_id = upcoming.job.id
+            log.info("worker %s: claimed %s ahead (attempt %d)", self.name, upcoming.job.id, upcoming.job.attempts)
         return upcoming
 
     async def _prepare(self, job: ClaimedJob, plan: RenderPlan) -> _Inputs:

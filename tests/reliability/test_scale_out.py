@@ -58,8 +58,11 @@ async def test_two_generators_share_the_queue_and_take_over_a_killed_ones_job(
 
     logs = "".join(process.log() for process in fleet.values())
     for video in every:
-        renders = len(re.findall(rf"rendering {video.id} \(attempt \d\)", logs))
-        assert renders == rows[video.id].attempts, f"{video.id} was claimed {renders} times"
+        # A job is rendered, or claimed ahead in another render's last second (and lost with a killed process).
+        claims = set(re.findall(rf"(?:rendering|claimed) {video.id}(?: ahead)? \(attempt (\d)\)", logs))
+        assert len(claims) == rows[video.id].attempts, f"{video.id} was claimed {len(claims)} times"
+        renders = re.findall(rf"rendering {video.id} \(attempt (\d)\)", logs)
+        assert len(renders) == len(set(renders)), f"{video.id} was rendered twice in one attempt"
         assert len(re.findall(rf"{video.id} completed in", logs)) == 1, f"{video.id} finished more than once"
     assert f"lease of {owner} expired, taking it over" in fleet[survivor_name].log()
 

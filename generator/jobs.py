@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 DEFAULT_SECONDS = 4.0  # OpenAI's default clip length
 TYPICAL_CACHE_SECONDS = 1.0
 MAX_HOLD_SECONDS = 30.0  # the longest a `get` may hold its answer (`wait`)
-HELD_RECHECK_SECONDS = 0.5  # a held `get` reads its job again this often: changes made on other hosts
+HELD_RECHECK_SECONDS = 1.0  # a held `get` reads its job again this often: changes made on other hosts
 
 
 @dataclass(frozen=True)

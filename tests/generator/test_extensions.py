@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-import threading
 
 import aiohttp
 import numpy as np
@@ -15,6 +14,7 @@ from PIL import Image
 
 from generator.stitch import seam_report
 from tests.support.generator_service import (
+    HeldRenders,
     poll,
     probe_mp4,
     running_generator,
@@ -83,19 +83,6 @@ async def test_extension_appends_new_frames_and_keeps_the_parent(client):
     to_parent = np.abs(thumbnail.astype(int) - parent_frames[0]).mean()
     to_new = np.abs(thumbnail.astype(int) - child_frames[len(parent_frames)]).mean()
     assert to_parent < to_new / 2, (to_parent, to_new)
-
-
-class HeldRenders:
-    """The tiny backend, holding each render at its start until the test releases it."""
-
-    def __init__(self, inner):
-        self.inner, self.profile = inner, inner.profile
-        self.started, self.release = threading.Event(), threading.Event()
-
-    def render(self, request, on_step=None):
-        self.started.set()
-        assert self.release.wait(timeout=60)
-        return self.inner.render(request, on_step)
 
 
 async def test_deleting_the_parent_while_its_extension_renders_loses_nothing(tmp_path):

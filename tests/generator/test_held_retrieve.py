@@ -4,7 +4,6 @@ position changes (at most S seconds), so a client hears of a finished video at o
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 
 import aiohttp
@@ -13,25 +12,13 @@ import pytest
 from generator import jobs
 from generator.service import start_generator
 from tests.support.generator_service import (
+    HeldRenders,
     generator_settings,
     running_generator,
     sdk_client,
     tiny_backend,
     wait_until,
 )
-
-
-class GatedBackend:
-    """Renders only once `release` is set; `started` tells that a render has begun."""
-
-    def __init__(self, inner) -> None:
-        self.inner, self.profile = inner, inner.profile
-        self.started, self.release = threading.Event(), threading.Event()
-
-    def render(self, request, on_step=None):
-        self.started.set()
-        assert self.release.wait(timeout=60)
-        return self.inner.render(request, on_step)
 
 
 async def held(client, video_id: str, wait: float, seen: str | None = None):
@@ -44,7 +31,7 @@ async def held(client, video_id: str, wait: float, seen: str | None = None):
 
 async def test_a_held_answer_comes_when_the_video_is_finished(tmp_path, monkeypatch):
     monkeypatch.setattr(jobs, "HELD_RECHECK_SECONDS", 60)  # so only this process's own change can end the hold
-    backend = GatedBackend(tiny_backend())
+    backend = HeldRenders(tiny_backend())
     async with running_generator(tmp_path, backend) as running, sdk_client(running) as client:
         try:
             video = await client.videos.create(prompt="a lighthouse at dusk", seconds="1")
@@ -69,7 +56,7 @@ async def test_a_held_answer_comes_when_the_video_is_finished(tmp_path, monkeypa
 
 
 async def test_a_held_answer_with_no_change_comes_after_the_wait(tmp_path):
-    backend = GatedBackend(tiny_backend())
+    backend = HeldRenders(tiny_backend())
     async with running_generator(tmp_path, backend) as running, sdk_client(running) as client:
         try:
             video = await client.videos.create(prompt="a lighthouse at dusk", seconds="1")

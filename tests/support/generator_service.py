@@ -88,6 +88,21 @@ class SlowBackend:
         return self.inner.render(request, slow_step)
 
 
+class HeldRenders:
+    """Wraps a backend: each render waits at its start (up to a minute) until the test sets `release`; `started` is
+    set when a render has begun."""
+
+    def __init__(self, inner: VideoBackend) -> None:
+        self.inner = inner
+        self.profile = inner.profile
+        self.started, self.release = threading.Event(), threading.Event()
+
+    def render(self, request: RenderRequest, on_step: Callable[[int, int], None] | None = None) -> np.ndarray:
+        self.started.set()
+        assert self.release.wait(timeout=60)
+        return self.inner.render(request, on_step)
+
+
 class RecordingBackend:
     """Wraps a backend and keeps a copy of every render's raw frames."""
 

@@ -1,5 +1,5 @@
 """CPU-side figures that need no GPU: MP4 encode of a real-size clip at three x264 presets, the previews and lossless
-tail written beside it, an extension's stitch,
+tail written beside it, a long video's MP4 after its render (whole, or encoded along), an extension's stitch,
 the uint8 conversion of a real-size decoded
 video, and the prompt cache's hit vs miss on the tiny model. Prints one JSON line.
 
@@ -76,6 +76,30 @@ def extension_chain(height: int, width: int, folder: Path, links: int = 6) -> di
     }
 
 
+def encode_along(frames: np.ndarray, fps: int, folder: Path, part: int, repeats: int) -> dict[str, float]:
+    """A long (chained) video's MP4 after its render: encoded whole then (before 2026-11-30), or encoded along the
+    render one segment at a time, which leaves only the last segment and the flush (now). Segments give `part`
+    new frames each, as LTX-Video's 121-frame calls after 17 context frames do."""
+    from generator import encode
+
+    starts = list(range(0, len(frames), part))
+    whole = timed(lambda: encode.encode_mp4(frames, fps, folder / "whole.mp4", 10 * 2**20), repeats)
+    after = []
+    for _ in range(repeats):
+        writer = encode.Mp4Writer(folder / "along.mp4", fps)
+        for start in starts[:-1]:  # written while later segments render
+            writer.write(frames[start : start + part])
+        tick = time.perf_counter()
+        writer.write(frames[starts[-1] :])
+        assert writer.finish(10 * 2**20) is not None
+        after.append(time.perf_counter() - tick)
+    key = f"{frames.shape[2]}x{frames.shape[1]}x{len(frames)}"
+    return {
+        f"mp4_after_render_{key}_whole_s": whole,
+        f"mp4_after_render_{key}_encoded_along_s": round(statistics.median(after), 4),
+    }
+
+
 def timed(fn, repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -117,6 +141,9 @@ def main() -> None:
         result["tail_raw_bytes"] = frames[-17:].nbytes
         result["tail_load_768x512x17_s"] = timed(lambda: encode.load_tail(tail_path), args.repeats)
         result.update(extension_chain(512, 768, Path(folder)))
+        # 20 s at 24 fps: one 121-frame call, then continuations of 104 new frames each.
+        long = np.concatenate([frames, frames[1:], frames[1:], frames[1:]])[:481]
+        result.update(encode_along(long, 24, Path(folder), 104, args.repeats))
     # An extension's stitch: colour statistics of 17 context frames twice, then 104 new frames colour-matched.
     new, context = frames[17:], frames[:17]
     result["stitch_768x512_104_after_17_s"] = timed(

@@ -83,10 +83,18 @@ class Spritesheet:
 
 
 def encode_mp4(
-    frames: np.ndarray, fps: int, path: Path, max_bytes: int, *, crf: int = CRF, preset: str = PRESET
+    frames: np.ndarray,
+    fps: int,
+    path: Path,
+    max_bytes: int,
+    *,
+    crf: int = CRF,
+    preset: str = PRESET,
+    crf_size: int | None = None,
 ) -> EncodedVideo:
     """H.264 (yuv420p, +faststart) at the real `fps`, under `max_bytes`: CRF first, then lower bitrates, then smaller
-    pictures. Raises EncodeError when even the smallest allowed picture does not fit."""
+    pictures. Raises EncodeError when even the smallest allowed picture does not fit. `crf_size`: the CRF encode
+    of these frames was made already (by an `Mp4Writer`) and came to this many bytes, over the cap."""
     frames = _check_frames(frames)
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
@@ -102,9 +110,11 @@ def encode_mp4(
             path, size, w, h, fps, len(frames), used_crf, bitrate, padded, attempts, time.perf_counter() - started
         )
 
-    size = _encode_attempt(frames, fps, path, width, height, preset, crf=crf)
+    size = _encode_attempt(frames, fps, path, width, height, preset, crf=crf) if crf_size is None else crf_size
     attempts += 1
     if size <= max_bytes:
+        if crf_size is not None:
+            raise ValueError(f"crf_size {crf_size} is under the cap {max_bytes}: that encode was the video")
         return result(width, height, size, crf, None)
     target = int(max_bytes * 8 * _HEADROOM / duration)
     for scale in _SCALES:
@@ -136,6 +146,80 @@ def pad_to_even(frames: np.ndarray) -> tuple[np.ndarray, bool]:
     if not pad_h and not pad_w:
         return frames, False
     return np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge"), True
+
+
+class Mp4Writer:
+    """`encode_mp4`'s first attempt (CRF, at the frames' own size) fed a part of the video at a time: a long video's
+    encode runs while its later parts still render, and what is left to encode after the render is its last part.
+
+    Use from one thread at a time: `write` each part in order, then `finish`, or `abort` to leave nothing behind.
+    """
+
+    def __init__(self, path: Path, fps: int, *, crf: int = CRF, preset: str = PRESET) -> None:
+        if fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        self.path, self.fps, self.crf, self.preset = Path(path), fps, crf, preset
+        self.frames = 0
+        self.padded = False
+        self.seconds = 0.0  # spent encoding
+        self.size_bytes: int | None = None  # once finished, also when over the cap
+        self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        self._container: Any = None
+        self._stream: Any = None
+        self._size: tuple[int, int] | None = None  # (width, height) of the frames, before padding
+
+    def write(self, frames: np.ndarray) -> None:
+        """The next frames of the video, all of one (H, W) size."""
+        started = time.perf_counter()
+        frames = _check_frames(frames)
+        size = (frames.shape[2], frames.shape[1])
+        if self._size is None:
+            self._size = size
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._container = _mp4_container(self._tmp)
+        elif size != self._size:
+            raise ValueError(f"every part must be {self._size[0]}x{self._size[1]}, got {size[0]}x{size[1]}")
+        frames, self.padded = pad_to_even(frames)
+        height, width = frames.shape[1:3]
+        if self._stream is None:
+            self._stream = _x264_stream(self._container, self.fps, width, height, self.preset, crf=self.crf)
+        _encode_frames(
+            self._container, self._stream, frames, self.fps, first=self.frames, flush=False, format="yuv420p"
+        )
+        self.frames += len(frames)
+        self.seconds += time.perf_counter() - started
+
+    def finish(self, max_bytes: int) -> EncodedVideo | None:
+        """Close the video and move it into place; None (and no file) when it is over `max_bytes`: the smaller
+        attempts of `encode_mp4` need every frame again."""
+        if self._stream is None:
+            raise ValueError("no frames were written")
+        started = time.perf_counter()
+        try:
+            _flush(self._container, self._stream)
+            self._container.close()
+            self._container = None
+            size = self.size_bytes = self._tmp.stat().st_size
+            if size > max_bytes:
+                return None
+            self._tmp.replace(self.path)
+        finally:
+            self.abort()
+        width, height = self._stream.width, self._stream.height
+        seconds = self.seconds + time.perf_counter() - started
+        return EncodedVideo(
+            self.path, size, width, height, self.fps, self.frames, self.crf, None, self.padded, 1, seconds
+        )
+
+    def abort(self) -> None:
+        """Close without a video: the partial file is removed."""
+        if self._container is not None:
+            try:
+                self._container.close()
+            except av.FFmpegError:  # pragma: no cover - closing a half-written file is best effort
+                log.debug("closing an abandoned MP4 failed", exc_info=True)
+            self._container = None
+        self._tmp.unlink(missing_ok=True)
 
 
 def decode_video(path: VideoSource) -> tuple[np.ndarray, float]:
@@ -318,27 +402,38 @@ def _encode_attempt(
     """One libx264 encode to `path` (replaced atomically); returns its size in bytes."""
 
     def write(tmp: Path) -> None:
-        # movflags=+faststart moves the index (moov) before the data so players start before the download ends.
-        with av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
-            stream = container.add_stream("libx264", rate=Fraction(fps, 1))
-            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            # PyAV asks for slice threads by default, which split each frame and scale poorly (an H100 box's 16 cores
-            # encoded no faster than 2). Frame threads, one per core (0 = auto), are x264's own default mode.
-            # On a busy CPU two encodes of the same frames can differ slightly; rendering stays bit-exact per seed.
-            stream.codec_context.thread_count = 0
-            stream.codec_context.thread_type = "FRAME"
-            options = {"preset": preset}
-            if bitrate is None:
-                options["crf"] = str(crf)
-            else:
-                stream.bit_rate = bitrate
-                # Cap the peaks too, so short clips do not overshoot the average by much.
-                options.update({"maxrate": str(int(bitrate * 1.2)), "bufsize": str(int(bitrate * 2))})
-            stream.options = options
+        with _mp4_container(tmp) as container:
+            stream = _x264_stream(container, fps, width, height, preset, crf=crf, bitrate=bitrate)
             _encode_frames(container, stream, frames, fps, width=width, height=height, format="yuv420p")
 
     _write_atomically(path, write)
     return path.stat().st_size
+
+
+def _mp4_container(path: Path):
+    # movflags=+faststart moves the index (moov) before the data so players start before the download ends.
+    return av.open(str(path), mode="w", format="mp4", options={"movflags": "+faststart"})
+
+
+def _x264_stream(
+    container, fps: int, width: int, height: int, preset: str, *, crf: int | None = None, bitrate: int | None = None
+):
+    stream = container.add_stream("libx264", rate=Fraction(fps, 1))
+    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+    # PyAV asks for slice threads by default, which split each frame and scale poorly (an H100 box's 16 cores
+    # encoded no faster than 2). Frame threads, one per core (0 = auto), are x264's own default mode.
+    # On a busy CPU two encodes of the same frames can differ slightly; rendering stays bit-exact per seed.
+    stream.codec_context.thread_count = 0
+    stream.codec_context.thread_type = "FRAME"
+    options = {"preset": preset}
+    if bitrate is None:
+        options["crf"] = str(crf)
+    else:
+        stream.bit_rate = bitrate
+        # Cap the peaks too, so short clips do not overshoot the average by much.
+        options.update({"maxrate": str(int(bitrate * 1.2)), "bufsize": str(int(bitrate * 2))})
+    stream.options = options
+    return stream
 
 
 def _decoding(stream: av.video.stream.VideoStream) -> av.video.stream.VideoStream:
@@ -407,15 +502,24 @@ def _name(source: VideoSource) -> str:
     return f"a video of {len(source)} bytes" if isinstance(source, bytes) else str(source)
 
 
-def _encode_frames(container, stream, frames: np.ndarray, fps: int, **reformat: Any) -> None:
-    """Every frame into `stream`, converted by `reformat` (size, pixel format), then the encoder's last packets."""
-    for index, array in enumerate(frames):
+def _encode_frames(
+    container, stream, frames: np.ndarray, fps: int, *, first: int = 0, flush: bool = True, **reformat: Any
+) -> None:
+    """Every frame into `stream` (the first is frame number `first` of the video), converted by `reformat` (size,
+    pixel format), then, with `flush`, the encoder's last packets."""
+    for index, array in enumerate(frames, start=first):
         frame = av.VideoFrame.from_ndarray(array, format="rgb24").reformat(interpolation="AREA", **reformat)
         # Without explicit timestamps the encoder guesses them and the output changes from run to run.
         frame.pts = index
         frame.time_base = Fraction(1, fps)
         for packet in stream.encode(frame):
             container.mux(packet)
+    if flush:
+        _flush(container, stream)
+
+
+def _flush(container, stream) -> None:
+    """The packets an encoder still holds, once no frame follows."""
     for packet in stream.encode():
         container.mux(packet)
 

@@ -99,8 +99,15 @@ def segment_seed(seed: int, index: int) -> int:
     return int(state[0]) << 31 | int(state[1]) >> 1
 
 
-def render_video(backend: VideoBackend, spec: VideoSpec, on_progress: ProgressFraction | None = None) -> RenderedVideo:
-    """Render `spec` with `backend`, chaining continuations when it is longer than one call allows."""
+def render_video(
+    backend: VideoBackend,
+    spec: VideoSpec,
+    on_progress: ProgressFraction | None = None,
+    on_frames: Callable[[np.ndarray], None] | None = None,
+) -> RenderedVideo:
+    """Render `spec` with `backend`, chaining continuations when it is longer than one call allows. `on_frames` gets
+    each segment's new frames as soon as they are final (stitched), in order: a read-only view, so a caller can
+    encode a long video while its later segments render."""
     started = time.perf_counter()
     profile = backend.profile
     _check_spec(spec, profile)
@@ -136,6 +143,10 @@ def render_video(backend: VideoBackend, spec: VideoSpec, on_progress: ProgressFr
         video[filled : filled + segment.keep] = new
         filled += segment.keep
         timings["stitch"] += time.perf_counter() - tick
+        if on_frames is not None:
+            done = video[filled - segment.keep : filled]
+            done.flags.writeable = False  # `video` stays writable: the next segments go into it
+            on_frames(done)
     if on_progress is not None:
         on_progress(1.0)
     timings["total"] = time.perf_counter() - started

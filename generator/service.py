@@ -72,9 +72,10 @@ class GeneratorService:
             readers=read_only_session_factory(self.engine),
         )
         self.store = ArtifactStore(settings.videos_dir)
-        # Two threads per encode in flight (the MP4, and the thumbnail, spritesheet and tail beside it), plus one per
-        # worker for the rest (inputs, deletions), so the next job's inputs never wait behind the encodes.
-        cpu_threads = max(2, settings.workers * (2 * settings.encodes_in_flight + 1))
+        # Per worker: two threads per encode in flight (the MP4, and the thumbnail, spritesheet and tail beside it),
+        # one for the MP4 encoded along the current render, and one for the rest (inputs, deletions), so the next
+        # job's inputs never wait behind the encodes.
+        cpu_threads = max(2, settings.workers * (2 * settings.encodes_in_flight + 2))
         self.cpu_pool = ThreadPoolExecutor(max_workers=cpu_threads, thread_name_prefix="hanul-cpu")
         self.worker_id = settings.worker_id or f"{socket.gethostname()}-{os.getpid()}"
         self.workers: list[Worker] = []

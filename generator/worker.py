@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -82,6 +83,37 @@ class _StartedJob:
     plan: RenderPlan | None = None
     inputs: _Inputs | None = None
     error: Exception | None = None
+
+
+class _EncodeAlong:
+    """A new video's MP4, encoded on a CPU thread while it renders: each segment's frames as soon as they are
+    stitched. For a long (chained) video most of the encode is done when the render ends; for one segment it is
+    the same encode, begun a moment sooner. Parts come from the GPU thread (`add`), in order."""
+
+    def __init__(self, pool: ThreadPoolExecutor, writer: encode.Mp4Writer) -> None:
+        self.writer = writer
+        self._parts: queue.SimpleQueue[np.ndarray | None] = queue.SimpleQueue()
+        self.encoded = pool.submit(self._encode)  # done when every part is encoded (the render has ended)
+
+    def add(self, frames: np.ndarray) -> None:
+        self._parts.put(frames)
+
+    def end(self) -> None:
+        """The render is over: no part follows."""
+        self._parts.put(None)
+
+    def _encode(self) -> None:
+        while (part := self._parts.get()) is not None:
+            self.writer.write(part)
+
+    def abort(self) -> None:
+        """Runs on a CPU thread: wait for the encoding thread, then remove the partial file."""
+        self.end()
+        try:
+            self.encoded.result()
+        except Exception:
+            log.debug("the MP4 encoded along an unfinished render failed", exc_info=True)
+        self.writer.abort()
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -229,36 +261,50 @@ class Worker:
         near_end = asyncio.Event()
         claim_ahead = asyncio.create_task(self._claim_ahead(near_end))
         finishing = False
+        along: _EncodeAlong | None = None
         try:
             if started.error is not None:
                 raise started.error
-            assert started.plan is not None and started.inputs is not None
+            plan, inputs = started.plan, started.inputs
+            assert plan is not None and inputs is not None
+            if inputs.parent_video is None and inputs.parent_frames is None:  # a new video: its MP4 is all new
+                writer = encode.Mp4Writer(self._output(job, "video"), plan.fps, preset=self.mp4_preset)
+                along = _EncodeAlong(self.cpu_pool, writer)
             tick = time.perf_counter()
             rendered = await loop.run_in_executor(
                 self.gpu_pool,
                 self._render,
                 job,
-                started.plan,
-                started.inputs,
+                plan,
+                inputs,
                 control,
                 lambda: loop.call_soon_threadsafe(near_end.set),
+                None if along is None else along.add,
             )
+            if along is not None:
+                along.end()
             timings["render_s"] = time.perf_counter() - tick
             timings.update({f"render_{k}": v for k, v in rendered.timings.items()})
             self.status.gpu_busy_seconds += timings["render_s"]
             await self._finishing.acquire()
             finishing = True
             task = asyncio.create_task(
-                self._finish(job, started.plan, started.inputs, rendered, control, started.heartbeat, timings)
+                self._finish(job, plan, inputs, rendered, along, control, started.heartbeat, timings)
             )
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        except RenderCancelled:
-            await self._stop_job(job, control)
         except Exception as error:
-            await self._fail(job, error)
+            if along is not None:  # first stop its thread (nothing may write into the folder after), then drop it
+                await loop.run_in_executor(self.cpu_pool, along.abort)
+                await loop.run_in_executor(self.cpu_pool, self.store.delete_attempt, job.id, job.attempts)
+            if isinstance(error, RenderCancelled):
+                await self._stop_job(job, control)
+            else:
+                await self._fail(job, error)
         except BaseException:  # this task was cancelled: claim nothing more
             claim_ahead.cancel()
+            if along is not None:
+                along.end()
             raise
         finally:
             self.status.state, self.status.job_id = "idle", None
@@ -321,9 +367,10 @@ class Worker:
         inputs: _Inputs,
         control: _JobControl,
         on_last_stretch: Callable[[], None],
+        on_frames: Callable[[np.ndarray], None] | None,
     ) -> RenderedVideo:
         """Runs on the GPU thread. Calls `on_last_stretch` once, when the steps so far say the render ends within
-        CLAIM_AHEAD_SECONDS (or at its end)."""
+        CLAIM_AHEAD_SECONDS (or at its end), and `on_frames` with each segment's finished frames."""
         assert self.backend is not None
         spec = plan.spec(job.prompt, job.negative_prompt, job.seed, inputs.image, inputs.parent_tail)
         started = time.perf_counter()
@@ -341,7 +388,7 @@ class Worker:
                     on_last_stretch()
 
         on_progress(0.0)
-        return render_video(self.backend, spec, on_progress)
+        return render_video(self.backend, spec, on_progress, on_frames)
 
     async def _finish(
         self,
@@ -349,6 +396,7 @@ class Worker:
         plan: RenderPlan,
         inputs: _Inputs,
         rendered: RenderedVideo,
+        along: _EncodeAlong | None,
         control: _JobControl,
         heartbeat: asyncio.Task[None],
         timings: dict[str, float],
@@ -358,7 +406,7 @@ class Worker:
         control.stage, control.fraction = "encode", 1.0
         try:
             started = time.perf_counter()
-            artifacts, total_frames = await self._write_files(job, plan, inputs, rendered)
+            artifacts, total_frames = await self._write_files(job, plan, inputs, rendered, along)
             timings["encode_s"] = time.perf_counter() - started
             timings["total_s"] = time.time() - job.created_at_ts
             done = await self.queue.complete(
@@ -381,14 +429,14 @@ class Worker:
             await _stopped(heartbeat)
 
     async def _write_files(
-        self, job: ClaimedJob, plan: RenderPlan, inputs: _Inputs, rendered: RenderedVideo
+        self, job: ClaimedJob, plan: RenderPlan, inputs: _Inputs, rendered: RenderedVideo, along: _EncodeAlong | None
     ) -> tuple[list[NewArtifact], int]:
-        """Into this attempt's own folder: the MP4 under the size cap on one CPU thread while the thumbnail,
-        spritesheet and lossless tail are written on another (one after the other they added about a third to the
-        job's time after rendering). Returns the artifacts and the whole video's frame count."""
+        """Into this attempt's own folder: the MP4 under the size cap while the thumbnail, spritesheet and lossless
+        tail are written on another CPU thread (one after the other they added about a third to the job's time
+        after rendering). Returns the artifacts and the whole video's frame count."""
         loop = asyncio.get_running_loop()
         written = await asyncio.gather(
-            loop.run_in_executor(self.cpu_pool, self._write_video, job, plan, inputs, rendered.frames),
+            self._write_video(job, plan, inputs, rendered.frames, along),
             loop.run_in_executor(self.cpu_pool, self._write_previews_and_tail, job, plan, inputs, rendered),
             return_exceptions=True,  # wait for both, so nothing still writes into the folder once the job has ended
         )
@@ -398,8 +446,27 @@ class Worker:
         (video, total_frames), others = written
         return [video, *others], total_frames
 
-    def _write_video(
-        self, job: ClaimedJob, plan: RenderPlan, inputs: _Inputs, new: np.ndarray
+    async def _write_video(
+        self, job: ClaimedJob, plan: RenderPlan, inputs: _Inputs, new: np.ndarray, along: _EncodeAlong | None
+    ) -> tuple[NewArtifact, int]:
+        """The MP4 encoded along the render, finished; or, when there was none or it is over the byte cap, the MP4
+        encoded now on a CPU thread."""
+        loop = asyncio.get_running_loop()
+        crf_size = None
+        if along is not None:
+            try:
+                await asyncio.wrap_future(along.encoded)
+                encoded = await loop.run_in_executor(self.cpu_pool, along.writer.finish, plan.max_bytes)
+            except BaseException:
+                await loop.run_in_executor(self.cpu_pool, along.abort)
+                raise
+            if encoded is not None:
+                return self._artifact(job, "video"), encoded.frames
+            crf_size = along.writer.size_bytes  # over the cap: the smaller attempts need every frame again
+        return await loop.run_in_executor(self.cpu_pool, self._encode_video, job, plan, inputs, new, crf_size)
+
+    def _encode_video(
+        self, job: ClaimedJob, plan: RenderPlan, inputs: _Inputs, new: np.ndarray, crf_size: int | None
     ) -> tuple[NewArtifact, int]:
         """Runs on a CPU thread. An extension of a rendered video continues the parent's MP4 as it is when it can
         (no generation loss, and only the new frames to encode); otherwise the whole video is encoded."""
@@ -410,7 +477,7 @@ class Worker:
             )
             return self._artifact(job, "video"), encoded.frames
         frames = new if inputs.parent_frames is None else np.concatenate([inputs.parent_frames, new])
-        encode.encode_mp4(frames, plan.fps, path, plan.max_bytes, preset=self.mp4_preset)
+        encode.encode_mp4(frames, plan.fps, path, plan.max_bytes, preset=self.mp4_preset, crf_size=crf_size)
         return self._artifact(job, "video"), len(frames)
 
     def _write_previews_and_tail(

@@ -16,6 +16,7 @@ from tests.generator.test_extensions import extend
 from tests.support.generator_service import (
     SlowBackend,
     generator_settings,
+    probe_mp4,
     running_generator,
     sdk_client,
     tiny_backend,
@@ -27,14 +28,14 @@ from tests.support.generator_service import (
 async def test_the_next_render_waits_only_when_every_encode_slot_is_busy(tmp_path, monkeypatch, in_flight):
     gate = threading.Event()
     encoding: list[str] = []
-    real_encode = encode.encode_mp4
+    real_finish = encode.Mp4Writer.finish
 
-    def held_encode(frames, fps, path, max_bytes, **options):
-        encoding.append(str(path))
+    def held_finish(writer, max_bytes):  # the MP4 encoded along the render is finished after it
+        encoding.append(str(writer.path))
         gate.wait(timeout=60)
-        return real_encode(frames, fps, path, max_bytes, **options)
+        return real_finish(writer, max_bytes)
 
-    monkeypatch.setattr(encode, "encode_mp4", held_encode)
+    monkeypatch.setattr(encode.Mp4Writer, "finish", held_finish)
     backend = SlowBackend(tiny_backend())
     async with (
         running_generator(tmp_path / "generator", backend, GENERATOR_ENCODES_IN_FLIGHT=in_flight) as generator,
@@ -64,19 +65,19 @@ async def test_the_next_render_waits_only_when_every_encode_slot_is_busy(tmp_pat
 
 async def test_the_previews_and_tail_are_written_while_the_mp4_encodes(tmp_path, monkeypatch):
     tail_written = threading.Event()
-    real_encode, real_save_tail = encode.encode_mp4, encode.save_tail
+    real_finish, real_save_tail = encode.Mp4Writer.finish, encode.save_tail
 
-    def encode_after_the_tail(frames, fps, path, max_bytes, **options):
-        # One after the other, the tail would wait for this encode and this encode for the tail: the test times out.
+    def finish_after_the_tail(writer, max_bytes):
+        # One after the other, the tail would wait for the MP4 and the MP4 for the tail: the test times out.
         assert tail_written.wait(timeout=30), "the tail was not written while the MP4 was encoding"
-        return real_encode(frames, fps, path, max_bytes, **options)
+        return real_finish(writer, max_bytes)
 
     def save_tail(frames, path, fps):
         written = real_save_tail(frames, path, fps)
         tail_written.set()
         return written
 
-    monkeypatch.setattr(encode, "encode_mp4", encode_after_the_tail)
+    monkeypatch.setattr(encode.Mp4Writer, "finish", finish_after_the_tail)
     monkeypatch.setattr(encode, "save_tail", save_tail)
     async with running_generator(tmp_path / "generator", tiny_backend()) as generator, sdk_client(generator) as client:
         video = await client.videos.create_and_poll(prompt="a lighthouse at dusk", seconds="1", poll_interval_ms=50)
@@ -89,7 +90,7 @@ async def test_a_failed_mp4_fails_the_job_only_after_the_other_files_are_written
     real_save_tail = encode.save_tail
     finished: list[str] = []
 
-    def failing_encode(frames, fps, path, max_bytes, **options):
+    def failing_finish(writer, max_bytes):
         raise encode.EncodeError("cannot fit under the cap")
 
     def slow_save_tail(frames, path, fps):
@@ -98,7 +99,7 @@ async def test_a_failed_mp4_fails_the_job_only_after_the_other_files_are_written
         finished.append("tail")
         return written
 
-    monkeypatch.setattr(encode, "encode_mp4", failing_encode)
+    monkeypatch.setattr(encode.Mp4Writer, "finish", failing_finish)
     monkeypatch.setattr(encode, "save_tail", slow_save_tail)
     async with running_generator(tmp_path / "generator", tiny_backend()) as generator, sdk_client(generator) as client:
         video = await client.videos.create_and_poll(prompt="a lighthouse at dusk", seconds="1", poll_interval_ms=50)
@@ -171,3 +172,78 @@ async def test_a_job_claimed_ahead_goes_back_to_the_queue_when_the_worker_stops(
         for video in (held, waiting):
             row = await reopened.service.queue.get(video.id)
             assert (row.status, row.attempts, row.lease_owner) == (models.QUEUED, 0, None)
+
+
+class SegmentsAfterWrites:
+    """Wraps a backend: every pipeline call after a video's first waits (up to 10 s) until the MP4 writer has taken
+    frames since the call before, and records whether it did. With `fail_at`, that call fails instead."""
+
+    def __init__(self, inner, fail_at: int | None = None) -> None:
+        self.inner, self.profile, self.fail_at = inner, inner.profile, fail_at
+        self.calls = 0
+        self.written = threading.Event()
+        self.in_time: list[bool] = []
+
+    def render(self, request, on_step=None):
+        self.calls += 1
+        if self.calls > 1:
+            self.in_time.append(self.written.wait(timeout=10))
+            self.written.clear()
+        if self.calls == self.fail_at:
+            raise RuntimeError("the GPU fell over")
+        return self.inner.render(request, on_step)
+
+
+def watch_writes(monkeypatch, backend: SegmentsAfterWrites) -> list[int]:
+    """Patch the MP4 writer to tell `backend` of each part; returns the part sizes as they come."""
+    parts: list[int] = []
+    real_write = encode.Mp4Writer.write
+
+    def write(writer, frames):
+        real_write(writer, frames)
+        parts.append(len(frames))
+        backend.written.set()
+
+    monkeypatch.setattr(encode.Mp4Writer, "write", write)
+    return parts
+
+
+async def test_a_long_videos_mp4_is_encoded_while_its_later_segments_render(tmp_path, monkeypatch):
+    backend = SegmentsAfterWrites(tiny_backend())
+    parts = watch_writes(monkeypatch, backend)
+    async with running_generator(tmp_path, backend) as generator, sdk_client(generator) as client:
+        video = await client.videos.create_and_poll(prompt="a long drive along the coast", seconds="6")
+        assert video.status == "completed", video.error
+        frames = probe_mp4((await client.videos.download_content(video.id)).read())["frames"]
+    assert backend.calls >= 3 and backend.in_time == [True] * (backend.calls - 1)  # each segment's frames went on
+    assert sum(parts) == len(frames) == 6 * 8 and len(parts) == backend.calls
+
+
+async def test_a_render_that_fails_midway_leaves_no_partial_mp4(tmp_path, monkeypatch):
+    backend = SegmentsAfterWrites(tiny_backend(), fail_at=3)
+    watch_writes(monkeypatch, backend)
+    async with running_generator(tmp_path, backend) as generator, sdk_client(generator) as client:
+        video = await client.videos.create_and_poll(prompt="a long drive along the coast", seconds="6")
+        assert video.status == "failed" and "the GPU fell over" in video.error.message
+        assert list(generator.service.store.job_dir(video.id).rglob("*")) == []
+
+
+async def test_an_mp4_over_the_byte_cap_is_encoded_again_smaller_without_repeating_the_first_encode(
+    tmp_path, monkeypatch
+):
+    attempts: list[dict] = []
+    real_attempt = encode._encode_attempt
+
+    def counted(frames, fps, path, width, height, preset, **rate):
+        attempts.append(rate)
+        return real_attempt(frames, fps, path, width, height, preset, **rate)
+
+    monkeypatch.setattr(encode, "_encode_attempt", counted)
+    async with running_generator(tmp_path) as generator, sdk_client(generator) as client:
+        video = await client.videos.create_and_poll(
+            prompt="detailed noise", seconds="2", size="256x256", extra_body={"max_bytes": 65536}, poll_interval_ms=50
+        )
+        assert video.status == "completed", video.error
+        assert len((await client.videos.download_content(video.id)).read()) <= 65536
+    # The CRF encode was the one made along the render; only the capped ones ran afterwards.
+    assert attempts and all(rate.get("crf") is None and rate.get("bitrate") for rate in attempts)

@@ -256,7 +256,7 @@ class VideoClient:
             hold = HOLD_SECONDS  # with nothing seen yet the answer comes at once, saying whether it holds
             if on_progress is not None and last is not None and last.key != reported:
                 # A change is waiting for its report: hold no longer than until it may be reported.
-                hold = min(hold, max(0.0, report_interval - (asked - last_report)))
+                hold = round(min(hold, max(0.0, report_interval - (asked - last_report))), 3)  # as it is sent
             state, held = await self.retrieve_held(video_id, hold, last)
             if hold > 0:
                 holds = held

@@ -195,6 +195,7 @@ class Mp4Writer:
         if self._stream is None:
             raise ValueError("no frames were written")
         started = time.perf_counter()
+        width, height = self._stream.width, self._stream.height
         try:
             _flush(self._container, self._stream)
             self._container.close()
@@ -205,7 +206,6 @@ class Mp4Writer:
             self._tmp.replace(self.path)
         finally:
             self.abort()
-        width, height = self._stream.width, self._stream.height
         seconds = self.seconds + time.perf_counter() - started
         return EncodedVideo(
             self.path, size, width, height, self.fps, self.frames, self.crf, None, self.padded, 1, seconds
@@ -219,6 +219,7 @@ class Mp4Writer:
             except av.FFmpegError:  # pragma: no cover - closing a half-written file is best effort
                 log.debug("closing an abandoned MP4 failed", exc_info=True)
             self._container = None
+        self._stream = None  # lets the encoder (and its threads) go now
         self._tmp.unlink(missing_ok=True)
 
 

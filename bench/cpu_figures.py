@@ -144,6 +144,8 @@ def main() -> None:
         # 20 s at 24 fps: one 121-frame call, then continuations of 104 new frames each.
         long = np.concatenate([frames, frames[1:], frames[1:], frames[1:]])[:481]
         result.update(encode_along(long, 24, Path(folder), 104, args.repeats))
+        # An extension of 5 s (120 new frames after 17 context frames: segments of 104 and 16): its new part.
+        result.update(encode_along(long[:120], 24, Path(folder), 104, args.repeats))
     # An extension's stitch: colour statistics of 17 context frames twice, then 104 new frames colour-matched.
     new, context = frames[17:], frames[:17]
     result["stitch_768x512_104_after_17_s"] = timed(

@@ -321,32 +321,65 @@ def append_to_mp4(
         header = _stream_header(parent)
         if width % 2 or height % 2 or (header.codec, header.width, header.height) != ("h264", width, height):
             return None  # not worth encoding the new part to find out
-        part_bytes = _encode_attempt(frames, fps, part, width, height, preset, crf=crf)
-        parent_bytes = len(parent) if isinstance(parent, bytes) else Path(parent).stat().st_size
-        if parent_bytes + part_bytes > max_bytes:
-            return None
-        # The new part's packets can follow the parent's in one stream only when a decoder is told the same at the
-        # start of both: the same parameter sets (size, profile, reference frames, quantiser set-up) and timing.
-        if header.extradata is None or header.rate != fps or _stream_header(part) != header:
-            return None
-        counts: list[int] = []
-        _write_atomically(path, lambda tmp: counts.extend(_join_streams(parent, part, tmp)))
+        _encode_attempt(frames, fps, part, width, height, preset, crf=crf)
+        return append_part(parent, part, fps, path, max_bytes, crf=crf, parent_header=header, started=started)
     finally:
         part.unlink(missing_ok=True)
+
+
+def append_part(
+    parent: VideoSource,
+    part: Path,
+    fps: int,
+    path: Path,
+    max_bytes: int,
+    *,
+    crf: int = CRF,
+    parent_header: _StreamHeader | None = None,
+    started: float | None = None,
+) -> EncodedVideo | None:
+    """`parent`'s H.264 stream as it is, then the packets of `part`: new frames already encoded with the parent's
+    settings (by `append_to_mp4`, or by an `Mp4Writer` while they rendered). None, and no file, when the part
+    cannot follow the parent (see `append_to_mp4`) or the whole would pass `max_bytes`."""
+    started = time.perf_counter() if started is None else started
+    path, part = Path(path), Path(part)
+    header = _stream_header(parent) if parent_header is None else parent_header
+    parent_bytes = len(parent) if isinstance(parent, bytes) else Path(parent).stat().st_size
+    if parent_bytes + part.stat().st_size > max_bytes:
+        return None
+    # The new part's packets can follow the parent's in one stream only when a decoder is told the same at the
+    # start of both: the same parameter sets (size, profile, reference frames, quantiser set-up) and timing.
+    if header.codec != "h264" or header.extradata is None or header.rate != fps or _stream_header(part) != header:
+        return None
+    counts: list[int] = []
+    _write_atomically(path, lambda tmp: counts.extend(_join_streams(parent, part, tmp)))
     size = path.stat().st_size
     if size > max_bytes:  # the container's index grew past the cap: rare, and the full encode handles it
         path.unlink()
         return None
-    return EncodedVideo(path, size, width, height, fps, sum(counts), crf, None, False, 1, time.perf_counter() - started)
+    return EncodedVideo(
+        path, size, header.width, header.height, fps, sum(counts), crf, None, False, 1, time.perf_counter() - started
+    )
 
 
 def encode_extension(
-    parent: VideoSource, frames: np.ndarray, fps: int, path: Path, max_bytes: int, *, preset: str = PRESET
+    parent: VideoSource,
+    frames: np.ndarray,
+    fps: int,
+    path: Path,
+    max_bytes: int,
+    *,
+    preset: str = PRESET,
+    part: Path | None = None,
 ) -> EncodedVideo:
     """The MP4 of a rendered video extended by `frames`: the parent's stream continued as it is where it can take
-    them (`append_to_mp4`), else the parent decoded, fitted to the new frames' size, and the whole encoded."""
+    them (`append_to_mp4`; with `part`, the frames already encoded: `append_part`), else the parent decoded, fitted
+    to the new frames' size, and the whole encoded."""
     try:
-        appended = append_to_mp4(parent, frames, fps, path, max_bytes, preset=preset)
+        if part is None:
+            appended = append_to_mp4(parent, frames, fps, path, max_bytes, preset=preset)
+        else:
+            appended = append_part(parent, part, fps, path, max_bytes)
     except av.FFmpegError:  # a parent whose packets cannot be copied can still be decoded
         log.warning("could not continue %s as it is; encoding the whole video", _name(parent), exc_info=True)
         appended = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +37,7 @@ RENDER_SHARE = 90  # progress percent given to rendering; the rest is encoding a
 # its inputs (an extension's parent tail, a reference image) before the GPU is free, short enough that it holds
 # its lease only briefly while another host might have been idle.
 CLAIM_AHEAD_SECONDS = 1.0
+NEW_PART = ".new-part.mp4"  # in an attempt's folder: an extension's new frames, encoded while they render
 
 
 @dataclass
@@ -267,9 +269,7 @@ class Worker:
                 raise started.error
             plan, inputs = started.plan, started.inputs
             assert plan is not None and inputs is not None
-            if inputs.parent_video is None and inputs.parent_frames is None:  # a new video: its MP4 is all new
-                writer = encode.Mp4Writer(self._output(job, "video"), plan.fps, preset=self.mp4_preset)
-                along = _EncodeAlong(self.cpu_pool, writer)
+            along = self._encode_along(job, plan, inputs)
             tick = time.perf_counter()
             rendered = await loop.run_in_executor(
                 self.gpu_pool,
@@ -360,6 +360,17 @@ class Worker:
             )
         return inputs
 
+    def _encode_along(self, job: ClaimedJob, plan: RenderPlan, inputs: _Inputs) -> _EncodeAlong:
+        """What is encoded while the job renders: a new video's MP4; an uploaded clip's frames and then the new
+        ones; for an extension of a rendered video, the new part alone, which then follows the parent's stream."""
+        path = self._output(job, "video")
+        if inputs.parent_video is not None:
+            path = path.with_name(NEW_PART)
+        along = _EncodeAlong(self.cpu_pool, encode.Mp4Writer(path, plan.fps, preset=self.mp4_preset))
+        if inputs.parent_frames is not None:
+            along.add(inputs.parent_frames)
+        return along
+
     def _render(
         self,
         job: ClaimedJob,
@@ -449,31 +460,45 @@ class Worker:
     async def _write_video(
         self, job: ClaimedJob, plan: RenderPlan, inputs: _Inputs, new: np.ndarray, along: _EncodeAlong | None
     ) -> tuple[NewArtifact, int]:
-        """The MP4 encoded along the render, finished; or, when there was none or it is over the byte cap, the MP4
-        encoded now on a CPU thread."""
+        """The MP4 encoded along the render, finished (an extension's new part: appended to the parent's stream);
+        else, or when it is over the byte cap, the MP4 encoded now on a CPU thread."""
         loop = asyncio.get_running_loop()
-        crf_size = None
-        if along is not None:
-            try:
-                await asyncio.wrap_future(along.encoded)
-                encoded = await loop.run_in_executor(self.cpu_pool, along.writer.finish, plan.max_bytes)
-            except BaseException:
-                await loop.run_in_executor(self.cpu_pool, along.abort)
-                raise
-            if encoded is not None:
-                return self._artifact(job, "video"), encoded.frames
-            crf_size = along.writer.size_bytes  # over the cap: the smaller attempts need every frame again
-        return await loop.run_in_executor(self.cpu_pool, self._encode_video, job, plan, inputs, new, crf_size)
+        if along is None:
+            return await loop.run_in_executor(self.cpu_pool, self._encode_video, job, plan, inputs, new, None, None)
+        most = sys.maxsize if inputs.parent_video is not None else plan.max_bytes  # a part is capped as a whole
+        try:
+            await asyncio.wrap_future(along.encoded)
+            encoded = await loop.run_in_executor(self.cpu_pool, along.writer.finish, most)
+            if inputs.parent_video is not None:
+                assert encoded is not None
+                return await loop.run_in_executor(
+                    self.cpu_pool, self._encode_video, job, plan, inputs, new, None, encoded.path
+                )
+        finally:
+            await loop.run_in_executor(self.cpu_pool, along.abort)  # the part, or what a failure left
+            along.writer.path.with_name(NEW_PART).unlink(missing_ok=True)
+        if encoded is not None:
+            return self._artifact(job, "video"), encoded.frames
+        # Over the cap: the smaller attempts need every frame again, but not the CRF encode just made.
+        crf_size = along.writer.size_bytes
+        return await loop.run_in_executor(self.cpu_pool, self._encode_video, job, plan, inputs, new, crf_size, None)
 
     def _encode_video(
-        self, job: ClaimedJob, plan: RenderPlan, inputs: _Inputs, new: np.ndarray, crf_size: int | None
+        self,
+        job: ClaimedJob,
+        plan: RenderPlan,
+        inputs: _Inputs,
+        new: np.ndarray,
+        crf_size: int | None,
+        part: Path | None,
     ) -> tuple[NewArtifact, int]:
         """Runs on a CPU thread. An extension of a rendered video continues the parent's MP4 as it is when it can
-        (no generation loss, and only the new frames to encode); otherwise the whole video is encoded."""
+        (no generation loss, and only the new frames, or their `part` encoded already); otherwise the whole video
+        is encoded."""
         path = self._output(job, "video")
         if inputs.parent_video is not None:
             encoded = encode.encode_extension(
-                inputs.parent_video, new, plan.fps, path, plan.max_bytes, preset=self.mp4_preset
+                inputs.parent_video, new, plan.fps, path, plan.max_bytes, preset=self.mp4_preset, part=part
             )
             return self._artifact(job, "video"), encoded.frames
         frames = new if inputs.parent_frames is None else np.concatenate([inputs.parent_frames, new])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
+import numpy as np
 import pytest
 
 from generator import encode, models
@@ -247,3 +248,26 @@ async def test_an_mp4_over_the_byte_cap_is_encoded_again_smaller_without_repeati
         assert len((await client.videos.download_content(video.id)).read()) <= 65536
     # The CRF encode was the one made along the render; only the capped ones ran afterwards.
     assert attempts and all(rate.get("crf") is None and rate.get("bitrate") for rate in attempts)
+
+
+async def test_an_extensions_new_part_is_encoded_while_it_renders_and_follows_the_parents_stream(tmp_path, monkeypatch):
+    backend = SegmentsAfterWrites(tiny_backend())
+    parts = watch_writes(monkeypatch, backend)
+    async with running_generator(tmp_path, backend) as generator, sdk_client(generator) as client:
+        parent = await client.videos.create_and_poll(prompt="a kite", seconds="1", poll_interval_ms=50)
+        parent_frames = probe_mp4((await client.videos.download_content(parent.id)).read())["frames"]
+        parts.clear()
+        encodes_after: list[object] = []  # whole-clip encodes once the render is over: none, the part is used
+        monkeypatch.setattr(encode, "_encode_attempt", lambda *args, **kwargs: encodes_after.append(args))
+        child = await extend(client, parent.id, "the string snaps", "3")
+        child = await client.videos.poll(child.id, poll_interval_ms=50)
+        assert child.status == "completed", child.error
+        frames = probe_mp4((await client.videos.download_content(child.id)).read())["frames"]
+        folder = generator.service.store.job_dir(child.id)
+        left = sorted(path.name for path in folder.rglob("*") if path.is_file())
+    assert backend.calls >= 3 and backend.in_time == [True] * (backend.calls - 1)  # each segment's frames went on
+    assert len(parts) == backend.calls - 1  # the extension's segments, each its own part
+    assert sum(parts) == 3 * 8 and len(frames) == 4 * 8
+    assert np.array_equal(frames[:8], parent_frames)  # the parent's stream, continued as it is
+    assert left == ["spritesheet.jpg", "tail.mkv", "thumbnail.webp", "video.mp4"]  # the new part file is gone
+    assert encodes_after == []

@@ -434,15 +434,19 @@ async def run_queue(backend: Any, size: tuple, args: argparse.Namespace, device:
                         return (await response.json())["id"], started
 
                 async def finished(video_id: str) -> bytes:
+                    """Follow the job as the bot does: each status request held until the job changes."""
+                    seen = ""  # nothing seen yet: the first answer comes at once
                     while True:
-                        async with http.get(f"videos/{video_id}") as response:
-                            status = (await response.json())["status"]
-                        if status == "completed":
+                        query = {"wait": "30", "seen": seen}
+                        async with http.get(f"videos/{video_id}", params=query) as response:
+                            video = await response.json()
+                        if video["status"] == "completed":
                             async with http.get(f"videos/{video_id}/content") as response:
                                 return await response.read()
-                        if status == "failed":
-                            raise RuntimeError(f"{video_id} failed")
-                        await asyncio.sleep(0.005)
+                        if video["status"] == "failed":
+                            raise RuntimeError(f"{video_id} failed: {video.get('error')}")
+                        position = video.get("queue_position")
+                        seen = f"{video['status']}:{video['progress']}:{'' if position is None else position}"
 
                 worker = running.service.workers[0]
                 warm_id, _ = await submit(0)  # first request: lazy initialisation, not measured

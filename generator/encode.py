@@ -163,7 +163,7 @@ class Mp4Writer:
         self.padded = False
         self.seconds = 0.0  # spent encoding
         self.size_bytes: int | None = None  # once finished, also when over the cap
-        self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        self._tmp = _beside(self.path, ".tmp")
         self._container: Any = None
         self._stream: Any = None
         self._size: tuple[int, int] | None = None  # (width, height) of the frames, before padding
@@ -316,7 +316,7 @@ def append_to_mp4(
     started = time.perf_counter()
     path = Path(path)
     height, width = frames.shape[1:3]
-    part = path.with_name(f".{path.name}.{os.getpid()}.part.mp4")
+    part = _beside(path, ".part.mp4")
     try:
         header = _stream_header(parent)
         if width % 2 or height % 2 or (header.codec, header.width, header.height) != ("h264", width, height):
@@ -507,7 +507,7 @@ def _join_streams(first: VideoSource, second: Path, out_path: Path) -> tuple[int
     with (
         _open_video(first) as before,
         av.open(str(second)) as after,
-        av.open(str(out_path), mode="w", format="mp4", options={"movflags": "+faststart"}) as output,
+        _mp4_container(out_path) as output,
     ):
         template = before.streams.video[0]
         stream = output.add_stream_from_template(template)
@@ -558,9 +558,14 @@ def _flush(container, stream) -> None:
         container.mux(packet)
 
 
+def _beside(path: Path, suffix: str) -> Path:
+    """A hidden working file next to `path`, named for this process so two processes never share one."""
+    return path.with_name(f".{path.name}.{os.getpid()}{suffix}")
+
+
 def _write_atomically(path: Path, write) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = _beside(path, ".tmp")
     try:
         write(tmp)
         tmp.replace(path)

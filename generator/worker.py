@@ -88,9 +88,10 @@ class _StartedJob:
 
 
 class _EncodeAlong:
-    """A new video's MP4, encoded on a CPU thread while it renders: each segment's frames as soon as they are
-    stitched. For a long (chained) video most of the encode is done when the render ends; for one segment it is
-    the same encode, begun a moment sooner. Parts come from the GPU thread (`add`), in order."""
+    """A job's MP4 (for an extension of a rendered video, its new part), encoded on a CPU thread while it renders:
+    each segment's frames as soon as they are stitched. For a long (chained) video most of the encode is done when
+    the render ends; for one segment it is the same encode, begun a moment sooner. Parts come from the GPU thread
+    (`add`), in order."""
 
     def __init__(self, pool: ThreadPoolExecutor, writer: encode.Mp4Writer) -> None:
         self.writer = writer
@@ -279,10 +280,9 @@ class Worker:
                 inputs,
                 control,
                 lambda: loop.call_soon_threadsafe(near_end.set),
-                None if along is None else along.add,
+                along.add,
             )
-            if along is not None:
-                along.end()
+            along.end()
             timings["render_s"] = time.perf_counter() - tick
             timings.update({f"render_{k}": v for k, v in rendered.timings.items()})
             self.status.gpu_busy_seconds += timings["render_s"]
@@ -378,7 +378,7 @@ class Worker:
         inputs: _Inputs,
         control: _JobControl,
         on_last_stretch: Callable[[], None],
-        on_frames: Callable[[np.ndarray], None] | None,
+        on_frames: Callable[[np.ndarray], None],
     ) -> RenderedVideo:
         """Runs on the GPU thread. Calls `on_last_stretch` once, when the steps so far say the render ends within
         CLAIM_AHEAD_SECONDS (or at its end), and `on_frames` with each segment's finished frames."""
@@ -407,7 +407,7 @@ class Worker:
         plan: RenderPlan,
         inputs: _Inputs,
         rendered: RenderedVideo,
-        along: _EncodeAlong | None,
+        along: _EncodeAlong,
         control: _JobControl,
         heartbeat: asyncio.Task[None],
         timings: dict[str, float],
@@ -440,7 +440,7 @@ class Worker:
             await _stopped(heartbeat)
 
     async def _write_files(
-        self, job: ClaimedJob, plan: RenderPlan, inputs: _Inputs, rendered: RenderedVideo, along: _EncodeAlong | None
+        self, job: ClaimedJob, plan: RenderPlan, inputs: _Inputs, rendered: RenderedVideo, along: _EncodeAlong
     ) -> tuple[list[NewArtifact], int]:
         """Into this attempt's own folder: the MP4 under the size cap while the thumbnail, spritesheet and lossless
         tail are written on another CPU thread (one after the other they added about a third to the job's time
@@ -458,25 +458,26 @@ class Worker:
         return [video, *others], total_frames
 
     async def _write_video(
-        self, job: ClaimedJob, plan: RenderPlan, inputs: _Inputs, new: np.ndarray, along: _EncodeAlong | None
+        self, job: ClaimedJob, plan: RenderPlan, inputs: _Inputs, new: np.ndarray, along: _EncodeAlong
     ) -> tuple[NewArtifact, int]:
         """The MP4 encoded along the render, finished (an extension's new part: appended to the parent's stream);
-        else, or when it is over the byte cap, the MP4 encoded now on a CPU thread."""
+        when it is over the byte cap, the MP4 encoded again smaller on a CPU thread."""
         loop = asyncio.get_running_loop()
-        if along is None:
-            return await loop.run_in_executor(self.cpu_pool, self._encode_video, job, plan, inputs, new, None, None)
-        most = sys.maxsize if inputs.parent_video is not None else plan.max_bytes  # a part is capped as a whole
+        extending = inputs.parent_video is not None
         try:
             await asyncio.wrap_future(along.encoded)
-            encoded = await loop.run_in_executor(self.cpu_pool, along.writer.finish, most)
-            if inputs.parent_video is not None:
-                assert encoded is not None
+            # A part is held to the cap together with its parent, by `encode_extension`.
+            encoded = await loop.run_in_executor(
+                self.cpu_pool, along.writer.finish, sys.maxsize if extending else plan.max_bytes
+            )
+            if extending:
                 return await loop.run_in_executor(
-                    self.cpu_pool, self._encode_video, job, plan, inputs, new, None, encoded.path
+                    self.cpu_pool, self._encode_video, job, plan, inputs, new, None, along.writer.path
                 )
         finally:
-            await loop.run_in_executor(self.cpu_pool, along.abort)  # the part, or what a failure left
-            along.writer.path.with_name(NEW_PART).unlink(missing_ok=True)
+            await loop.run_in_executor(self.cpu_pool, along.abort)  # what a failure left
+            if extending:
+                along.writer.path.unlink(missing_ok=True)  # the part, appended or not
         if encoded is not None:
             return self._artifact(job, "video"), encoded.frames
         # Over the cap: the smaller attempts need every frame again, but not the CRF encode just made.

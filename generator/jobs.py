@@ -202,7 +202,7 @@ class VideoJobs:
             if remaining <= 0:
                 break
             # Woken by this process's own changes at once; another host's worker is seen at the next re-read.
-            await self.queue.wait_for_change(min(remaining, HELD_RECHECK_SECONDS))
+            await self.queue.wait_for_change(video_id, min(remaining, HELD_RECHECK_SECONDS))
             view = await self._view(await self._visible(video_id))
         return view
 

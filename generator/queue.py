@@ -97,23 +97,32 @@ class JobQueue:
         self.sessions = sessions  # every change goes through these
         self.readers = readers or sessions  # reads that change nothing (`read_only_session_factory`)
         self.limits = limits
-        self._change = asyncio.Event()  # set, and replaced, whenever this process commits a change to a job
+        # Held status requests wait here for a change this process commits: one event per job being waited on,
+        # set and dropped when that job changes, or every one when a change may move queue positions.
+        self._changes: dict[str, asyncio.Event] = {}
 
     @asynccontextmanager
-    async def _writing(self) -> AsyncIterator[AsyncSession]:
-        """A transaction that may change jobs: once it has committed, whoever waits for a change is woken."""
+    async def _writing(self, only: str | None = None) -> AsyncIterator[AsyncSession]:
+        """A transaction that may change jobs: once it has committed, whoever waits for a change is woken: those
+        waiting for job `only` when nothing else can have changed (a lease renewal), else everyone (a claim, an end,
+        a new or cancelled job moves other jobs' queue positions)."""
         async with self.sessions.begin() as session:
             yield session
-        self.wake_waiters()
+        if only is None:
+            self.wake_waiters()
+        elif (change := self._changes.pop(only, None)) is not None:
+            change.set()
 
     def wake_waiters(self) -> None:
         """Wake every `wait_for_change` now (after a change, or to let held requests go at shutdown)."""
-        self._change.set()
-        self._change = asyncio.Event()
+        changes, self._changes = self._changes, {}
+        for change in changes.values():
+            change.set()
 
-    async def wait_for_change(self, longest: float) -> None:
-        """Return when this process next commits a change to any job, or after `longest` seconds."""
-        change = self._change
+    async def wait_for_change(self, video_id: str, longest: float) -> None:
+        """Return when this process next commits a change that may concern job `video_id`, or after `longest`
+        seconds."""
+        change = self._changes.setdefault(video_id, asyncio.Event())
         try:
             await asyncio.wait_for(change.wait(), longest)
         except TimeoutError:
@@ -331,7 +340,7 @@ class JobQueue:
         values: dict[str, Any] = {"lease_expires_at": utcnow() + timedelta(seconds=self.limits.lease_seconds)}
         if progress is not None:
             values["progress"] = max(0, min(99, progress))
-        async with self._writing() as session:
+        async with self._writing(only=lease.video_id) as session:
             result = await session.execute(update(VideoJob).where(self._owned(lease)).values(**values))
             if result.rowcount == 0:
                 return Heartbeat(owned=False, cancel_requested=True)
@@ -415,5 +424,5 @@ class JobQueue:
 
     async def drop_artifact_rows(self, video_id: str) -> None:
         """Drop the artifact rows of a deleted job (its files are removed by the caller)."""
-        async with self._writing() as session:
+        async with self._writing(only=video_id) as session:
             await session.execute(delete(VideoArtifact).where(VideoArtifact.job_id == video_id))

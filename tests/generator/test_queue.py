@@ -149,6 +149,23 @@ async def test_heartbeat_renews_the_lease_and_reports_cancellation(engine):
     assert (await queue.get(video_id, include_deleted=True)).status == models.CANCELLED
 
 
+async def test_a_lease_renewal_wakes_only_those_waiting_for_its_job(engine):
+    """Held status requests wait for changes: a renewal (about once a second per running job) concerns its own job
+    alone, while a claim or an end moves every queued job's position and wakes everyone."""
+    queue = make_queue(engine)
+    first, second, third = await enqueue_all(queue, job(), job(), job())
+    claimed_first, claimed_second = await queue.claim("w"), await queue.claim("w")
+    waiting = {video: asyncio.create_task(queue.wait_for_change(video, 20)) for video in (first, second, third)}
+    await asyncio.sleep(0.05)
+    await queue.heartbeat(claimed_first.lease, progress=10)
+    await asyncio.sleep(0.05)
+    assert waiting[first].done()
+    assert not waiting[second].done() and not waiting[third].done()
+    await queue.complete(claimed_second.lease, artifacts=[], seconds="1", timings={})
+    await asyncio.sleep(0.05)
+    assert waiting[second].done() and waiting[third].done()
+
+
 async def test_release_puts_a_job_back_without_spending_an_attempt(engine):
     queue = make_queue(engine)
     (video_id,) = await enqueue_all(queue, job())

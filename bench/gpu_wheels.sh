@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Wheels for a GPU machine without network (Python 3.12, x86-64 Linux) that has torch, transformers and aiohttp
+# but not the rest of what the benchmark needs: downloaded into .whl/ (git-ignored), which bench/gpu_session.sh
+# installs into /tmp/site on that machine. Run on a machine that reaches the package registry:
+#   bash bench/gpu_wheels.sh [FOLDER]
+set -euo pipefail
+folder=${1:-.whl}
+python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+    --platform any -d "$folder" \
+    diffusers==0.42.1 av==18.1.0 SQLAlchemy==2.1.9 greenlet==3.5.6 aiosqlite==0.22.1 alembic==1.20.1 Mako==1.4.3 \
+    pydantic==2.14.4 pydantic_core==2.50.5 pydantic-settings==2.16.3 python-dotenv==1.2.4 typing-inspection==0.4.5 \
+    annotated-types==0.8.0 ftfy==6.3.1 wcwidth==0.9.4 importlib_metadata
+ls "$folder"
+du -sh "$folder"

@@ -11,8 +11,10 @@ import io
 import logging
 import math
 import os
+import queue
 import time
 from collections.abc import Iterable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -221,6 +223,38 @@ class Mp4Writer:
             self._container = None
         self._stream = None  # lets the encoder (and its threads) go now
         self._tmp.unlink(missing_ok=True)
+
+
+class EncodeAlong:
+    """An `Mp4Writer` fed from another thread, on a thread of `pool`: a render hands it each segment's frames as soon
+    as they are stitched (`add`, in order; `render_video(on_frames=…)`), so for a long (chained) video most of the
+    encode is done when the render ends; for one segment it is the same encode, begun a moment sooner. After `end`,
+    `encoded` is done when every part is written; then `writer.finish`."""
+
+    def __init__(self, pool: Executor, writer: Mp4Writer) -> None:
+        self.writer = writer
+        self._parts: queue.SimpleQueue[np.ndarray | None] = queue.SimpleQueue()
+        self.encoded = pool.submit(self._encode)  # done when every part is encoded (the render has ended)
+
+    def add(self, frames: np.ndarray) -> None:
+        self._parts.put(frames)
+
+    def end(self) -> None:
+        """The render is over: no part follows."""
+        self._parts.put(None)
+
+    def _encode(self) -> None:
+        while (part := self._parts.get()) is not None:
+            self.writer.write(part)
+
+    def abort(self) -> None:
+        """Wait for the encoding thread (blocks: not on an event loop), then remove the partial file."""
+        self.end()
+        try:
+            self.encoded.result()
+        except Exception:
+            log.debug("the MP4 encoded along an unfinished render failed", exc_info=True)
+        self.writer.abort()
 
 
 def decode_video(path: VideoSource) -> tuple[np.ndarray, float]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from generator import encode
@@ -64,12 +65,32 @@ def generate_to_file(
         return 2
     spec = plan.spec(body.prompt, body.negative_prompt, secrets.randbelow(2**31) if body.seed is None else body.seed)
     started = time.perf_counter()
-    rendered = render_video(
-        backend, spec, lambda f: print(_progress_bar(f, started), end="", file=sys.stderr, flush=True)
-    )
-    print(_progress_bar(1.0, started), file=sys.stderr)
     output.parent.mkdir(parents=True, exist_ok=True)
-    encoded = encode.encode_mp4(rendered.frames, plan.fps, output, plan.max_bytes, preset=settings.mp4_preset)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hanul-encode") as pool:
+        # Encoded on a second thread while later segments render, as the service does.
+        along = encode.EncodeAlong(pool, encode.Mp4Writer(output, plan.fps, preset=settings.mp4_preset))
+        try:
+            rendered = render_video(
+                backend,
+                spec,
+                lambda f: print(_progress_bar(f, started), end="", file=sys.stderr, flush=True),
+                along.add,
+            )
+            along.end()
+            along.encoded.result()
+            encoded = along.writer.finish(plan.max_bytes)
+        finally:
+            along.abort()  # nothing, or what an interrupted render or a failed encode left
+    print(_progress_bar(1.0, started), file=sys.stderr)
+    if encoded is None:  # over the byte cap: encoded again smaller, without repeating the first attempt
+        encoded = encode.encode_mp4(
+            rendered.frames,
+            plan.fps,
+            output,
+            plan.max_bytes,
+            preset=settings.mp4_preset,
+            crf_size=along.writer.size_bytes,
+        )
     print(
         f"{output}: {encoded.width}x{encoded.height}, {len(rendered.frames)} frames at {plan.fps} fps, "
         f"{encoded.size_bytes / 1024:.0f} KiB, seed {spec.seed}, {time.perf_counter() - started:.1f} s"

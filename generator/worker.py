@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import queue
 import sys
 import threading
 import time
@@ -85,38 +84,6 @@ class _StartedJob:
     plan: RenderPlan | None = None
     inputs: _Inputs | None = None
     error: Exception | None = None
-
-
-class _EncodeAlong:
-    """A job's MP4 (for an extension of a rendered video, its new part), encoded on a CPU thread while it renders:
-    each segment's frames as soon as they are stitched. For a long (chained) video most of the encode is done when
-    the render ends; for one segment it is the same encode, begun a moment sooner. Parts come from the GPU thread
-    (`add`), in order."""
-
-    def __init__(self, pool: ThreadPoolExecutor, writer: encode.Mp4Writer) -> None:
-        self.writer = writer
-        self._parts: queue.SimpleQueue[np.ndarray | None] = queue.SimpleQueue()
-        self.encoded = pool.submit(self._encode)  # done when every part is encoded (the render has ended)
-
-    def add(self, frames: np.ndarray) -> None:
-        self._parts.put(frames)
-
-    def end(self) -> None:
-        """The render is over: no part follows."""
-        self._parts.put(None)
-
-    def _encode(self) -> None:
-        while (part := self._parts.get()) is not None:
-            self.writer.write(part)
-
-    def abort(self) -> None:
-        """Runs on a CPU thread: wait for the encoding thread, then remove the partial file."""
-        self.end()
-        try:
-            self.encoded.result()
-        except Exception:
-            log.debug("the MP4 encoded along an unfinished render failed", exc_info=True)
-        self.writer.abort()
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -264,7 +231,7 @@ class Worker:
         near_end = asyncio.Event()
         claim_ahead = asyncio.create_task(self._claim_ahead(near_end))
         finishing = False
-        along: _EncodeAlong | None = None
+        along: encode.EncodeAlong | None = None
         try:
             if started.error is not None:
                 raise started.error
@@ -360,13 +327,13 @@ class Worker:
             )
         return inputs
 
-    def _encode_along(self, job: ClaimedJob, plan: RenderPlan, inputs: _Inputs) -> _EncodeAlong:
+    def _encode_along(self, job: ClaimedJob, plan: RenderPlan, inputs: _Inputs) -> encode.EncodeAlong:
         """What is encoded while the job renders: a new video's MP4; an uploaded clip's frames and then the new
         ones; for an extension of a rendered video, the new part alone, which then follows the parent's stream."""
         path = self._output(job, "video")
         if inputs.parent_video is not None:
             path = path.with_name(NEW_PART)
-        along = _EncodeAlong(self.cpu_pool, encode.Mp4Writer(path, plan.fps, preset=self.mp4_preset))
+        along = encode.EncodeAlong(self.cpu_pool, encode.Mp4Writer(path, plan.fps, preset=self.mp4_preset))
         if inputs.parent_frames is not None:
             along.add(inputs.parent_frames)
         return along
@@ -407,7 +374,7 @@ class Worker:
         plan: RenderPlan,
         inputs: _Inputs,
         rendered: RenderedVideo,
-        along: _EncodeAlong,
+        along: encode.EncodeAlong,
         control: _JobControl,
         heartbeat: asyncio.Task[None],
         timings: dict[str, float],
@@ -440,7 +407,7 @@ class Worker:
             await _stopped(heartbeat)
 
     async def _write_files(
-        self, job: ClaimedJob, plan: RenderPlan, inputs: _Inputs, rendered: RenderedVideo, along: _EncodeAlong
+        self, job: ClaimedJob, plan: RenderPlan, inputs: _Inputs, rendered: RenderedVideo, along: encode.EncodeAlong
     ) -> tuple[list[NewArtifact], int]:
         """Into this attempt's own folder: the MP4 under the size cap while the thumbnail, spritesheet and lossless
         tail are written on another CPU thread (one after the other they added about a third to the job's time
@@ -458,7 +425,7 @@ class Worker:
         return [video, *others], total_frames
 
     async def _write_video(
-        self, job: ClaimedJob, plan: RenderPlan, inputs: _Inputs, new: np.ndarray, along: _EncodeAlong
+        self, job: ClaimedJob, plan: RenderPlan, inputs: _Inputs, new: np.ndarray, along: encode.EncodeAlong
     ) -> tuple[NewArtifact, int]:
         """The MP4 encoded along the render, finished (an extension's new part: appended to the parent's stream);
         when it is over the byte cap, the MP4 encoded again smaller on a CPU thread."""

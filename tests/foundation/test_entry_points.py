@@ -4,7 +4,11 @@ import sys
 
 import pytest
 
+from generator import encode
+from generator.encode import decode_video
 from generator.logs import SecretScrubber, configure_logging
+from generator.oneshot import generate_to_file
+from generator.settings import GeneratorSettings
 
 
 def run_module(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -81,3 +85,72 @@ def test_configured_logging_never_writes_a_secret(capsys, restored_root_logger):
     err = capsys.readouterr().err
     assert "hunter2-secret" not in err
     assert "token is ***" in err
+
+
+def test_generate_command_writes_the_clip(tmp_path):
+    output = tmp_path / "clips" / "kite.mp4"
+    result = run_module(
+        "generator",
+        *("generate", "a red kite over a beach", "--model", "tiny", "--seconds", "2", "--seed", "3", "--steps", "2"),
+        *("-o", str(output)),
+        env_extra={"GENERATOR_DEVICE": "cpu", "GENERATOR_DTYPE": "float32", "HANUL_DATA_DIR": str(tmp_path / "data")},
+    )
+    assert result.returncode == 0, result.stderr
+    frames, fps = decode_video(output)
+    assert fps == 8 and len(frames) == 16
+    assert f"{output}: 96x64, 16 frames at 8 fps" in result.stdout
+    assert "seed 3" in result.stdout
+
+
+def tiny_settings(tmp_path, **values) -> GeneratorSettings:
+    return GeneratorSettings(
+        _env_file=None,
+        GENERATOR_MODEL="tiny",
+        GENERATOR_DEVICE="cpu",
+        GENERATOR_DTYPE="float32",
+        HANUL_DATA_DIR=str(tmp_path / "data"),
+        **values,
+    )
+
+
+def test_generate_encodes_a_long_clip_along_its_render_and_under_the_cap(tmp_path, monkeypatch, capsys):
+    """A clip of several segments: each segment is handed to the MP4 encoder as it is rendered; over the byte cap
+    the clip is encoded again smaller."""
+    parts = []
+    add = encode.EncodeAlong.add
+    monkeypatch.setattr(encode.EncodeAlong, "add", lambda self, frames: (parts.append(len(frames)), add(self, frames)))
+    smaller = []
+    encode_mp4 = encode.encode_mp4
+    monkeypatch.setattr(encode, "encode_mp4", lambda *a, **k: smaller.append(k) or encode_mp4(*a, **k))
+    output = tmp_path / "long.mp4"
+    settings = tiny_settings(tmp_path, GENERATOR_MAX_BYTES=64 * 1024)
+    code = generate_to_file(
+        settings, prompt="a red kite", output=output, seconds=10, size=None, seed=3, steps=2, negative_prompt=None
+    )
+    assert code == 0
+    frames, _ = decode_video(output)
+    assert len(parts) > 1 and sum(parts) == len(frames) == 80
+    assert output.stat().st_size <= 64 * 1024
+    assert len(smaller) == 1 and smaller[0]["crf_size"] > 64 * 1024  # the first attempt was not made again
+    assert [path.name for path in tmp_path.iterdir()] == ["long.mp4"]  # no working file left
+    assert "80 frames at 8 fps" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"seconds": 0}, "Invalid 'seconds'"),
+        ({"seconds": 61}, "seconds"),
+        ({"size": "banana"}, "size"),
+        ({"steps": -1}, "num_inference_steps"),
+    ],
+)
+def test_generate_refuses_bad_input_with_a_message_and_writes_nothing(tmp_path, capsys, values, message):
+    request = {"seconds": 2, "size": None, "seed": None, "steps": 2, **values}
+    output = tmp_path / "never.mp4"
+    code = generate_to_file(
+        tiny_settings(tmp_path), prompt="a red kite", output=output, negative_prompt=None, **request
+    )
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not output.exists()

@@ -211,3 +211,6 @@ def test_the_follow_latency_script_runs_and_reports_both_ways_of_following(tmp_p
     assert (line["jobs"], line["poll_interval_s"]) == (2, 0.5)
     for name in ("held", "polling"):
         assert 0 <= line[f"{name}_median_s"] <= line[f"{name}_max_s"] < 30
+    # Two jobs of 2 s rendered one after the other, each followed from the start: a few reads per second each.
+    assert 4 <= line["at_once_seconds"] < 60
+    assert 2 <= line["at_once_job_reads"] < 20 * line["at_once_seconds"]

@@ -76,6 +76,38 @@ def extension_chain(height: int, width: int, folder: Path, links: int = 6) -> di
     }
 
 
+def capped_chain(height: int, width: int, folder: Path, cap: int = 4_000_000, links: int = 6) -> dict[str, object]:
+    """A clip extended `links` times by 40 frames of busier content (noise of ±24 levels from the third link on),
+    under a byte cap that the chain passes at its fourth link, through `encode_extension` as the worker does it: how
+    each link was written (`crf`, or its bitrate in kbit/s; `=` where the first clip kept its own bits, `~` where
+    it was encoded again), the first clip's and the whole video's PSNR at the end, and the time of all links."""
+    from generator import encode
+
+    rng = np.random.default_rng(5)
+    video = moving_pattern(41 + 40 * links, height, width)
+    noise = rng.integers(-24, 25, video[121:].shape)
+    video[121:] = np.clip(video[121:].astype(np.int16) + noise, 0, 255).astype(np.uint8)
+    first = video[:41]
+    current = encode.encode_mp4(first, 24, folder / "capped-0.mp4", cap).path
+    encoded_once = encode.decode_video(current)[0]
+    written, seconds = [], 0.0
+    for index in range(links):
+        started = time.perf_counter()
+        part = video[41 + 40 * index : 81 + 40 * index]
+        out = encode.encode_extension(current, part, 24, folder / f"capped-{index + 1}.mp4", cap)
+        seconds += time.perf_counter() - started
+        kept = np.array_equal(encode.decode_video(out.path)[0][:41], encoded_once)
+        written.append(("crf" if out.bitrate is None else f"{out.bitrate // 1000}k") + ("=" if kept else "~"))
+        current = out.path
+    decoded = encode.decode_video(current)[0]
+    return {
+        f"capped_chain_{links}_links": written,
+        f"capped_chain_{links}_first_clip_psnr_db": psnr(decoded[:41], first),
+        f"capped_chain_{links}_whole_psnr_db": psnr(decoded, video),
+        f"capped_chain_{links}_encode_s": round(seconds, 2),
+    }
+
+
 def encode_along(frames: np.ndarray, fps: int, folder: Path, part: int, repeats: int) -> dict[str, float]:
     """A long (chained) video's MP4 after its render: encoded whole then (before 2026-11-30), or encoded along the
     render one segment at a time, which leaves only the last segment and the flush (now). Segments give `part`
@@ -141,6 +173,7 @@ def main() -> None:
         result["tail_raw_bytes"] = frames[-17:].nbytes
         result["tail_load_768x512x17_s"] = timed(lambda: encode.load_tail(tail_path), args.repeats)
         result.update(extension_chain(512, 768, Path(folder)))
+        result.update(capped_chain(512, 768, Path(folder)))
         # 20 s at 24 fps: one 121-frame call, then continuations of 104 new frames each.
         long = np.concatenate([frames, frames[1:], frames[1:], frames[1:]])[:481]
         result.update(encode_along(long, 24, Path(folder), 104, args.repeats))

@@ -13,8 +13,9 @@ import math
 import os
 import queue
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -157,10 +158,15 @@ class Mp4Writer:
     Use from one thread at a time: `write` each part in order, then `finish`, or `abort` to leave nothing behind.
     """
 
-    def __init__(self, path: Path, fps: int, *, crf: int = CRF, preset: str = PRESET) -> None:
+    def __init__(
+        self, path: Path, fps: int, *, crf: int = CRF, preset: str = PRESET, follows: VideoSource | None = None
+    ) -> None:
+        """`follows`: the video whose stream this one is to continue (`append_part`), so it is encoded at that
+        stream's H.264 level."""
         if fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
         self.path, self.fps, self.crf, self.preset = Path(path), fps, crf, preset
+        self._follows = follows
         self.frames = 0
         self.padded = False
         self.seconds = 0.0  # spent encoding
@@ -184,7 +190,10 @@ class Mp4Writer:
         frames, self.padded = pad_to_even(frames)
         height, width = frames.shape[1:3]
         if self._stream is None:
-            self._stream = _x264_stream(self._container, self.fps, width, height, self.preset, crf=self.crf)
+            level = None if self._follows is None else _level_of(_stream_header(self._follows))
+            self._stream = _x264_stream(
+                self._container, self.fps, width, height, self.preset, crf=self.crf, level=level
+            )
         _encode_frames(
             self._container, self._stream, frames, self.fps, first=self.frames, flush=False, format="yuv420p"
         )
@@ -341,22 +350,33 @@ def append_to_mp4(
     growing with the chain; `bench/cpu_figures.py`, `extension_chain_*`.
 
     Returns None when the parent cannot take the new part as it is (another size, frame rate or encoder setting,
-    e.g. a parent squeezed under a byte cap at a lower bitrate or smaller size) or the whole would pass
-    `max_bytes`; the caller then encodes the whole video with `encode_mp4`.
+    e.g. a parent squeezed under a byte cap at a smaller size, or encoded before 2026-11-30, when headers
+    depended on the rate control) or the whole would pass `max_bytes`; the caller then squeezes the part
+    (`append_squeezed`) or encodes the whole video with `encode_mp4`.
     """
+    started = time.perf_counter()
+    with _new_part(parent, frames, fps, path, preset, crf=crf) as part:
+        return None if part is None else append_part(parent, part, fps, path, max_bytes, crf=crf, started=started)
+
+
+@contextmanager
+def _new_part(
+    parent: VideoSource, frames: np.ndarray, fps: int, path: Path, preset: str, **rate: Any
+) -> Iterator[Path | None]:
+    """`frames` encoded (at `rate`: crf= or bitrate=) to a working file beside `path`, to follow `parent`'s stream;
+    None, without encoding, when they cannot (another codec or picture size). The file is removed after."""
     frames = _check_frames(frames)
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
-    started = time.perf_counter()
-    path = Path(path)
     height, width = frames.shape[1:3]
-    part = _beside(path, ".part.mp4")
+    header = _stream_header(parent)
+    if width % 2 or height % 2 or (header.codec, header.width, header.height) != ("h264", width, height):
+        yield None
+        return
+    part = _beside(Path(path), ".part.mp4")
     try:
-        header = _stream_header(parent)
-        if width % 2 or height % 2 or (header.codec, header.width, header.height) != ("h264", width, height):
-            return None  # not worth encoding the new part to find out
-        _encode_attempt(frames, fps, part, width, height, preset, crf=crf)
-        return append_part(parent, part, fps, path, max_bytes, crf=crf, parent_header=header, started=started)
+        _encode_attempt(frames, fps, part, width, height, preset, level=_level_of(header), **rate)
+        yield part
     finally:
         part.unlink(missing_ok=True)
 
@@ -369,17 +389,17 @@ def append_part(
     max_bytes: int,
     *,
     crf: int = CRF,
-    parent_header: _StreamHeader | None = None,
+    bitrate: int | None = None,
     started: float | None = None,
 ) -> EncodedVideo | None:
     """`parent`'s H.264 stream as it is, then the packets of `part`: new frames already encoded with the parent's
-    settings (by `append_to_mp4`, or by an `Mp4Writer` while they rendered). None, and no file, when the part
-    cannot follow the parent (see `append_to_mp4`) or the whole would pass `max_bytes`."""
+    settings (by `append_to_mp4`, or by an `Mp4Writer` while they rendered; at `bitrate` when it was squeezed beside
+    the parent under the cap). None, and no file, when the part cannot follow the parent (see `append_to_mp4`) or
+    the whole would pass `max_bytes`."""
     started = time.perf_counter() if started is None else started
     path, part = Path(path), Path(part)
-    header = _stream_header(parent) if parent_header is None else parent_header
-    parent_bytes = len(parent) if isinstance(parent, bytes) else Path(parent).stat().st_size
-    if parent_bytes + part.stat().st_size > max_bytes:
+    header = _stream_header(parent)
+    if _byte_size(parent) + part.stat().st_size > max_bytes:
         return None
     # The new part's packets can follow the parent's in one stream only when a decoder is told the same at the
     # start of both: the same parameter sets (size, profile, reference frames, quantiser set-up) and timing.
@@ -391,9 +411,40 @@ def append_part(
     if size > max_bytes:  # the container's index grew past the cap: rare, and the full encode handles it
         path.unlink()
         return None
-    return EncodedVideo(
-        path, size, header.width, header.height, fps, sum(counts), crf, None, False, 1, time.perf_counter() - started
-    )
+    used_crf = crf if bitrate is None else None
+    seconds = time.perf_counter() - started
+    return EncodedVideo(path, size, header.width, header.height, fps, sum(counts), used_crf, bitrate, False, 1, seconds)
+
+
+def append_squeezed(
+    parent: VideoSource, frames: np.ndarray, fps: int, path: Path, max_bytes: int, *, preset: str = PRESET
+) -> EncodedVideo | None:
+    """`parent`'s stream as it is, then `frames` encoded at the bitrate that fits in what `max_bytes` leaves beside
+    it: for an extension whose new part at full quality would pass the cap. Encoding the whole video again at a
+    capped bitrate would cost the parent a generation of quality; this costs it nothing, and is chosen only while
+    the new frames get at least the bitrate per second that the whole encoded again would give every frame (and
+    `MIN_BITS_PER_PIXEL`). None, and no file, otherwise, or when the part cannot follow the parent."""
+    frames = _check_frames(frames)
+    if fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    started = time.perf_counter()
+    height, width = frames.shape[1:3]
+    room = max_bytes - _byte_size(parent)
+    seconds = len(frames) / fps
+    whole_bitrate = max_bytes * 8 * _HEADROOM / (frame_count(parent) / fps + seconds)
+    least = max(whole_bitrate, MIN_BITS_PER_PIXEL * width * height * fps, MIN_BITRATE)
+    bitrate = int(room * 8 * _HEADROOM / seconds)
+    for _ in range(_BITRATE_TRIES):
+        if bitrate < least:
+            return None
+        with _new_part(parent, frames, fps, path, preset, bitrate=bitrate) as part:
+            if part is None:
+                return None
+            size = part.stat().st_size
+            if size <= room:
+                return append_part(parent, part, fps, path, max_bytes, bitrate=bitrate, started=started)
+        bitrate = int(bitrate * room / size * _HEADROOM)
+    return None
 
 
 def encode_extension(
@@ -407,13 +458,16 @@ def encode_extension(
     part: Path | None = None,
 ) -> EncodedVideo:
     """The MP4 of a rendered video extended by `frames`: the parent's stream continued as it is where it can take
-    them (`append_to_mp4`; with `part`, the frames already encoded: `append_part`), else the parent decoded, fitted
-    to the new frames' size, and the whole encoded."""
+    them (the new frames encoded at full quality with its settings, as `append_to_mp4` does; `part`: encoded so
+    already, along the render); where both would pass `max_bytes`, the new frames encoded at the bitrate that fits
+    beside the parent (`append_squeezed`); else the parent decoded, fitted to the new frames' size, and the whole
+    encoded."""
     try:
-        if part is None:
-            appended = append_to_mp4(parent, frames, fps, path, max_bytes, preset=preset)
-        else:
-            appended = append_part(parent, part, fps, path, max_bytes)
+        full_quality = _new_part(parent, frames, fps, path, preset, crf=CRF) if part is None else nullcontext(part)
+        with full_quality as full:
+            appended = None if full is None else append_part(parent, full, fps, path, max_bytes)
+            if appended is None and full is not None and _byte_size(parent) + full.stat().st_size > max_bytes:
+                appended = append_squeezed(parent, frames, fps, path, max_bytes, preset=preset)
     except av.FFmpegError:  # a parent whose packets cannot be copied can still be decoded
         log.warning("could not continue %s as it is; encoding the whole video", _name(parent), exc_info=True)
         appended = None
@@ -466,12 +520,13 @@ def _encode_attempt(
     *,
     crf: int | None = None,
     bitrate: int | None = None,
+    level: int | None = None,
 ) -> int:
     """One libx264 encode to `path` (replaced atomically); returns its size in bytes."""
 
     def write(tmp: Path) -> None:
         with _mp4_container(tmp) as container:
-            stream = _x264_stream(container, fps, width, height, preset, crf=crf, bitrate=bitrate)
+            stream = _x264_stream(container, fps, width, height, preset, crf=crf, bitrate=bitrate, level=level)
             _encode_frames(container, stream, frames, fps, width=width, height=height, format="yuv420p")
 
     _write_atomically(path, write)
@@ -484,7 +539,15 @@ def _mp4_container(path: Path):
 
 
 def _x264_stream(
-    container, fps: int, width: int, height: int, preset: str, *, crf: int | None = None, bitrate: int | None = None
+    container,
+    fps: int,
+    width: int,
+    height: int,
+    preset: str,
+    *,
+    crf: int | None = None,
+    bitrate: int | None = None,
+    level: int | None = None,
 ):
     stream = container.add_stream("libx264", rate=Fraction(fps, 1))
     stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
@@ -493,7 +556,10 @@ def _x264_stream(
     # On a busy CPU two encodes of the same frames can differ slightly; rendering stays bit-exact per seed.
     stream.codec_context.thread_count = 0
     stream.codec_context.thread_type = "FRAME"
-    options = {"preset": preset}
+    # Headers that do not depend on the rate control (`stitchable`), so a part encoded at a capped bitrate has the
+    # parameter sets of a CRF encode of that size and can continue its stream (`append_part`). x264 picks the
+    # level from the size, frame rate and bitrate; a part that is to follow a stream is given that stream's.
+    options = {"preset": preset, "x264-params": "stitchable=1" if level is None else f"stitchable=1:level={level}"}
     if bitrate is None:
         options["crf"] = str(crf)
     else:
@@ -560,6 +626,16 @@ def _join_streams(first: VideoSource, second: Path, out_path: Path) -> tuple[int
                 output.mux(packet)
                 counts[part] += 1
     return counts[0], counts[1]
+
+
+def _level_of(header: _StreamHeader) -> int | None:
+    """The H.264 level of a stream (`level_idc`, e.g. 30 for 3.0), from its avcC record."""
+    extradata = header.extradata
+    return extradata[3] if extradata is not None and len(extradata) > 3 and extradata[0] == 1 else None
+
+
+def _byte_size(source: VideoSource) -> int:
+    return len(source) if isinstance(source, bytes) else Path(source).stat().st_size
 
 
 def _open_video(source: VideoSource):

@@ -333,7 +333,8 @@ class Worker:
         path = self._output(job, "video")
         if inputs.parent_video is not None:
             path = path.with_name(NEW_PART)
-        along = encode.EncodeAlong(self.cpu_pool, encode.Mp4Writer(path, plan.fps, preset=self.mp4_preset))
+        writer = encode.Mp4Writer(path, plan.fps, preset=self.mp4_preset, follows=inputs.parent_video)
+        along = encode.EncodeAlong(self.cpu_pool, writer)
         if inputs.parent_frames is not None:
             along.add(inputs.parent_frames)
         return along

@@ -11,10 +11,14 @@ import pytest
 from PIL import Image
 
 from generator.encode import (
+    CRF,
     EncodeError,
     Mp4Writer,
+    append_part,
+    append_squeezed,
     append_to_mp4,
     decode_video,
+    encode_extension,
     encode_mp4,
     frame_count,
     frames_at,
@@ -222,11 +226,59 @@ def test_a_parent_the_new_part_cannot_follow_is_left_to_a_whole_encode(tmp_path:
     assert append_to_mp4(parent.path, video[8:], 8, out, roomy, preset="medium") is None
     # Room for the parent but not for both parts.
     assert append_to_mp4(parent.path, video[8:], 8, out, parent.size_bytes + 100) is None
-    # A parent encoded at a capped bitrate has other parameter sets than a CRF encode.
-    capped = encode_mp4(video[:8], 8, tmp_path / "capped.mp4", max_bytes=parent.size_bytes // 2)
-    assert capped.bitrate is not None
-    assert append_to_mp4(capped.path, video[8:], 8, out, roomy) is None
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["capped.mp4", "parent.mp4"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["parent.mp4"]
+
+
+def test_a_parent_squeezed_under_a_byte_cap_is_continued_as_it_is(tmp_path: Path) -> None:
+    """A video encoded at a capped bitrate (here also at a lower H.264 level, which x264 picks from the bitrate)
+    has the parameter sets of a CRF encode of its size, and a new part is encoded at its level."""
+    video = textured_video(frames=16)
+    full = encode_mp4(video[:8], 8, tmp_path / "full.mp4", max_bytes=10 * 1024 * 1024)
+    capped = encode_mp4(video[:8], 8, tmp_path / "capped.mp4", max_bytes=full.size_bytes // 2)
+    assert capped.bitrate is not None and (capped.width, capped.height) == (192, 128)
+    joined = append_to_mp4(capped.path, video[8:], 8, tmp_path / "joined.mp4", 10 * 1024 * 1024)
+    assert joined is not None and joined.crf == CRF
+    decoded, _ = decode_video(joined.path)
+    assert len(decoded) == 16 and np.array_equal(decoded[:8], decode_video(capped.path)[0])
+    # The same for a part encoded along its render.
+    writer = Mp4Writer(tmp_path / "part.mp4", 8, follows=capped.path.read_bytes())
+    writer.write(video[8:])
+    assert writer.finish(max_bytes=10 * 1024 * 1024) is not None
+    along = append_part(capped.path, tmp_path / "part.mp4", 8, tmp_path / "along.mp4", 10 * 1024 * 1024)
+    assert along is not None and np.array_equal(decode_video(along.path)[0][:8], decoded[:8])
+
+
+def test_an_extension_over_the_cap_squeezes_its_new_part_beside_the_parent_as_it_is(tmp_path: Path) -> None:
+    """A smooth parent leaves room that a noisy new part at full quality would pass: the new part is encoded at the
+    bitrate that fits, and the parent keeps its own bits (encoding the whole again would cost it a generation)."""
+    smooth = textured_video(frames=24)
+    smooth[..., 2] = 128  # no noise: small
+    noisy = textured_video(frames=8, seed=1)
+    parent = encode_mp4(smooth, 8, tmp_path / "parent.mp4", max_bytes=10 * 1024 * 1024)
+    full_part = encode_mp4(noisy, 8, tmp_path / "full-part.mp4", max_bytes=10 * 1024 * 1024)
+    cap = parent.size_bytes + full_part.size_bytes * 3 // 4
+    extended = encode_extension(parent.path, noisy, 8, tmp_path / "extended.mp4", cap)
+    assert extended.bitrate is not None and extended.size_bytes <= cap
+    decoded, _ = decode_video(extended.path)
+    assert len(decoded) == 32 and np.array_equal(decoded[:24], decode_video(parent.path)[0])
+    assert np.abs(decoded[24:, ..., :2].astype(int) - noisy[..., :2]).mean() < 12  # the new frames, coarser
+    # With `part` (encoded along the render at full quality) the same.
+    along = encode_extension(parent.path, noisy, 8, tmp_path / "along.mp4", cap, part=full_part.path)
+    assert along.bitrate is not None and np.array_equal(decode_video(along.path)[0][:24], decoded[:24])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["along.mp4", "extended.mp4", "full-part.mp4", "parent.mp4"]
+
+
+def test_a_new_part_is_not_starved_to_spare_the_parent(tmp_path: Path) -> None:
+    """When what the cap leaves beside the parent would give the new frames less than the whole video encoded
+    again would give each second, the whole is encoded again."""
+    video = textured_video(frames=32)
+    parent = encode_mp4(video[:24], 8, tmp_path / "parent.mp4", max_bytes=10 * 1024 * 1024)
+    cap = parent.size_bytes * 33 // 32  # 3 s of parent, 1 s new: the new second would get a 32nd of the bits
+    extended = encode_extension(parent.path, video[24:], 8, tmp_path / "extended.mp4", cap)
+    assert extended.size_bytes <= cap and extended.frames == 32
+    assert not np.array_equal(decode_video(extended.path)[0][:24], decode_video(parent.path)[0])
+    assert append_squeezed(parent.path, video[24:], 8, tmp_path / "squeezed.mp4", cap) is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["extended.mp4", "parent.mp4"]
 
 
 def test_frames_are_picked_out_of_a_video_by_index(tmp_path: Path) -> None:

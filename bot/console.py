@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from bot.director.text import detect_language
 from bot.i18n import LANGUAGES, text
 from bot.limits import Refusal, Requester
 from bot.progress import progress_line, prompt_source
@@ -33,6 +34,7 @@ class Console:
         self.output_dir = output_dir
         self.poll_interval = poll_interval
         self.locale: str | None = None
+        self.chosen_language = False  # with /lang (kept in the store); else replies follow what the member writes
         self.conversation_id: int | None = None
         self.last_clip: GenerationRecord | None = None
 
@@ -47,6 +49,7 @@ class Console:
     async def start(self) -> None:
         member = await self.studio.store.ensure_member(CONSOLE_USER_ID, "console")
         self.locale = member.reply_locale
+        self.chosen_language = member.language is not None
         self.say(text("console.welcome", self.locale))
 
     async def handle(self, line: str) -> bool:
@@ -55,6 +58,9 @@ class Console:
         if not line:
             return True
         command, _, rest = line.partition(" ") if line.startswith("/") else ("", "", line)
+        if not self.chosen_language and rest.strip():
+            # A terminal has no Discord locale: answer in the language of the request, as the prompt notes do.
+            self.locale = detect_language(rest)
         try:
             if command in ("/quit", "/exit"):
                 self.say(text("console.bye", self.locale))
@@ -83,7 +89,7 @@ class Console:
             self.say(text("console.unknown", self.locale, command=f"/lang {language}"))
             return
         await self.studio.store.update_member(CONSOLE_USER_ID, language=language)
-        self.locale = language
+        self.locale, self.chosen_language = language, True
         self.say(text("settings.saved", self.locale))
 
     async def _new(self, request: str) -> None:

@@ -37,3 +37,11 @@ def test_console_explains_mistakes_and_keeps_going(tmp_path):
     assert "Unknown command /dance" in output
     assert "아직 이어 만들 영상이 없습니다" in output  # answers in Korean after /lang ko
     assert output.rstrip().endswith("안녕히 가세요.")
+
+
+def test_console_answers_in_the_language_the_member_writes_until_one_is_chosen(tmp_path):
+    output = converse(tmp_path, ["바닷가에서 서핑하는 고양이", "밤으로 바꿔줘", "/lang en", "/extend 파도가 덮친다"])
+    korean, english = output.split("Saved.", 1)  # settings.saved in English after /lang en
+    assert "🎞️ 저장됨: " in korean and "✏️ 바뀐 점: " in korean
+    assert "Saved: " not in korean and "Changed: " not in korean
+    assert "➕ Extending" in english and "🎞️ Saved: " in english  # the chosen language, whatever is written

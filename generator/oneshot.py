@@ -83,14 +83,18 @@ def generate_to_file(
             along.abort()  # nothing, or what an interrupted render or a failed encode left
     print(_progress_bar(1.0, started), file=sys.stderr)
     if encoded is None:  # over the byte cap: encoded again smaller, without repeating the first attempt
-        encoded = encode.encode_mp4(
-            rendered.frames,
-            plan.fps,
-            output,
-            plan.max_bytes,
-            preset=settings.mp4_preset,
-            crf_size=along.writer.size_bytes,
-        )
+        try:
+            encoded = encode.encode_mp4(
+                rendered.frames,
+                plan.fps,
+                output,
+                plan.max_bytes,
+                preset=settings.mp4_preset,
+                crf_size=along.writer.size_bytes,
+            )
+        except encode.EncodeError as error:
+            print(f"hanul generate: {error} (GENERATOR_MAX_BYTES is {plan.max_bytes})", file=sys.stderr)
+            return 1
     print(
         f"{output}: {encoded.width}x{encoded.height}, {len(rendered.frames)} frames at {plan.fps} fps, "
         f"{encoded.size_bytes / 1024:.0f} KiB, seed {spec.seed}, {time.perf_counter() - started:.1f} s"

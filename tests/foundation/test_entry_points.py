@@ -154,3 +154,16 @@ def test_generate_refuses_bad_input_with_a_message_and_writes_nothing(tmp_path, 
     assert code == 2
     assert message in capsys.readouterr().err
     assert not output.exists()
+
+
+def test_generate_explains_a_clip_that_cannot_fit_the_cap(tmp_path, capsys):
+    output = tmp_path / "long.mp4"
+    settings = tiny_settings(tmp_path, GENERATOR_MAX_BYTES=64 * 1024)
+    code = generate_to_file(
+        settings, prompt="a red kite", output=output, seconds=45, size=None, seed=3, steps=1, negative_prompt=None
+    )
+    assert code == 1
+    error = capsys.readouterr().err
+    assert "cannot fit 360 frames of 96x64" in error and "GENERATOR_MAX_BYTES is 65536" in error
+    assert "Traceback" not in error
+    assert list(tmp_path.iterdir()) == []  # neither the clip nor a working file

@@ -108,6 +108,26 @@ def capped_chain(height: int, width: int, folder: Path, cap: int = 4_000_000, li
     }
 
 
+def spritesheet_of_a_long_parent(height: int, width: int, folder: Path, repeats: int) -> dict[str, float]:
+    """An extension's spritesheet picks frames spread over its parent: here a 55 s chain (121 frames, then ten parts
+    of 120 appended, each opening with a keyframe). Decoded in order up to the last picked frame (before
+    2026-11-30) or each from the keyframe before it (`frames_at` now)."""
+    from generator import encode
+
+    path = folder / "long-parent.mp4"
+    encode.encode_mp4(moving_pattern(121, height, width), 24, path, 10**8)
+    for _ in range(10):
+        encode.append_to_mp4(path, moving_pattern(120, height, width), 24, folder / "next.mp4", 10**8)
+        (folder / "next.mp4").replace(path)
+    frames = encode.frame_count(path)
+    picked = [index for index in encode.spritesheet_indices(frames + 120) if index < frames]
+    name = f"spritesheet_frames_of_{width}x{height}x{frames}_parent"
+    return {
+        f"{name}_in_order_s": timed(lambda: encode._frames_in_order(path, picked), repeats),
+        f"{name}_seeking_s": timed(lambda: encode._frames_by_seeking(path, picked), repeats),
+    }
+
+
 def encode_along(frames: np.ndarray, fps: int, folder: Path, part: int, repeats: int) -> dict[str, float]:
     """A long (chained) video's MP4 after its render: encoded whole then (before 2026-11-30), or encoded along the
     render one segment at a time, which leaves only the last segment and the flush (now). Segments give `part`
@@ -174,6 +194,7 @@ def main() -> None:
         result["tail_load_768x512x17_s"] = timed(lambda: encode.load_tail(tail_path), args.repeats)
         result.update(extension_chain(512, 768, Path(folder)))
         result.update(capped_chain(512, 768, Path(folder)))
+        result.update(spritesheet_of_a_long_parent(512, 768, Path(folder), args.repeats))
         # 20 s at 24 fps: one 121-frame call, then continuations of 104 new frames each.
         long = np.concatenate([frames, frames[1:], frames[1:], frames[1:]])[:481]
         result.update(encode_along(long, 24, Path(folder), 104, args.repeats))

@@ -310,20 +310,72 @@ def spritesheet_indices(total: int, count: int = SPRITES) -> tuple[int, ...]:
 
 
 def frames_at(path: VideoSource, indices: Iterable[int]) -> dict[int, np.ndarray]:
-    """Some frames of a video by index, as (H, W, 3) uint8 RGB, decoding only as far as the last of them."""
-    wanted = set(indices)
-    found: dict[int, np.ndarray] = {}
+    """Some frames of a video by index, as (H, W, 3) uint8 RGB: each decoded from the keyframe before it, so a few
+    frames spread over a long video (an extension's spritesheet) cost a few stretches of decoding, not all of it;
+    where the stream's timing does not say which frame is which, decoded in order from the start, as far as the
+    last of them."""
+    wanted = sorted(set(indices))
     if not wanted:
-        return found
-    last = max(wanted)
+        return {}
+    found = _frames_by_seeking(path, wanted)
+    if found is None or len(found) < len(wanted):
+        found = _frames_in_order(path, wanted)
+    if len(found) < len(wanted):
+        raise EncodeError(f"{_name(path)} has no frame {min(set(wanted) - found.keys())}")
+    return found
+
+
+def _frames_in_order(path: VideoSource, wanted: list[int]) -> dict[int, np.ndarray]:
+    found: dict[int, np.ndarray] = {}
     with _open_video(path) as container:
         for index, frame in enumerate(container.decode(_decoding(container.streams.video[0]))):
             if index in wanted:
                 found[index] = frame.to_ndarray(format="rgb24")
-            if index >= last:
+            if index >= wanted[-1]:
                 break
-    if len(found) < len(wanted):
-        raise EncodeError(f"{_name(path)} has no frame {min(wanted - found.keys())}")
+    return found
+
+
+def _frames_by_seeking(path: VideoSource, wanted: list[int]) -> dict[int, np.ndarray] | None:
+    """`frames_at` for a constant frame rate stream whose timestamps count whole frames (every MP4 Hanul writes):
+    the keyframes are found from the packets (no decoding), and each wanted frame is decoded from the last keyframe
+    before it, or onwards from the frame before when that is nearer. None when the timing is not like that."""
+    found: dict[int, np.ndarray] = {}
+    with _open_video(path) as container:
+        stream = container.streams.video[0]
+        if not stream.average_rate or not stream.time_base:
+            return None
+        ticks = 1 / (stream.average_rate * stream.time_base)  # one frame, in the stream's time units
+        packets = [(packet.pts, packet.is_keyframe) for packet in container.demux(stream) if packet.dts is not None]
+        if not packets or ticks.denominator != 1 or any(pts is None for pts, _ in packets):
+            return None
+        start = min(pts for pts, _ in packets)
+
+        def index_of(pts: int) -> Fraction:
+            return (pts - start) / ticks
+
+        if any(index_of(pts).denominator != 1 for pts, _ in packets):
+            return None
+        keyframes = sorted(int(index_of(pts)) for pts, keyframe in packets if keyframe)
+        _decoding(stream)
+        decoded = None  # decoding onwards from a keyframe
+        position = -1  # the index of the frame decoded last
+        for index in wanted:
+            keyframe = max((key for key in keyframes if key <= index), default=None)
+            if keyframe is None:
+                return None
+            if decoded is None or keyframe > position:
+                container.seek(int(start + keyframe * ticks), backward=True, any_frame=False, stream=stream)
+                decoded = container.decode(stream)
+            for frame in decoded:
+                if frame.pts is None:
+                    return None
+                position = int(index_of(frame.pts))
+                if position >= index:
+                    break
+            if position != index:
+                return None  # past it (or at the end): this stream is not what it seemed
+            found[index] = frame.to_ndarray(format="rgb24")
     return found
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from generator import encode
 from generator.encode import (
     CRF,
     EncodeError,
@@ -293,6 +294,34 @@ def test_frames_are_picked_out_of_a_video_by_index(tmp_path: Path) -> None:
     with pytest.raises(EncodeError, match="no frame 20"):
         frames_at(encoded.path, [3, 20])
     assert spritesheet_indices(20, 4) == (0, 6, 13, 19) and spritesheet_indices(2, 16) == (0, 1)
+
+
+def test_frames_of_a_long_chain_are_each_decoded_from_the_keyframe_before_them(tmp_path: Path) -> None:
+    """A chain of extensions has a keyframe where each part begins: the frames a spritesheet picks are decoded from
+    the keyframe before each, and come out as decoding the whole video gives them."""
+    video = textured_video(frames=8 * 5)
+    chain = encode_mp4(video[:8], 8, tmp_path / "chain.mp4", max_bytes=10 * 1024 * 1024).path
+    for step in range(1, 5):
+        joined = append_to_mp4(chain, video[8 * step : 8 * (step + 1)], 8, tmp_path / "next.mp4", 10 * 1024 * 1024)
+        assert joined is not None
+        joined.path.replace(chain)
+    every, _ = decode_video(chain)
+    picked = [0, 7, 8, 9, 16, 23, 31, 33, 39]  # around the parts' first frames, which are keyframes
+    for source in (chain, chain.read_bytes()):
+        seeking = encode._frames_by_seeking(source, picked)
+        assert seeking is not None and sorted(seeking) == picked
+        assert all(np.array_equal(seeking[index], every[index]) for index in picked)
+        assert all(np.array_equal(frame, every[index]) for index, frame in frames_at(source, [39, 5, 16]).items())
+    with pytest.raises(EncodeError, match="no frame 40"):
+        frames_at(chain, [3, 40])
+
+
+def test_frames_of_a_stream_whose_timing_counts_no_whole_frames_are_decoded_in_order(tmp_path: Path) -> None:
+    frames = textured_video(frames=6)
+    tail = save_tail(frames, tmp_path / "tail.mkv", 24)  # Matroska counts milliseconds: 1/24 s is not a whole number
+    assert encode._frames_by_seeking(tail, [1, 4]) is None
+    picked = frames_at(tail, [4, 1])
+    assert np.array_equal(picked[1], frames[1]) and np.array_equal(picked[4], frames[4])
 
 
 @pytest.mark.parametrize("parts", [(24,), (17, 7), (5, 8, 8, 3)])

@@ -318,7 +318,7 @@ def frames_at(path: VideoSource, indices: Iterable[int]) -> dict[int, np.ndarray
     if not wanted:
         return {}
     found = _frames_by_seeking(path, wanted)
-    if found is None or len(found) < len(wanted):
+    if found is None:
         found = _frames_in_order(path, wanted)
     if len(found) < len(wanted):
         raise EncodeError(f"{_name(path)} has no frame {min(set(wanted) - found.keys())}")
@@ -339,7 +339,9 @@ def _frames_in_order(path: VideoSource, wanted: list[int]) -> dict[int, np.ndarr
 def _frames_by_seeking(path: VideoSource, wanted: list[int]) -> dict[int, np.ndarray] | None:
     """`frames_at` for a constant frame rate stream whose timestamps count whole frames (every MP4 Hanul writes):
     the keyframes are found from the packets (no decoding), and each wanted frame is decoded from the last keyframe
-    before it, or onwards from the frame before when that is nearer. None when the timing is not like that."""
+    before it, or onwards from the frame before when that is nearer. None when the timing is not like that, or a
+    wanted frame is not where the timing says (then `frames_at` decodes in order, and names a frame that is not
+    there)."""
     found: dict[int, np.ndarray] = {}
     with _open_video(path) as container:
         stream = container.streams.video[0]
@@ -450,9 +452,9 @@ def append_part(
     the whole would pass `max_bytes`."""
     started = time.perf_counter() if started is None else started
     path, part = Path(path), Path(part)
-    header = _stream_header(parent)
     if _byte_size(parent) + part.stat().st_size > max_bytes:
         return None
+    header = _stream_header(parent)
     # The new part's packets can follow the parent's in one stream only when a decoder is told the same at the
     # start of both: the same parameter sets (size, profile, reference frames, quantiser set-up) and timing.
     if header.codec != "h264" or header.extradata is None or header.rate != fps or _stream_header(part) != header:

@@ -5,8 +5,9 @@ Claims take the lowest fair-share rank first, oldest first within a rank, throug
 A job whose worker stopped renewing is claimed again once its lease has expired, up to max_attempts.
 Every state change after a claim is guarded by the lease (worker and attempt), so a finished job is never finished
 twice and an attempt that lost its lease, even to its own worker, can no longer touch the job.
-Requests held until a job changes (`GET /v1/videos/{id}?wait=`) are woken by every change this process commits;
-changes committed by other hosts they find by reading the row again.
+Requests held until a job changes (`GET /v1/videos/{id}?wait=`) are woken by the changes this process commits that
+may concern them (a lease renewal concerns its own job; a claim, an end, a new or cancelled job every queue
+position); changes committed by other hosts they find by reading the row again.
 """
 
 from __future__ import annotations

@@ -20,18 +20,24 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the HTTP API and the GPU workers")
     serve.add_argument("--host", help="address to bind (default GENERATOR_HOST, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind (default GENERATOR_PORT, 8189)")
-    serve.add_argument("--model", help="hub id, local folder or 'tiny' (default GENERATOR_MODEL)")
+    serve.add_argument("--model", help="preset, hub id, local folder or 'tiny' (default GENERATOR_MODEL)")
     serve.add_argument("--workers", type=int, help="GPU workers in this process (0 = API only)")
 
     generate = commands.add_parser("generate", help="render one clip to a file, without the server")
     generate.add_argument("prompt", help="what the video shows")
     generate.add_argument("-o", "--output", type=Path, default=Path("hanul.mp4"), help="MP4 to write")
-    generate.add_argument("--model", help="hub id, local folder or 'tiny' (default GENERATOR_MODEL)")
+    generate.add_argument("--model", help="preset, hub id, local folder or 'tiny' (default GENERATOR_MODEL)")
     generate.add_argument("--seconds", type=float, default=4.0, help="length in seconds (default 4)")
     generate.add_argument("--size", default=None, help="WIDTHxHEIGHT, e.g. 768x512 (default: the model's)")
     generate.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
     generate.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's)")
     generate.add_argument("--negative", default=None, help="what to avoid")
+
+    commands.add_parser("models", help="list the model presets, what they need and which are downloaded")
+
+    download = commands.add_parser("download", help="fetch a model's weights and lock the commit fetched")
+    download.add_argument("model", nargs="?", help="preset or hub id (default GENERATOR_MODEL)")
+    download.add_argument("--upgrade", action="store_true", help="fetch the newest commit and move the lock there")
 
     migrate = commands.add_parser("migrate", help="upgrade the database to the newest schema and exit")
     migrate.add_argument("--revision", default="head", help="target revision (default head)")
@@ -60,6 +66,22 @@ def main(argv: list[str] | None = None) -> int:
 
     configure_logging(settings.log_level, [settings.api_key.get_secret_value()] if settings.api_key else [])
 
+    if args.command == "models":
+        from generator.listing import print_models
+
+        print_models(settings)
+        return 0
+    if args.command == "download":
+        from generator.hub import ModelUnavailable, download_model
+
+        try:
+            source = download_model(settings.model, settings.data_dir, upgrade=args.upgrade)
+        except ModelUnavailable as error:
+            print(f"hanul generator: {error}", file=sys.stderr)
+            return 1
+        if source.folder is not None and source.repo is not None:
+            print(f"ready: {source.repo} at {source.revision} in {source.folder}")
+        return 0
     if args.command == "migrate":
         from generator.db import create_engine, upgrade_database
 

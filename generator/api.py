@@ -296,6 +296,28 @@ async def download_content(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def list_models(request: web.Request) -> web.Response:
+    """OpenAI's model list with the one model this generator renders, and what a client needs to prompt and size
+    for it (family, native sizes, fps, longest segment, defaults)."""
+    profile = await request.app[JOBS].profile_source()
+    entry = {
+        "id": profile.name,
+        "object": "model",
+        "created": 0,
+        "owned_by": "hanul",
+        "family": profile.family,
+        "native_sizes": {orientation: f"{w}x{h}" for orientation, (w, h) in profile.native_sizes.items()},
+        "fps": profile.fps,
+        "max_segment_seconds": round((profile.max_segment_frames - 1) / profile.fps, 2),
+        "max_seconds": request.app[SETTINGS].max_seconds,
+        "default_steps": profile.default_steps,
+        "default_guidance": profile.default_guidance,
+        "supports_image": profile.supports_image,
+        "supports_extension": profile.supports_video,
+    }
+    return _json({"object": "list", "data": [entry]})
+
+
 async def health(request: web.Request) -> web.Response:
     report = await request.app[HEALTH]()
     return _json(report, status=200 if report.get("status") == "ok" else 503)
@@ -313,6 +335,7 @@ def create_app(
     app[SETTINGS] = settings
     app[HEALTH] = health_report
     app.router.add_get("/healthz", health)
+    app.router.add_get("/v1/models", list_models)
     app.router.add_post("/v1/videos", create_video)
     app.router.add_get("/v1/videos", list_videos)
     app.router.add_post("/v1/videos/extensions", extend_video)

@@ -11,6 +11,7 @@ from pathlib import Path
 from generator import encode
 from generator.errors import APIError
 from generator.params import CreateVideoBody, parse_body, plan_render, plan_size
+from generator.hub import ModelUnavailable
 from generator.pipelines import load_backend
 from generator.render import render_video
 from generator.settings import GeneratorSettings
@@ -50,7 +51,11 @@ def generate_to_file(
         print(f"hanul generate: {error.message}", file=sys.stderr)
         return 2
     print(f"Loading {settings.model} …", file=sys.stderr, flush=True)
-    backend = load_backend(settings)
+    try:
+        backend = load_backend(settings)
+    except ModelUnavailable as error:
+        print(f"hanul generate: {error}", file=sys.stderr)
+        return 1
     try:
         plan = plan_render(
             body,

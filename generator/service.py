@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from aiohttp import web
 from generator.api import create_app
 from generator.db import create_engine, read_only_session_factory, session_factory, upgrade_database
 from generator.errors import APIError
+from generator.hub import ModelUnavailable, resolve_model
 from generator.jobs import VideoJobs
 from generator.pipelines.base import ModelProfile, VideoBackend
 from generator.queue import JobQueue, QueueLimits
@@ -81,12 +83,16 @@ class GeneratorService:
         self.workers: list[Worker] = []
         self._worker_tasks: list[asyncio.Task[None]] = []
         self._profile: asyncio.Future[ModelProfile] = asyncio.get_running_loop().create_future()
+        self.memory_tier: str | None = None  # GENERATOR_MEMORY as resolved by the first worker's load
         if profile is not None:
             self._profile.set_result(profile)
         self.jobs: VideoJobs | None = None
 
     async def start(self) -> web.Application:
         """Migrate the database, start the workers, and return the API application."""
+        if self.settings.workers and self.backend_factory is default_backend_factory:
+            # A model that is not on this machine stops the start here, with what to do (no download, no traceback).
+            resolve_model(self.settings.model, self.settings.data_dir)
         self.settings.videos_dir.mkdir(parents=True, exist_ok=True)
         await upgrade_database(self.engine)
         for index in range(self.settings.workers):
@@ -120,6 +126,7 @@ class GeneratorService:
     def _load(self, settings: GeneratorSettings) -> VideoBackend:
         """Runs on a worker's GPU thread; the first loaded model's profile becomes the API's."""
         backend = self.backend_factory(settings)
+        self.memory_tier = getattr(backend, "memory_tier", None)
         loop = self._profile.get_loop()
         loop.call_soon_threadsafe(self._set_profile, backend.profile)
         return backend
@@ -170,6 +177,8 @@ class GeneratorService:
         return {
             "status": "ok" if healthy else "error",
             "model": self._profile.result().name if self._profile.done() else None,
+            "family": self._profile.result().family if self._profile.done() else None,
+            "memory_tier": self.memory_tier,
             "model_loaded": self._profile.done(),
             "queue": queue,
             "workers": workers,
@@ -206,7 +215,11 @@ async def start_generator(
 ) -> RunningGenerator:
     """Start the service and its HTTP server on settings.host:port (port 0 picks a free one)."""
     service = GeneratorService(settings, backend_factory=backend_factory, profile=profile)
-    app = await service.start()
+    try:
+        app = await service.start()
+    except BaseException:
+        await service.stop()
+        raise
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
@@ -228,6 +241,9 @@ def serve_forever(settings: GeneratorSettings) -> int:
     async def main() -> int:
         try:
             running = await start_generator(settings)
+        except ModelUnavailable as error:
+            print(f"hanul generator: {error}", file=sys.stderr)
+            return 2
         except OSError as error:
             log.error("cannot listen on %s:%s: %s", settings.host, settings.port, error)
             return 1

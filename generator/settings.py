@@ -50,10 +50,15 @@ class GeneratorSettings(CoreSettings):
     host: str = Field(default="127.0.0.1", validation_alias="GENERATOR_HOST")
     port: int = Field(default=8189, ge=0, le=65535, validation_alias="GENERATOR_PORT")
     api_key: SecretStr | None = Field(default=None, validation_alias="GENERATOR_API_KEY")
-    model: str = Field(default="Lightricks/LTX-Video", validation_alias="GENERATOR_MODEL")
+    # A preset of the catalog (`python -m generator models`), a hub repo id or a local folder; `tiny` for tests.
+    model: str = Field(default="ltx-13b-distilled", validation_alias="GENERATOR_MODEL")
     model_family: Literal["auto", "ltx", "wan"] = Field(default="auto", validation_alias="GENERATOR_MODEL_FAMILY")
     device: str = Field(default="auto", validation_alias="GENERATOR_DEVICE")
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(default="auto", validation_alias="GENERATOR_DTYPE")
+    # Memory tier (generator/pipelines/memory.py): `auto` picks from the card's free memory at start.
+    memory: Literal["auto", "full", "balanced", "low"] = Field(default="auto", validation_alias="GENERATOR_MEMORY")
+    # diffusers' model CPU offload (one whole model on the GPU at a time): an older lever that replaces the tier's
+    # placement when set; GENERATOR_MEMORY=low usually fits less memory faster.
     cpu_offload: bool = Field(default=False, validation_alias="GENERATOR_CPU_OFFLOAD")
     vae_tiling: bool = Field(default=False, validation_alias="GENERATOR_VAE_TILING")
     # Speed levers (docs/performance.md). Compile: `auto` compiles on a CUDA device without CPU offload (measured
@@ -92,6 +97,11 @@ class GeneratorSettings(CoreSettings):
     @classmethod
     def _empty_key_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _lower_memory(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("compile", mode="before")
     @classmethod

@@ -10,7 +10,10 @@ from pathlib import Path
 import torch
 from diffusers import DiffusionPipeline
 
+from ..catalog import find_preset
+from ..hub import ModelSource, resolve_model
 from ..settings import GeneratorSettings
+from . import memory
 from .base import ModelProfile, ProgressCallback, RenderCancelled, RenderRequest, VideoBackend
 from .tiny import PROFILE_FILE, TINY_LTX_PROFILE, TINY_NAME, TINY_WAN_PROFILE
 
@@ -45,11 +48,15 @@ def resolve_dtype(setting: str, device: torch.device) -> torch.dtype:
     return _DTYPES[setting]
 
 
-def detect_family(model: str, configured: str = "auto") -> str:
-    """`ltx` or `wan`: as configured, else from a local folder's `model_index.json`, else from the hub id's name."""
+def detect_family(model: str, configured: str = "auto", folder: Path | None = None) -> str:
+    """`ltx` or `wan`: as configured, else the preset's, else from the folder's `model_index.json`, else from the
+    name."""
     if configured != "auto":
         return configured
-    class_name = _pipeline_class_name(model) or ""
+    preset = find_preset(model)
+    if preset is not None:
+        return preset.family
+    class_name = _pipeline_class_name(folder or Path(model)) or ""
     for family, marker in (("ltx", "ltx"), ("wan", "wan")):
         if marker in class_name.lower():
             return family
@@ -62,24 +69,24 @@ def detect_family(model: str, configured: str = "auto") -> str:
 
 
 def load_backend(settings: GeneratorSettings) -> VideoBackend:
-    """Load the configured model (hub id, local folder or `tiny`) and return a backend ready to render."""
+    """Load the configured model (preset, hub id, local folder or `tiny`) and return a backend ready to render.
+
+    Hub models load from the folder of their locked commit (generator/hub.py): nothing is downloaded here, and a
+    model that is not on this machine raises `ModelNotDownloaded` with the command that fetches it."""
+    source = resolve_model(settings.model, settings.data_dir)
     device = resolve_device(settings.device)
     dtype = resolve_dtype(settings.dtype, device)
-    family = detect_family(settings.model, settings.model_family)
-    log.info("loading %s model %s on %s as %s", family, settings.model, device, dtype)
-    if settings.model == TINY_NAME:
+    family = detect_family(settings.model, settings.model_family, source.folder)
+    where = f" at {source.revision[:12]}" if source.revision else ""
+    log.info("loading %s model %s%s on %s as %s", family, settings.model, where, device, dtype)
+    if source.is_tiny:
         pipeline, profile = _build_tiny(family, dtype)
     elif family == "ltx":
-        pipeline, profile = _load_ltx(settings.model, dtype)
+        pipeline, profile = _load_ltx(source, dtype)
     else:
-        pipeline, profile = _load_wan(settings.model, dtype)
-    profile = _apply_profile_file(profile, settings.model)
-    if settings.vae_tiling:
-        pipeline.vae.enable_tiling()  # decodes in overlapping tiles: far less memory for large frames
-    if settings.cpu_offload:
-        pipeline.enable_model_cpu_offload(device=device)  # one model on the GPU at a time
-    else:
-        pipeline.to(device)  # weights are already in their dtypes (Wan's VAE stays float32)
+        pipeline, profile = _load_wan(source, dtype)
+    profile = _apply_profile_file(profile, source.folder)
+    tier = place_pipeline(pipeline, settings, source, device, dtype)
     from . import speed
 
     speed.set_attention_backend(pipeline, settings.attention_backend)
@@ -95,9 +102,28 @@ def load_backend(settings: GeneratorSettings) -> VideoBackend:
 
         apply_guidance_stop(pipeline, settings.guidance_stop)
     backend = _wrap(family, pipeline, profile, settings.prompt_cache_size)
-    if speed.compile_wanted(settings.compile, device, settings.cpu_offload):
+    backend.memory_tier = tier
+    weights_move = settings.cpu_offload or memory.offloaded(tier)
+    if speed.compile_wanted(settings.compile, device, weights_move):
         speed.compile_and_warm_up(backend, insist=settings.compile == "on")
     return backend
+
+
+def place_pipeline(
+    pipeline: DiffusionPipeline, settings: GeneratorSettings, source: ModelSource, device: torch.device, dtype
+) -> str:
+    """Place the pipeline by its memory tier (or the older GENERATOR_CPU_OFFLOAD); returns the tier's name."""
+    if settings.cpu_offload:
+        if settings.vae_tiling:
+            pipeline.vae.enable_tiling()
+        pipeline.enable_model_cpu_offload(device=device)  # one model on the GPU at a time
+        return "cpu-offload"
+    needs = source.preset.memory if source.preset else None
+    tier = memory.choose_tier(settings.memory, device, needs, pipeline)
+    memory.place(pipeline, tier, device, dtype)
+    if settings.vae_tiling:
+        pipeline.vae.enable_tiling()  # decodes in overlapping tiles: far less memory for large frames
+    return tier
 
 
 def _build_tiny(family: str, dtype: torch.dtype) -> tuple[DiffusionPipeline, ModelProfile]:
@@ -115,27 +141,28 @@ def _build_tiny(family: str, dtype: torch.dtype) -> tuple[DiffusionPipeline, Mod
     return pipeline, TINY_LTX_PROFILE
 
 
-def _load_ltx(model: str, dtype: torch.dtype) -> tuple[DiffusionPipeline, ModelProfile]:
+def _load_ltx(source: ModelSource, dtype: torch.dtype) -> tuple[DiffusionPipeline, ModelProfile]:
     from diffusers import LTXConditionPipeline
 
     from .ltx import ltx_profile
 
     # LTXConditionPipeline loads LTXPipeline checkpoints too: the components are the same.
-    pipeline = LTXConditionPipeline.from_pretrained(model, dtype=dtype)
-    return pipeline, ltx_profile(model, pipeline)
+    pipeline = LTXConditionPipeline.from_pretrained(source.folder, dtype=dtype)
+    return pipeline, ltx_profile(source.name, pipeline, source.preset)
 
 
-def _load_wan(model: str, dtype: torch.dtype) -> tuple[DiffusionPipeline, ModelProfile]:
+def _load_wan(source: ModelSource, dtype: torch.dtype) -> tuple[DiffusionPipeline, ModelProfile]:
     from diffusers import AutoencoderKLWan, WanPipeline, WanVACEPipeline
 
     from .wan import wan_profile
 
-    class_name = _pipeline_class_name(model) or ("WanVACEPipeline" if "vace" in model.lower() else "WanPipeline")
+    assert source.folder is not None
+    class_name = _pipeline_class_name(source.folder) or (source.preset.pipeline_class if source.preset else "")
     pipeline_class = WanVACEPipeline if class_name == "WanVACEPipeline" else WanPipeline
     # Wan's VAE loses detail in bfloat16; its authors run it in float32 (it is small).
-    vae = AutoencoderKLWan.from_pretrained(model, subfolder="vae", dtype=torch.float32)
-    pipeline = pipeline_class.from_pretrained(model, vae=vae, dtype=dtype)
-    return pipeline, wan_profile(model, pipeline)
+    vae = AutoencoderKLWan.from_pretrained(source.folder, subfolder="vae", dtype=torch.float32)
+    pipeline = pipeline_class.from_pretrained(source.folder, vae=vae, dtype=dtype)
+    return pipeline, wan_profile(source.name, pipeline, source.preset)
 
 
 def _wrap(family: str, pipeline: DiffusionPipeline, profile: ModelProfile, prompt_cache_size: int) -> VideoBackend:
@@ -148,18 +175,20 @@ def _wrap(family: str, pipeline: DiffusionPipeline, profile: ModelProfile, promp
     return LTXBackend(pipeline, profile, prompt_cache_size)
 
 
-def _pipeline_class_name(model: str) -> str | None:
-    """The `_class_name` in a local folder's `model_index.json`, or None for a hub id."""
-    index = Path(model) / "model_index.json"
+def _pipeline_class_name(folder: Path | None) -> str | None:
+    """The `_class_name` in a local folder's `model_index.json`, or None."""
+    if folder is None:
+        return None
+    index = Path(folder) / "model_index.json"
     if not index.is_file():
         return None
     return json.loads(index.read_text()).get("_class_name")
 
 
-def _apply_profile_file(profile: ModelProfile, model: str) -> ModelProfile:
+def _apply_profile_file(profile: ModelProfile, folder: Path | None) -> ModelProfile:
     """A local folder may carry `hanul_profile.json` to override profile fields (fps, native sizes, lengths…)."""
-    path = Path(model) / PROFILE_FILE
-    if model == TINY_NAME or not path.is_file():
+    path = Path(folder) / PROFILE_FILE if folder is not None else None
+    if path is None or not path.is_file():
         return profile
     overrides = json.loads(path.read_text())
     known = {f.name for f in dataclasses.fields(ModelProfile)} - {"family", "name"}

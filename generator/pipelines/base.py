@@ -8,6 +8,8 @@ from typing import Protocol
 
 import numpy as np
 
+from ..catalog import ModelPreset
+
 
 class RenderCancelled(Exception):
     """Raised inside a render when its job was cancelled (checked between denoising steps)."""
@@ -32,6 +34,8 @@ class ModelProfile:
     min_side: int = 32
     supports_image: bool = True  # can take a first frame (image-to-video)
     supports_video: bool = True  # can continue from frames (extensions, long videos)
+    # A distilled checkpoint's own schedule, used when a render asks for exactly len(timesteps) steps.
+    timesteps: tuple[float, ...] | None = None
 
 
 @dataclass
@@ -52,6 +56,25 @@ class RenderRequest:
     # Frames to continue from, placed at frame 0: (F, H, W, 3) uint8, F a valid frame count.
     video: np.ndarray | None = None
     extra: dict[str, object] = field(default_factory=dict)
+
+
+def profile_from_preset(name: str, preset: ModelPreset, *, frame_multiple: int, size_multiple: int) -> ModelProfile:
+    """A catalog preset's profile; the multiples come from the loaded model's configs (they agree for the presets)."""
+    return ModelProfile(
+        family=preset.family,
+        name=name,
+        fps=preset.fps,
+        frame_multiple=frame_multiple,
+        size_multiple=size_multiple,
+        native_sizes=dict(preset.native_sizes),
+        max_segment_frames=preset.max_segment_frames,
+        default_steps=preset.default_steps,
+        default_guidance=preset.default_guidance,
+        conditioning_frames=preset.conditioning_frames,
+        supports_image=preset.supports_image,
+        supports_video=preset.supports_video,
+        timesteps=preset.timesteps,
+    )
 
 
 ProgressCallback = Callable[[int, int], None]  # (step done, total steps); may raise RenderCancelled

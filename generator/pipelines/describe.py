@@ -3,21 +3,25 @@ validate requests for the workers that do load it."""
 
 from __future__ import annotations
 
+from ..hub import identify
 from ..settings import GeneratorSettings
-from . import _apply_profile_file, detect_family
+from . import _apply_profile_file, _pipeline_class_name, detect_family
 from .base import ModelProfile
 from .ltx import ltx_profile_for
-from .tiny import TINY_LTX_PROFILE, TINY_NAME, TINY_WAN_PROFILE
+from .tiny import TINY_LTX_PROFILE, TINY_WAN_PROFILE
 from .wan import wan_profile_for
 
 
 def describe_model(settings: GeneratorSettings) -> ModelProfile:
-    """The profile `load_backend` would report, from the model's name, family and profile file alone."""
-    family = detect_family(settings.model, settings.model_family)
-    if settings.model == TINY_NAME:
+    """The profile `load_backend` would report, from the catalog, the model's name and a local folder's files."""
+    source = identify(settings.model)
+    family = detect_family(settings.model, settings.model_family, source.folder)
+    if source.is_tiny:
         return TINY_WAN_PROFILE if family == "wan" else TINY_LTX_PROFILE
     if family == "ltx":
-        profile = ltx_profile_for(settings.model)
+        profile = ltx_profile_for(settings.model, source.preset)
     else:
-        profile = wan_profile_for(settings.model, vace="vace" in settings.model.lower())
-    return _apply_profile_file(profile, settings.model)
+        class_name = _pipeline_class_name(source.folder) or (source.preset.pipeline_class if source.preset else "")
+        vace = class_name == "WanVACEPipeline" or "vace" in settings.model.lower()
+        profile = wan_profile_for(settings.model, vace=vace, preset=source.preset)
+    return _apply_profile_file(profile, source.folder)

@@ -15,6 +15,8 @@ from diffusers import LTXConditionPipeline
 from diffusers.pipelines.ltx.pipeline_ltx import calculate_shift
 from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
 
+from ..catalog import ModelPreset
+
 from ._common import (
     PromptCache,
     call_default,
@@ -25,7 +27,7 @@ from ._common import (
     step_callback,
     tensor_to_frames,
 )
-from .base import ModelProfile, ProgressCallback, RenderRequest
+from .base import ModelProfile, ProgressCallback, RenderRequest, profile_from_preset
 
 log = logging.getLogger(__name__)
 # LTXConditionPipeline passes its own timesteps on every call, and the scheduler warns about it each time.
@@ -37,17 +39,22 @@ DECODE_TIMESTEP = 0.05
 DECODE_NOISE_SCALE = 0.025
 
 
-def ltx_profile(name: str, pipeline: LTXConditionPipeline) -> ModelProfile:
+def ltx_profile(name: str, pipeline: LTXConditionPipeline, preset: ModelPreset | None = None) -> ModelProfile:
     """The profile of a loaded LTX-Video model; multiples come from its VAE and transformer configs."""
     return ltx_profile_for(
         name,
+        preset,
         frame_multiple=pipeline.vae_temporal_compression_ratio,
         size_multiple=pipeline.vae_spatial_compression_ratio * pipeline.transformer_spatial_patch_size,
     )
 
 
-def ltx_profile_for(name: str, *, frame_multiple: int = 8, size_multiple: int = 32) -> ModelProfile:
-    """An LTX-Video profile from the model's name (distilled or not) and its compression ratios."""
+def ltx_profile_for(
+    name: str, preset: ModelPreset | None = None, *, frame_multiple: int = 8, size_multiple: int = 32
+) -> ModelProfile:
+    """An LTX-Video profile: the catalog preset's, else guessed from the name (distilled or not)."""
+    if preset is not None:
+        return profile_from_preset(name, preset, frame_multiple=frame_multiple, size_multiple=size_multiple)
     distilled = "distilled" in name.lower()
     return ModelProfile(
         family="ltx",
@@ -90,6 +97,8 @@ def take_over_dynamic_shifting(pipeline: LTXConditionPipeline) -> dict | None:
 
 class LTXBackend:
     """A resident `LTXConditionPipeline`; `render` is one pipeline call."""
+
+    memory_tier = "full"  # how load_backend placed it (generator/pipelines/memory.py)
 
     def __init__(self, pipeline: LTXConditionPipeline, profile: ModelProfile, prompt_cache_size: int = 0) -> None:
         self.pipeline = pipeline
@@ -138,7 +147,9 @@ class LTXBackend:
         `LTXPipeline` calls it; None otherwise (the pipeline's own schedule)."""
         config = self.shifting_config
         if config is None:
-            return None
+            # A distilled checkpoint's own schedule at its own step count (the pipeline's linear one otherwise).
+            timesteps = self.profile.timesteps
+            return list(timesteps) if timesteps and len(timesteps) == request.num_inference_steps else None
         pipeline, steps = self.pipeline, request.num_inference_steps
         if steps == 1:  # one step starts from pure noise; the stretch to `shift_terminal` is 0/0 for a single step
             return [float(config.get("num_train_timesteps", 1000))]

@@ -7,10 +7,13 @@ call (5 s, Wan 2.1's training length), continuations conditioned on the last 9 f
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 from diffusers import WanPipeline, WanVACEPipeline
 
+from ..catalog import ModelPreset
 from ._common import (
     PromptCache,
     call_default,
@@ -20,23 +23,30 @@ from ._common import (
     step_callback,
     tensor_to_frames,
 )
-from .base import ModelProfile, ProgressCallback, RenderRequest
+from .base import ModelProfile, ProgressCallback, RenderRequest, profile_from_preset
 
 WAN_NATIVE_SIZES = {"landscape": (832, 480), "portrait": (480, 832), "square": (624, 624)}
 
 
-def wan_profile(name: str, pipeline: WanPipeline | WanVACEPipeline) -> ModelProfile:
+def wan_profile(name: str, pipeline: WanPipeline | WanVACEPipeline, preset: ModelPreset | None = None) -> ModelProfile:
     """The profile of a loaded Wan model; only VACE pipelines can take an image or continue."""
     return wan_profile_for(
         name,
         vace=isinstance(pipeline, WanVACEPipeline),
+        preset=preset,
         frame_multiple=pipeline.vae_scale_factor_temporal,
         size_multiple=pipeline.vae_scale_factor_spatial * pipeline.transformer.config.patch_size[1],
     )
 
 
-def wan_profile_for(name: str, *, vace: bool, frame_multiple: int = 4, size_multiple: int = 16) -> ModelProfile:
-    """A Wan 2.1 profile: VACE checkpoints can start from an image and continue clips, plain ones cannot."""
+def wan_profile_for(
+    name: str, *, vace: bool, preset: ModelPreset | None = None, frame_multiple: int = 4, size_multiple: int = 16
+) -> ModelProfile:
+    """A Wan profile: the catalog preset's, else Wan 2.1's; VACE checkpoints can start from an image and continue
+    clips, plain ones cannot."""
+    if preset is not None:
+        profile = profile_from_preset(name, preset, frame_multiple=frame_multiple, size_multiple=size_multiple)
+        return dataclasses.replace(profile, supports_image=vace, supports_video=vace)
     return ModelProfile(
         family="wan",
         name=name,
@@ -55,6 +65,8 @@ def wan_profile_for(name: str, *, vace: bool, frame_multiple: int = 4, size_mult
 
 class WanBackend:
     """A resident Wan pipeline; `render` is one pipeline call."""
+
+    memory_tier = "full"  # how load_backend placed it (generator/pipelines/memory.py)
 
     def __init__(
         self, pipeline: WanPipeline | WanVACEPipeline, profile: ModelProfile, prompt_cache_size: int = 0

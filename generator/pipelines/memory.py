@@ -1,0 +1,109 @@
+"""Memory tiers: how a loaded pipeline is placed on the device so that it fits the card (`GENERATOR_MEMORY`).
+
+- full: everything on the GPU (fastest).
+- balanced: the text encoder stays in CPU memory and is streamed to the GPU block group by block group while it
+  encodes (its embeddings are cached, so that happens once per new prompt); transformer and VAE stay on the GPU;
+  the VAE decodes in tiles.
+- low: the transformer(s) keep their weights in float8 and compute in the pipeline's dtype (layerwise casting),
+  and every part is streamed to the GPU group by group with CUDA streams overlapping copies and compute (group
+  offload); the VAE decodes in tiles.
+
+Only diffusers' own hooks are used (`enable_layerwise_casting`, `apply_group_offloading`, `enable_tiling`).
+`auto` picks the fastest tier whose estimated peak (generator/catalog.py) fits the card's free memory at start.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from diffusers import DiffusionPipeline
+from diffusers.hooks import apply_group_offloading
+
+from ..catalog import GIB, MemoryNeeds, pick_tier
+from ._common import transformers_of
+
+log = logging.getLogger(__name__)
+
+TEXT_ENCODER_BLOCKS_PER_GROUP = 2  # T5/UMT5 blocks moved at once: small groups keep the encoder's peak low
+
+
+def choose_tier(setting: str, device: torch.device, needs: MemoryNeeds | None, pipeline: DiffusionPipeline) -> str:
+    """The tier to use: as configured, or for `auto` the fastest whose estimated peak fits the device's free memory
+    (everything is in RAM anyway on a CPU: `full`)."""
+    if setting != "auto":
+        return setting
+    if device.type != "cuda":
+        return "full"
+    free, _total = torch.cuda.mem_get_info(device)
+    needs = needs or estimate_needs(pipeline)
+    tier = pick_tier(needs, free / GIB)
+    log.info(
+        "memory tier auto -> %s (%.1f GiB free; estimated peaks: full %.1f, balanced %.1f, low %.1f GiB)",
+        tier,
+        free / GIB,
+        needs.peak_gib("full"),
+        needs.peak_gib("balanced"),
+        needs.peak_gib("low"),
+    )
+    return tier
+
+
+def estimate_needs(pipeline: DiffusionPipeline) -> MemoryNeeds:
+    """Memory needs of a model outside the catalog, from its parameter counts; working sets as for LTX-Video 2B
+    (the one measured) scaled by the transformer's size."""
+
+    def billions(module: object) -> float:
+        if not isinstance(module, torch.nn.Module):
+            return 0.0
+        return sum(parameter.numel() for parameter in module.parameters()) / 1e9
+
+    transformers = transformers_of(pipeline)
+    transformer_b = sum(billions(model) for model in transformers)
+    largest = max((billions(model) for model in transformers), default=0.0)
+    scale = max(1.0, largest / 1.92) ** 0.5
+    return MemoryNeeds(
+        transformer_b=transformer_b,
+        text_encoder_b=billions(getattr(pipeline, "text_encoder", None)),
+        vae_b=billions(getattr(pipeline, "vae", None)),
+        activations_gib=1.6 * scale,
+        untiled_decode_gib=2.0,
+        largest_transformer_b=largest if len(transformers) > 1 else None,
+    )
+
+
+def place(pipeline: DiffusionPipeline, tier: str, device: torch.device, compute_dtype: torch.dtype) -> None:
+    """Put the pipeline's parts where `tier` says (see the module docstring)."""
+    if tier == "full":
+        pipeline.to(device)  # weights are already in their dtypes (Wan's VAE stays float32)
+        return
+    streams = device.type == "cuda"  # copies overlap compute on CUDA streams; there are none on a CPU
+    vae = pipeline.vae
+    vae.enable_tiling()
+    text_encoder = getattr(pipeline, "text_encoder", None)
+    if text_encoder is not None:
+        apply_group_offloading(
+            text_encoder,
+            onload_device=device,
+            offload_type="block_level",
+            num_blocks_per_group=TEXT_ENCODER_BLOCKS_PER_GROUP,
+            use_stream=streams,
+        )
+    if tier == "balanced":
+        for transformer in transformers_of(pipeline):
+            transformer.to(device)
+        vae.to(device)
+        return
+    if tier != "low":
+        raise ValueError(f"unknown memory tier {tier!r}")
+    for transformer in transformers_of(pipeline):
+        # float8 storage halves the weights to stream; compute stays in the pipeline's dtype. diffusers' defaults
+        # keep the norms, embeddings and output projection in their dtype (what its docs recommend).
+        transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=compute_dtype)
+        transformer.enable_group_offload(onload_device=device, offload_type="leaf_level", use_stream=streams)
+    vae.enable_group_offload(onload_device=device, offload_type="leaf_level", use_stream=streams)
+
+
+def offloaded(tier: str) -> bool:
+    """Whether weights move between CPU and GPU during a render (compiling then buys little and may not work)."""
+    return tier == "low"

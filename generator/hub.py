@@ -116,7 +116,7 @@ def identify(model: str) -> ModelSource:
         return ModelSource(name=name, preset=preset, repo=preset.repo, revision=preset.revision)
     if _REPO_ID.match(name):
         return ModelSource(name=name, repo=name)
-    looks_like_path = name.startswith((".", "/", "~")) or os.sep in name and name.count("/") != 1
+    looks_like_path = name.startswith((".", "/", "~")) or (os.sep in name and name.count("/") != 1)
     if looks_like_path:
         raise ModelUnavailable(f"GENERATOR_MODEL={name!r}: no such folder")
     raise ModelUnavailable(

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from generator import encode
 from generator.errors import APIError
-from generator.params import CreateVideoBody, parse_body, plan_render, plan_size
 from generator.hub import ModelUnavailable
+from generator.params import CreateVideoBody, parse_body, plan_render, plan_size
 from generator.pipelines import load_backend
 from generator.render import render_video
 from generator.settings import GeneratorSettings

@@ -16,7 +16,6 @@ from diffusers.pipelines.ltx.pipeline_ltx import calculate_shift
 from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
 
 from ..catalog import ModelPreset
-
 from ._common import (
     PromptCache,
     call_default,

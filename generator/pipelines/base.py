@@ -58,14 +58,16 @@ class RenderRequest:
     extra: dict[str, object] = field(default_factory=dict)
 
 
-def profile_from_preset(name: str, preset: ModelPreset, *, frame_multiple: int, size_multiple: int) -> ModelProfile:
-    """A catalog preset's profile; the multiples come from the loaded model's configs (they agree for the presets)."""
+def profile_from_preset(
+    name: str, preset: ModelPreset, *, frame_multiple: int | None = None, size_multiple: int | None = None
+) -> ModelProfile:
+    """A catalog preset's profile; a loaded model gives its multiples from its configs (the catalog's otherwise)."""
     return ModelProfile(
         family=preset.family,
         name=name,
         fps=preset.fps,
-        frame_multiple=frame_multiple,
-        size_multiple=size_multiple,
+        frame_multiple=frame_multiple or preset.frame_multiple,
+        size_multiple=size_multiple or preset.size_multiple,
         native_sizes=dict(preset.native_sizes),
         max_segment_frames=preset.max_segment_frames,
         default_steps=preset.default_steps,

@@ -49,7 +49,7 @@ def ltx_profile(name: str, pipeline: LTXConditionPipeline, preset: ModelPreset |
 
 
 def ltx_profile_for(
-    name: str, preset: ModelPreset | None = None, *, frame_multiple: int = 8, size_multiple: int = 32
+    name: str, preset: ModelPreset | None = None, *, frame_multiple: int | None = None, size_multiple: int | None = None
 ) -> ModelProfile:
     """An LTX-Video profile: the catalog preset's, else guessed from the name (distilled or not)."""
     if preset is not None:
@@ -59,8 +59,8 @@ def ltx_profile_for(
         family="ltx",
         name=name,
         fps=24,
-        frame_multiple=frame_multiple,
-        size_multiple=size_multiple,
+        frame_multiple=frame_multiple or 8,
+        size_multiple=size_multiple or 32,
         native_sizes=dict(LTX_NATIVE_SIZES),
         max_segment_frames=121,
         default_steps=8 if distilled else 30,

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from diffusers import (
     AutoencoderKLLTXVideo,
+    DiffusionPipeline,
     AutoencoderKLWan,
     FlowMatchEulerDiscreteScheduler,
     LTXConditionPipeline,
@@ -26,6 +27,7 @@ from diffusers import (
 )
 from transformers import T5Config, T5EncoderModel, T5Tokenizer
 
+from ..catalog import ModelPreset
 from .base import ModelProfile
 
 TINY_NAME = "tiny"
@@ -91,8 +93,12 @@ def _tiny_text_encoder(vocab_size: int) -> T5EncoderModel:
     return T5EncoderModel(config).eval()
 
 
-def build_tiny_ltx_pipeline(seed: int = 0) -> LTXConditionPipeline:
-    """An `LTXConditionPipeline` with LTX's compression ratios (32× space, 8× time) and tiny layers."""
+def build_tiny_ltx_pipeline(seed: int = 0, variant: str = "0.9.1") -> LTXConditionPipeline:
+    """An `LTXConditionPipeline` with LTX's compression ratios (32× space, 8× time) and tiny layers.
+
+    `variant` "0.9.1" has the scheduler of the 0.9.0/0.9.1 checkpoints (it shifts by the video's size); "0.9.8" the
+    config of 0.9.5+ (the 0.9.8 distilled preset): a scheduler that does not shift, a VAE that decodes with
+    timestep conditioning (so the decode timestep and noise are passed, as for the real one)."""
     torch.manual_seed(seed)  # the random weights themselves are seeded, so every build is the same model
     tokenizer = _tiny_tokenizer()
     text_encoder = _tiny_text_encoder(len(tokenizer))
@@ -120,7 +126,7 @@ def build_tiny_ltx_pipeline(seed: int = 0) -> LTXConditionPipeline:
         decoder_inject_noise=(False, False, False, False, False),
         upsample_residual=(False, False, False, False),
         upsample_factor=(1, 1, 1, 1),
-        timestep_conditioning=False,
+        timestep_conditioning=variant != "0.9.1",
         patch_size=4,
         patch_size_t=1,
         encoder_causal=True,
@@ -128,7 +134,12 @@ def build_tiny_ltx_pipeline(seed: int = 0) -> LTXConditionPipeline:
     )
     # The default model's scheduler (Lightricks/LTX-Video 0.9.0/0.9.1): it shifts by the video's size, which is the
     # path LTXBackend has to handle itself (0.9.5+ schedulers do not shift). Tests then run what users run.
-    scheduler = FlowMatchEulerDiscreteScheduler(**LTX_DEFAULT_SCHEDULER)
+    if variant == "0.9.1":
+        scheduler = FlowMatchEulerDiscreteScheduler(**LTX_DEFAULT_SCHEDULER)
+    elif variant == "0.9.8":
+        scheduler = FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=False, shift=1.0)
+    else:
+        raise ValueError(f"unknown tiny LTX variant {variant!r}")
     pipeline = LTXConditionPipeline(
         scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, transformer=transformer
     )
@@ -136,14 +147,38 @@ def build_tiny_ltx_pipeline(seed: int = 0) -> LTXConditionPipeline:
     return pipeline
 
 
-def _tiny_wan_vae() -> AutoencoderKLWan:
+def _tiny_wan_vae(variant: str = "2.1") -> AutoencoderKLWan:
+    if variant == "2.2-5b":  # Wan 2.2's high-compression VAE: 48 latent channels, 16x space (diffusers' own test)
+        return AutoencoderKLWan(
+            base_dim=3,
+            z_dim=48,
+            in_channels=12,
+            out_channels=12,
+            is_residual=True,
+            patch_size=2,
+            latents_mean=[0.0] * 48,
+            latents_std=[1.0] * 48,
+            dim_mult=[1, 1, 1, 1],
+            num_res_blocks=1,
+            scale_factor_spatial=16,
+            scale_factor_temporal=4,
+            temperal_downsample=[False, True, True],
+        )
     return AutoencoderKLWan(
         base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
     )
 
 
-def build_tiny_wan_pipeline(seed: int = 0, vace: bool = True) -> WanPipeline | WanVACEPipeline:
-    """A Wan 2.1 pipeline (VACE, which can continue, unless `vace=False`) with Wan's ratios and tiny layers."""
+WAN_VARIANTS = ("2.1", "2.2-5b", "2.2-a14b")
+
+
+def build_tiny_wan_pipeline(seed: int = 0, vace: bool = True, variant: str = "2.1") -> WanPipeline | WanVACEPipeline:
+    """A Wan pipeline (VACE, which can continue, unless `vace=False`) with Wan's ratios and tiny layers.
+
+    `variant` "2.2-5b" is shaped like Wan 2.2 TI2V 5B (48-channel VAE, per-token timesteps: `expand_timesteps`),
+    "2.2-a14b" like Wan 2.2 A14B (a second transformer for the low-noise steps, `boundary_ratio`)."""
+    if variant not in WAN_VARIANTS or (vace and variant != "2.1"):
+        raise ValueError(f"unknown tiny Wan variant {variant!r} (VACE: 2.1 only)")
     torch.manual_seed(seed)
     tokenizer = _tiny_tokenizer()
     text_encoder = _tiny_text_encoder(len(tokenizer))
@@ -151,8 +186,8 @@ def build_tiny_wan_pipeline(seed: int = 0, vace: bool = True) -> WanPipeline | W
         patch_size=(1, 2, 2),
         num_attention_heads=2,
         attention_head_dim=16,  # inner width 32: a multiple of 16, as float8 matmuls need (real Wan: 1536)
-        in_channels=16,
-        out_channels=16,
+        in_channels=48 if variant == "2.2-5b" else 16,
+        out_channels=48 if variant == "2.2-5b" else 16,
         text_dim=_TEXT_DIM,
         freq_dim=256,
         ffn_dim=32,
@@ -161,7 +196,7 @@ def build_tiny_wan_pipeline(seed: int = 0, vace: bool = True) -> WanPipeline | W
         qk_norm="rms_norm_across_heads",
         rope_max_seq_len=32,
     )
-    vae = _tiny_wan_vae()
+    vae = _tiny_wan_vae(variant)
     # Wan 2.1's own scheduler, as its Diffusers checkpoints ship it.
     scheduler = UniPCMultistepScheduler(
         prediction_type="flow_prediction", use_flow_sigmas=True, num_train_timesteps=1000, flow_shift=3.0
@@ -176,11 +211,29 @@ def build_tiny_wan_pipeline(seed: int = 0, vace: bool = True) -> WanPipeline | W
         from diffusers import WanTransformer3DModel
 
         transformer = WanTransformer3DModel(**common)
+        two = variant == "2.2-a14b"
         pipeline = WanPipeline(
-            tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, scheduler=scheduler, transformer=transformer
+            tokenizer=tokenizer,
+            text_encoder=text_encoder,
+            vae=vae,
+            scheduler=scheduler,
+            transformer=transformer,
+            transformer_2=WanTransformer3DModel(**common) if two else None,
+            boundary_ratio=0.875 if two else None,  # Wan 2.2 A14B's: high-noise expert for the first 1/8 of noise
+            expand_timesteps=variant == "2.2-5b",
         )
     pipeline.set_progress_bar_config(disable=True)
     return pipeline
+
+
+def build_tiny_like(preset: ModelPreset, seed: int = 0) -> DiffusionPipeline:
+    """A tiny random-weight pipeline of the preset's class and config keys, as its hub repo would hold it."""
+    if preset.family == "ltx":
+        return build_tiny_ltx_pipeline(seed, variant="0.9.1" if preset.revision else "0.9.8")
+    if preset.pipeline_class == "WanVACEPipeline":
+        return build_tiny_wan_pipeline(seed, vace=True)
+    variant = {"Wan-AI/Wan2.2-TI2V-5B-Diffusers": "2.2-5b", "Wan-AI/Wan2.2-T2V-A14B-Diffusers": "2.2-a14b"}
+    return build_tiny_wan_pipeline(seed, vace=False, variant=variant.get(preset.repo, "2.1"))
 
 
 def save_tiny_pipeline(folder: Path, family: str = "ltx") -> Path:

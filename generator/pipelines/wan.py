@@ -40,7 +40,12 @@ def wan_profile(name: str, pipeline: WanPipeline | WanVACEPipeline, preset: Mode
 
 
 def wan_profile_for(
-    name: str, *, vace: bool, preset: ModelPreset | None = None, frame_multiple: int = 4, size_multiple: int = 16
+    name: str,
+    *,
+    vace: bool,
+    preset: ModelPreset | None = None,
+    frame_multiple: int | None = None,
+    size_multiple: int | None = None,
 ) -> ModelProfile:
     """A Wan profile: the catalog preset's, else Wan 2.1's; VACE checkpoints can start from an image and continue
     clips, plain ones cannot."""
@@ -51,8 +56,8 @@ def wan_profile_for(
         family="wan",
         name=name,
         fps=16,
-        frame_multiple=frame_multiple,
-        size_multiple=size_multiple,
+        frame_multiple=frame_multiple or 4,
+        size_multiple=size_multiple or 16,
         native_sizes=dict(WAN_NATIVE_SIZES),
         max_segment_frames=81,
         default_steps=30,

@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 from diffusers import (
     AutoencoderKLLTXVideo,
-    DiffusionPipeline,
     AutoencoderKLWan,
+    DiffusionPipeline,
     FlowMatchEulerDiscreteScheduler,
     LTXConditionPipeline,
     LTXVideoTransformer3DModel,

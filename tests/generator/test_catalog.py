@@ -17,7 +17,7 @@ from generator.pipelines import RenderRequest, load_backend
 from generator.pipelines.describe import describe_model
 from generator.pipelines.tiny import build_tiny_like
 from generator.settings import GeneratorSettings
-from tests.support.hub_cache import fake_commit, hub_cache, put_in_cache  # noqa: F401  (fixture)
+from tests.support.hub_cache import fake_commit, put_in_cache
 
 PRESET_NAMES = sorted(PRESETS)
 

@@ -14,7 +14,7 @@ from generator.pipelines import RenderRequest, load_backend
 from generator.pipelines.memory import choose_tier, estimate_needs, place
 from generator.pipelines.tiny import build_tiny_like, build_tiny_ltx_pipeline, build_tiny_wan_pipeline
 from generator.settings import GeneratorSettings, SettingsError, load_settings
-from tests.support.hub_cache import fake_commit, hub_cache, put_in_cache  # noqa: F401  (fixture)
+from tests.support.hub_cache import fake_commit, put_in_cache
 
 
 def hooks_of(module: torch.nn.Module) -> set[str]:

@@ -27,6 +27,9 @@ import httpx2
 import pytest
 from diffusers import DiffusionPipeline, LTXConditionPipeline
 from huggingface_hub import (
+    HfApi,
+    RepoFile,
+    RepoFolder,
     constants,
     file_download,
     get_hf_file_metadata,
@@ -178,6 +181,20 @@ def test_file_metadata_is_what_the_real_hub_sends(fake_hub: FakeHub, tiny_ltx: P
     assert plain.etag == hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
     assert (plain.size, plain.location) == (len(data), hf_hub_url(REPO, "model_index.json"))
     assert lfs.xet_file_data is None and plain.xet_file_data is None
+
+
+def test_tree_and_paths_info_list_what_the_commit_holds(fake_hub: FakeHub, tiny_ltx: Path) -> None:
+    sha = fake_hub.add_repo(REPO, tiny_ltx)
+    api = HfApi()
+
+    top = {entry.path: type(entry) for entry in api.list_repo_tree(REPO)}
+    vae = sorted(entry.path for entry in api.list_repo_tree(REPO, path_in_repo="vae", revision=sha))
+    found = api.get_paths_info(REPO, ["vae", "model_index.json", "missing.txt"], expand=True)
+
+    assert top["vae"] is RepoFolder and top["model_index.json"] is RepoFile and "vae/config.json" not in top
+    assert vae == ["vae/config.json", "vae/diffusion_pytorch_model.safetensors"]
+    assert [(entry.path, type(entry)) for entry in found] == [("vae", RepoFolder), ("model_index.json", RepoFile)]
+    assert all(entry.last_commit is not None and entry.last_commit.oid == sha for entry in found)
 
 
 # -- broken downloads -------------------------------------------------------------------------------------------

@@ -33,7 +33,8 @@ What it answers, as huggingface_hub 2.4.0 asks for it (file_download.py, hf_api.
 
 Every request is logged in `requests` (`HubRequest`: method, path, range, file). `drop_after(suffix, nbytes)` closes
 the connection after nbytes of the next matching body. huggingface_hub's `http_get` retries a broken body within the
-same call (1 s apart, up to 5 tries without progress) with `Range: bytes=N-`, where N counts only whole chunks of
+same call (1 s apart; up to 5 more tries after a break, none of them receiving a byte) with `Range: bytes=N-`, where
+N counts only whole chunks of
 `constants.DOWNLOAD_CHUNK_SIZE` (10 MiB) already written: a file broken inside its first 10 MiB restarts from 0.
 A call that gives up deletes its partial file, so nothing resumes across calls. See tests/foundation/test_fake_hub.py.
 """
@@ -250,7 +251,11 @@ class FakeHub:
     # -- failures and the log --------------------------------------------------------------------------------
 
     def drop_after(self, path_suffix: str, nbytes: int, times: int = 1) -> None:
-        """Close the connection after nbytes of the body of the next `times` GETs of a file ending in `path_suffix`."""
+        """Close the connection after nbytes of the body of the next `times` GETs of a file ending in `path_suffix`.
+
+        nbytes counts from the start of that response's body (for a Range request, from the range's start); a rule
+        whose nbytes reaches the end of the body sends it whole. Rules are used in the order they were added.
+        """
         with self._lock:
             self._drops.append(_Drop(path_suffix, nbytes, times))
 
@@ -506,16 +511,13 @@ class FakeHub:
             status = 206
             headers["Content-Range"] = f"bytes {start}-{end}/{size}"
         length = max(end - start + 1, 0)
-        if request.method == "HEAD":
-            # aiohttp would drop a Content-Length it cannot check against a body: send it by hand
-            response = web.StreamResponse(status=status, headers=headers)
-            response.content_length = length
+        response = web.StreamResponse(status=status, headers=headers)
+        response.content_length = length
+        if request.method == "HEAD":  # what a GET would get, without the body
             await response.prepare(request)
             logged.status = status
             return response
         drop = self._take_drop(entry.path)
-        response = web.StreamResponse(status=status, headers=headers)
-        response.content_length = length
         await response.prepare(request)
         limit = length if drop is None else min(drop, length)
         for offset in range(start, start + limit, _WRITE_PIECE):

@@ -289,6 +289,7 @@ class FakeHub:
         try:
             asyncio.run_coroutine_threadsafe(self._start_sites(), loop).result(timeout=10)
         except BaseException:
+            asyncio.run_coroutine_threadsafe(self._cleanup(), loop).result(timeout=10)
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout=10)
             loop.close()

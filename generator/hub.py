@@ -278,15 +278,19 @@ def _fetch(repo: str, commit: str, cache_dir: Path | None) -> Path:
     raise AssertionError("unreachable")
 
 
+# The hub client's HTTP library (httpx, or httpx2 in huggingface_hub 2.x) raises these on a network failure.
+_NETWORK_ERRORS = {"TransportError", "NetworkError", "TimeoutException", "RemoteProtocolError"}
+
+
 def _is_connection_error(error: BaseException) -> bool:
-    import httpx
+    """Whether `error` (or what caused it) is the network failing, by class name whatever the HTTP library."""
     from huggingface_hub.errors import OfflineModeIsEnabled
 
-    if isinstance(error, OfflineModeIsEnabled):
-        return False
     chain: BaseException | None = error
     while chain is not None:
-        if isinstance(chain, (httpx.TransportError, ConnectionError)):
+        if isinstance(chain, OfflineModeIsEnabled):
+            return False
+        if isinstance(chain, ConnectionError) or _NETWORK_ERRORS & {cls.__name__ for cls in type(chain).__mro__}:
             return True
         chain = chain.__cause__ or chain.__context__
     return False
@@ -308,7 +312,7 @@ def _check_disk(plan: DownloadPlan, cache_dir: Path | None) -> None:
         )
 
 
-def _explain(error: Exception, source: ModelSource) -> str:
+def _explain(error: BaseException, source: ModelSource) -> str:
     from huggingface_hub.errors import (
         GatedRepoError,
         OfflineModeIsEnabled,
@@ -317,6 +321,13 @@ def _explain(error: Exception, source: ModelSource) -> str:
     )
 
     name = source.repo
+    # diffusers wraps the hub client's error in an OSError; the cause says what happened.
+    chain: BaseException | None = error
+    while chain is not None and not isinstance(
+        chain, (OfflineModeIsEnabled, RepositoryNotFoundError, RevisionNotFoundError)
+    ):
+        chain = chain.__cause__ or chain.__context__
+    error = chain or error
     if isinstance(error, OfflineModeIsEnabled):
         return (
             f"Cannot download {name}: HF_HUB_OFFLINE is set.\n"

@@ -27,7 +27,7 @@ from bot.models import CANCELLED, COMPLETED, FAILED, PENDING, POSTED, QUEUED, RE
 from bot.retry import DEFAULT_BACKOFF, Backoff
 from bot.settings import BotSettings
 from bot.store import GenerationRecord, NewGeneration, Store
-from bot.videos import ASPECT_SIZES, TRANSIENT, GeneratorError, VideoClient, VideoSpec, VideoState
+from bot.videos import ASPECT_SIZES, TRANSIENT, GeneratorError, GeneratorModel, VideoClient, VideoSpec, VideoState
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +192,25 @@ class Studio:
         self.videos = videos
         # Start images live in memory from admission to submission only; they are not worth a table.
         self._images: dict[int, ImageInput] = {}
+        self._model: GeneratorModel | None = None  # what the generator renders, once it has said
+
+    async def video_model(self) -> GeneratorModel | None:
+        """The generator's model (asked once, again after a failure); the director follows its family.
+        None while the generator cannot say: sizes then go as the generic aspect sizes, which it maps itself."""
+        if self._model is None:
+            try:
+                self._model = await self.videos.model()
+            except GeneratorError as error:
+                log.info("the generator did not say which model it renders (%s); asking again later", error.code)
+                return None
+            self.director.follow_model(self._model.family)
+            log.info("the generator renders %s (%s prompts)", self._model.id, self._model.family)
+        return self._model
+
+    async def size_for(self, aspect: str) -> str:
+        """The size to ask for `aspect`: the model's native one when known."""
+        model = await self.video_model()
+        return model.size_for(aspect) if model else ASPECT_SIZES[aspect]
 
     # --- checks ----------------------------------------------------------------------------------
 
@@ -274,7 +293,7 @@ class Studio:
         params = {
             "seconds": seconds,
             "aspect": aspect,
-            "size": ASPECT_SIZES[aspect],
+            "size": await self.size_for(aspect),
             "style": style,
             "enhance": enhance,
             **self._size_caps(destination),

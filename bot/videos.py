@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 import warnings
 from collections.abc import Awaitable, Callable
@@ -28,6 +29,41 @@ warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"openai(\
 warnings.filterwarnings("ignore", message=r".*videos.*", category=DeprecationWarning)
 
 ASPECT_SIZES: dict[str, str] = {"16:9": "1280x720", "9:16": "720x1280", "1:1": "1024x1024"}
+ASPECT_ORIENTATIONS: dict[str, str] = {"16:9": "landscape", "9:16": "portrait", "1:1": "square"}
+_SIZE = re.compile(r"^[1-9][0-9]{1,4}x[1-9][0-9]{1,4}$")
+
+
+@dataclass(frozen=True)
+class GeneratorModel:
+    """What the generator renders (`GET /v1/models`): its family decides the prompt style, its native sizes the
+    size each aspect is asked for."""
+
+    id: str
+    family: str
+    native_sizes: dict[str, str]  # orientation -> "WxH"
+
+    def size_for(self, aspect: str) -> str:
+        """The model's own size for `aspect` (the generic OpenAI size when the model names none)."""
+        return self.native_sizes.get(ASPECT_ORIENTATIONS[aspect]) or ASPECT_SIZES[aspect]
+
+    @classmethod
+    def from_listing(cls, data: list[dict[str, Any]]) -> GeneratorModel:
+        """The first model of a `/v1/models` answer, checked; GeneratorError("generator_garbled") when unusable."""
+        entry = data[0] if data and isinstance(data[0], dict) else {}
+        family = entry.get("family")
+        sizes = entry.get("native_sizes")
+        if not isinstance(entry.get("id"), str) or family not in ("ltx", "wan"):
+            raise GeneratorError("generator_garbled", "the model list names no model of a known family")
+        if not isinstance(sizes, dict):
+            sizes = {}
+        native = {
+            orientation: size
+            for orientation, size in sizes.items()
+            if orientation in ASPECT_ORIENTATIONS.values() and isinstance(size, str) and _SIZE.match(size)
+        }
+        return cls(id=entry["id"], family=family, native_sizes=native)
+
+
 TERMINAL = ("completed", "failed")
 # Generator trouble that passes: it is down or restarting (connection refused, 5xx), or briefly overloaded (429).
 TRANSIENT = ("generator_down", "generator_busy")
@@ -139,6 +175,11 @@ class VideoClient:
 
     async def close(self) -> None:
         await self._client.close()
+
+    async def model(self) -> GeneratorModel:
+        """The model the generator renders, from `GET /v1/models`."""
+        page = await self._call(self._client.models.list())
+        return GeneratorModel.from_listing([model.model_dump() for model in page.data])
 
     async def _call(self, coro: Awaitable[Any]) -> Any:
         """Await one SDK call, turning its errors into GeneratorError codes the bot can explain."""

@@ -78,6 +78,10 @@ class Director:
     def style(self) -> ModelStyle:
         return self._style
 
+    def follow_model(self, family: str) -> None:
+        """Write prompts in the style of the video model family the generator renders (`ltx` or `wan`)."""
+        self._style = style_for(family)
+
     async def close(self) -> None:
         """Close the SDK client if this director built it (a client passed in belongs to the caller)."""
         if self._owns_client and self._client is not None:

@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: run console generator migrate test lint format clean
+.PHONY: run bot console generator model models migrate test lint format clean
 
 $(VENV)/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,13 +20,24 @@ $(VENV)/.test: pyproject.toml
 	$(PIP) install -q -e '.[test,postgres]'
 	touch $@
 
-run: $(VENV)/.runtime
+# The configured video model is fetched once (a no-op when it is already here and locked), then the bot starts.
+run: model
 	$(PY) -m bot
 
-console: $(VENV)/.runtime
+# The bot alone: for a bot whose generator runs elsewhere (GENERATOR_URL).
+bot: $(VENV)/.runtime
+	$(PY) -m bot
+
+model: $(VENV)/.runtime
+	$(PY) -m generator download
+
+models: $(VENV)/.runtime
+	$(PY) -m generator models
+
+console: model
 	$(PY) -m bot --console
 
-generator: $(VENV)/.runtime
+generator: model
 	$(PY) -m generator serve
 
 migrate: $(VENV)/.runtime

@@ -189,3 +189,30 @@ def test_the_command_line_download_shows_progress_and_says_where_it_is(fake_hub,
     assert f"ready: {PRESET.repo} at {commit}" in result.stdout
     assert "100%" in result.stderr, "the hub client's progress bars"
     assert read_lock(tmp_path / "data")[PRESET.repo]["revision"] == commit
+
+
+async def test_a_service_starts_from_what_was_downloaded_and_renders_with_the_hub_gone(fake_hub, served, tmp_path):
+    pytest.importorskip("ftfy")
+    import asyncio
+
+    from generator.service import start_generator
+    from tests.support.generator_service import generator_settings, sdk_client
+
+    data = tmp_path / "data"
+    await asyncio.to_thread(download_model, PRESET.name, data, say=lambda line: None)
+    fake_hub.stop()
+    running = await start_generator(generator_settings(data, GENERATOR_MODEL=PRESET.name))
+    try:
+        async with sdk_client(running) as client:
+            (model,) = (await client.models.list()).data
+            video = await client.videos.create_and_poll(
+                prompt="a paper boat",
+                seconds="1",
+                size="480x480",
+                poll_interval_ms=50,
+                extra_body={"num_inference_steps": 1},
+            )
+    finally:
+        await running.stop()
+    assert model.id == PRESET.name and model.model_dump()["family"] == "wan"
+    assert video.status == "completed", video.error

@@ -21,7 +21,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import httpx2
 import pytest
@@ -31,7 +30,6 @@ from huggingface_hub import (
     RepoFile,
     RepoFolder,
     constants,
-    file_download,
     get_hf_file_metadata,
     hf_hub_download,
     hf_hub_url,
@@ -45,13 +43,13 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
-from huggingface_hub.utils import _http
 
 from generator.pipelines.tiny import PROFILE_FILE, save_tiny_pipeline
 from tests.support import fake_hub as fake_hub_support
 from tests.support.fake_hub import FakeHub, point_clients_at
 
-fake_hub = fake_hub_support.fake_hub  # the fixture: a running hub, with the clients pointed at it
+fake_hub = fake_hub_support.fake_hub  # the fixtures: a running hub with the clients pointed at it, and retry sleeps
+retry_waits = fake_hub_support.retry_waits
 
 REPO = "acme/tiny-ltx"
 MiB = 1024 * 1024
@@ -60,16 +58,6 @@ MiB = 1024 * 1024
 @pytest.fixture
 def tiny_ltx(tmp_path: Path) -> Path:
     return save_tiny_pipeline(tmp_path / "tiny-ltx", family="ltx")
-
-
-@pytest.fixture
-def retry_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """huggingface_hub's retry sleeps, recorded instead of slept (both modules use nothing else of `time`)."""
-    waits: list[float] = []
-    instant = SimpleNamespace(sleep=waits.append)
-    monkeypatch.setattr(file_download, "time", instant)
-    monkeypatch.setattr(_http, "time", instant)
-    return waits
 
 
 def big_repo(folder: Path, size: int) -> Path:

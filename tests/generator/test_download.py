@@ -12,8 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from huggingface_hub import constants, file_download
-from huggingface_hub.utils import _http
+from huggingface_hub import constants
 
 from generator import hub as model_hub
 from generator.catalog import PRESETS
@@ -24,19 +23,10 @@ from generator.settings import GeneratorSettings
 from tests.support import fake_hub as fake_hub_support
 from tests.support.fake_hub import FakeHub
 
-fake_hub = fake_hub_support.fake_hub  # the fixture
+fake_hub = fake_hub_support.fake_hub  # the fixtures
+retry_waits = fake_hub_support.retry_waits
 PRESET = PRESETS["wan2.1-1.3b"]
 KiB = 1024
-
-
-@pytest.fixture
-def retry_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """huggingface_hub's retry sleeps, recorded instead of slept."""
-    waits: list[float] = []
-    instant = SimpleNamespace(sleep=waits.append)
-    monkeypatch.setattr(file_download, "time", instant)
-    monkeypatch.setattr(_http, "time", instant)
-    return waits
 
 
 @pytest.fixture

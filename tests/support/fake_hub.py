@@ -50,6 +50,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -646,6 +647,19 @@ def point_clients_at(monkeypatch: pytest.MonkeyPatch, endpoint: str, hf_home: Pa
 
     # The shared HTTP client pools connections per host: start and end each test with a fresh one.
     close_session()
+
+
+@pytest.fixture
+def retry_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """huggingface_hub's retry sleeps, recorded instead of slept (both modules use nothing else of `time`)."""
+    from huggingface_hub import file_download
+    from huggingface_hub.utils import _http
+
+    waits: list[float] = []
+    instant = SimpleNamespace(sleep=waits.append)
+    monkeypatch.setattr(file_download, "time", instant)
+    monkeypatch.setattr(_http, "time", instant)
+    return waits
 
 
 @pytest.fixture

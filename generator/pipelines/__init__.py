@@ -90,7 +90,9 @@ def load_backend(settings: GeneratorSettings) -> VideoBackend:
     from . import speed
 
     speed.set_attention_backend(pipeline, settings.attention_backend)
-    if settings.fp8:
+    if settings.fp8 and tier == "low":
+        log.warning("GENERATOR_FP8 is ignored in the low memory tier: its weights are already stored in float8")
+    elif settings.fp8:
         from . import fp8
 
         fp8.check_fp8_support(device)

@@ -133,3 +133,22 @@ def test_load_backend_places_a_preset_by_its_tier_and_reports_it(hub_cache, tmp_
         RenderRequest(prompt="rain", width=64, height=64, num_frames=9, seed=2, num_inference_steps=2, guidance_scale=1)
     )
     assert frames.shape == (9, 64, 64, 3)
+
+
+def test_hand_written_fp8_is_left_out_of_the_low_tier_which_stores_float8_already(hub_cache, tmp_path, caplog):
+    preset = PRESETS["wan2.1-1.3b"]
+    folder = tmp_path / "saved"
+    build_tiny_like(preset).save_pretrained(folder)
+    put_in_cache(hub_cache, preset.repo, folder, fake_commit("wan"))
+    settings = GeneratorSettings(
+        GENERATOR_MODEL=preset.name,
+        HANUL_DATA_DIR=str(tmp_path / "data"),
+        GENERATOR_DEVICE="cpu",
+        GENERATOR_DTYPE="float32",
+        GENERATOR_MEMORY="low",
+        GENERATOR_FP8=True,  # on a CPU this would be refused, were it applied
+        GENERATOR_COMPILE="off",
+    )
+    backend = load_backend(settings)
+    assert backend.memory_tier == "low"
+    assert "GENERATOR_FP8 is ignored in the low memory tier" in caplog.text

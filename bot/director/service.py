@@ -160,9 +160,11 @@ class Director:
             raise InvalidReply(f"prompt has {words} words; write a full description")
         if latin_share(reply.prompt) < 0.9:
             raise InvalidReply("prompt is not in English; write it in English")
-        blocked = self._blocklist.find(reply.prompt)
+        # Everything the member will see passes the same screen as their request: the title names the thread,
+        # the summary is posted in it.
+        blocked = self._blocklist.find(reply.prompt, reply.negative_prompt, reply.title, getattr(reply, "summary", ""))
         if blocked:
-            raise InvalidReply("prompt contains words that are not allowed: " + ", ".join(blocked))
+            raise InvalidReply("the reply contains words that are not allowed: " + ", ".join(blocked))
 
     def _llm_result(self, reply: PromptReply, draft: Draft, member_text: str, usage: Usage) -> PromptResult:
         """The reply, capped: prompt to the model's word limit, title and negative prompt to a short line."""

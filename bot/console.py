@@ -40,7 +40,7 @@ class Console:
 
     @property
     def requester(self) -> Requester:
-        return Requester(user_id=CONSOLE_USER_ID, name="console", locale=self.locale, server_admin=True)
+        return Requester(user_id=CONSOLE_USER_ID, name="console", locale=self.locale, operator=True)
 
     def say(self, line: str) -> None:
         self.out.write(line + "\n")

@@ -206,7 +206,7 @@ STRINGS: dict[str, dict[str, str]] = {
             "• Reply to a clip, or right-click it → Apps → *Extend this video*, to continue it\n"
             "• Buttons under a clip: re-roll (new seed), extend, edit prompt, delete\n"
             "• `/history`, `/queue`, `/cancel`, `/settings` (your defaults), `/help`\n"
-            "Limits: {queued} videos at once, one every {cooldown}s, {quota} a day."
+            "Limits: {queued} videos at once{cooldown}, {quota} a day."
         ),
         "ko": (
             "**Hanul**은 이 서버의 GPU로 짧은 영상을 만듭니다.\n"
@@ -215,10 +215,14 @@ STRINGS: dict[str, dict[str, str]] = {
             "• 영상에 답장하거나, 우클릭 → 앱 → *Extend this video*로 영상을 이어 만듭니다\n"
             "• 영상 아래 버튼: 다시 뽑기(새 시드), 이어 만들기, 프롬프트 수정, 삭제\n"
             "• `/history`, `/queue`, `/cancel`, `/settings` (기본 설정), `/help`\n"
-            "제한: 동시에 {queued}개, {cooldown}초에 하나, 하루 {quota}개."
+            "제한: 동시에 {queued}개{cooldown}, 하루 {quota}개."
         ),
     },
     "quota.unlimited": {"en": "unlimited", "ko": "무제한"},
+    "help.cooldown": {
+        "en": ", a new one every {seconds}s (refining or extending your own clip never waits)",
+        "ko": ", 새 영상은 {seconds}초에 하나 (내 영상 다듬기·이어 만들기는 기다리지 않음)",
+    },
     "console.welcome": {
         "en": (
             "Hanul console — describe a video and press Enter.\n"

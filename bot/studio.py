@@ -218,9 +218,9 @@ class Studio:
         if image is not None and (image.mime not in IMAGE_TYPES or len(image.data) > MAX_IMAGE_BYTES):
             raise Refusal("image", {"limit": f"{MAX_IMAGE_BYTES // (1024 * 1024)} MiB"})
 
-    async def _admit(self, requester: Requester, new: NewGeneration) -> GenerationRecord:
+    async def _admit(self, requester: Requester, new: NewGeneration, *, follow_up: bool = False) -> GenerationRecord:
         await self.store.ensure_member(requester.user_id, requester.name, requester.locale)
-        record = await self.limits.admit(requester, lambda: self.store.create_generation(new))
+        record = await self.limits.admit(requester, lambda: self.store.create_generation(new), follow_up=follow_up)
         assert isinstance(record, GenerationRecord)
         return record
 
@@ -228,8 +228,17 @@ class Studio:
         record = await self.store.generation(generation_id)
         if record is None:
             raise Refusal("not_found", {"id": generation_id})
-        if not self.limits.may_manage(requester, record.user_id):
+        if not self.limits.may_manage(requester, record):
             raise Refusal("not_owner")
+        return record
+
+    async def _visible(self, requester: Requester, generation_id: int, destination: Destination) -> GenerationRecord:
+        """The generation to act on, if it may be shown where the result goes: a member's own anywhere, others'
+        only in the server they were made in. Otherwise it does not exist, as far as this member can tell: its
+        prompt must never be copied into another server or a DM."""
+        record = await self.store.generation(generation_id)
+        if record is None or not self.limits.may_see(requester, record, destination.guild_id):
+            raise Refusal("not_found", {"id": generation_id})
         return record
 
     async def _write(self, record: GenerationRecord, write: Callable[[], Awaitable[_Prompt]]) -> _Prompt:
@@ -323,7 +332,7 @@ class Studio:
             raise Refusal("empty")
         _check_length(message, MAX_REQUEST_CHARS)
         conversation = await self.store.conversation(conversation_id)
-        if conversation is None:
+        if conversation is None or conversation.user_id != requester.user_id:
             raise Refusal("not_found", {"id": conversation_id})
         latest = await self._latest_in(conversation_id)
         params = dict(latest.params) if latest else {"seconds": self.settings.default_seconds}
@@ -342,6 +351,7 @@ class Studio:
                 channel_id=destination.channel_id,
                 thread_id=destination.thread_id,
             ),
+            follow_up=True,
         )
         history = [Turn(role=t.role, content=t.content) for t in await self.store.turns(conversation_id)]
 
@@ -366,8 +376,8 @@ class Studio:
         if not what_next:
             raise Refusal("empty")
         _check_length(what_next, MAX_REQUEST_CHARS)
-        parent = await self.store.generation(parent_id)
-        if parent is None or parent.video_id is None:
+        parent = await self._visible(requester, parent_id, destination)
+        if parent.video_id is None:
             raise Refusal("not_found", {"id": parent_id})
         if parent.status not in (COMPLETED, POSTED):
             raise Refusal("not_finished")
@@ -390,6 +400,7 @@ class Studio:
                 channel_id=destination.channel_id,
                 thread_id=destination.thread_id,
             ),
+            follow_up=parent.user_id == requester.user_id,
         )
 
         async def write() -> _Prompt:
@@ -442,8 +453,8 @@ class Studio:
         prompt: str | None = None,
         shrink: bool = False,
     ) -> Job:
-        original = await self.store.generation(generation_id)
-        if original is None or not original.expanded_prompt:
+        original = await self._visible(requester, generation_id, destination)
+        if not original.expanded_prompt:
             raise Refusal("not_found", {"id": generation_id})
         params = dict(original.params)
         params.update(self._size_caps(destination))
@@ -464,6 +475,7 @@ class Studio:
                 channel_id=destination.channel_id,
                 thread_id=destination.thread_id,
             ),
+            follow_up=original.user_id == requester.user_id,
         )
         record = await self.store.update_generation(
             record.id,

@@ -7,6 +7,7 @@ clip, `/extend …` to continue it. The console's member is the local admin (id 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -18,11 +19,12 @@ from bot.progress import progress_line, prompt_source
 from bot.runtime import open_runtime
 from bot.settings import BotSettings
 from bot.store import GenerationRecord
-from bot.studio import Destination, Job, Progress, Studio, VideoOptions
+from bot.studio import MAX_DOWNLOAD_BYTES, Destination, Job, Progress, Studio, VideoOptions
 from bot.videos import GeneratorError
 from generator.settings import GeneratorSettings
 
 CONSOLE_USER_ID = 0
+log = logging.getLogger(__name__)
 
 
 class Console:
@@ -81,7 +83,11 @@ class Console:
             else:
                 await self._refine(line)
         except Refusal as refusal:
-            self.say("⚠️ " + text(f"refusal.{refusal.code}", self.locale, **refusal.values))
+            self.say("⚠️ " + text(f"refusal.{refusal.code}", self.locale, **{"detail": "", "id": "?", **refusal.values}))
+        except Exception:
+            # One request going wrong must not end the session: the traceback goes to the log file.
+            log.exception("console request %r failed", line[:80])
+            self.say(text("error.unexpected", self.locale, id=self.last_clip.id if self.last_clip else "-"))
         return True
 
     async def _set_language(self, language: str) -> None:
@@ -130,6 +136,12 @@ class Console:
                 self.say("  " + progress_line(record.display_title, progress.state, self.locale))
 
         outcome = await self.studio.follow(record.id, report, poll_interval=self.poll_interval)
+        if outcome.too_big is not None:
+            limit = f"{MAX_DOWNLOAD_BYTES // (1024 * 1024)} MiB"
+            error = text("console.too_big", self.locale, limit=limit)
+            self.say(text("status.failed", self.locale, title=record.display_title, error=error))
+            await self.studio.store.mark_failed(record.id, f"the clip is larger than {limit}")
+            return
         if outcome.video is None:
             key = "status.cancelled" if outcome.cancelled else "status.failed"
             self.say(text(key, self.locale, title=record.display_title, error=outcome.error or ""))

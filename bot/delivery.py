@@ -172,8 +172,23 @@ class Deliveries:
             await self._deliver_once(generation_id)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as error:
             log.exception("delivering generation #%d failed", generation_id)
+            await self._end_after_crash(generation_id, error)
+
+    async def _end_after_crash(self, generation_id: int, error: Exception) -> None:
+        """A delivery that crashed must not leave its request open (holding the member's place in the queue)
+        or its status message saying it is still working."""
+        try:
+            store = self.bot.studio.store
+            record = await store.generation(generation_id)
+            if record is None or not record.is_open:
+                return
+            failed = await store.mark_failed(generation_id, f"an unexpected error on my side ({type(error).__name__})")
+            locale = (await store.member(record.user_id)).reply_locale
+            await self._failed(failed, failed.error or "?", locale)
+        except Exception:
+            log.exception("could not record the failure of generation #%d", generation_id)
 
     async def _deliver_once(self, generation_id: int) -> None:
         store = self.bot.studio.store
@@ -207,7 +222,7 @@ class Deliveries:
         )
         if outcome.cancelled:
             await self._edit_status(outcome.generation, text("status.cancelled", locale, title=title), None, final=True)
-        elif outcome.video is None:
+        elif outcome.video is None and outcome.too_big is None:
             if outcome.generation.posted_at is None:
                 await self._failed(outcome.generation, outcome.error or outcome.generation.error or "?", locale)
         else:
@@ -221,7 +236,6 @@ class Deliveries:
         """Post the clip exactly once: skipped when the database says it was posted already, or when the channel
         shows it was (a crash between the upload and the database write); each upload carries a nonce Discord
         enforces, so a retry after a lost answer returns the message already made instead of a second one."""
-        assert outcome.video is not None
         store = self.bot.studio.store
         record = await store.generation(outcome.generation.id)
         if record is None or record.posted_at is not None:
@@ -268,7 +282,6 @@ class Deliveries:
         self, record: GenerationRecord, target: discord.PartialMessageable, outcome: Outcome, locale: str | None
     ) -> discord.Message:
         """One upload attempt (a fresh file each time: discord.py closes it after sending)."""
-        assert outcome.video is not None
         reference = None
         if record.thread_id is None and record.status_message_id is not None:
             # No threads in DMs: the clip answers its status message, keeping the reply chain.
@@ -277,9 +290,10 @@ class Deliveries:
             )
         limit = int(record.params.get("upload_limit") or DEFAULT_UPLOAD_LIMIT)
         mention = discord.AllowedMentions(users=[discord.Object(record.user_id)], roles=False, everyone=False)
-        if len(outcome.video) > limit:
+        size = outcome.too_big or len(outcome.video or b"")
+        if outcome.video is None or size > limit:
             return await target.send(
-                text("result.too_big", locale, size=_mib(len(outcome.video)), limit=_mib(limit)),
+                text("result.too_big", locale, size=_mib(size), limit=_mib(limit)),
                 view=smaller_view(record.id, locale),
                 reference=reference,  # type: ignore[arg-type]
                 allowed_mentions=mention,

@@ -160,6 +160,10 @@ STRINGS: dict[str, dict[str, str]] = {
         "en": "The generator refused this request: {detail}",
         "ko": "생성기가 이 요청을 거절했습니다: {detail}",
     },
+    "refusal.generator_invalid": {
+        "en": "Sorry, {detail}.",
+        "ko": "영상 생성기가 쓸 수 없는 응답을 보냈습니다. 관리자가 확인해야 합니다: {detail}",
+    },
     "refusal.not_a_clip": {
         "en": "That message isn't one of my clips, so there's nothing to extend.",
         "ko": "그 메시지는 제 영상이 아니라서 이어 만들 수 없습니다.",
@@ -241,6 +245,10 @@ STRINGS: dict[str, dict[str, str]] = {
     "console.unknown": {
         "en": "Unknown command {command}. Try /help.",
         "ko": "알 수 없는 명령 {command}입니다. /help를 입력해 보세요.",
+    },
+    "console.too_big": {
+        "en": "the clip is larger than {limit}, more than any Discord channel accepts",
+        "ko": "영상이 {limit}보다 커서 어떤 Discord 채널에도 올릴 수 없습니다",
     },
     "console.bye": {"en": "Bye.", "ko": "안녕히 가세요."},
     "error.unexpected": {

@@ -27,7 +27,7 @@ from bot.models import CANCELLED, COMPLETED, FAILED, PENDING, POSTED, QUEUED, RE
 from bot.retry import DEFAULT_BACKOFF, Backoff
 from bot.settings import BotSettings
 from bot.store import GenerationRecord, NewGeneration, Store
-from bot.videos import ASPECT_SIZES, TRANSIENT, GeneratorError, VideoClient, VideoSpec, VideoState
+from bot.videos import ASPECT_SIZES, TRANSIENT, GeneratorError, TooBig, VideoClient, VideoSpec, VideoState
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,8 @@ UPLOAD_MARGIN = 0.97  # leave room for the multipart envelope under the channel'
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 SHRINK_FACTOR = 0.5  # a "smaller version" aims at half the byte cap
 MIN_MAX_BYTES = 64 * 1024  # the generator's smallest byte cap
+# The most downloaded for a place with no upload limit (the console): Discord's largest (boost tier 3).
+MAX_DOWNLOAD_BYTES = 100 * 1024 * 1024
 MAX_SEED = 2**31 - 2
 # The longest member text each field takes (the slash command declares the same; Discord does not re-check).
 MAX_REQUEST_CHARS = 1500
@@ -106,6 +108,7 @@ class Outcome:
     generation: GenerationRecord
     video: bytes | None = None
     error: str | None = None
+    too_big: int | None = None  # the clip's size (at least) when it is larger than where it goes accepts
 
     @property
     def cancelled(self) -> bool:
@@ -591,6 +594,14 @@ class Studio:
             latest = await self.store.generation(generation_id)
             assert latest is not None
             return Outcome(latest)
+        except Exception as error:
+            # Whatever went wrong, the request must end (never stay open, holding the member's queue place) and
+            # the member must be told.
+            log.exception("following generation #%d failed", generation_id)
+            failed = await self.store.mark_failed(
+                generation_id, f"an unexpected error on my side ({type(error).__name__})"
+            )
+            return Outcome(failed, error=failed.error)
 
     async def _follow(
         self,
@@ -664,10 +675,14 @@ class Studio:
                 seed=state.seed if state.seed is not None else latest.seed,
                 params=params,
             )
+        # No more than the place accepts is downloaded: a larger clip is offered smaller, never held in memory.
+        cap = int(record.params.get("upload_limit") or MAX_DOWNLOAD_BYTES)
         try:
             video = await self.videos.retrying(
-                lambda: self.videos.download(video_id), backoff=self.backoff, on_unreachable=unreachable
+                lambda: self.videos.download_video(video_id, cap), backoff=self.backoff, on_unreachable=unreachable
             )
+        except TooBig as too_big:
+            return Outcome(record, too_big=too_big.size)
         except GeneratorError as error:
             if error.code in TRANSIENT:
                 return await self._unreachable_too_long(record, error)

@@ -20,7 +20,7 @@ from bot.models import COMPLETED
 from bot.progress import progress_line
 from bot.retry import Backoff
 from bot.store import GenerationRecord
-from bot.studio import Outcome, Progress
+from bot.studio import Outcome, Progress, StopWaiting
 from bot.ui import clip_view, smaller_view, status_view
 from bot.videos import GeneratorError
 
@@ -211,15 +211,27 @@ class Deliveries:
         async def on_unreachable(current: GenerationRecord, error: GeneratorError, delay: float) -> None:
             # Said once per outage (edits are rate-limited); progress edits replace it when the generator is back.
             nonlocal waiting
+            runtime = self.bot.runtime
+            problem = await runtime.generator_problem() if runtime is not None else None
+            if problem:
+                raise StopWaiting(problem)  # it answers, but cannot render anything until it is fixed
             if not waiting:
                 waiting = True
                 await self._edit_status(
                     current, text("status.waiting", locale, title=title), status_view(current.id, locale)
                 )
 
-        outcome = await self.bot.studio.follow(
-            generation_id, on_progress, poll_interval=self.bot.poll_interval, on_unreachable=on_unreachable
-        )
+        try:
+            outcome = await self.bot.studio.follow(
+                generation_id, on_progress, poll_interval=self.bot.poll_interval, on_unreachable=on_unreachable
+            )
+        except StopWaiting as stop:
+            # The request stays saved (it is made after the restart that follows the fix); the admin reads why.
+            log.error("#%d waits for a generator that cannot render: %s", generation_id, stop.reason)
+            latest = await store.generation(generation_id) or record
+            broken = text("status.generator_broken", locale, title=title)
+            await self._edit_status(latest, broken, status_view(latest.id, locale), final=True)
+            return
         if outcome.cancelled:
             await self._edit_status(outcome.generation, text("status.cancelled", locale, title=title), None, final=True)
         elif outcome.video is None and outcome.too_big is None:

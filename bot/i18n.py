@@ -33,6 +33,12 @@ STRINGS: dict[str, dict[str, str]] = {
         "ko": "⚠️ **{title}** — 지금은 영상 생성기에 연결할 수 없습니다. 요청은 저장되어 있으니 계속 다시 시도하고, "
         "연결되면 여기에 영상을 올릴게요.",
     },
+    "status.generator_broken": {
+        "en": "⚠️ **{title}** — the video generator isn't working right now (its log says why; an admin needs to "
+        "fix it). Your request is saved and will be made once it's running again.",
+        "ko": "⚠️ **{title}** — 지금은 영상 생성기가 작동하지 않습니다 (원인은 로그에 있으며 관리자가 고쳐야 합니다). "
+        "요청은 저장되어 있으며 생성기가 다시 작동하면 만들어집니다.",
+    },
     "status.cancelled": {"en": "🛑 **{title}** — cancelled.", "ko": "🛑 **{title}** — 취소됨."},
     "thread.name": {"en": "🎬 {title}", "ko": "🎬 {title}"},
     "prompt.show": {
@@ -249,6 +255,22 @@ STRINGS: dict[str, dict[str, str]] = {
     "console.too_big": {
         "en": "the clip is larger than {limit}, more than any Discord channel accepts",
         "ko": "영상이 {limit}보다 커서 어떤 Discord 채널에도 올릴 수 없습니다",
+    },
+    "console.resuming": {
+        "en": "↻ Finishing **{title}**, left unfinished last time…",
+        "ko": "↻ 지난번에 끝내지 못한 **{title}**을(를) 마저 만드는 중…",
+    },
+    "console.generator_broken": {
+        "en": "⚠️ The video generator can't make videos: {problem}\n"
+        "  Your request is saved and will be made the next time you start the console. Check GENERATOR_MODEL "
+        "(`python -m generator models` lists the choices) and the log: {log}",
+        "ko": "⚠️ 영상 생성기가 영상을 만들 수 없습니다: {problem}\n"
+        "  요청은 저장되어 있으며 다음에 콘솔을 시작하면 만들어집니다. GENERATOR_MODEL "
+        "(`python -m generator models`로 목록 확인)과 로그를 확인하세요: {log}",
+    },
+    "console.bye_saved": {
+        "en": "Bye. The request in progress is saved; it will be finished the next time you start the console.",
+        "ko": "안녕히 가세요. 진행 중인 요청은 저장되어 있으며 다음에 콘솔을 시작하면 마저 만들어집니다.",
     },
     "console.bye": {"en": "Bye.", "ko": "안녕히 가세요."},
     "error.unexpected": {

@@ -133,6 +133,15 @@ class _Cancelled(Exception):
     """The member cancelled while the generator was away: stop waiting for it."""
 
 
+class StopWaiting(Exception):
+    """Raised by a front end's `on_unreachable` to stop following a request that cannot be made now (the
+    generator's model failed to load); the request stays open, to be made after the next start."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 @dataclass
 class _Prompt:
     prompt: str
@@ -594,6 +603,8 @@ class Studio:
             latest = await self.store.generation(generation_id)
             assert latest is not None
             return Outcome(latest)
+        except StopWaiting:
+            raise
         except Exception as error:
             # Whatever went wrong, the request must end (never stay open, holding the member's queue place) and
             # the member must be told.

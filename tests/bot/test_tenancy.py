@@ -107,7 +107,9 @@ async def test_another_members_video_stays_in_its_server_and_dm_videos_with_thei
         fake.slash("video", {"prompt": "a private diary page"}, dm=True)
         await wait_until(lambda: len(fake.clips()) == 2)
         await bot.deliveries.wait_idle()
-        garden, diary = sorted(await bot.studio.store.history(1001), key=lambda r: r.id)
+        records = await bot.studio.store.history(1001)
+        (garden,) = [r for r in records if "garden" in r.request_text]
+        (diary,) = [r for r in records if "diary" in r.request_text]
         assert (garden.guild_id, diary.guild_id) == (GUILD_ID, None)
 
         # /history of another member: only what they made in the server asked from.

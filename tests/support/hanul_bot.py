@@ -25,14 +25,16 @@ async def running_bot(
     *,
     token: str = "test-token",
     backoff: Backoff | None = FAST_BACKOFF,  # None: the settings decide (HANUL_RETRY_MINUTES)
+    generator: dict[str, object] | None = None,
     **settings: object,
 ) -> AsyncIterator[tuple[HanulBot, FakeDiscord]]:
     """Log in (REST: /users/@me, the application, command sync), receive GUILD_CREATE, then hand over.
-    `settings` are BotSettings variables (GENERATOR_URL set: no in-process generator)."""
+    `settings` are BotSettings variables (GENERATOR_URL set: no in-process generator); `generator` overrides
+    the in-process generator's."""
     fake = fake or FakeDiscord()
     bot = HanulBot(
         bot_settings(data_dir, **settings),
-        generator_settings=tiny_generator_settings(data_dir),
+        generator_settings=tiny_generator_settings(data_dir, **(generator or {})),
         poll_interval=0.05,
         backoff=backoff,
     )

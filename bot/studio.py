@@ -319,6 +319,7 @@ class Studio:
 
         async def write() -> _Prompt:
             if not enhance:
+                await self.director.screen(text, style)  # posted as typed: the same screen as any request
                 return _as_typed(text, options.negative, style)
             result = await self.director.expand(text.strip(), style=style, aspect=aspect, seconds=seconds)
             return _from_director(result, options.negative)
@@ -441,6 +442,10 @@ class Studio:
             raise Refusal("empty")
         _check_length(prompt, MAX_PROMPT_CHARS)
         original = await self._owned(requester, generation_id)
+        try:
+            await self.director.screen(prompt)  # a hand-written prompt is posted and rendered as it is
+        except Refused as refused:
+            raise Refusal("director", {"reason": refused.reason}) from refused
         job = await self._again(requester, generation_id, destination, kind="edit", prompt=prompt.strip())
         if original.is_open:
             await self._cancel_record(original)

@@ -147,6 +147,11 @@ class Director:
 
     # -- steps -----------------------------------------------------------------------------------------------
 
+    async def screen(self, *texts: str | None) -> None:
+        """Refuse (`Refused`) member text that is used as it is, with no prompt written (a prompt typed as-is or
+        edited by hand): it passes the same screen as every request."""
+        await self._screen(*texts)
+
     async def _screen(self, *texts: str | None) -> None:
         """Block list first (free, local), then the moderation endpoint when enabled."""
         self._blocklist.check(*texts)

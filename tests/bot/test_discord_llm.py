@@ -132,3 +132,19 @@ async def test_a_blocked_word_in_the_llms_title_or_summary_is_never_posted(tmp_p
         posted = [json.dumps(c.json, ensure_ascii=False).lower() for c in fake.calls if c.method in ("POST", "PATCH")]
         assert posted and not [p for p in posted if "gore" in p]
         assert all(not r.llm_written for r in await bot.studio.store.history(1001))
+
+
+async def test_a_prompt_used_as_typed_or_edited_by_hand_passes_the_block_list(tmp_path, monkeypatch):
+    from tests.bot.test_discord import make_clip
+
+    async with running_bot(tmp_path / "data", monkeypatch, HANUL_BLOCKED_WORDS="gore") as (bot, fake):
+        fake.slash("video", {"prompt": "a gore scene", "enhance": False})
+        await fake.wait_for("POST", "/webhooks/", lambda c: "does not allow: “gore”" in c.content)
+        thread_id, _ = await make_clip(fake, "a cat surfing at sunset")
+        await bot.deliveries.wait_idle()
+        (record,) = [r for r in await bot.studio.store.history(1001) if r.status == POSTED]
+        fake.submit_modal(f"hanul:edit-modal:{record.id}", {"prompt": "a cat covered in gore"}, channel_id=thread_id)
+        await wait_until(lambda: len(fake.find("POST", "/webhooks/", lambda c: "does not allow" in c.content)) == 2)
+        posted = [json.dumps(c.json, ensure_ascii=False).lower() for c in fake.calls if "/channels/" in c.path]
+        assert not [p for p in posted if "gore" in p]
+        assert [r.kind for r in await bot.studio.store.history(1001) if r.status == POSTED] == ["generate"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 import warnings
 from collections.abc import Awaitable, Callable
@@ -29,6 +30,7 @@ warnings.filterwarnings("ignore", message=r".*videos.*", category=DeprecationWar
 
 ASPECT_SIZES: dict[str, str] = {"16:9": "1280x720", "9:16": "720x1280", "1:1": "1024x1024"}
 TERMINAL = ("completed", "failed")
+_VIDEO_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 STATUSES = ("queued", "in_progress", "completed", "failed")  # the OpenAI Videos API's, and all the bot knows
 # Generator trouble that passes: it is down or restarting (connection refused, 5xx), or briefly overloaded (429).
 TRANSIENT = ("generator_down", "generator_busy")
@@ -151,6 +153,8 @@ def _state(video: Any) -> VideoState:
     video_id = getattr(video, "id", None)
     if not isinstance(video_id, str) or not video_id or isinstance(video, str | bytes):
         raise _invalid(f"expected a video object, got {_preview(video)}")
+    if not _VIDEO_ID.fullmatch(video_id):  # it goes into URLs and a 64-character column
+        raise _invalid(f"the video id {_preview(video_id)} is not one")
     status = getattr(video, "status", None)
     if status not in STATUSES:
         raise _invalid(f"unknown status {_preview(status)}")

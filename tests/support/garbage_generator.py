@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-MODES = ("html", "progress", "status", "endless_mp4", "endless_zeros", "huge_declared", "not_mp4")
+MODES = ("html", "bad_id", "progress", "status", "endless_mp4", "endless_zeros", "huge_declared", "not_mp4")
 CHUNK = 64 * 1024
 GIVE_UP_AT = 1536 * 1024 * 1024  # the "1.5 GB MP4"
 MP4_HEAD = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
@@ -50,6 +50,8 @@ class GarbageGenerator:
         await request.read()
         if self.mode == "html":
             return web.Response(text="<html><body><h1>Welcome to nginx!</h1></body></html>", content_type="text/html")
+        if self.mode == "bad_id":
+            return web.json_response(_video("../" * 30, "queued"))
         return web.json_response(_video("video_garbage1", "queued"))
 
     async def _retrieve(self, request: web.Request) -> web.Response:

@@ -89,7 +89,7 @@ class Console:
         could not take them): nothing a member asked for is forgotten. False when nothing can be made."""
         for record in await self.studio.store.open_generations(CONSOLE_USER_ID):
             self.say(text("console.resuming", self.locale, title=record.display_title))
-            if not await self._safely(lambda r=record: self._follow_and_save(r)):
+            if not await self._safely(lambda r=record: self._finish(r)):
                 return False
             self.conversation_id = record.conversation_id or self.conversation_id  # typing more refines it
         return True
@@ -173,6 +173,10 @@ class Console:
             # `follow` trying to queue the request again.
             await self._check_generator()
             self.say(text("status.waiting", self.locale, title=record.display_title))
+        await self._follow_and_save(record)
+
+    async def _finish(self, record: GenerationRecord) -> None:
+        await self._check_generator()
         await self._follow_and_save(record)
 
     async def _check_generator(self) -> None:

@@ -304,8 +304,9 @@ class Deliveries:
         mention = discord.AllowedMentions(users=[discord.Object(record.user_id)], roles=False, everyone=False)
         size = outcome.too_big or len(outcome.video or b"")
         if outcome.video is None or size > limit:
+            shown = _mib(size) if outcome.too_big_exact else f"> {_mib(limit)}"
             return await target.send(
-                text("result.too_big", locale, size=_mib(size), limit=_mib(limit)),
+                text("result.too_big", locale, size=shown, limit=_mib(limit)),
                 view=smaller_view(record.id, locale),
                 reference=reference,  # type: ignore[arg-type]
                 allowed_mentions=mention,

@@ -108,7 +108,8 @@ class Outcome:
     generation: GenerationRecord
     video: bytes | None = None
     error: str | None = None
-    too_big: int | None = None  # the clip's size (at least) when it is larger than where it goes accepts
+    too_big: int | None = None  # the clip's size when it is larger than where it goes accepts
+    too_big_exact: bool = True  # False: the generator did not say; `too_big` is only what was read before stopping
 
     @property
     def cancelled(self) -> bool:
@@ -698,7 +699,7 @@ class Studio:
                 lambda: self.videos.download_video(video_id, cap), backoff=self.backoff, on_unreachable=unreachable
             )
         except TooBig as too_big:
-            return Outcome(record, too_big=too_big.size)
+            return Outcome(record, too_big=too_big.size, too_big_exact=too_big.exact)
         except GeneratorError as error:
             if error.code in TRANSIENT:
                 return await self._unreachable_too_long(record, error)

@@ -37,12 +37,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hanul: {error}", file=sys.stderr)
         return 2
 
+    if not args.migrate and not settings.generator_url:
+        # The generator started beside the bot reads its own variables: check them now, before Discord or the
+        # database is touched, and say which one is wrong as `python -m generator` does.
+        from bot.runtime import generator_settings_for
+
+        try:
+            generator_settings_for(settings)
+        except SettingsError as error:
+            print(f"hanul: {error}", file=sys.stderr)
+            return 2
+
     from generator.logs import configure_logging
 
     if args.console:
-        # The conversation owns the terminal: the log goes to a file, only warnings and errors show.
-        log_file = settings.data_dir / "hanul-console.log"
-        configure_logging(settings.log_level, settings.secrets(), log_file=log_file, terminal_level="WARNING")
+        # The conversation owns the terminal: the log goes to a file; the console itself says what went wrong.
+        from bot.console import console_log_file
+
+        log_file = console_log_file(settings)
+        configure_logging(settings.log_level, settings.secrets(), log_file=log_file, terminal_level="CRITICAL")
     else:
         configure_logging(settings.log_level, settings.secrets())
 

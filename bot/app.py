@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 
@@ -15,7 +16,7 @@ from bot.cogs.video import VideoCog
 from bot.delivery import Deliveries
 from bot.limits import Refusal
 from bot.retry import Backoff
-from bot.runtime import Runtime, open_runtime
+from bot.runtime import Runtime, StartupError, open_runtime
 from bot.settings import BotSettings
 from bot.studio import Studio
 from bot.ui import DYNAMIC_ITEMS
@@ -49,6 +50,7 @@ class HanulBot(commands.Bot):
         generator_settings: GeneratorSettings | None = None,
         poll_interval: float = 1.0,
         backoff: Backoff | None = None,  # None: HANUL_RETRY_MINUTES
+        runtime: Runtime | None = None,  # opened already (run_bot does, before connecting); closed with the bot
     ) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned,
@@ -62,7 +64,7 @@ class HanulBot(commands.Bot):
         self.generator_settings = generator_settings
         self.poll_interval = poll_interval
         self.backoff = backoff
-        self.runtime: Runtime | None = None
+        self.runtime: Runtime | None = runtime
         self.deliveries = Deliveries(self)
         self.actions: VideoCog | None = None
 
@@ -72,7 +74,8 @@ class HanulBot(commands.Bot):
         return self.runtime.studio
 
     async def setup_hook(self) -> None:
-        self.runtime = await open_runtime(self.settings, self.generator_settings, backoff=self.backoff)
+        if self.runtime is None:
+            self.runtime = await open_runtime(self.settings, self.generator_settings, backoff=self.backoff)
         self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
         self.actions = VideoCog(self)
         await self.add_cog(self.actions)
@@ -126,11 +129,25 @@ class HanulBot(commands.Bot):
 
 
 def run_bot(settings: BotSettings) -> int:
-    """Run until interrupted; returns the process exit code."""
+    """Open the database and the generator (a problem there is said before Discord is contacted), then run the
+    bot until interrupted; returns the process exit code."""
     assert settings.discord_token is not None
-    bot = HanulBot(settings)
+    token = settings.discord_token.get_secret_value()
+
+    async def main() -> int:
+        try:
+            runtime = await open_runtime(settings)
+        except StartupError as error:
+            print(f"hanul: {error}", file=sys.stderr)
+            return 2
+        async with HanulBot(settings, runtime=runtime) as bot:
+            await bot.start(token)
+        return 0
+
     try:
-        bot.run(settings.discord_token.get_secret_value(), log_handler=None)
+        return asyncio.run(main())
+    except KeyboardInterrupt:
+        return 0
     except discord.LoginFailure:
         print(
             "hanul: Discord rejected DISCORD_TOKEN; copy the bot token again from the developer portal.",
@@ -140,4 +157,3 @@ def run_bot(settings: BotSettings) -> int:
     except discord.PrivilegedIntentsRequired:
         print(INTENT_HELP, file=sys.stderr)
         return 2
-    return 0

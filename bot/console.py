@@ -7,7 +7,11 @@ clip, `/extend …` to continue it. The console's member is the local admin (id 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import sys
+import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -15,24 +19,38 @@ from bot.director.text import detect_language
 from bot.i18n import LANGUAGES, text
 from bot.limits import Refusal, Requester
 from bot.progress import progress_line, prompt_source
-from bot.runtime import open_runtime
+from bot.runtime import StartupError, open_runtime
 from bot.settings import BotSettings
 from bot.store import GenerationRecord
-from bot.studio import Destination, Job, Progress, Studio, VideoOptions
+from bot.studio import MAX_DOWNLOAD_BYTES, Destination, Job, Progress, StopWaiting, Studio, VideoOptions
 from bot.videos import GeneratorError
 from generator.settings import GeneratorSettings
 
 CONSOLE_USER_ID = 0
+QUIT_COMMANDS = ("/quit", "/exit")
+log = logging.getLogger(__name__)
 
 
 class Console:
     """Reads lines, drives the studio, writes what a member would see."""
 
-    def __init__(self, studio: Studio, out: TextIO, output_dir: Path, *, poll_interval: float = 0.5) -> None:
+    def __init__(
+        self,
+        studio: Studio,
+        out: TextIO,
+        output_dir: Path,
+        *,
+        poll_interval: float = 0.5,
+        generator_problem: Callable[[], Awaitable[str | None]] | None = None,
+        log_file: Path | None = None,
+    ) -> None:
         self.studio = studio
         self.out = out
         self.output_dir = output_dir
         self.poll_interval = poll_interval
+        self.generator_problem = generator_problem  # why the generator cannot render, if it cannot
+        self.log_file = log_file
+        self.exit_code = 0
         self.locale: str | None = None
         self.chosen_language = False  # with /lang (kept in the store); else replies follow what the member writes
         self.conversation_id: int | None = None
@@ -40,7 +58,7 @@ class Console:
 
     @property
     def requester(self) -> Requester:
-        return Requester(user_id=CONSOLE_USER_ID, name="console", locale=self.locale, server_admin=True)
+        return Requester(user_id=CONSOLE_USER_ID, name="console", locale=self.locale, operator=True)
 
     def say(self, line: str) -> None:
         self.out.write(line + "\n")
@@ -53,7 +71,7 @@ class Console:
         self.say(text("console.welcome", self.locale))
 
     async def handle(self, line: str) -> bool:
-        """Act on one line of input; False when the member wants to leave."""
+        """Act on one line of input; False when the member wants to leave (or nothing can be made)."""
         line = line.strip()
         if not line:
             return True
@@ -61,28 +79,56 @@ class Console:
         if not self.chosen_language and rest.strip():
             # A terminal has no Discord locale: answer in the language of the request, as the prompt notes do.
             self.locale = detect_language(rest)
-        try:
-            if command in ("/quit", "/exit"):
-                self.say(text("console.bye", self.locale))
+        if command in QUIT_COMMANDS:
+            self.say(text("console.bye", self.locale))
+            return False
+        return await self._safely(lambda: self._act(command, rest, line))
+
+    async def resume(self) -> bool:
+        """Make the requests left unfinished last time (the console closed while they rendered, or the generator
+        could not take them): nothing a member asked for is forgotten. False when nothing can be made."""
+        for record in await self.studio.store.open_generations(CONSOLE_USER_ID):
+            self.say(text("console.resuming", self.locale, title=record.display_title))
+            if not await self._safely(lambda r=record: self._finish(r)):
                 return False
-            if command == "/help":
-                self.say(text("console.welcome", self.locale))
-            elif command == "/lang":
-                await self._set_language(rest.strip())
-            elif command == "/new":
-                self.conversation_id = None
-                await self._new(rest)
-            elif command == "/extend":
-                await self._extend(rest)
-            elif command:
-                self.say(text("console.unknown", self.locale, command=command))
-            elif self.conversation_id is None:
-                await self._new(line)
-            else:
-                await self._refine(line)
-        except Refusal as refusal:
-            self.say("⚠️ " + text(f"refusal.{refusal.code}", self.locale, **refusal.values))
+            self.conversation_id = record.conversation_id or self.conversation_id  # typing more refines it
         return True
+
+    async def _safely(self, work: Callable[[], Awaitable[None]]) -> bool:
+        """Run one piece of work; a refusal or a failure is said, never a traceback; False to end the session."""
+        try:
+            await work()
+        except Refusal as refusal:
+            values = {"detail": "", "id": "?", **refusal.values}
+            self.say("⚠️ " + text(f"refusal.{refusal.code}", self.locale, **values))
+        except StopWaiting as stop:
+            log.error("the generator cannot render: %s", stop.reason)
+            log_file = str(self.log_file) if self.log_file else "-"
+            self.say(text("console.generator_broken", self.locale, problem=stop.reason, log=log_file))
+            self.exit_code = 1
+            return False
+        except Exception:
+            # One request going wrong must not end the session: the traceback goes to the log file.
+            log.exception("console work failed")
+            self.say(text("error.unexpected", self.locale, id=self.last_clip.id if self.last_clip else "-"))
+        return True
+
+    async def _act(self, command: str, rest: str, line: str) -> None:
+        if command == "/help":
+            self.say(text("console.welcome", self.locale))
+        elif command == "/lang":
+            await self._set_language(rest.strip())
+        elif command == "/new":
+            self.conversation_id = None
+            await self._new(rest)
+        elif command == "/extend":
+            await self._extend(rest)
+        elif command:
+            self.say(text("console.unknown", self.locale, command=command))
+        elif self.conversation_id is None:
+            await self._new(line)
+        else:
+            await self._refine(line)
 
     async def _set_language(self, language: str) -> None:
         if language not in LANGUAGES:
@@ -119,17 +165,44 @@ class Console:
         self.say(text("prompt.show", self.locale, how=how, prompt=record.expanded_prompt))
         if job.notice:
             self.say(text("prompt.notice", self.locale, notice=job.notice))
+        await self._check_generator()  # a model that failed to load is said now, not after a timeout
         try:
             await self.studio.submit(record.id)
         except GeneratorError:
-            # Unreachable: the request stays saved and `follow` keeps trying to queue it.
+            # Not taken: a generator that cannot render at all is said at once; one that is away is waited for,
+            # `follow` trying to queue the request again.
+            await self._check_generator()
             self.say(text("status.waiting", self.locale, title=record.display_title))
+        await self._follow_and_save(record)
+
+    async def _finish(self, record: GenerationRecord) -> None:
+        await self._check_generator()
+        await self._follow_and_save(record)
+
+    async def _check_generator(self) -> None:
+        problem = await self.generator_problem() if self.generator_problem is not None else None
+        if problem:
+            raise StopWaiting(problem)
+
+    async def _follow_and_save(self, record: GenerationRecord) -> None:
+        """Follow one request to its end, printing progress, and save its MP4."""
 
         async def report(progress: Progress) -> None:
             if not progress.state.finished:
                 self.say("  " + progress_line(record.display_title, progress.state, self.locale))
 
-        outcome = await self.studio.follow(record.id, report, poll_interval=self.poll_interval)
+        async def unreachable(current: GenerationRecord, error: GeneratorError, delay: float) -> None:
+            await self._check_generator()
+
+        outcome = await self.studio.follow(
+            record.id, report, poll_interval=self.poll_interval, on_unreachable=unreachable
+        )
+        if outcome.too_big is not None:
+            limit = f"{MAX_DOWNLOAD_BYTES // (1024 * 1024)} MiB"
+            error = text("console.too_big", self.locale, limit=limit)
+            self.say(text("status.failed", self.locale, title=record.display_title, error=error))
+            await self.studio.store.mark_failed(record.id, f"the clip is larger than {limit}")
+            return
         if outcome.video is None:
             key = "status.cancelled" if outcome.cancelled else "status.failed"
             self.say(text(key, self.locale, title=record.display_title, error=outcome.error or ""))
@@ -142,6 +215,31 @@ class Console:
         self.say(text("console.saved", self.locale, path=str(path)))
 
 
+class _Lines:
+    """What is typed at the terminal, read by a daemon thread: the event loop never blocks on the terminal, and
+    leaving never waits for one more Enter. `quit` is set as soon as /quit arrives, even while work runs."""
+
+    def __init__(self, stdin: TextIO, loop: asyncio.AbstractEventLoop) -> None:
+        self.queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self.quit = asyncio.Event()
+        self._loop = loop
+        threading.Thread(target=self._read, args=(stdin,), name="hanul-console-input", daemon=True).start()
+
+    def _read(self, stdin: TextIO) -> None:
+        try:
+            for line in iter(stdin.readline, ""):
+                self._loop.call_soon_threadsafe(self._arrived, line)
+        except (OSError, ValueError):  # the terminal went away
+            pass
+        with contextlib.suppress(RuntimeError):  # the loop is already closed
+            self._loop.call_soon_threadsafe(self._arrived, None)
+
+    def _arrived(self, line: str | None) -> None:
+        if line is not None and line.strip() in QUIT_COMMANDS:
+            self.quit.set()
+        self.queue.put_nowait(line)
+
+
 async def console_main(
     settings: BotSettings,
     stdin: TextIO,
@@ -149,25 +247,66 @@ async def console_main(
     generator_settings: GeneratorSettings | None = None,
     *,
     poll_interval: float = 0.5,
+    interrupt: bool | None = None,
 ) -> int:
-    """Open the runtime, then read requests until EOF or /quit."""
-    runtime = await open_runtime(settings, generator_settings)
+    """Open the runtime, make what was left unfinished, then read requests until EOF or /quit.
+
+    `interrupt` (default: when reading a terminal): /quit stops waiting for a render at once, the request saved
+    for the next start; with piped input every line is handled in turn."""
     try:
-        console = Console(runtime.studio, stdout, settings.data_dir / "console", poll_interval=poll_interval)
+        runtime = await open_runtime(settings, generator_settings)
+    except StartupError as error:
+        stdout.write(f"hanul: {error}\n")
+        stdout.flush()
+        return 2
+    if interrupt is None:
+        interrupt = stdin.isatty()
+    try:
+        console = Console(
+            runtime.studio,
+            stdout,
+            settings.data_dir / "console",
+            poll_interval=poll_interval,
+            generator_problem=runtime.generator_problem,
+            log_file=console_log_file(settings),
+        )
         await console.start()
-        loop = asyncio.get_running_loop()
+        lines = _Lines(stdin, asyncio.get_running_loop())
+
+        async def step(work: Awaitable[bool]) -> bool:
+            """Do one piece of work; with `interrupt`, /quit ends the wait for it."""
+            if not interrupt:
+                return await work
+            task, quitting = asyncio.ensure_future(work), asyncio.ensure_future(lines.quit.wait())
+            try:
+                done, _ = await asyncio.wait({task, quitting}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                quitting.cancel()
+            if task in done:
+                return task.result()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            console.say(text("console.bye_saved", console.locale))
+            return False
+
+        if not await step(console.resume()):
+            return console.exit_code
         while True:
             stdout.write("> ")
             stdout.flush()
-            # Reading the terminal blocks; a thread keeps the loop (and the in-process generator) running.
-            line = await loop.run_in_executor(None, stdin.readline)
-            if not line:
+            line = await lines.queue.get()
+            if line is None:
                 stdout.write("\n")
-                return 0
-            if not await console.handle(line):
-                return 0
+                return console.exit_code
+            if not await step(console.handle(line)):
+                return console.exit_code
     finally:
         await runtime.close()
+
+
+def console_log_file(settings: BotSettings) -> Path:
+    """Where the console's log goes (the terminal shows the conversation only)."""
+    return settings.data_dir / "hanul-console.log"
 
 
 def run_console(

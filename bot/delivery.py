@@ -20,7 +20,7 @@ from bot.models import COMPLETED
 from bot.progress import progress_line
 from bot.retry import Backoff
 from bot.store import GenerationRecord
-from bot.studio import Outcome, Progress
+from bot.studio import Outcome, Progress, StopWaiting
 from bot.ui import clip_view, smaller_view, status_view
 from bot.videos import GeneratorError
 
@@ -172,8 +172,23 @@ class Deliveries:
             await self._deliver_once(generation_id)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as error:
             log.exception("delivering generation #%d failed", generation_id)
+            await self._end_after_crash(generation_id, error)
+
+    async def _end_after_crash(self, generation_id: int, error: Exception) -> None:
+        """A delivery that crashed must not leave its request open (holding the member's place in the queue)
+        or its status message saying it is still working."""
+        try:
+            store = self.bot.studio.store
+            record = await store.generation(generation_id)
+            if record is None or not record.is_open:
+                return
+            failed = await store.mark_failed(generation_id, f"an unexpected error on my side ({type(error).__name__})")
+            locale = (await store.member(record.user_id)).reply_locale
+            await self._failed(failed, failed.error or "?", locale)
+        except Exception:
+            log.exception("could not record the failure of generation #%d", generation_id)
 
     async def _deliver_once(self, generation_id: int) -> None:
         store = self.bot.studio.store
@@ -196,18 +211,30 @@ class Deliveries:
         async def on_unreachable(current: GenerationRecord, error: GeneratorError, delay: float) -> None:
             # Said once per outage (edits are rate-limited); progress edits replace it when the generator is back.
             nonlocal waiting
+            runtime = self.bot.runtime
+            problem = await runtime.generator_problem() if runtime is not None else None
+            if problem:
+                raise StopWaiting(problem)  # it answers, but cannot render anything until it is fixed
             if not waiting:
                 waiting = True
                 await self._edit_status(
                     current, text("status.waiting", locale, title=title), status_view(current.id, locale)
                 )
 
-        outcome = await self.bot.studio.follow(
-            generation_id, on_progress, poll_interval=self.bot.poll_interval, on_unreachable=on_unreachable
-        )
+        try:
+            outcome = await self.bot.studio.follow(
+                generation_id, on_progress, poll_interval=self.bot.poll_interval, on_unreachable=on_unreachable
+            )
+        except StopWaiting as stop:
+            # The request stays saved (it is made after the restart that follows the fix); the admin reads why.
+            log.error("#%d waits for a generator that cannot render: %s", generation_id, stop.reason)
+            latest = await store.generation(generation_id) or record
+            broken = text("status.generator_broken", locale, title=title)
+            await self._edit_status(latest, broken, status_view(latest.id, locale), final=True)
+            return
         if outcome.cancelled:
             await self._edit_status(outcome.generation, text("status.cancelled", locale, title=title), None, final=True)
-        elif outcome.video is None:
+        elif outcome.video is None and outcome.too_big is None:
             if outcome.generation.posted_at is None:
                 await self._failed(outcome.generation, outcome.error or outcome.generation.error or "?", locale)
         else:
@@ -221,7 +248,6 @@ class Deliveries:
         """Post the clip exactly once: skipped when the database says it was posted already, or when the channel
         shows it was (a crash between the upload and the database write); each upload carries a nonce Discord
         enforces, so a retry after a lost answer returns the message already made instead of a second one."""
-        assert outcome.video is not None
         store = self.bot.studio.store
         record = await store.generation(outcome.generation.id)
         if record is None or record.posted_at is not None:
@@ -268,7 +294,6 @@ class Deliveries:
         self, record: GenerationRecord, target: discord.PartialMessageable, outcome: Outcome, locale: str | None
     ) -> discord.Message:
         """One upload attempt (a fresh file each time: discord.py closes it after sending)."""
-        assert outcome.video is not None
         reference = None
         if record.thread_id is None and record.status_message_id is not None:
             # No threads in DMs: the clip answers its status message, keeping the reply chain.
@@ -277,9 +302,11 @@ class Deliveries:
             )
         limit = int(record.params.get("upload_limit") or DEFAULT_UPLOAD_LIMIT)
         mention = discord.AllowedMentions(users=[discord.Object(record.user_id)], roles=False, everyone=False)
-        if len(outcome.video) > limit:
+        size = outcome.too_big or len(outcome.video or b"")
+        if outcome.video is None or size > limit:
+            shown = _mib(size) if outcome.too_big_exact else f"> {_mib(limit)}"
             return await target.send(
-                text("result.too_big", locale, size=_mib(len(outcome.video)), limit=_mib(limit)),
+                text("result.too_big", locale, size=shown, limit=_mib(limit)),
                 view=smaller_view(record.id, locale),
                 reference=reference,  # type: ignore[arg-type]
                 allowed_mentions=mention,

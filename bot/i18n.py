@@ -33,6 +33,12 @@ STRINGS: dict[str, dict[str, str]] = {
         "ko": "⚠️ **{title}** — 지금은 영상 생성기에 연결할 수 없습니다. 요청은 저장되어 있으니 계속 다시 시도하고, "
         "연결되면 여기에 영상을 올릴게요.",
     },
+    "status.generator_broken": {
+        "en": "⚠️ **{title}** — the video generator isn't working right now (its log says why; an admin needs to "
+        "fix it). Your request is saved and will be made once it's running again.",
+        "ko": "⚠️ **{title}** — 지금은 영상 생성기가 작동하지 않습니다 (원인은 로그에 있으며 관리자가 고쳐야 합니다). "
+        "요청은 저장되어 있으며 생성기가 다시 작동하면 만들어집니다.",
+    },
     "status.cancelled": {"en": "🛑 **{title}** — cancelled.", "ko": "🛑 **{title}** — 취소됨."},
     "thread.name": {"en": "🎬 {title}", "ko": "🎬 {title}"},
     "prompt.show": {
@@ -160,6 +166,10 @@ STRINGS: dict[str, dict[str, str]] = {
         "en": "The generator refused this request: {detail}",
         "ko": "생성기가 이 요청을 거절했습니다: {detail}",
     },
+    "refusal.generator_invalid": {
+        "en": "Sorry, {detail}.",
+        "ko": "영상 생성기가 쓸 수 없는 응답을 보냈습니다. 관리자가 확인해야 합니다: {detail}",
+    },
     "refusal.not_a_clip": {
         "en": "That message isn't one of my clips, so there's nothing to extend.",
         "ko": "그 메시지는 제 영상이 아니라서 이어 만들 수 없습니다.",
@@ -206,7 +216,7 @@ STRINGS: dict[str, dict[str, str]] = {
             "• Reply to a clip, or right-click it → Apps → *Extend this video*, to continue it\n"
             "• Buttons under a clip: re-roll (new seed), extend, edit prompt, delete\n"
             "• `/history`, `/queue`, `/cancel`, `/settings` (your defaults), `/help`\n"
-            "Limits: {queued} videos at once, one every {cooldown}s, {quota} a day."
+            "Limits: {queued} videos at once{cooldown}, {quota} a day."
         ),
         "ko": (
             "**Hanul**은 이 서버의 GPU로 짧은 영상을 만듭니다.\n"
@@ -215,10 +225,14 @@ STRINGS: dict[str, dict[str, str]] = {
             "• 영상에 답장하거나, 우클릭 → 앱 → *Extend this video*로 영상을 이어 만듭니다\n"
             "• 영상 아래 버튼: 다시 뽑기(새 시드), 이어 만들기, 프롬프트 수정, 삭제\n"
             "• `/history`, `/queue`, `/cancel`, `/settings` (기본 설정), `/help`\n"
-            "제한: 동시에 {queued}개, {cooldown}초에 하나, 하루 {quota}개."
+            "제한: 동시에 {queued}개{cooldown}, 하루 {quota}개."
         ),
     },
     "quota.unlimited": {"en": "unlimited", "ko": "무제한"},
+    "help.cooldown": {
+        "en": ", a new one every {seconds}s (refining or extending your own clip never waits)",
+        "ko": ", 새 영상은 {seconds}초에 하나 (내 영상 다듬기·이어 만들기는 기다리지 않음)",
+    },
     "console.welcome": {
         "en": (
             "Hanul console — describe a video and press Enter.\n"
@@ -237,6 +251,26 @@ STRINGS: dict[str, dict[str, str]] = {
     "console.unknown": {
         "en": "Unknown command {command}. Try /help.",
         "ko": "알 수 없는 명령 {command}입니다. /help를 입력해 보세요.",
+    },
+    "console.too_big": {
+        "en": "the clip is larger than {limit}, more than any Discord channel accepts",
+        "ko": "영상이 {limit}보다 커서 어떤 Discord 채널에도 올릴 수 없습니다",
+    },
+    "console.resuming": {
+        "en": "↻ Finishing **{title}**, left unfinished last time…",
+        "ko": "↻ 지난번에 끝내지 못한 **{title}**을(를) 마저 만드는 중…",
+    },
+    "console.generator_broken": {
+        "en": "⚠️ The video generator can't make videos: {problem}\n"
+        "  Your request is saved and will be made the next time you start the console. Check GENERATOR_MODEL "
+        "(`python -m generator models` lists the choices) and the log: {log}",
+        "ko": "⚠️ 영상 생성기가 영상을 만들 수 없습니다: {problem}\n"
+        "  요청은 저장되어 있으며 다음에 콘솔을 시작하면 만들어집니다. GENERATOR_MODEL "
+        "(`python -m generator models`로 목록 확인)과 로그를 확인하세요: {log}",
+    },
+    "console.bye_saved": {
+        "en": "Bye. The request in progress is saved; it will be finished the next time you start the console.",
+        "ko": "안녕히 가세요. 진행 중인 요청은 저장되어 있으며 다음에 콘솔을 시작하면 마저 만들어집니다.",
     },
     "console.bye": {"en": "Bye.", "ko": "안녕히 가세요."},
     "error.unexpected": {

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
 from bot.settings import BotSettings
-from bot.store import Store
+from bot.store import GenerationRecord, Store
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,9 @@ class Requester:
     channel_id: int | None = None
     parent_channel_id: int | None = None  # the channel a thread belongs to
     role_ids: tuple[int, ...] = ()
-    server_admin: bool = False  # Discord's Administrator or Manage Server permission
+    # Discord's Administrator or Manage Server permission in `guild_id`: rights over that guild's videos only.
+    server_admin: bool = False
+    operator: bool = False  # the person running Hanul at its own terminal (the console): an admin everywhere
 
     @property
     def mention(self) -> str:
@@ -52,19 +54,42 @@ class Limits:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = asyncio.Lock()
 
-    def is_admin(self, requester: Requester) -> bool:
-        """Admins are named in settings (users or roles), or hold Discord's admin permission on the server."""
-        if requester.server_admin or requester.user_id in self._settings.admin_user_ids:
-            return True
-        return bool(set(requester.role_ids) & set(self._settings.admin_role_ids))
+    def is_global_admin(self, requester: Requester) -> bool:
+        """Admins everywhere: only the ones the operator named in HANUL_ADMIN_USER_IDS (and the console)."""
+        return requester.operator or requester.user_id in self._settings.admin_user_ids
 
-    def may_manage(self, requester: Requester, owner_id: int) -> bool:
-        """Only the owner of a video or an admin may cancel or delete it."""
-        return requester.user_id == owner_id or self.is_admin(requester)
+    def is_guild_admin(self, requester: Requester, guild_id: int | None) -> bool:
+        """An admin of `guild_id` asking from inside it: Discord's Administrator or Manage Server permission
+        there, or one of HANUL_ADMIN_ROLE_IDS among their roles there. Nobody is an admin of a DM."""
+        if guild_id is None or requester.guild_id != guild_id:
+            return False
+        return requester.server_admin or bool(set(requester.role_ids) & set(self._settings.admin_role_ids))
+
+    def bypasses_limits(self, requester: Requester) -> bool:
+        """The allow-lists, queue cap, cooldown and quota guard one GPU shared by every server, so only admins
+        the operator chose skip them: HANUL_ADMIN_USER_IDS, and holders of HANUL_ADMIN_ROLE_IDS (roles belong to
+        one server, so these are the operator's choice too). Managing a server of one's own is not enough."""
+        return self.is_global_admin(requester) or bool(set(requester.role_ids) & set(self._settings.admin_role_ids))
+
+    def may_manage(self, requester: Requester, record: GenerationRecord) -> bool:
+        """Only the owner of a video, an admin of the server it was made in, or a global admin may cancel,
+        delete or edit it."""
+        return (
+            requester.user_id == record.user_id
+            or self.is_global_admin(requester)
+            or self.is_guild_admin(requester, record.guild_id)
+        )
+
+    def may_see(self, requester: Requester, record: GenerationRecord, guild_id: int | None) -> bool:
+        """Whether `record` (its prompt, its clip) may be shown or acted on from `guild_id` (None: a DM): by its
+        owner anywhere; by others only inside the server it was made in. A DM video stays its owner's."""
+        if requester.user_id == record.user_id or self.is_global_admin(requester):
+            return True
+        return record.guild_id is not None and record.guild_id == guild_id
 
     def check_place(self, requester: Requester) -> None:
         """Raise a Refusal when the channel or the member's roles are not allowed (DMs pass the channel test)."""
-        if self.is_admin(requester):
+        if self.bypasses_limits(requester):
             return
         allowed_channels = set(self._settings.allowed_channel_ids)
         if allowed_channels and requester.guild_id is not None:
@@ -77,27 +102,29 @@ class Limits:
             roles = ", ".join(f"<@&{r}>" for r in self._settings.allowed_role_ids)
             raise Refusal("role", {"roles": roles})
 
-    async def admit(self, requester: Requester, record: Callable[[], object]) -> object:
+    async def admit(self, requester: Requester, record: Callable[[], object], *, follow_up: bool = False) -> object:
         """Check every limit and, if all pass, run `record` (which stores the pending generation) before any
-        other request is checked. Raises Refusal with the reason otherwise."""
+        other request is checked. Raises Refusal with the reason otherwise. `follow_up`: the member is working
+        on their own clip (refining, extending, re-rolling it), the product's main flow: the cooldown, meant
+        against a burst of new requests, does not apply (the queue cap and the quota still do)."""
         self.check_place(requester)
         async with self._lock:
             now = self._clock()
-            if not self.is_admin(requester):
-                await self._check_usage(requester.user_id, now)
+            if not self.bypasses_limits(requester):
+                await self._check_usage(requester.user_id, now, cooldown=not follow_up)
             await self._store.record_request_time(requester.user_id, now)
             result = record()
             if asyncio.iscoroutine(result):
                 result = await result
             return result
 
-    async def _check_usage(self, user_id: int, now: datetime) -> None:
+    async def _check_usage(self, user_id: int, now: datetime, *, cooldown: bool = True) -> None:
         settings = self._settings
         open_count = await self._store.count_open(user_id)
         if open_count >= settings.max_queued_per_user:
             raise Refusal("queue_full", {"count": open_count, "limit": settings.max_queued_per_user})
         member = await self._store.member(user_id)
-        if member.last_request_at is not None and settings.cooldown_seconds > 0:
+        if cooldown and member.last_request_at is not None and settings.cooldown_seconds > 0:
             waited = (now - member.last_request_at).total_seconds()
             if waited < settings.cooldown_seconds:
                 raise Refusal("cooldown", {"seconds": math.ceil(settings.cooldown_seconds - waited)})

@@ -3,6 +3,7 @@ no GENERATOR_URL is set), the director, the video client, and the studio built f
 
 from __future__ import annotations
 
+import errno
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -17,14 +18,19 @@ from bot.store import Store
 from bot.studio import Studio
 from bot.videos import VideoClient
 from generator.db import create_engine, upgrade_database
-from generator.settings import GeneratorSettings, load_settings
+from generator.settings import GeneratorSettings, SettingsError, load_settings
 
 log = logging.getLogger(__name__)
 
 
+class StartupError(Exception):
+    """Hanul cannot start; the message says what is wrong and what to do, for a person, without a traceback."""
+
+
 def generator_settings_for(settings: BotSettings) -> GeneratorSettings:
     """The in-process generator's settings: its own variables from the environment, and the bot's data folder
-    and database so that one box keeps one database."""
+    and database so that one box keeps one database. Raises SettingsError (naming the variable) when one of
+    them is wrong, as `python -m generator` does."""
     overrides: dict[str, Any] = {"HANUL_DATA_DIR": str(settings.data_dir), "LOG_LEVEL": settings.log_level}
     if settings.database_url:
         overrides["DATABASE_URL"] = settings.database_url
@@ -45,6 +51,21 @@ class Runtime:
     director: Director
     generator: Any | None = None  # generator.service.RunningGenerator when started in-process
 
+    async def generator_problem(self) -> str | None:
+        """Why the in-process generator cannot render anything (its model failed to load), or None: then an
+        unanswered request is worth waiting for. A generator elsewhere (GENERATOR_URL) is not asked."""
+        if self.generator is None:
+            return None
+        try:
+            health = await self.generator.service.health()
+        except Exception:
+            log.warning("could not ask the in-process generator how it is", exc_info=True)
+            return None
+        if health.get("status") != "error":
+            return None
+        errors = [str(w["error"]) for w in health.get("workers", []) if isinstance(w, dict) and w.get("error")]
+        return errors[0] if errors else str(health.get("error") or "the generator reports an error")
+
     async def close(self) -> None:
         await self.videos.close()
         await self.director.close()
@@ -57,17 +78,22 @@ async def open_runtime(
     settings: BotSettings, generator_settings: GeneratorSettings | None = None, *, backoff: Backoff | None = None
 ) -> Runtime:
     """Migrate the database, reach (or start) the generator, and build the studio (`backoff`: how it waits for
-    an unreachable generator or Discord; by default HANUL_RETRY_MINUTES' worth)."""
+    an unreachable generator or Discord; by default HANUL_RETRY_MINUTES' worth). A generator that cannot start
+    raises StartupError."""
     backoff = backoff or Backoff(give_up_after=settings.retry_minutes * 60)
+    if not settings.generator_url and generator_settings is None:
+        try:
+            generator_settings = generator_settings_for(settings)
+        except SettingsError as error:
+            raise StartupError(str(error)) from None
     engine = create_engine(settings.resolved_database_url)
     generator = None
     try:
         await upgrade_database(engine)
         base_url = settings.generator_url
         if not base_url:
-            from generator.service import start_generator
-
-            generator = await start_generator(generator_settings or generator_settings_for(settings))
+            assert generator_settings is not None
+            generator = await _start_generator(generator_settings)
             base_url = generator.base_url
             log.info("started the generator in-process at %s", base_url)
         api_key = settings.generator_api_key.get_secret_value() if settings.generator_api_key else None
@@ -81,3 +107,31 @@ async def open_runtime(
         await engine.dispose()
         raise
     return Runtime(settings, engine, store, studio, videos, director, generator)
+
+
+async def _start_generator(settings: GeneratorSettings) -> Any:
+    """Start the generator in this process, turning the ways it fails to start into StartupError."""
+    from generator.service import start_generator
+
+    try:
+        return await start_generator(settings)
+    except OSError as error:
+        if error.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise
+        reasons = {errno.EADDRINUSE: "the port is already in use", errno.EACCES: "permission denied"}
+        reason = reasons.get(error.errno or 0, error.strerror or str(error))
+        raise StartupError(
+            f"the video generator cannot listen on {settings.host}:{settings.port} ({reason}). Set GENERATOR_PORT "
+            "to a free port (0 picks one), or stop the program using it."
+        ) from None
+    except StartupError:
+        raise
+    except Exception as error:
+        log.exception("the in-process generator failed to start")
+        raise StartupError(f"the video generator could not start: {one_line(error)}") from None
+
+
+def one_line(error: BaseException) -> str:
+    """An exception as one short line for a person: its message, else its type."""
+    words = " ".join(str(error).split())
+    return (words[:300] + ("…" if len(words) > 300 else "")) or type(error).__name__

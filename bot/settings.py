@@ -45,7 +45,10 @@ class BotSettings(CoreSettings):
     default_seconds: float = Field(default=5.0, gt=0, le=60, validation_alias="HANUL_DEFAULT_SECONDS")
     max_seconds: float = Field(default=20.0, gt=0, le=60, validation_alias="HANUL_MAX_SECONDS")
     max_queued_per_user: int = Field(default=2, ge=1, validation_alias="HANUL_MAX_QUEUED_PER_USER")
-    cooldown_seconds: float = Field(default=30.0, ge=0, validation_alias="HANUL_COOLDOWN_SECONDS")
+    # Off by default: the queue cap and the generator's fair-share queue already pace members, and a cooldown
+    # would refuse the main flow (refining or extending a clip the moment it arrives). Follow-ups on one's own
+    # clip never wait for it.
+    cooldown_seconds: float = Field(default=0.0, ge=0, validation_alias="HANUL_COOLDOWN_SECONDS")
     daily_quota: int = Field(default=20, ge=0, validation_alias="HANUL_DAILY_QUOTA")  # 0 = unlimited
     allowed_channel_ids: IdList = Field(default_factory=list, validation_alias="HANUL_ALLOWED_CHANNEL_IDS")
     allowed_role_ids: IdList = Field(default_factory=list, validation_alias="HANUL_ALLOWED_ROLE_IDS")

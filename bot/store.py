@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import false, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
@@ -30,6 +30,7 @@ from bot.models import (
 from generator.db import read_only_session_factory, session_factory, utcnow
 
 UNCHANGED: Any = object()  # "leave this setting as it is" (None means "clear it")
+ANYWHERE: Any = object()  # a member's history from every server and DM (only ever shown to that member)
 MAX_ROW_ID = 2**63 - 1  # ids in custom_ids and commands come from outside: larger ones match no row
 
 
@@ -311,11 +312,16 @@ class Store:
             )
             return _generation(row) if row else None
 
-    async def open_generations(self, user_id: int | None = None) -> list[GenerationRecord]:
-        """Unfinished generations, oldest first (all members when `user_id` is None)."""
+    async def open_generations(
+        self, user_id: int | None = None, *, guild_id: int | None = None
+    ) -> list[GenerationRecord]:
+        """Unfinished generations, oldest first: all members' when `user_id` is None, only those made in
+        `guild_id` when it is given."""
         query = select(Generation).where(Generation.status.in_(OPEN_STATUSES)).order_by(Generation.id)
         if user_id is not None:
             query = query.where(Generation.user_id == user_id)
+        if guild_id is not None:
+            query = query.where(Generation.guild_id == guild_id)
         async with self._readers() as session:
             return [_generation(row) for row in (await session.scalars(query)).all()]
 
@@ -348,20 +354,21 @@ class Store:
             )
 
     @staticmethod
-    def _history_filter(user_id: int, public_only: bool) -> list[Any]:
+    def _history_filter(user_id: int, made_in: int | object | None) -> list[Any]:
         conditions: list[Any] = [Generation.user_id == user_id]
-        if public_only:
-            conditions.append(Generation.guild_id.is_not(None))  # others never see DM requests
+        if made_in is not ANYWHERE:
+            # Others see only what was made in the server they ask from; DM requests (no server) never.
+            conditions.append(Generation.guild_id == made_in if made_in is not None else false())
         return conditions
 
     async def history(
-        self, user_id: int, *, limit: int = 10, offset: int = 0, public_only: bool = False
+        self, user_id: int, *, limit: int = 10, offset: int = 0, made_in: int | object | None = ANYWHERE
     ) -> list[GenerationRecord]:
-        """A member's generations, newest first (`public_only`: those made in servers, not in DMs)."""
+        """A member's generations, newest first (`made_in`: only those made in that server; None: none)."""
         async with self._readers() as session:
             rows = await session.scalars(
                 select(Generation)
-                .where(*self._history_filter(user_id, public_only))
+                .where(*self._history_filter(user_id, made_in))
                 .order_by(Generation.id.desc())
                 .limit(limit)
                 .offset(offset)
@@ -376,9 +383,9 @@ class Store:
             )
             return [_generation(row) for row in rows.all()]
 
-    async def count_history(self, user_id: int, *, public_only: bool = False) -> int:
+    async def count_history(self, user_id: int, *, made_in: int | object | None = ANYWHERE) -> int:
         async with self._readers() as session:
-            query = select(func.count()).select_from(Generation).where(*self._history_filter(user_id, public_only))
+            query = select(func.count()).select_from(Generation).where(*self._history_filter(user_id, made_in))
             return int(await session.scalar(query) or 0)
 
     async def mark_completed(self, generation_id: int, **changes: Any) -> GenerationRecord:

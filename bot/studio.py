@@ -27,7 +27,16 @@ from bot.models import CANCELLED, COMPLETED, FAILED, PENDING, POSTED, QUEUED, RE
 from bot.retry import DEFAULT_BACKOFF, Backoff
 from bot.settings import BotSettings
 from bot.store import GenerationRecord, NewGeneration, Store
-from bot.videos import ASPECT_SIZES, TRANSIENT, GeneratorError, GeneratorModel, VideoClient, VideoSpec, VideoState
+from bot.videos import (
+    ASPECT_SIZES,
+    TRANSIENT,
+    GeneratorError,
+    GeneratorModel,
+    TooBig,
+    VideoClient,
+    VideoSpec,
+    VideoState,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +47,8 @@ UPLOAD_MARGIN = 0.97  # leave room for the multipart envelope under the channel'
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 SHRINK_FACTOR = 0.5  # a "smaller version" aims at half the byte cap
 MIN_MAX_BYTES = 64 * 1024  # the generator's smallest byte cap
+# The most downloaded for a place with no upload limit (the console): Discord's largest (boost tier 3).
+MAX_DOWNLOAD_BYTES = 100 * 1024 * 1024
 MAX_SEED = 2**31 - 2
 # The longest member text each field takes (the slash command declares the same; Discord does not re-check).
 MAX_REQUEST_CHARS = 1500
@@ -106,6 +117,8 @@ class Outcome:
     generation: GenerationRecord
     video: bytes | None = None
     error: str | None = None
+    too_big: int | None = None  # the clip's size when it is larger than where it goes accepts
+    too_big_exact: bool = True  # False: the generator did not say; `too_big` is only what was read before stopping
 
     @property
     def cancelled(self) -> bool:
@@ -128,6 +141,15 @@ UnreachableCallback = Callable[[GenerationRecord, GeneratorError, float], Awaita
 
 class _Cancelled(Exception):
     """The member cancelled while the generator was away: stop waiting for it."""
+
+
+class StopWaiting(Exception):
+    """Raised by a front end's `on_unreachable` to stop following a request that cannot be made now (the
+    generator's model failed to load); the request stays open, to be made after the next start."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass
@@ -237,9 +259,9 @@ class Studio:
         if image is not None and (image.mime not in IMAGE_TYPES or len(image.data) > MAX_IMAGE_BYTES):
             raise Refusal("image", {"limit": f"{MAX_IMAGE_BYTES // (1024 * 1024)} MiB"})
 
-    async def _admit(self, requester: Requester, new: NewGeneration) -> GenerationRecord:
+    async def _admit(self, requester: Requester, new: NewGeneration, *, follow_up: bool = False) -> GenerationRecord:
         await self.store.ensure_member(requester.user_id, requester.name, requester.locale)
-        record = await self.limits.admit(requester, lambda: self.store.create_generation(new))
+        record = await self.limits.admit(requester, lambda: self.store.create_generation(new), follow_up=follow_up)
         assert isinstance(record, GenerationRecord)
         return record
 
@@ -247,8 +269,17 @@ class Studio:
         record = await self.store.generation(generation_id)
         if record is None:
             raise Refusal("not_found", {"id": generation_id})
-        if not self.limits.may_manage(requester, record.user_id):
+        if not self.limits.may_manage(requester, record):
             raise Refusal("not_owner")
+        return record
+
+    async def _visible(self, requester: Requester, generation_id: int, destination: Destination) -> GenerationRecord:
+        """The generation to act on, if it may be shown where the result goes: a member's own anywhere, others'
+        only in the server they were made in. Otherwise it does not exist, as far as this member can tell: its
+        prompt must never be copied into another server or a DM."""
+        record = await self.store.generation(generation_id)
+        if record is None or not self.limits.may_see(requester, record, destination.guild_id):
+            raise Refusal("not_found", {"id": generation_id})
         return record
 
     async def _write(self, record: GenerationRecord, write: Callable[[], Awaitable[_Prompt]]) -> _Prompt:
@@ -317,6 +348,7 @@ class Studio:
 
         async def write() -> _Prompt:
             if not enhance:
+                await self.director.screen(text, style)  # posted as typed: the same screen as any request
                 return _as_typed(text, options.negative, style)
             result = await self.director.expand(text.strip(), style=style, aspect=aspect, seconds=seconds)
             return _from_director(result, options.negative)
@@ -342,7 +374,7 @@ class Studio:
             raise Refusal("empty")
         _check_length(message, MAX_REQUEST_CHARS)
         conversation = await self.store.conversation(conversation_id)
-        if conversation is None:
+        if conversation is None or conversation.user_id != requester.user_id:
             raise Refusal("not_found", {"id": conversation_id})
         latest = await self._latest_in(conversation_id)
         params = dict(latest.params) if latest else {"seconds": self.settings.default_seconds}
@@ -361,6 +393,7 @@ class Studio:
                 channel_id=destination.channel_id,
                 thread_id=destination.thread_id,
             ),
+            follow_up=True,
         )
         history = [Turn(role=t.role, content=t.content) for t in await self.store.turns(conversation_id)]
 
@@ -385,8 +418,8 @@ class Studio:
         if not what_next:
             raise Refusal("empty")
         _check_length(what_next, MAX_REQUEST_CHARS)
-        parent = await self.store.generation(parent_id)
-        if parent is None or parent.video_id is None:
+        parent = await self._visible(requester, parent_id, destination)
+        if parent.video_id is None:
             raise Refusal("not_found", {"id": parent_id})
         if parent.status not in (COMPLETED, POSTED):
             raise Refusal("not_finished")
@@ -409,6 +442,7 @@ class Studio:
                 channel_id=destination.channel_id,
                 thread_id=destination.thread_id,
             ),
+            follow_up=parent.user_id == requester.user_id,
         )
 
         async def write() -> _Prompt:
@@ -437,6 +471,10 @@ class Studio:
             raise Refusal("empty")
         _check_length(prompt, MAX_PROMPT_CHARS)
         original = await self._owned(requester, generation_id)
+        try:
+            await self.director.screen(prompt)  # a hand-written prompt is posted and rendered as it is
+        except Refused as refused:
+            raise Refusal("director", {"reason": refused.reason}) from refused
         job = await self._again(requester, generation_id, destination, kind="edit", prompt=prompt.strip())
         if original.is_open:
             await self._cancel_record(original)
@@ -461,8 +499,8 @@ class Studio:
         prompt: str | None = None,
         shrink: bool = False,
     ) -> Job:
-        original = await self.store.generation(generation_id)
-        if original is None or not original.expanded_prompt:
+        original = await self._visible(requester, generation_id, destination)
+        if not original.expanded_prompt:
             raise Refusal("not_found", {"id": generation_id})
         params = dict(original.params)
         params.update(self._size_caps(destination))
@@ -483,6 +521,7 @@ class Studio:
                 channel_id=destination.channel_id,
                 thread_id=destination.thread_id,
             ),
+            follow_up=original.user_id == requester.user_id,
         )
         record = await self.store.update_generation(
             record.id,
@@ -598,6 +637,16 @@ class Studio:
             latest = await self.store.generation(generation_id)
             assert latest is not None
             return Outcome(latest)
+        except StopWaiting:
+            raise
+        except Exception as error:
+            # Whatever went wrong, the request must end (never stay open, holding the member's queue place) and
+            # the member must be told.
+            log.exception("following generation #%d failed", generation_id)
+            failed = await self.store.mark_failed(
+                generation_id, f"an unexpected error on my side ({type(error).__name__})"
+            )
+            return Outcome(failed, error=failed.error)
 
     async def _follow(
         self,
@@ -671,10 +720,14 @@ class Studio:
                 seed=state.seed if state.seed is not None else latest.seed,
                 params=params,
             )
+        # No more than the place accepts is downloaded: a larger clip is offered smaller, never held in memory.
+        cap = int(record.params.get("upload_limit") or MAX_DOWNLOAD_BYTES)
         try:
             video = await self.videos.retrying(
-                lambda: self.videos.download(video_id), backoff=self.backoff, on_unreachable=unreachable
+                lambda: self.videos.download_video(video_id, cap), backoff=self.backoff, on_unreachable=unreachable
             )
+        except TooBig as too_big:
+            return Outcome(record, too_big=too_big.size, too_big_exact=too_big.exact)
         except GeneratorError as error:
             if error.code in TRANSIENT:
                 return await self._unreachable_too_long(record, error)

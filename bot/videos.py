@@ -48,12 +48,12 @@ class GeneratorModel:
 
     @classmethod
     def from_listing(cls, data: list[dict[str, Any]]) -> GeneratorModel:
-        """The first model of a `/v1/models` answer, checked; GeneratorError("generator_garbled") when unusable."""
+        """The first model of a `/v1/models` answer, checked; GeneratorError("generator_invalid") when unusable."""
         entry = data[0] if data and isinstance(data[0], dict) else {}
         family = entry.get("family")
         sizes = entry.get("native_sizes")
         if not isinstance(entry.get("id"), str) or family not in ("ltx", "wan"):
-            raise GeneratorError("generator_garbled", "the model list names no model of a known family")
+            raise _invalid(f"the model list names no model of a known family: {_preview(entry)}")
         if not isinstance(sizes, dict):
             sizes = {}
         native = {
@@ -65,6 +65,8 @@ class GeneratorModel:
 
 
 TERMINAL = ("completed", "failed")
+_VIDEO_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+STATUSES = ("queued", "in_progress", "completed", "failed")  # the OpenAI Videos API's, and all the bot knows
 # Generator trouble that passes: it is down or restarting (connection refused, 5xx), or briefly overloaded (429).
 TRANSIENT = ("generator_down", "generator_busy")
 HOLD_SECONDS = 20.0  # `track` asks the generator to hold an unchanged answer this long (Hanul's `?wait=`)
@@ -122,8 +124,49 @@ class GeneratorError(Exception):
 
     def __init__(self, code: str, detail: str = "") -> None:
         super().__init__(f"{code}: {detail}" if detail else code)
-        self.code = code  # generator_busy | generator_down | generator_rejected | not_found
+        # generator_busy | generator_down | generator_rejected | generator_invalid (an answer that is not the API's,
+        # e.g. a web page from a proxy or another server at GENERATOR_URL) | not_found
+        self.code = code
         self.detail = detail
+
+
+class TooBig(Exception):
+    """The clip is larger than the caller can use (the channel's upload limit): `size` bytes, or at least that
+    many when the generator did not say (`exact` False)."""
+
+    def __init__(self, size: int, *, exact: bool = True) -> None:
+        super().__init__(f"{size} bytes")
+        self.size = size
+        self.exact = exact
+
+
+def is_mp4(head: bytes) -> bool:
+    """Whether a file starts like an MP4 (an ISO media file: its first box is `ftyp`)."""
+    return len(head) >= 12 and head[4:8] == b"ftyp"
+
+
+def _preview(value: object) -> str:
+    """The start of an unusable answer, on one line, for the log and the member."""
+    shown = " ".join(str(value).split())
+    return repr(shown[:60] + ("…" if len(shown) > 60 else ""))
+
+
+def _invalid(what: str) -> GeneratorError:
+    return GeneratorError(
+        "generator_invalid",
+        f"the video generator sent an answer I can't use ({what}); an admin should check GENERATOR_URL and its log",
+    )
+
+
+def _number(value: object, kind: type[int] | type[float]) -> int | float | None:
+    """An optional numeric field, or None when it is missing or not a number."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = kind(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if number == number and abs(number) != float("inf") else None
 
 
 def _seconds(value: float) -> str:
@@ -140,25 +183,37 @@ def _error_detail(error: openai.APIStatusError) -> str:
 
 
 def _state(video: Any) -> VideoState:
-    """The SDK's Video model (with Hanul's extra fields) as a VideoState."""
+    """The SDK's Video model (with Hanul's extra fields) as a VideoState; anything that is not one (the SDK hands
+    back the text of a non-JSON answer) raises GeneratorError("generator_invalid")."""
+    video_id = getattr(video, "id", None)
+    if not isinstance(video_id, str) or not video_id or isinstance(video, str | bytes):
+        raise _invalid(f"expected a video object, got {_preview(video)}")
+    if not _VIDEO_ID.fullmatch(video_id):  # it goes into URLs and a 64-character column
+        raise _invalid(f"the video id {_preview(video_id)} is not one")
+    status = getattr(video, "status", None)
+    if status not in STATUSES:
+        raise _invalid(f"unknown status {_preview(status)}")
+    raw_progress = getattr(video, "progress", None)
+    progress = _number(raw_progress or 0, float)
+    if progress is None:
+        raise _invalid(f"progress {_preview(raw_progress)} is not a number")
     extra = getattr(video, "model_extra", None) or {}
     error = getattr(video, "error", None)
     message = getattr(error, "message", None) if error is not None else None
     if error is not None and message is None and isinstance(error, dict):
         message = error.get("message")
-    eta = extra.get("eta_seconds")
-    position = extra.get("queue_position")
-    seed = extra.get("seed")
+    detail = str(message) if message else (str(error) if error is not None else None)
+    seconds, size = getattr(video, "seconds", None), getattr(video, "size", None)
     return VideoState(
-        id=video.id,
-        status=str(video.status),
-        progress=int(video.progress or 0),
-        queue_position=int(position) if position is not None else None,
-        eta_seconds=float(eta) if eta is not None else None,
-        seed=int(seed) if seed is not None else None,
-        seconds=str(video.seconds) if getattr(video, "seconds", None) is not None else None,
-        size=str(video.size) if getattr(video, "size", None) is not None else None,
-        error=str(message) if message else (None if error is None else str(error)),
+        id=video_id,
+        status=str(status),
+        progress=int(min(100.0, max(0.0, progress))),
+        queue_position=_number(extra.get("queue_position"), int),  # type: ignore[arg-type]
+        eta_seconds=_number(extra.get("eta_seconds"), float),
+        seed=_number(extra.get("seed"), int),  # type: ignore[arg-type]
+        seconds=str(seconds)[:20] if seconds is not None else None,
+        size=str(size)[:20] if size is not None else None,
+        error=detail[:500] if detail else None,
     )
 
 
@@ -179,7 +234,10 @@ class VideoClient:
     async def model(self) -> GeneratorModel:
         """The model the generator renders, from `GET /v1/models`."""
         page = await self._call(self._client.models.list())
-        return GeneratorModel.from_listing([model.model_dump() for model in page.data])
+        data = getattr(page, "data", None)
+        if not isinstance(data, list):
+            raise _invalid(f"expected a model list, got {_preview(page)}")
+        return GeneratorModel.from_listing([m.model_dump() if hasattr(m, "model_dump") else m for m in data])
 
     async def _call(self, coro: Awaitable[Any]) -> Any:
         """Await one SDK call, turning its errors into GeneratorError codes the bot can explain."""
@@ -255,10 +313,33 @@ class VideoClient:
         response = await self._call(self._client.videos.with_raw_response.retrieve(video_id, extra_query=query))
         return _state(response.parse()), HELD_HEADER in response.headers
 
-    async def download(self, video_id: str, variant: str = "video") -> bytes:
-        """The finished MP4 (or `thumbnail`, a WebP)."""
-        content = await self._call(self._client.videos.download_content(video_id, variant=variant))
-        return await content.aread() if hasattr(content, "aread") else content.read()
+    async def download_video(self, video_id: str, max_bytes: int) -> bytes:
+        """The finished MP4, read no further than `max_bytes` (TooBig beyond) and refused (generator_invalid) as
+        soon as its first bytes show it is not an MP4: a generator answering garbage costs neither memory nor
+        an upload."""
+        streaming = self._client.videos.with_streaming_response.download_content(video_id, variant="video")
+        response = await self._call(streaming.__aenter__())
+        try:
+            declared = _number(response.headers.get("content-length"), int)
+            if declared is not None and declared > max_bytes:
+                raise TooBig(int(declared))
+            data = bytearray()
+            try:
+                async for chunk in response.iter_bytes():
+                    data += chunk
+                    if len(data) >= 12 and not is_mp4(bytes(data[:12])):
+                        raise _invalid(f"the clip is not an MP4 (it starts with {_preview(bytes(data[:24]))})")
+                    if len(data) > max_bytes:
+                        raise TooBig(len(data), exact=declared is not None)
+            except (GeneratorError, TooBig):
+                raise
+            except Exception as error:  # the transport's own errors: the connection broke mid-download
+                raise GeneratorError("generator_down", f"the download broke off ({type(error).__name__})") from error
+            if not is_mp4(bytes(data[:12])):
+                raise _invalid(f"the clip is not an MP4 ({len(data)} bytes: {_preview(bytes(data[:24]))})")
+            return bytes(data)
+        finally:
+            await streaming.__aexit__(None, None, None)
 
     async def cancel(self, video_id: str) -> None:
         """Cancel an unfinished job or delete a finished one; a job the generator no longer has is fine."""

@@ -12,7 +12,7 @@ from discord.ext import commands
 from bot.cogs._common import answer, interaction_requester, member_locale, refusal_text
 from bot.i18n import status_word, text
 from bot.limits import Refusal
-from bot.store import GenerationRecord
+from bot.store import ANYWHERE, GenerationRecord
 from bot.ui import PagerView, RerunButton
 
 if TYPE_CHECKING:
@@ -63,14 +63,14 @@ class LibraryCog(commands.Cog, name="Library"):
         self, interaction: discord.Interaction, owner: discord.abc.User, page: int, locale: str | None
     ) -> tuple[str, discord.ui.View | None]:
         store = self.bot.studio.store
-        # Other members see only what was made in servers; DM requests stay private.
-        public_only = owner.id != interaction.user.id
-        total = await store.count_history(owner.id, public_only=public_only)
+        # A member sees all of their own; others only what was made in this server (a DM: nothing of theirs).
+        made_in = ANYWHERE if owner.id == interaction.user.id else interaction.guild_id
+        total = await store.count_history(owner.id, made_in=made_in)
         if total == 0:
             return text("history.empty", locale), None
         pages = math.ceil(total / PAGE_SIZE)
         page = max(0, min(page, pages - 1))
-        records = await store.history(owner.id, limit=PAGE_SIZE, offset=page * PAGE_SIZE, public_only=public_only)
+        records = await store.history(owner.id, limit=PAGE_SIZE, offset=page * PAGE_SIZE, made_in=made_in)
         lines = [text("history.title", locale, member=owner.display_name)]
         lines += [history_line(record, locale) for record in records]
         lines.append(text("history.page", locale, page=page + 1, pages=pages))
@@ -85,15 +85,19 @@ class LibraryCog(commands.Cog, name="Library"):
                 view.add_item(RerunButton(record.id, locale))
         return "\n".join(lines), view
 
-    @app_commands.command(name="queue", description="Your videos in progress (admins: everyone's)")
+    @app_commands.command(name="queue", description="Your videos in progress (admins: all in this server)")
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     async def queue(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         studio = self.bot.studio
         locale = await member_locale(self.bot, interaction.user.id, str(interaction.locale.value))
         requester = interaction_requester(interaction)
-        admin = studio.limits.is_admin(requester)
-        records = await studio.store.open_generations(None if admin else interaction.user.id)
+        if studio.limits.is_global_admin(requester):
+            records = await studio.store.open_generations()
+        elif studio.limits.is_guild_admin(requester, interaction.guild_id):
+            records = await studio.store.open_generations(guild_id=interaction.guild_id)  # this server's only
+        else:
+            records = await studio.store.open_generations(interaction.user.id)
         if not records:
             await answer(interaction, text("queue.empty", locale))
             return

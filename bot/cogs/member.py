@@ -98,7 +98,9 @@ class MemberCog(commands.Cog, name="Member"):
                 "help.text",
                 locale,
                 queued=settings.max_queued_per_user,
-                cooldown=f"{settings.cooldown_seconds:g}",
+                cooldown=text("help.cooldown", locale, seconds=f"{settings.cooldown_seconds:g}")
+                if settings.cooldown_seconds > 0
+                else "",
                 quota=quota,
             ),
         )

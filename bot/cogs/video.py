@@ -199,7 +199,7 @@ class VideoCog(commands.Cog, name="Video"):
         if record is None:
             await answer(interaction, refusal_text(Refusal("not_found", {"id": generation_id}), locale))
             return
-        if not self.studio.limits.may_manage(interaction_requester(interaction), record.user_id):
+        if not self.studio.limits.may_manage(interaction_requester(interaction), record):
             await answer(interaction, refusal_text(Refusal("not_owner"), locale))
             return
         await interaction.response.send_modal(EditPromptModal(generation_id, record.expanded_prompt, locale))

@@ -151,6 +151,11 @@ class Director:
 
     # -- steps -----------------------------------------------------------------------------------------------
 
+    async def screen(self, *texts: str | None) -> None:
+        """Refuse (`Refused`) member text that is used as it is, with no prompt written (a prompt typed as-is or
+        edited by hand): it passes the same screen as every request."""
+        await self._screen(*texts)
+
     async def _screen(self, *texts: str | None) -> None:
         """Block list first (free, local), then the moderation endpoint when enabled."""
         self._blocklist.check(*texts)
@@ -164,9 +169,11 @@ class Director:
             raise InvalidReply(f"prompt has {words} words; write a full description")
         if latin_share(reply.prompt) < 0.9:
             raise InvalidReply("prompt is not in English; write it in English")
-        blocked = self._blocklist.find(reply.prompt)
+        # Everything the member will see passes the same screen as their request: the title names the thread,
+        # the summary is posted in it.
+        blocked = self._blocklist.find(reply.prompt, reply.negative_prompt, reply.title, getattr(reply, "summary", ""))
         if blocked:
-            raise InvalidReply("prompt contains words that are not allowed: " + ", ".join(blocked))
+            raise InvalidReply("the reply contains words that are not allowed: " + ", ".join(blocked))
 
     def _llm_result(self, reply: PromptReply, draft: Draft, member_text: str, usage: Usage) -> PromptResult:
         """The reply, capped: prompt to the model's word limit, title and negative prompt to a short line."""

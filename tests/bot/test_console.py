@@ -1,8 +1,15 @@
 """The terminal front end, driven through its input and output streams with the real generator (tiny model)."""
 
+import asyncio
 import io
+import logging
+import socket
+import time
+from pathlib import Path
 
-from bot.console import run_console
+import pytest
+
+from bot.console import console_main, run_console
 from tests.support.hanul import bot_settings, tiny_generator_settings
 
 
@@ -45,3 +52,127 @@ def test_console_answers_in_the_language_the_member_writes_until_one_is_chosen(t
     assert "🎞️ 저장됨: " in korean and "✏️ 바뀐 점: " in korean
     assert "Saved: " not in korean and "Changed: " not in korean
     assert "➕ Extending" in english and "🎞️ Saved: " in english  # the chosen language, whatever is written
+
+
+# --- issue #17: a new user's paths print what to do, never a traceback -------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def test_the_console_on_a_busy_port_says_so_in_one_line(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out = io.StringIO()
+        data = tmp_path / "data"
+        settings = tiny_generator_settings(data, GENERATOR_PORT=port, GENERATOR_HOST="127.0.0.1")
+        code = await console_main(bot_settings(data), io.StringIO("a cat\n"), out, settings)
+    assert code == 2
+    assert out.getvalue() == (
+        f"hanul: the video generator cannot listen on 127.0.0.1:{port} (the port is already in use). "
+        "Set GENERATOR_PORT to a free port (0 picks one), or stop the program using it.\n"
+    )
+
+
+def test_bad_generator_settings_are_said_before_anything_starts(tmp_path, monkeypatch, capsys):
+    import bot.app
+    from bot.__main__ import main
+
+    monkeypatch.setenv("HANUL_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("GENERATOR_PORT", "abc")
+    monkeypatch.setenv("DISCORD_TOKEN", "a-token")
+    monkeypatch.setattr(bot.app, "run_bot", lambda settings: pytest.fail("connected to Discord"))
+    for argv in (["--console"], []):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "hanul: invalid configuration:" in err and "GENERATOR_PORT" in err and "'abc'" in err
+        assert "Traceback" not in err
+
+
+def test_the_console_keeps_log_warnings_out_of_the_conversation(tmp_path, monkeypatch, capsys):
+    from bot.__main__ import main
+
+    data = tmp_path / "data"
+    monkeypatch.setenv("HANUL_DATA_DIR", str(data))
+    monkeypatch.setenv("GENERATOR_URL", f"http://127.0.0.1:{free_port()}/v1")  # nothing listens there
+    monkeypatch.setenv("HANUL_RETRY_MINUTES", "0.02")
+    monkeypatch.setattr("sys.stdin", io.StringIO("a cat surfing at sunset\n/quit\n"))
+    try:
+        assert main(["--console"]) == 0
+    finally:
+        root = logging.getLogger()
+        for handler in [h for h in root.handlers if getattr(h, "_hanul", False)]:
+            root.removeHandler(handler)
+            handler.close()
+    captured = capsys.readouterr()
+    assert "could not be reached" in captured.out and captured.out.rstrip().endswith("Bye.")
+    assert captured.err == ""  # the retries were logged to the file, not the terminal
+    assert "retrying in" in (data / "hanul-console.log").read_text()
+
+
+async def test_a_model_that_failed_to_load_is_said_and_the_request_kept(tmp_path):
+    out = io.StringIO()
+    data = tmp_path / "data"
+    generator = tiny_generator_settings(data, GENERATOR_MODEL="no-such-model")
+    lines = io.StringIO("a cat surfing at sunset\nmake it night time\n")
+    code = await console_main(bot_settings(data), lines, out, generator, interrupt=False)
+    output = out.getvalue()
+    assert code == 1 and "Traceback" not in output and "can't reach" not in output
+    assert "The video generator can't make videos: model failed to load: cannot tell the model family" in output
+    assert "Your request is saved" in output and str(data / "hanul-console.log") in output
+    assert "make it night time" not in output  # the session ended there
+    await assert_pending(data, 1)
+
+
+async def assert_pending(data, count: int) -> None:
+    from bot.models import PENDING
+    from bot.store import Store
+    from generator.db import create_engine
+
+    engine = create_engine(bot_settings(data).resolved_database_url)
+    try:
+        records = await Store(engine).open_generations(0)
+    finally:
+        await engine.dispose()
+    assert [r.status for r in records] == [PENDING] * count
+
+
+class Typing(io.StringIO):
+    """A member typing: each line after a pause (read on the console's input thread)."""
+
+    def __init__(self, lines: list[str], pause: float) -> None:
+        super().__init__()
+        self.lines, self.pause = list(lines), pause
+
+    def readline(self, *args: object) -> str:
+        if not self.lines:
+            return ""
+        line = self.lines.pop(0)
+        if line.startswith("/"):
+            time.sleep(self.pause)
+        return line
+
+
+async def test_quit_while_waiting_leaves_at_once_and_the_request_is_made_at_the_next_start(tmp_path):
+    data = tmp_path / "data"
+    away = bot_settings(data, GENERATOR_URL=f"http://127.0.0.1:{free_port()}/v1")  # nothing listens there
+    out = io.StringIO()
+    started = time.monotonic()
+    typed = Typing(["a cat surfing at sunset\n", "/quit\n"], pause=1.5)  # /quit while it waits
+    code = await console_main(away, typed, out, interrupt=True)
+    assert code == 0 and time.monotonic() - started < 10
+    assert "can't reach the video generator" in out.getvalue()
+    assert out.getvalue().rstrip().endswith("it will be finished the next time you start the console.")
+    await assert_pending(data, 1)
+
+    out = io.StringIO()
+    code = await console_main(bot_settings(data), io.StringIO(""), out, tiny_generator_settings(data))
+    assert code == 0
+    assert "↻ Finishing **a cat surfing at sunset**" in out.getvalue().replace("**A cat", "**a cat")
+    (saved,) = [line.split(": ", 1)[1] for line in out.getvalue().splitlines() if "Saved: " in line]
+    assert (await asyncio.to_thread(Path(saved).read_bytes))[4:8] == b"ftyp"

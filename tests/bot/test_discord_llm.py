@@ -3,6 +3,8 @@ member sees in the thread is what the LLM wrote, in the member's language, and r
 
 from __future__ import annotations
 
+import json
+
 from bot.models import POSTED
 from tests.support.discord_fake import CHANNEL_ID
 from tests.support.hanul_bot import running_bot, wait_until
@@ -108,3 +110,41 @@ async def test_refining_in_the_thread_renders_the_llms_revision_and_says_what_ch
         assert conversation.current_prompt == NIGHT_PROMPT
         turns = await bot.studio.store.turns(conversation.id)
         assert turns[-1].content == "Sunset became a moonlit night."
+
+
+async def test_a_blocked_word_in_the_llms_title_or_summary_is_never_posted(tmp_path, monkeypatch, llm_server):
+    gory_title = expansion(title="Gore surf cat")
+    gory_summary = expansion(NIGHT_PROMPT, summary="Sunset became a night of gore.")
+    # Each reply is sent back once for repair; the repair repeats the word, so the offline writer takes over.
+    llm_server.add(Reply.json(gory_title), Reply.json(gory_title), Reply.json(gory_summary), Reply.json(gory_summary))
+    settings = with_llm(llm_server) | {"HANUL_BLOCKED_WORDS": "gore"}
+    async with running_bot(tmp_path / "data", monkeypatch, **settings) as (bot, fake):
+        fake.slash("video", {"prompt": "a cat surfing at sunset"})
+        thread = await fake.wait_for("POST", "/threads")
+        thread_id = int(thread.path.split("/")[4])
+        await wait_for_clips(fake, 1)
+        await bot.deliveries.wait_idle()
+        fake.say(thread_id, "make it night time")
+        await wait_for_clips(fake, 2)
+        await bot.deliveries.wait_idle()
+
+        assert "not allowed: gore" in llm_server.chat_requests[1].messages[-1]["content"]
+        posted = [json.dumps(c.json, ensure_ascii=False).lower() for c in fake.calls if c.method in ("POST", "PATCH")]
+        assert posted and not [p for p in posted if "gore" in p]
+        assert all(not r.llm_written for r in await bot.studio.store.history(1001))
+
+
+async def test_a_prompt_used_as_typed_or_edited_by_hand_passes_the_block_list(tmp_path, monkeypatch):
+    from tests.bot.test_discord import make_clip
+
+    async with running_bot(tmp_path / "data", monkeypatch, HANUL_BLOCKED_WORDS="gore") as (bot, fake):
+        fake.slash("video", {"prompt": "a gore scene", "enhance": False})
+        await fake.wait_for("POST", "/webhooks/", lambda c: "does not allow: “gore”" in c.content)
+        thread_id, _ = await make_clip(fake, "a cat surfing at sunset")
+        await bot.deliveries.wait_idle()
+        (record,) = [r for r in await bot.studio.store.history(1001) if r.status == POSTED]
+        fake.submit_modal(f"hanul:edit-modal:{record.id}", {"prompt": "a cat covered in gore"}, channel_id=thread_id)
+        await wait_until(lambda: len(fake.find("POST", "/webhooks/", lambda c: "does not allow" in c.content)) == 2)
+        posted = [json.dumps(c.json, ensure_ascii=False).lower() for c in fake.calls if "/channels/" in c.path]
+        assert not [p for p in posted if "gore" in p]
+        assert [r.kind for r in await bot.studio.store.history(1001) if r.status == POSTED] == ["generate"]

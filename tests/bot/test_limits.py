@@ -86,4 +86,43 @@ async def test_admins_bypass_limits_but_members_need_allowed_channels_and_roles(
     admin = Requester(user_id=2, guild_id=9, channel_id=99, role_ids=(30,))
     for _ in range(3):
         await admit(store, limits, admin)
-    assert limits.may_manage(admin, owner_id=1) and not limits.may_manage(Requester(user_id=3), owner_id=1)
+    await store.ensure_member(1)
+    made_here = await store.create_generation(NewGeneration(user_id=1, kind="generate", request_text="x", guild_id=9))
+    assert limits.may_manage(admin, made_here) and not limits.may_manage(Requester(user_id=3), made_here)
+
+
+async def test_server_admins_manage_only_their_servers_videos_and_get_no_limit_bypass(sqlite_engine):
+    store, limits = make(sqlite_engine, HANUL_MAX_QUEUED_PER_USER=1, HANUL_ADMIN_USER_IDS="7")
+    await store.ensure_member(1)
+    made_in_a = await store.create_generation(NewGeneration(user_id=1, kind="generate", request_text="x", guild_id=9))
+    made_in_dm = await store.create_generation(NewGeneration(user_id=1, kind="generate", request_text="y"))
+    admin_of_b = Requester(user_id=2, guild_id=8, server_admin=True)
+    admin_of_a = Requester(user_id=2, guild_id=9, server_admin=True)
+    assert not limits.may_manage(admin_of_b, made_in_a) and limits.may_manage(admin_of_a, made_in_a)
+    assert not limits.may_manage(admin_of_a, made_in_dm)  # nobody administers a DM
+    assert limits.may_manage(Requester(user_id=7), made_in_a) and limits.may_manage(Requester(user_id=7), made_in_dm)
+    assert not limits.may_see(Requester(user_id=2, guild_id=8), made_in_a, 8)
+    assert limits.may_see(Requester(user_id=2, guild_id=9), made_in_a, 9)
+    assert not limits.may_see(Requester(user_id=2, guild_id=9), made_in_dm, 9)
+    await admit(store, limits, admin_of_b)
+    with pytest.raises(Refusal) as refused:
+        await admit(store, limits, admin_of_b)
+    assert refused.value.code == "queue_full"
+
+
+async def test_the_cooldown_spares_follow_ups_on_your_own_clip(sqlite_engine):
+    store, limits = make(sqlite_engine, Clock(), HANUL_COOLDOWN_SECONDS=30)
+    member = Requester(user_id=5)
+    first = await admit(store, limits, member)
+    await store.mark_posted(first.id, 1)
+    await store.ensure_member(5)
+    follow_up = await limits.admit(
+        member,
+        lambda: store.create_generation(NewGeneration(user_id=5, kind="extend", request_text="y")),
+        follow_up=True,
+    )
+    await store.mark_posted(follow_up.id, 2)
+    with pytest.raises(Refusal) as refused:
+        await admit(store, limits, member)
+    assert refused.value.code == "cooldown"
+    assert BotSettings().cooldown_seconds == 0  # and by default there is none

@@ -246,3 +246,43 @@ async def test_a_bot_killed_between_the_upload_and_its_record_posts_the_clip_onc
         (record,) = await bot.studio.store.history(1001)
         assert record.status == POSTED and record.result_message_id == int(posted["id"])
         assert fake.clip_messages() == [posted]  # still one clip in the thread
+
+
+# --- a generator that cannot start or cannot render (issue #17) ---------------------------------------------------
+
+
+async def test_a_generator_whose_model_failed_to_load_is_said_and_the_request_kept(tmp_path, monkeypatch, caplog):
+    broken = {"GENERATOR_MODEL": "no-such-model"}
+    async with running_bot(tmp_path / "data", monkeypatch, generator=broken) as (bot, fake):
+        thread_id = await start_video(fake, "a lighthouse in a storm")
+        told = await fake.wait_for(
+            "PATCH", f"/messages/{thread_id}", lambda c: "isn't working right now" in c.content, within=60
+        )
+        assert "Your request is saved" in told.content and any(i.startswith("hanul:cancel:") for i in told.custom_ids)
+        await bot.deliveries.wait_idle()  # it stops waiting: nothing can be made until the model is fixed
+        (record,) = await bot.studio.store.history(1001)
+        assert record.status in OPEN_STATUSES and record.error is None  # made after the restart that follows
+        assert not [t for t in status_edits(fake, thread_id) if WAITING in t]  # it answers: not "can't reach"
+    assert any("cannot tell the model family of 'no-such-model'" in m for m in errors_logged(caplog))
+
+
+def test_the_bot_on_a_busy_port_says_so_before_connecting_to_discord(tmp_path, monkeypatch, capsys):
+    from bot.app import run_bot
+    from tests.support.hanul import bot_settings
+
+    async def no_discord(*args: object, **kwargs: object) -> None:
+        pytest.fail("connected to Discord")
+
+    monkeypatch.setattr("discord.Client.login", no_discord)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        for name, value in {"GENERATOR_PORT": port, "GENERATOR_MODEL": "tiny", "GENERATOR_DEVICE": "cpu"}.items():
+            monkeypatch.setenv(name, str(value))
+        assert run_bot(bot_settings(tmp_path / "data", DISCORD_TOKEN="not-a-real-token")) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"hanul: the video generator cannot listen on 127.0.0.1:{port} (the port is already in use). "
+        "Set GENERATOR_PORT to a free port (0 picks one), or stop the program using it.\n"
+    )

@@ -30,7 +30,7 @@ async def test_the_client_learns_the_model_family_and_native_sizes(tmp_path):
 def test_a_model_list_without_a_known_family_is_refused_and_bad_sizes_are_dropped():
     with pytest.raises(GeneratorError) as raised:
         GeneratorModel.from_listing([{"id": "x", "family": "sdxl"}])
-    assert raised.value.code == "generator_garbled"
+    assert raised.value.code == "generator_invalid"
     with pytest.raises(GeneratorError):
         GeneratorModel.from_listing(["<html>"])
     model = GeneratorModel.from_listing(

@@ -611,8 +611,10 @@ class FakeDiscord:
         permissions: int = 0,
         message: dict | None = None,
         size_limit: int = SIZE_LIMIT,
+        guild_id: int = GUILD_ID,
     ) -> dict[str, Any]:
-        """Send an INTERACTION_CREATE of `kind` (2 command, 3 component, 5 modal) from this member; returns it."""
+        """Send an INTERACTION_CREATE of `kind` (2 command, 3 component, 5 modal) from this member (in `guild_id`,
+        unless `dm`); returns it."""
         interaction_id = self.snowflake()
         payload: dict[str, Any] = {
             "id": str(interaction_id),
@@ -635,13 +637,13 @@ class FakeDiscord:
         else:
             channel_id = channel_id or CHANNEL_ID
             thread = self.threads.get(channel_id)
-            payload["guild_id"] = str(GUILD_ID)
+            payload["guild_id"] = str(guild_id)
             payload["guild_locale"] = "en-US"
             payload["channel_id"] = str(channel_id)
-            payload["channel"] = thread or text_channel_payload(channel_id)
+            payload["channel"] = thread or text_channel_payload(channel_id, guild_id)
             payload["member"] = member_payload(user_id, roles=roles, permissions=permissions)
             payload["context"] = 0
-            payload["authorizing_integration_owners"] = {"0": str(GUILD_ID)}
+            payload["authorizing_integration_owners"] = {"0": str(guild_id)}
         if message is not None:
             payload["message"] = message
         self.feed("INTERACTION_CREATE", payload)
@@ -661,6 +663,7 @@ class FakeDiscord:
         size_limit: int = SIZE_LIMIT,
         resolved: dict[str, Any] | None = None,
         types: dict[str, int] | None = None,
+        guild_id: int = GUILD_ID,
     ) -> dict[str, Any]:
         """Type a slash command; returns the INTERACTION_CREATE payload it sent."""
         kinds = {bool: 5, int: 4, float: 10, str: 3}
@@ -674,7 +677,7 @@ class FakeDiscord:
             ],
         }
         if not dm:
-            data["guild_id"] = str(GUILD_ID)
+            data["guild_id"] = str(guild_id)
         if resolved:
             data["resolved"] = resolved
         return self._interact(
@@ -687,6 +690,7 @@ class FakeDiscord:
             roles=roles,
             permissions=permissions,
             size_limit=size_limit,
+            guild_id=guild_id,
         )
 
     def message_command(self, name: str, message_id: int, **who: Any) -> dict[str, Any]:
@@ -738,6 +742,7 @@ class FakeDiscord:
             dm="guild_id" not in message,
             permissions=permissions,
             message=message,
+            guild_id=int(message.get("guild_id") or GUILD_ID),
         )
 
     def submit_modal(

@@ -29,8 +29,8 @@ async def running_bot(
     **settings: object,
 ) -> AsyncIterator[tuple[HanulBot, FakeDiscord]]:
     """Log in (REST: /users/@me, the application, command sync), receive GUILD_CREATE, then hand over.
-    `settings` are BotSettings variables (GENERATOR_URL set: no in-process generator); `generator` the in-process
-    generator's own variables."""
+    `settings` are BotSettings variables (GENERATOR_URL set: no in-process generator); `generator` overrides
+    the in-process generator's."""
     fake = fake or FakeDiscord()
     bot = HanulBot(
         bot_settings(data_dir, **settings),

@@ -11,6 +11,7 @@ import pytest
 
 from bot.console import console_main, run_console
 from tests.support.hanul import bot_settings, tiny_generator_settings
+from tests.support.hub_cache import hub_cache  # noqa: F401  (fixture)
 
 
 def converse(tmp_path, lines: list[str]) -> str:
@@ -118,7 +119,9 @@ def test_the_console_keeps_log_warnings_out_of_the_conversation(tmp_path, monkey
 async def test_a_model_that_failed_to_load_is_said_and_the_request_kept(tmp_path):
     out = io.StringIO()
     data = tmp_path / "data"
-    generator = tiny_generator_settings(data, GENERATOR_MODEL="no-such-model")
+    broken = tmp_path / "broken-model"  # a folder that starts the generator but holds no pipeline
+    broken.mkdir()
+    generator = tiny_generator_settings(data, GENERATOR_MODEL=str(broken))
     lines = io.StringIO("a cat surfing at sunset\nmake it night time\n")
     code = await console_main(bot_settings(data), lines, out, generator, interrupt=False)
     output = out.getvalue()
@@ -127,6 +130,16 @@ async def test_a_model_that_failed_to_load_is_said_and_the_request_kept(tmp_path
     assert "Your request is saved" in output and str(data / "hanul-console.log") in output
     assert "make it night time" not in output  # the session ended there
     await assert_pending(data, 1)
+
+
+async def test_a_model_that_is_not_here_stops_the_console_with_the_download_command(tmp_path, hub_cache):
+    out = io.StringIO()
+    data = tmp_path / "data"
+    generator = tiny_generator_settings(data, GENERATOR_MODEL="wan2.1-1.3b")
+    code = await console_main(bot_settings(data), io.StringIO("a cat\n"), out, generator, interrupt=False)
+    output = out.getvalue()
+    assert code == 2 and "Traceback" not in output
+    assert "python -m generator download wan2.1-1.3b" in output
 
 
 async def assert_pending(data, count: int) -> None:

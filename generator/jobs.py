@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
 import io
+import json
 import logging
 import secrets
 import statistics
@@ -45,6 +47,7 @@ DEFAULT_SECONDS = 4.0  # OpenAI's default clip length
 TYPICAL_CACHE_SECONDS = 1.0
 MAX_HOLD_SECONDS = 30.0  # the longest a `get` may hold its answer (`wait`)
 HELD_RECHECK_SECONDS = 1.0  # a held `get` reads its job again this often: changes made on other hosts
+ANONYMOUS = "anonymous"  # the client of calls made in-process, not through HTTP
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,11 @@ class VideoJobs:
     # --- create ----------------------------------------------------------------------------------
 
     async def create(
-        self, body: CreateVideoBody, reference: Upload | None, idempotency_key: str | None = None
+        self,
+        body: CreateVideoBody,
+        reference: Upload | None,
+        idempotency_key: str | None = None,
+        client: str = ANONYMOUS,
     ) -> VideoView:
         profile = await self.profile_source()
         check_model(body.model, profile)
@@ -111,10 +118,14 @@ class VideoJobs:
         if image is not None:
             png = await asyncio.to_thread(to_png, image)
             artifacts.append(await self._store_file(job.id, "reference", png))
-        return await self._enqueue(job, artifacts, idempotency_key)
+        return await self._enqueue(job, artifacts, idempotency_key, client)
 
     async def extend(
-        self, body: ExtendVideoBody, upload: Upload | None, idempotency_key: str | None = None
+        self,
+        body: ExtendVideoBody,
+        upload: Upload | None,
+        idempotency_key: str | None = None,
+        client: str = ANONYMOUS,
     ) -> VideoView:
         """A continuation of a completed video (by id) or of an uploaded MP4; the result is the stitched whole."""
         profile = await self.profile_source()
@@ -154,9 +165,11 @@ class VideoJobs:
         artifacts = []
         if upload is not None:
             artifacts.append(await self._store_file(job.id, "source", upload.data))
-        return await self._enqueue(job, artifacts, idempotency_key)
+        return await self._enqueue(job, artifacts, idempotency_key, client)
 
-    async def remix(self, video_id: str, body: RemixVideoBody, idempotency_key: str | None = None) -> VideoView:
+    async def remix(
+        self, video_id: str, body: RemixVideoBody, idempotency_key: str | None = None, client: str = ANONYMOUS
+    ) -> VideoView:
         """Same settings, seed and conditioning as the source, a new prompt."""
         profile = await self.profile_source()
         source = await self._visible(video_id)
@@ -184,7 +197,7 @@ class VideoJobs:
             if artifact.kind in ("reference", "source"):
                 data = await asyncio.to_thread(self.store.resolve(artifact.path).read_bytes)
                 artifacts.append(await self._store_file(job.id, artifact.kind, data))
-        return await self._enqueue(job, artifacts, idempotency_key)
+        return await self._enqueue(job, artifacts, idempotency_key, client)
 
     # --- read and remove -------------------------------------------------------------------------
 
@@ -297,8 +310,16 @@ class VideoJobs:
             kind=kind, path=self.store.relative_path(video_id, kind), content_type=ARTIFACTS[kind][1], bytes=len(data)
         )
 
-    async def _enqueue(self, job: VideoJob, artifacts: list[NewArtifact], idempotency_key: str | None) -> VideoView:
-        job.idempotency_key = idempotency_key
+    async def _enqueue(
+        self, job: VideoJob, artifacts: list[NewArtifact], idempotency_key: str | None, client: str
+    ) -> VideoView:
+        """Queue the job. `client` is who sent it (`api.client_bucket`): a job without a `user` counts against that
+        client's share, and an Idempotency-Key only finds jobs of the same client and user."""
+        params = {key: value for key, value in job.params.items() if key != "bucket"}  # a remix copies its source's
+        if job.user is None:
+            params["bucket"] = client
+        job.params = params
+        job.idempotency_key = scoped_idempotency_key(client, job.user, idempotency_key)
         try:
             stored = await self.queue.enqueue(job, artifacts)
         except BaseException:
@@ -308,7 +329,7 @@ class VideoJobs:
         if stored.id != job.id:  # a retry of a request that already made a job: keep that one
             if artifacts:
                 self.store.delete_job(job.id)
-            log.info("idempotent retry: %s already made %s", job.idempotency_key, stored.id)
+            log.info("idempotent retry: %s already made %s", idempotency_key, stored.id)
             return await self._view(stored)
         self.on_enqueued()
         log.info("queued %s (%s, %s s, %s) for %s", job.id, job.kind, job.seconds, job.size, job.user or "anonymous")
@@ -356,6 +377,14 @@ class VideoJobs:
         typical = statistics.median(times) if times else None
         self._typical = (time.monotonic(), typical)
         return typical
+
+
+def scoped_idempotency_key(client: str, user: str | None, key: str | None) -> str | None:
+    """The stored form of an Idempotency-Key: one client's and user's key never finds another's job."""
+    if key is None:
+        return None
+    scope = json.dumps([client, user, key], ensure_ascii=False)
+    return "v1:" + hashlib.sha256(scope.encode()).hexdigest()
 
 
 def shown_state(view: VideoView) -> str:

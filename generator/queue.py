@@ -162,19 +162,24 @@ class JobQueue:
             )
             if waiting >= self.limits.max_queue:
                 raise rate_limited(f"The queue is full ({waiting} jobs waiting). Try again in a minute.", 30)
-            users_unfinished = 0
+            # A named user's share is counted by name; anonymous requests by the client they came from (the API
+            # key or address the API put in params["bucket"]), so nameless clients cannot fill the whole queue.
             if job.user is not None:
-                users_unfinished = await session.scalar(
-                    select(func.count())
-                    .select_from(VideoJob)
-                    .where(VideoJob.user == job.user, VideoJob.status.in_(models.UNFINISHED))
+                same_sender = VideoJob.user == job.user
+                who = f"User '{job.user}' already has"
+            else:
+                bucket = job.params.get("bucket", "")
+                same_sender = and_(VideoJob.user.is_(None), VideoJob.params["bucket"].as_string() == bucket)
+                who = "Requests without a 'user' from this client already have"
+            users_unfinished = await session.scalar(
+                select(func.count()).select_from(VideoJob).where(VideoJob.status.in_(models.UNFINISHED), same_sender)
+            )
+            if users_unfinished >= self.limits.max_queue_per_user:
+                raise rate_limited(
+                    f"{who} {users_unfinished} unfinished videos "
+                    f"(at most {self.limits.max_queue_per_user}). Wait for one to finish.",
+                    10,
                 )
-                if users_unfinished >= self.limits.max_queue_per_user:
-                    raise rate_limited(
-                        f"User '{job.user}' already has {users_unfinished} unfinished videos "
-                        f"(at most {self.limits.max_queue_per_user}). Wait for one to finish.",
-                        10,
-                    )
             job.fair_rank = users_unfinished
             job.status = models.QUEUED
             session.add(job)

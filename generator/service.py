@@ -17,7 +17,13 @@ from typing import Any
 from aiohttp import web
 
 from generator.api import create_app
-from generator.db import create_engine, read_only_session_factory, session_factory, upgrade_database
+from generator.db import (
+    create_engine,
+    ensure_writable_folder,
+    read_only_session_factory,
+    session_factory,
+    upgrade_database,
+)
 from generator.errors import APIError
 from generator.jobs import VideoJobs
 from generator.pipelines.base import ModelProfile, VideoBackend
@@ -87,7 +93,7 @@ class GeneratorService:
 
     async def start(self) -> web.Application:
         """Migrate the database, start the workers, and return the API application."""
-        self.settings.videos_dir.mkdir(parents=True, exist_ok=True)
+        ensure_writable_folder(self.settings.videos_dir, "GENERATOR_ARTIFACTS_DIR (or HANUL_DATA_DIR)")
         await upgrade_database(self.engine)
         for index in range(self.settings.workers):
             settings = worker_settings(self.settings, index)
@@ -207,7 +213,9 @@ async def start_generator(
     """Start the service and its HTTP server on settings.host:port (port 0 picks a free one)."""
     service = GeneratorService(settings, backend_factory=backend_factory, profile=profile)
     app = await service.start()
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # keepalive_timeout also runs from the moment a connection opens: a client that never completes its request
+    # headers (or never sends one) is closed after it, as is an idle keep-alive connection.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=settings.idle_timeout)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     try:

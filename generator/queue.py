@@ -428,6 +428,15 @@ class JobQueue:
         async with self.readers() as session:
             return list((await session.scalars(select(VideoArtifact).where(VideoArtifact.job_id == video_id))).all())
 
+    async def known_ids(self, video_ids: list[str]) -> set[str]:
+        """Which of these ids have a job row (deleted ones included)."""
+        found: set[str] = set()
+        async with self.readers() as session:
+            for start in range(0, len(video_ids), 500):  # bound the IN list
+                chunk = video_ids[start : start + 500]
+                found.update(await session.scalars(select(VideoJob.id).where(VideoJob.id.in_(chunk))))
+        return found
+
     async def drop_artifact_rows(self, video_id: str) -> None:
         """Drop the artifact rows of a deleted job (its files are removed by the caller)."""
         async with self._writing(only=video_id) as session:

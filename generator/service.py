@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 
 BackendFactory = Callable[[GeneratorSettings], VideoBackend]
 PROFILE_WAIT_SECONDS = 10.0
+# A job's uploaded files are written just before its row is inserted; a process killed in between leaves a folder
+# no row names. Folders without a row are removed once nothing in them has changed for this long: far longer than
+# any request takes between writing its files and inserting its row, on this host or another sharing the storage.
+ORPHAN_FOLDER_SECONDS = 600.0
 
 
 def default_backend_factory(settings: GeneratorSettings) -> VideoBackend:
@@ -90,11 +94,14 @@ class GeneratorService:
         if profile is not None:
             self._profile.set_result(profile)
         self.jobs: VideoJobs | None = None
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> web.Application:
         """Migrate the database, start the workers, and return the API application."""
         ensure_writable_folder(self.settings.videos_dir, "GENERATOR_ARTIFACTS_DIR (or HANUL_DATA_DIR)")
         await upgrade_database(self.engine)
+        await self.remove_orphan_folders()
+        self._sweeper = asyncio.create_task(self._remove_orphan_folders_now_and_then(), name="orphan folders")
         for index in range(self.settings.workers):
             settings = worker_settings(self.settings, index)
             worker = Worker(
@@ -122,6 +129,28 @@ class GeneratorService:
             on_enqueued=self._wake_workers,
         )
         return create_app(self.settings, self.jobs, self.health)
+
+    async def remove_orphan_folders(self, older_than: float = ORPHAN_FOLDER_SECONDS) -> list[str]:
+        """Remove job folders that no job row names and in which nothing has changed for `older_than` seconds
+        (left by a process killed between writing a job's uploads and inserting its row)."""
+        loop = asyncio.get_running_loop()
+        candidates = await loop.run_in_executor(self.cpu_pool, self.store.job_folders_older_than, older_than)
+        if not candidates:
+            return []
+        orphans = sorted(set(candidates) - await self.queue.known_ids(candidates))
+        for video_id in orphans:
+            await loop.run_in_executor(self.cpu_pool, self.store.delete_job, video_id)
+        if orphans:
+            log.warning("removed %d job folder(s) that no job names (left by a killed process)", len(orphans))
+        return orphans
+
+    async def _remove_orphan_folders_now_and_then(self) -> None:
+        while True:
+            await asyncio.sleep(ORPHAN_FOLDER_SECONDS)
+            try:
+                await self.remove_orphan_folders()
+            except Exception:
+                log.exception("removing orphan job folders failed")
 
     def _load(self, settings: GeneratorSettings) -> VideoBackend:
         """Runs on a worker's GPU thread; the first loaded model's profile becomes the API's."""
@@ -183,6 +212,9 @@ class GeneratorService:
 
     async def stop(self) -> None:
         """Stop workers (running jobs go back to the queue), then close the database."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
         await asyncio.gather(*(worker.stop() for worker in self.workers), return_exceptions=True)
         for task in self._worker_tasks:
             task.cancel()

@@ -4,6 +4,7 @@ requests, clients that name no user, and Idempotency-Keys reused by someone else
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from urllib.parse import urlsplit
 
@@ -11,6 +12,8 @@ import aiohttp
 import openai
 import pytest
 
+from generator.service import ORPHAN_FOLDER_SECONDS
+from generator.storage import new_video_id
 from tests.support.generator_service import running_generator, sdk_client
 
 PATHS = ("/v1/videos", "/v1/videos/extensions", "/v1/videos/video_0123456789abcdef0123456789abcdef/remix")
@@ -180,3 +183,28 @@ async def test_an_idempotency_key_reused_by_another_user_makes_that_user_a_new_j
     assert mallory.id != alice.id and mallory.prompt == "anything"
     assert nameless.id not in (alice.id, mallory.id)
     assert alice_again.id == alice.id
+
+
+def aged(folder, seconds: float) -> None:
+    """Make `folder` and what it holds look untouched for `seconds`."""
+    then = time.time() - seconds
+    for path in [*folder.iterdir(), folder]:
+        os.utime(path, (then, then))
+
+
+async def test_job_folders_no_job_names_are_removed_at_start_once_nothing_can_be_writing_them(tmp_path):
+    """A process killed between writing a job's upload and inserting its row left the folder behind."""
+    async with running_generator(tmp_path, GENERATOR_WORKERS=0) as running, sdk_client(running) as client:
+        video = await client.videos.create(prompt="kept", seconds="1")
+        store = running.service.store
+    folders = {name: store.job_dir(new_video_id()) for name in ("old orphan", "fresh orphan")}
+    folders["job"] = store.job_dir(video.id)
+    for folder in folders.values():
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "reference.png").write_bytes(b"an upload")
+    aged(folders["old orphan"], ORPHAN_FOLDER_SECONDS + 60)
+    aged(folders["job"], ORPHAN_FOLDER_SECONDS + 60)
+    async with running_generator(tmp_path, GENERATOR_WORKERS=0):
+        assert not folders["old orphan"].exists()
+        assert folders["fresh orphan"].exists()  # perhaps another host's request, about to insert its row
+        assert folders["job"].exists()

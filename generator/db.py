@@ -104,13 +104,19 @@ def _ensure_writable_sqlite(path: Path) -> None:
         ) from None
 
 
+def ensure_writable_database(url: str) -> None:
+    """For a SQLite file: create its folder and check the folder and the file can be written (StorageError)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and _is_sqlite_file(parsed):
+        _ensure_writable_sqlite(Path(parsed.database))
+
+
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine; SQLite gets WAL, foreign keys and a busy timeout, and its folder is created (StorageError
     when the folder or the file cannot be written)."""
     parsed = make_url(url)
+    ensure_writable_database(url)
     if parsed.get_backend_name() == "sqlite":
-        if _is_sqlite_file(parsed):
-            _ensure_writable_sqlite(Path(parsed.database))
         kwargs.setdefault("connect_args", {"timeout": _SQLITE_BUSY_SECONDS})
         engine = create_async_engine(url, **kwargs)
         _configure_sqlite(engine)

@@ -246,7 +246,11 @@ async def start_generator(
 ) -> RunningGenerator:
     """Start the service and its HTTP server on settings.host:port (port 0 picks a free one)."""
     service = GeneratorService(settings, backend_factory=backend_factory, profile=profile)
-    app = await service.start()
+    try:
+        app = await service.start()
+    except BaseException:  # e.g. StorageError: an unwritable artifacts folder
+        await service.stop()
+        raise
     # keepalive_timeout also runs from the moment a connection opens: a client that never completes its request
     # headers (or never sends one) is closed after it, as is an idle keep-alive connection.
     runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=settings.idle_timeout)

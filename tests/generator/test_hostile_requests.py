@@ -12,6 +12,7 @@ import aiohttp
 import openai
 import pytest
 
+from generator.db import StorageError
 from generator.service import ORPHAN_FOLDER_SECONDS
 from generator.storage import new_video_id
 from tests.support.generator_service import running_generator, sdk_client
@@ -208,3 +209,12 @@ async def test_job_folders_no_job_names_are_removed_at_start_once_nothing_can_be
         assert not folders["old orphan"].exists()
         assert folders["fresh orphan"].exists()  # perhaps another host's request, about to insert its row
         assert folders["job"].exists()
+
+
+async def test_an_unwritable_artifacts_folder_stops_the_start_with_its_name(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(StorageError) as raised:
+        async with running_generator(tmp_path / "data", GENERATOR_ARTIFACTS_DIR=str(blocker / "videos")):
+            pass
+    assert str(blocker / "videos") in str(raised.value) and "GENERATOR_ARTIFACTS_DIR" in str(raised.value)

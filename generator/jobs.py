@@ -130,7 +130,7 @@ class VideoJobs:
             # Decoded to the render size in one call: nothing decoded outlives it or waits across an await.
             png = await self._decode(reference_png, image_bytes, plan.width, plan.height)
             artifacts.append(await self._store_file(job.id, "reference", png))
-        return await self._enqueue(job, artifacts, idempotency_key, client)
+        return await self._enqueue(job, artifacts, idempotency_key, client, body.user)
 
     async def extend(
         self,
@@ -177,7 +177,7 @@ class VideoJobs:
         artifacts = []
         if upload is not None:
             artifacts.append(await self._store_file(job.id, "source", upload.data))
-        return await self._enqueue(job, artifacts, idempotency_key, client)
+        return await self._enqueue(job, artifacts, idempotency_key, client, body.user)
 
     async def remix(
         self, video_id: str, body: RemixVideoBody, idempotency_key: str | None = None, client: str = ANONYMOUS
@@ -209,7 +209,7 @@ class VideoJobs:
             if artifact.kind in ("reference", "source"):
                 data = await asyncio.to_thread(self.store.resolve(artifact.path).read_bytes)
                 artifacts.append(await self._store_file(job.id, artifact.kind, data))
-        return await self._enqueue(job, artifacts, idempotency_key, client)
+        return await self._enqueue(job, artifacts, idempotency_key, client, body.user)
 
     # --- read and remove -------------------------------------------------------------------------
 
@@ -338,15 +338,21 @@ class VideoJobs:
         )
 
     async def _enqueue(
-        self, job: VideoJob, artifacts: list[NewArtifact], idempotency_key: str | None, client: str
+        self,
+        job: VideoJob,
+        artifacts: list[NewArtifact],
+        idempotency_key: str | None,
+        client: str,
+        named: str | None,
     ) -> VideoView:
         """Queue the job. `client` is who sent it (`api.client_bucket`): a job without a `user` counts against that
-        client's share, and an Idempotency-Key only finds jobs of the same client and user."""
+        client's share. An Idempotency-Key only finds jobs of the same user the request `named` (without one: of
+        the same client), never those of a remix's source's user."""
         params = {key: value for key, value in job.params.items() if key != "bucket"}  # a remix copies its source's
         if job.user is None:
             params["bucket"] = client
         job.params = params
-        job.idempotency_key = scoped_idempotency_key(client, job.user, idempotency_key)
+        job.idempotency_key = scoped_idempotency_key(client, named, idempotency_key)
         try:
             stored = await self.queue.enqueue(job, artifacts)
         except BaseException:
@@ -407,10 +413,11 @@ class VideoJobs:
 
 
 def scoped_idempotency_key(client: str, user: str | None, key: str | None) -> str | None:
-    """The stored form of an Idempotency-Key: one client's and user's key never finds another's job."""
+    """The stored form of an Idempotency-Key: one user's key (a nameless client's, for requests without a user)
+    never finds another's job. A named user's retry finds its job from any address (a bot behind another proxy)."""
     if key is None:
         return None
-    scope = json.dumps([client, user, key], ensure_ascii=False)
+    scope = json.dumps(["user", user, key] if user is not None else ["client", client, key], ensure_ascii=False)
     return "v1:" + hashlib.sha256(scope.encode()).hexdigest()
 
 

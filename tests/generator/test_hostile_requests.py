@@ -15,7 +15,7 @@ import pytest
 from generator.db import StorageError
 from generator.service import ORPHAN_FOLDER_SECONDS
 from generator.storage import new_video_id
-from tests.support.generator_service import running_generator, sdk_client
+from tests.support.generator_service import poll, running_generator, sdk_client
 
 PATHS = ("/v1/videos", "/v1/videos/extensions", "/v1/videos/video_0123456789abcdef0123456789abcdef/remix")
 
@@ -218,3 +218,17 @@ async def test_an_unwritable_artifacts_folder_stops_the_start_with_its_name(tmp_
         async with running_generator(tmp_path / "data", GENERATOR_ARTIFACTS_DIR=str(blocker / "videos")):
             pass
     assert str(blocker / "videos") in str(raised.value) and "GENERATOR_ARTIFACTS_DIR" in str(raised.value)
+
+
+async def test_a_remix_by_someone_else_never_finds_the_source_users_job_by_key(tmp_path):
+    """A remix inherits its source's user; the key is still the remixer's, not the source user's."""
+    async with running_generator(tmp_path) as running, sdk_client(running) as client:
+        alice = {"user": "alice"}
+        source = await poll(
+            client, (await client.videos.create(prompt="alice's clip", seconds="1", extra_body=alice)).id
+        )
+        private = await client.videos.create(
+            prompt="alice's private idea", seconds="1", extra_body=alice, extra_headers={"Idempotency-Key": "k"}
+        )
+        remix = await client.videos.remix(source.id, prompt="mallory's", extra_headers={"Idempotency-Key": "k"})
+    assert remix.id != private.id and remix.prompt == "mallory's"

@@ -62,6 +62,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hanul generator: {error}", file=sys.stderr)
         return 2
 
+    from generator.db import StorageError, ensure_writable_database, ensure_writable_folder
+
+    try:
+        if args.command in ("serve", "migrate"):  # before the heavy imports: the message alone, and at once
+            ensure_writable_database(settings.resolved_database_url)
+        if args.command == "serve":
+            ensure_writable_folder(settings.videos_dir, "GENERATOR_ARTIFACTS_DIR (or HANUL_DATA_DIR)")
+        return _run(args, settings)
+    except StorageError as error:  # a read-only data folder or database: what to fix, not a traceback
+        print(f"hanul generator: {error}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace, settings: GeneratorSettings) -> int:
     from generator.logs import configure_logging
 
     configure_logging(settings.log_level, [settings.api_key.get_secret_value()] if settings.api_key else [])

@@ -5,15 +5,20 @@ Handlers parse the request, call `VideoJobs`, and render the result; every error
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import hmac
 import json
 import logging
 import math
+import urllib.parse
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
+from pydantic import BaseModel
 
 from generator.errors import APIError, invalid, unauthorized
 from generator.jobs import MAX_HOLD_SECONDS, Upload, VideoJobs, VideoView
@@ -29,6 +34,7 @@ HEALTH = web.AppKey("health", Callable[[], Awaitable[dict[str, Any]]])
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 POLL_AFTER_MS = "500"  # the SDK's poll helper reads openai-poll-after-ms
+OFF_LOOP_JSON_BYTES = 1024 * 1024  # JSON bodies larger than this are parsed on a thread
 HELD_HEADER = "hanul-wait"  # on answers to `?wait=`: the answer was held until the job changed (or the wait ended)
 
 
@@ -75,7 +81,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except APIError as error:
-        return _error_response(error)
+        response = _error_response(error)
+        if error.status == 408:  # the rest of a body that stopped arriving is not waited for
+            response.force_close()
+        return response
     except web.HTTPException as error:
         if error.status < 400:
             raise
@@ -107,38 +116,101 @@ def auth_middleware(api_key: str | None) -> Callable[[web.Request, Handler], Awa
 # --- request bodies --------------------------------------------------------------------------------
 
 
-async def read_body(request: web.Request, max_bytes: int) -> tuple[dict[str, Any], dict[str, Upload]]:
-    """Fields and files of a JSON, multipart or urlencoded body (`a[b]` form keys become nested dicts)."""
+MAX_PARTS = 64  # multipart parts or form fields in one body: the endpoints take about fifteen
+
+
+@dataclass(frozen=True)
+class BodyLimits:
+    """What one request body may be: its bytes, how long it may take to arrive, the fields and file it may carry."""
+
+    max_bytes: int
+    timeout: float
+    fields: frozenset[str]
+    file: str | None = None
+
+
+def body_limits(request: web.Request, body: type[BaseModel], file: str | None = None) -> BodyLimits:
+    settings = request.app[SETTINGS]
+    return BodyLimits(settings.max_request_bytes, settings.body_timeout, frozenset(body.model_fields), file)
+
+
+async def read_body(request: web.Request, limits: BodyLimits) -> tuple[dict[str, Any], dict[str, Upload]]:
+    """Fields and files of a JSON, multipart or urlencoded body (`a[b]` form keys become nested dicts).
+
+    A body that has not arrived within `limits.timeout` seconds is refused with 408 and its connection closed; a
+    form's unknown field or file is refused as soon as its part begins, not after the whole body has been read."""
+    try:
+        async with asyncio.timeout(limits.timeout):
+            return await _read_body(request, limits)
+    except TimeoutError:
+        raise APIError(
+            408, f"The request body did not arrive within {limits.timeout:g} s.", code="request_timeout"
+        ) from None
+
+
+async def _read_body(request: web.Request, limits: BodyLimits) -> tuple[dict[str, Any], dict[str, Upload]]:
     content_type = request.content_type
     if content_type == "application/json":
+        raw = await request.read()
         try:
-            data = json.loads(await request.read() or b"null")
+            if len(raw) > OFF_LOOP_JSON_BYTES:  # parsing tens of MB would hold the event loop for a second
+                data = await asyncio.to_thread(json.loads, raw or b"null")
+            else:
+                data = json.loads(raw or b"null")
         except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
             raise invalid(None, "The request body is not valid JSON.", code="invalid_json") from None
         if not isinstance(data, dict):
             raise invalid(None, "The request body must be a JSON object.", code="invalid_json")
         return data, {}
     if content_type == "multipart/form-data":
-        return await _read_multipart(request, max_bytes)
+        return await _read_multipart(request, limits)
     if content_type == "application/x-www-form-urlencoded":
-        form = await request.post()
-        return _nest({key: str(value) for key, value in form.items()}), {}
+        return _read_urlencoded(await request.read(), request.charset, limits), {}
     raise invalid(None, "Send the body as application/json or multipart/form-data.", code="unsupported_content_type")
 
 
-async def _read_multipart(request: web.Request, max_bytes: int) -> tuple[dict[str, Any], dict[str, Upload]]:
+def _read_urlencoded(raw: bytes, charset: str | None, limits: BodyLimits) -> dict[str, Any]:
+    """A form body: text in its charset (UTF-8 unless it says otherwise), percent-escapes decoded as UTF-8."""
+    try:
+        text = raw.decode(charset or "utf-8")
+        pairs = urllib.parse.parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=MAX_PARTS)
+    except (UnicodeDecodeError, LookupError):
+        raise invalid(None, "The form body is not valid UTF-8 text.", code="invalid_form") from None
+    except ValueError:  # parse_qsl: more than max_num_fields
+        raise invalid(None, f"The form has more than {MAX_PARTS} fields.", code="too_many_fields") from None
+    for name, _ in pairs:
+        _check_field_name(name, limits, is_file=False)
+    return _nest(dict(pairs))
+
+
+def _check_field_name(name: str, limits: BodyLimits, *, is_file: bool) -> None:
+    """Refuse a part the endpoint does not take, by its name alone (before its data is read)."""
+    if is_file:
+        if name != limits.file:
+            raise invalid(name[:60], f"Unknown file parameter: '{name[:60]}'.", code="unknown_parameter")
+        return
+    outer = name.split("[", 1)[0] if name.endswith("]") else name
+    if outer not in limits.fields:
+        raise invalid(name[:60], f"Unknown parameter: '{name[:60]}'.", code="unknown_parameter")
+
+
+async def _read_multipart(request: web.Request, limits: BodyLimits) -> tuple[dict[str, Any], dict[str, Upload]]:
     fields: dict[str, str] = {}
     files: dict[str, Upload] = {}
-    total = 0
+    total = parts = 0
     try:
         reader = await request.multipart()
         while (part := await reader.next()) is not None:
+            parts += 1
+            if parts > MAX_PARTS:
+                raise invalid(None, f"The form has more than {MAX_PARTS} parts.", code="too_many_fields")
             if not isinstance(part, BodyPartReader) or not part.name:
                 raise invalid(None, "Every multipart part needs a name.", code="invalid_multipart")
+            _check_field_name(part.name, limits, is_file=part.filename is not None)
             chunks = []
             while chunk := await part.read_chunk(64 * 1024):
                 total += len(chunk)
-                if total > max_bytes:
+                if total > limits.max_bytes:
                     raise APIError(413, "The request body is too large.", code="request_too_large")
                 chunks.append(chunk)
             data = b"".join(chunks)
@@ -149,6 +221,8 @@ async def _read_multipart(request: web.Request, max_bytes: int) -> tuple[dict[st
                     fields[part.name] = data.decode(part.get_charset("utf-8"))
                 except (UnicodeDecodeError, LookupError):
                     raise invalid(part.name, f"Field '{part.name}' is not valid UTF-8 text.") from None
+            # Parts already buffered are read without suspending: let other requests (/healthz) run between parts.
+            await asyncio.sleep(0)
     except APIError:
         raise
     except (ValueError, AssertionError, RuntimeError, HttpProcessingError):  # e.g. a part's headers cut off
@@ -187,6 +261,15 @@ def _take_file(files: dict[str, Upload], fields: dict[str, Any], name: str) -> U
     return upload
 
 
+def client_bucket(request: web.Request) -> str:
+    """Who a request counts against when it names no `user`: the API key it presented (hashed), or, on a server
+    without a key, the address it came from."""
+    if request.app[SETTINGS].api_key is not None:
+        presented = request.headers.get("Authorization", "").encode()
+        return "key:" + hashlib.sha256(presented).hexdigest()[:32]
+    return f"address:{request.remote or 'unknown'}"
+
+
 def idempotency_key(request: web.Request) -> str | None:
     """The client's Idempotency-Key header: a retried POST with the same key returns the first job."""
     key = request.headers.get("Idempotency-Key")
@@ -201,26 +284,27 @@ def idempotency_key(request: web.Request) -> str | None:
 
 
 async def create_video(request: web.Request) -> web.Response:
-    fields, files = await read_body(request, request.app[SETTINGS].max_request_bytes)
+    fields, files = await read_body(request, body_limits(request, CreateVideoBody, "input_reference"))
     upload = _take_file(files, fields, "input_reference")
     body = parse_body(CreateVideoBody, fields)
-    view = await request.app[JOBS].create(body, upload, idempotency_key(request))
+    view = await request.app[JOBS].create(body, upload, idempotency_key(request), client_bucket(request))
     return _json(video_json(view))
 
 
 async def extend_video(request: web.Request) -> web.Response:
-    fields, files = await read_body(request, request.app[SETTINGS].max_request_bytes)
+    fields, files = await read_body(request, body_limits(request, ExtendVideoBody, "video"))
     upload = _take_file(files, fields, "video")
     body = parse_body(ExtendVideoBody, fields)
-    view = await request.app[JOBS].extend(body, upload, idempotency_key(request))
+    view = await request.app[JOBS].extend(body, upload, idempotency_key(request), client_bucket(request))
     return _json(video_json(view))
 
 
 async def remix_video(request: web.Request) -> web.Response:
-    fields, files = await read_body(request, request.app[SETTINGS].max_request_bytes)
+    fields, files = await read_body(request, body_limits(request, RemixVideoBody))
     _refuse_files(files)
     body = parse_body(RemixVideoBody, fields)
-    view = await request.app[JOBS].remix(request.match_info["video_id"], body, idempotency_key(request))
+    jobs = request.app[JOBS]
+    view = await jobs.remix(request.match_info["video_id"], body, idempotency_key(request), client_bucket(request))
     return _json(video_json(view))
 
 

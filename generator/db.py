@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -70,12 +71,52 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}  # noqa: RUF012
 
 
-def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """An async engine; SQLite gets WAL, foreign keys and a busy timeout, and its folder is created."""
+class StorageError(Exception):
+    """A folder or database file Hanul must write cannot be written; the message names it and what to do."""
+
+
+def ensure_writable_folder(folder: Path, setting: str) -> None:
+    """Create `folder` if needed and prove it takes a file, or raise StorageError naming it and `setting`."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".hanul-write-check-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise StorageError(
+            f"cannot write to the folder {folder}: {error.strerror or error}.\n"
+            f"Set {setting} to a place this user can write, or give this user write access to it."
+        ) from None
+
+
+def _ensure_writable_sqlite(path: Path) -> None:
+    """The SQLite file's folder takes new files (its journal) and the file, when it exists, opens for writing."""
+    setting = "HANUL_DATA_DIR (which holds hanul.db unless DATABASE_URL names another file) or DATABASE_URL"
+    ensure_writable_folder(path.parent, setting)
+    try:
+        if path.exists():
+            with path.open("r+b"):
+                pass
+    except OSError as error:
+        raise StorageError(
+            f"cannot write to the database file {path}: {error.strerror or error}.\n"
+            f"Give this user write access to it, or set {setting} to a place this user can write."
+        ) from None
+
+
+def ensure_writable_database(url: str) -> None:
+    """For a SQLite file: create its folder and check the folder and the file can be written (StorageError)."""
     parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and _is_sqlite_file(parsed):
+        _ensure_writable_sqlite(Path(parsed.database))
+
+
+def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    """An async engine; SQLite gets WAL, foreign keys and a busy timeout, and its folder is created (StorageError
+    when the folder or the file cannot be written)."""
+    parsed = make_url(url)
+    ensure_writable_database(url)
     if parsed.get_backend_name() == "sqlite":
-        if _is_sqlite_file(parsed):
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         kwargs.setdefault("connect_args", {"timeout": _SQLITE_BUSY_SECONDS})
         engine = create_async_engine(url, **kwargs)
         _configure_sqlite(engine)

@@ -9,18 +9,23 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
 import io
+import json
 import logging
+import math
 import secrets
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from generator import models
 from generator.errors import APIError, invalid, not_found, not_ready
-from generator.images import read_reference_image, to_png
+from generator.images import read_image_header, reference_png, release_freed_memory
 from generator.models import VideoJob
 from generator.params import (
     MAX_SEED,
@@ -40,11 +45,16 @@ from generator.settings import GeneratorSettings
 from generator.storage import ARTIFACTS, ArtifactStore, is_video_id, new_video_id
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_SECONDS = 4.0  # OpenAI's default clip length
 TYPICAL_CACHE_SECONDS = 1.0
 MAX_HOLD_SECONDS = 30.0  # the longest a `get` may hold its answer (`wait`)
 HELD_RECHECK_SECONDS = 1.0  # a held `get` reads its job again this often: changes made on other hosts
+MAX_CLIP_FRAME_PIXELS = 4096 * 4096  # one frame of an uploaded clip
+MAX_CLIP_PIXELS = 1920 * 1080 * 30 * 60  # all frames of an uploaded clip: a minute of 1080p at 30 fps
+DECODES_AT_ONCE = 2  # uploads decoded at the same time; the others wait their turn
+ANONYMOUS = "anonymous"  # the client of calls made in-process, not through HTTP
 
 
 @dataclass(frozen=True)
@@ -84,37 +94,50 @@ class VideoJobs:
         self.on_enqueued = on_enqueued
         self._typical: tuple[float, float | None] = (-TYPICAL_CACHE_SECONDS, None)  # (monotonic time, seconds)
         self._releasing_held = asyncio.Event()
+        # Uploads are decoded on their own few threads, one at a time each: a 6300×6300 1-bit PNG is 4.9 KB sent
+        # and tens of MB decoded; 24 of them at once on the default pool held 4 GB, and freed memory stayed with
+        # the threads that had used it.
+        self._decoder = ThreadPoolExecutor(max_workers=DECODES_AT_ONCE, thread_name_prefix="hanul-decode")
 
     # --- create ----------------------------------------------------------------------------------
 
     async def create(
-        self, body: CreateVideoBody, reference: Upload | None, idempotency_key: str | None = None
+        self,
+        body: CreateVideoBody,
+        reference: Upload | None,
+        idempotency_key: str | None = None,
+        client: str = ANONYMOUS,
     ) -> VideoView:
         profile = await self.profile_source()
         check_model(body.model, profile)
         if body.input_reference is not None and reference is not None:
             raise invalid("input_reference", "Send 'input_reference' once: as a file or as an image_url, not both.")
         image_bytes = reference.data if reference is not None else _data_url_image(body.input_reference)
-        image = None
+        header = None
         if image_bytes is not None:
             if not profile.supports_image:
                 raise invalid("input_reference", f"The loaded model '{profile.name}' cannot start from an image.")
-            image = await asyncio.to_thread(read_reference_image, image_bytes)
+            header = await self._decode(read_image_header, image_bytes)
         seconds = DEFAULT_SECONDS if body.seconds is None else body.seconds
-        if body.size is None and image is not None:
-            size = profile.native_sizes[orientation(image.width, image.height)]
+        if body.size is None and header is not None:
+            size = profile.native_sizes[orientation(header.width, header.height)]
         else:
             size = plan_size(body.size, profile)
         plan = self._plan(profile, body, seconds=seconds, size=size)
         job = self._new_job(profile, "generate", body.prompt, body.negative_prompt, plan, body.seed, body.user)
         artifacts = []
-        if image is not None:
-            png = await asyncio.to_thread(to_png, image)
+        if image_bytes is not None:
+            # Decoded to the render size in one call: nothing decoded outlives it or waits across an await.
+            png = await self._decode(reference_png, image_bytes, plan.width, plan.height)
             artifacts.append(await self._store_file(job.id, "reference", png))
-        return await self._enqueue(job, artifacts, idempotency_key)
+        return await self._enqueue(job, artifacts, idempotency_key, client, body.user)
 
     async def extend(
-        self, body: ExtendVideoBody, upload: Upload | None, idempotency_key: str | None = None
+        self,
+        body: ExtendVideoBody,
+        upload: Upload | None,
+        idempotency_key: str | None = None,
+        client: str = ANONYMOUS,
     ) -> VideoView:
         """A continuation of a completed video (by id) or of an uploaded MP4; the result is the stitched whole."""
         profile = await self.profile_source()
@@ -135,7 +158,7 @@ class VideoJobs:
             body = body.model_copy(update={"num_inference_steps": steps, "guidance_scale": guidance})
             parent_id = parent.id
         else:
-            width, height, fps_found, parent_frames = await asyncio.to_thread(
+            width, height, fps_found, parent_frames = await self._decode(
                 _probe_mp4, upload.data, self.settings.max_seconds
             )
             size = profile.native_sizes[orientation(width, height)]
@@ -154,9 +177,11 @@ class VideoJobs:
         artifacts = []
         if upload is not None:
             artifacts.append(await self._store_file(job.id, "source", upload.data))
-        return await self._enqueue(job, artifacts, idempotency_key)
+        return await self._enqueue(job, artifacts, idempotency_key, client, body.user)
 
-    async def remix(self, video_id: str, body: RemixVideoBody, idempotency_key: str | None = None) -> VideoView:
+    async def remix(
+        self, video_id: str, body: RemixVideoBody, idempotency_key: str | None = None, client: str = ANONYMOUS
+    ) -> VideoView:
         """Same settings, seed and conditioning as the source, a new prompt."""
         profile = await self.profile_source()
         source = await self._visible(video_id)
@@ -184,7 +209,7 @@ class VideoJobs:
             if artifact.kind in ("reference", "source"):
                 data = await asyncio.to_thread(self.store.resolve(artifact.path).read_bytes)
                 artifacts.append(await self._store_file(job.id, artifact.kind, data))
-        return await self._enqueue(job, artifacts, idempotency_key)
+        return await self._enqueue(job, artifacts, idempotency_key, client, body.user)
 
     # --- read and remove -------------------------------------------------------------------------
 
@@ -205,6 +230,21 @@ class VideoJobs:
             await self.queue.wait_for_change(video_id, min(remaining, HELD_RECHECK_SECONDS))
             view = await self._view(await self._visible(video_id))
         return view
+
+    async def _decode(self, function: Callable[..., T], *args: object) -> T:
+        """Run `function` on a decoding thread, then hand the memory it freed back to the system."""
+
+        def decode() -> T:
+            try:
+                return function(*args)
+            finally:
+                release_freed_memory()
+
+        return await asyncio.get_running_loop().run_in_executor(self._decoder, decode)
+
+    def close(self) -> None:
+        """Stop the decoding threads (the service is stopping)."""
+        self._decoder.shutdown(wait=False, cancel_futures=True)
 
     def release_held(self) -> None:
         """Answer every held `get` now and hold no more (the server is shutting down)."""
@@ -297,8 +337,22 @@ class VideoJobs:
             kind=kind, path=self.store.relative_path(video_id, kind), content_type=ARTIFACTS[kind][1], bytes=len(data)
         )
 
-    async def _enqueue(self, job: VideoJob, artifacts: list[NewArtifact], idempotency_key: str | None) -> VideoView:
-        job.idempotency_key = idempotency_key
+    async def _enqueue(
+        self,
+        job: VideoJob,
+        artifacts: list[NewArtifact],
+        idempotency_key: str | None,
+        client: str,
+        named: str | None,
+    ) -> VideoView:
+        """Queue the job. `client` is who sent it (`api.client_bucket`): a job without a `user` counts against that
+        client's share. An Idempotency-Key only finds jobs of the same user the request `named` (without one: of
+        the same client), never those of a remix's source's user."""
+        params = {key: value for key, value in job.params.items() if key != "bucket"}  # a remix copies its source's
+        if job.user is None:
+            params["bucket"] = client
+        job.params = params
+        job.idempotency_key = scoped_idempotency_key(client, named, idempotency_key)
         try:
             stored = await self.queue.enqueue(job, artifacts)
         except BaseException:
@@ -308,7 +362,7 @@ class VideoJobs:
         if stored.id != job.id:  # a retry of a request that already made a job: keep that one
             if artifacts:
                 self.store.delete_job(job.id)
-            log.info("idempotent retry: %s already made %s", job.idempotency_key, stored.id)
+            log.info("idempotent retry: %s already made %s", idempotency_key, stored.id)
             return await self._view(stored)
         self.on_enqueued()
         log.info("queued %s (%s, %s s, %s) for %s", job.id, job.kind, job.seconds, job.size, job.user or "anonymous")
@@ -358,6 +412,15 @@ class VideoJobs:
         return typical
 
 
+def scoped_idempotency_key(client: str, user: str | None, key: str | None) -> str | None:
+    """The stored form of an Idempotency-Key: one user's key (a nameless client's, for requests without a user)
+    never finds another's job. A named user's retry finds its job from any address (a bot behind another proxy)."""
+    if key is None:
+        return None
+    scope = json.dumps(["user", user, key] if user is not None else ["client", client, key], ensure_ascii=False)
+    return "v1:" + hashlib.sha256(scope.encode()).hexdigest()
+
+
 def shown_state(view: VideoView) -> str:
     """What a poller watches for, as `status:progress:queue_position` (empty when not queued), e.g.
     `queued:0:3`: a held `get` answers when it changes."""
@@ -381,7 +444,10 @@ def _data_url_image(reference: dict[str, str] | None) -> bytes | None:
 
 
 def _probe_mp4(data: bytes, max_seconds: float) -> tuple[int, int, float, int]:
-    """Width, height, fps and frame count of an uploaded clip, refusing what isn't a short readable video."""
+    """Width, height, fps and frame count of an uploaded clip, refusing what isn't a short readable video.
+
+    Decided from the header and the packets (no frame is decoded to count them), then one frame is decoded to
+    prove the stream can be: a 22.8 KB MP4 can hold 300 frames of 1080p, 1.9 GB once decoded."""
     import av
 
     try:
@@ -392,17 +458,35 @@ def _probe_mp4(data: bytes, max_seconds: float) -> tuple[int, int, float, int]:
             stream = container.streams.video[0]
             width, height = stream.codec_context.width, stream.codec_context.height
             fps = float(stream.average_rate or stream.guessed_rate or 0)
+            if not width or not height or not fps:
+                raise invalid("video", "The uploaded video has no frames.")
+            if width * height > MAX_CLIP_FRAME_PIXELS:
+                raise invalid("video", f"The uploaded video is {width}×{height}; at most 4096×4096 is accepted.")
+            most = math.floor(max_seconds * fps + 1e-6)
+            _refuse_long_clip(stream.frames, most, width, height, max_seconds)  # the header's own count
             frames = 0
-            for _ in container.decode(stream):
-                frames += 1
-                if fps and frames / fps > max_seconds:
-                    raise invalid("video", f"The uploaded clip is longer than {max_seconds:g} s.")
+            for packet in container.demux(stream):
+                if packet.size:
+                    frames += 1
+                    _refuse_long_clip(frames, most, width, height, max_seconds)
+            container.seek(0)
+            if next(container.decode(stream), None) is None:
+                raise invalid("video", "The uploaded video has no frames.")
     except APIError:
         raise
     except Exception:
         raise invalid("video", "The uploaded file is not a readable video.") from None
-    if frames == 0 or not width or not height or not fps:
+    if frames == 0:
         raise invalid("video", "The uploaded video has no frames.")
-    if width * height > 4096 * 4096:
-        raise invalid("video", "The uploaded video is too large.")
     return width, height, fps, frames
+
+
+def _refuse_long_clip(frames: int, most: int, width: int, height: int, max_seconds: float) -> None:
+    if frames > most:
+        raise invalid("video", f"The uploaded clip is longer than {max_seconds:g} s.")
+    if frames * width * height > MAX_CLIP_PIXELS:
+        raise invalid(
+            "video",
+            f"The uploaded clip has {frames} frames of {width}×{height}; at most {MAX_CLIP_PIXELS:,} pixels in all "
+            "(a minute of 1080p at 30 fps) are accepted.",
+        )

@@ -162,19 +162,24 @@ class JobQueue:
             )
             if waiting >= self.limits.max_queue:
                 raise rate_limited(f"The queue is full ({waiting} jobs waiting). Try again in a minute.", 30)
-            users_unfinished = 0
+            # A named user's share is counted by name; anonymous requests by the client they came from (the API
+            # key or address the API put in params["bucket"]), so nameless clients cannot fill the whole queue.
             if job.user is not None:
-                users_unfinished = await session.scalar(
-                    select(func.count())
-                    .select_from(VideoJob)
-                    .where(VideoJob.user == job.user, VideoJob.status.in_(models.UNFINISHED))
+                same_sender = VideoJob.user == job.user
+                who = f"User '{job.user}' already has"
+            else:
+                bucket = job.params.get("bucket", "")
+                same_sender = and_(VideoJob.user.is_(None), VideoJob.params["bucket"].as_string() == bucket)
+                who = "Requests without a 'user' from this client already have"
+            users_unfinished = await session.scalar(
+                select(func.count()).select_from(VideoJob).where(VideoJob.status.in_(models.UNFINISHED), same_sender)
+            )
+            if users_unfinished >= self.limits.max_queue_per_user:
+                raise rate_limited(
+                    f"{who} {users_unfinished} unfinished videos "
+                    f"(at most {self.limits.max_queue_per_user}). Wait for one to finish.",
+                    10,
                 )
-                if users_unfinished >= self.limits.max_queue_per_user:
-                    raise rate_limited(
-                        f"User '{job.user}' already has {users_unfinished} unfinished videos "
-                        f"(at most {self.limits.max_queue_per_user}). Wait for one to finish.",
-                        10,
-                    )
             job.fair_rank = users_unfinished
             job.status = models.QUEUED
             session.add(job)
@@ -422,6 +427,15 @@ class JobQueue:
     async def artifacts_of(self, video_id: str) -> list[VideoArtifact]:
         async with self.readers() as session:
             return list((await session.scalars(select(VideoArtifact).where(VideoArtifact.job_id == video_id))).all())
+
+    async def known_ids(self, video_ids: list[str]) -> set[str]:
+        """Which of these ids have a job row (deleted ones included)."""
+        found: set[str] = set()
+        async with self.readers() as session:
+            for start in range(0, len(video_ids), 500):  # bound the IN list
+                chunk = video_ids[start : start + 500]
+                found.update(await session.scalars(select(VideoJob.id).where(VideoJob.id.in_(chunk))))
+        return found
 
     async def drop_artifact_rows(self, video_id: str) -> None:
         """Drop the artifact rows of a deleted job (its files are removed by the caller)."""

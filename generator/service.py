@@ -18,7 +18,13 @@ from typing import Any
 from aiohttp import web
 
 from generator.api import create_app
-from generator.db import create_engine, read_only_session_factory, session_factory, upgrade_database
+from generator.db import (
+    create_engine,
+    ensure_writable_folder,
+    read_only_session_factory,
+    session_factory,
+    upgrade_database,
+)
 from generator.errors import APIError
 from generator.hub import ModelUnavailable, resolve_model
 from generator.jobs import VideoJobs
@@ -32,6 +38,10 @@ log = logging.getLogger(__name__)
 
 BackendFactory = Callable[[GeneratorSettings], VideoBackend]
 PROFILE_WAIT_SECONDS = 10.0
+# A job's uploaded files are written just before its row is inserted; a process killed in between leaves a folder
+# no row names. Folders without a row are removed once nothing in them has changed for this long: far longer than
+# any request takes between writing its files and inserting its row, on this host or another sharing the storage.
+ORPHAN_FOLDER_SECONDS = 600.0
 
 
 def default_backend_factory(settings: GeneratorSettings) -> VideoBackend:
@@ -87,14 +97,17 @@ class GeneratorService:
         if profile is not None:
             self._profile.set_result(profile)
         self.jobs: VideoJobs | None = None
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> web.Application:
         """Migrate the database, start the workers, and return the API application."""
         if self.settings.workers and self.backend_factory is default_backend_factory:
             # A model that is not on this machine stops the start here, with what to do (no download, no traceback).
             resolve_model(self.settings.model, self.settings.data_dir)
-        self.settings.videos_dir.mkdir(parents=True, exist_ok=True)
+        ensure_writable_folder(self.settings.videos_dir, "GENERATOR_ARTIFACTS_DIR (or HANUL_DATA_DIR)")
         await upgrade_database(self.engine)
+        await self.remove_orphan_folders()
+        self._sweeper = asyncio.create_task(self._remove_orphan_folders_now_and_then(), name="orphan folders")
         for index in range(self.settings.workers):
             settings = worker_settings(self.settings, index)
             worker = Worker(
@@ -122,6 +135,28 @@ class GeneratorService:
             on_enqueued=self._wake_workers,
         )
         return create_app(self.settings, self.jobs, self.health)
+
+    async def remove_orphan_folders(self, older_than: float = ORPHAN_FOLDER_SECONDS) -> list[str]:
+        """Remove job folders that no job row names and in which nothing has changed for `older_than` seconds
+        (left by a process killed between writing a job's uploads and inserting its row)."""
+        loop = asyncio.get_running_loop()
+        candidates = await loop.run_in_executor(self.cpu_pool, self.store.job_folders_older_than, older_than)
+        if not candidates:
+            return []
+        orphans = sorted(set(candidates) - await self.queue.known_ids(candidates))
+        for video_id in orphans:
+            await loop.run_in_executor(self.cpu_pool, self.store.delete_job, video_id)
+        if orphans:
+            log.warning("removed %d job folder(s) that no job names (left by a killed process)", len(orphans))
+        return orphans
+
+    async def _remove_orphan_folders_now_and_then(self) -> None:
+        while True:
+            await asyncio.sleep(ORPHAN_FOLDER_SECONDS)
+            try:
+                await self.remove_orphan_folders()
+            except Exception:
+                log.exception("removing orphan job folders failed")
 
     def _load(self, settings: GeneratorSettings) -> VideoBackend:
         """Runs on a worker's GPU thread; the first loaded model's profile becomes the API's."""
@@ -186,7 +221,12 @@ class GeneratorService:
 
     async def stop(self) -> None:
         """Stop workers (running jobs go back to the queue), then close the database."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
         await asyncio.gather(*(worker.stop() for worker in self.workers), return_exceptions=True)
+        if self.jobs is not None:
+            self.jobs.close()
         for task in self._worker_tasks:
             task.cancel()
         await asyncio.gather(*self._worker_tasks, return_exceptions=True)
@@ -217,10 +257,12 @@ async def start_generator(
     service = GeneratorService(settings, backend_factory=backend_factory, profile=profile)
     try:
         app = await service.start()
-    except BaseException:
+    except BaseException:  # e.g. StorageError: an unwritable artifacts folder
         await service.stop()
         raise
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # keepalive_timeout also runs from the moment a connection opens: a client that never completes its request
+    # headers (or never sends one) is closed after it, as is an idle keep-alive connection.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=settings.idle_timeout)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -88,6 +89,11 @@ class GeneratorSettings(CoreSettings):
     poll_interval: float = Field(default=0.5, gt=0, validation_alias="GENERATOR_POLL_INTERVAL")
     max_attempts: int = Field(default=3, ge=1, validation_alias="GENERATOR_MAX_ATTEMPTS")
     max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, validation_alias="GENERATOR_MAX_REQUEST_BYTES")
+    # A connection that sends nothing (no request, or only part of its headers) this long is closed (aiohttp's
+    # keep-alive timeout, which also runs from the moment a connection opens); a body that has not fully arrived
+    # after its headers within the body timeout is refused with 408 and its connection closed.
+    idle_timeout: float = Field(default=30.0, gt=0, le=3600, validation_alias="GENERATOR_IDLE_TIMEOUT")
+    body_timeout: float = Field(default=120.0, gt=0, le=3600, validation_alias="GENERATOR_BODY_TIMEOUT")
     max_seconds: float = Field(default=60.0, gt=0, le=600, validation_alias="GENERATOR_MAX_SECONDS")
     default_max_bytes: int = Field(default=10 * 1024 * 1024, ge=64 * 1024, validation_alias="GENERATOR_MAX_BYTES")
     artifacts_dir: Path | None = Field(default=None, validation_alias="GENERATOR_ARTIFACTS_DIR")
@@ -153,6 +159,13 @@ def load_settings(cls: type[S], **overrides: object) -> S:
         for problem in error.errors():
             name = ".".join(str(part) for part in problem["loc"][:1]) or "settings"
             value = problem.get("input")
-            shown = "" if isinstance(value, dict) or value is None else f" (got {str(value)[:60]!r})"
+            # Said once: a validator's own message may already quote what it got (only the safe part of it).
+            quoted = isinstance(value, dict) or value is None or "got " in problem["msg"]
+            shown = "" if quoted else f" (got {_without_password(str(value))[:60]!r})"
             lines.append(f"{name}: {problem['msg']}{shown}")
         raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+
+def _without_password(value: str) -> str:
+    """`scheme://user:secret@host` → `scheme://user:***@host`: an error message must not print a password."""
+    return re.sub(r"(://[^/@:]*:)[^/]*@", r"\1***@", value)

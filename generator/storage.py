@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 import uuid
 from pathlib import Path
 
@@ -89,6 +90,23 @@ class ArtifactStore:
         for other in folder.glob("attempt-*"):
             if other.name != f"attempt-{attempt}":
                 shutil.rmtree(other, ignore_errors=True)
+
+    def job_folders_older_than(self, seconds: float) -> list[str]:
+        """Ids of job folders in which nothing has changed for `seconds` (their newest entry, one level down)."""
+        if not self.root.is_dir():
+            return []
+        cutoff = time.time() - seconds
+        found = []
+        for folder in self.root.iterdir():
+            if not is_video_id(folder.name) or not folder.is_dir():
+                continue
+            try:
+                newest = max([folder.stat().st_mtime, *(entry.stat().st_mtime for entry in folder.iterdir())])
+            except OSError:  # removed meanwhile
+                continue
+            if newest < cutoff:
+                found.append(folder.name)
+        return found
 
     def delete_attempt(self, video_id: str, attempt: int) -> None:
         shutil.rmtree(self.attempt_dir(video_id, attempt), ignore_errors=True)

@@ -10,10 +10,12 @@ not wait for the CPU or the database when the queue is full.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from generator import encode
-from generator.images import fit_frames, fit_image
+from generator.images import decode_fitted, fit_frames, fit_image, release_freed_memory
 from generator.params import RenderPlan, seconds_text
 from generator.pipelines.base import RenderCancelled, VideoBackend
 from generator.queue import ClaimedJob, JobQueue, Lease, NewArtifact
@@ -306,10 +308,13 @@ class Worker:
             inputs.image = await loop.run_in_executor(self.cpu_pool, _load_image, path, plan.width, plan.height)
         if job.kind != "extend":
             return inputs
-        if "source" in own:  # an uploaded clip: its decoded frames are all we have
+        # What a continuation conditions on: the last frames only (the render copies them beside its new ones).
+        conditioning = self.backend.profile.conditioning_frames if self.backend is not None else None
+        if "source" in own:  # an uploaded clip: its decoded frames are all we have, and all go into the new MP4
             path = self.store.resolve(own["source"].path)
             frames = await loop.run_in_executor(self.cpu_pool, _load_clip, path, plan.width, plan.height, plan.fps)
-            inputs.parent_frames, inputs.parent_tail = frames, frames
+            inputs.parent_frames = frames
+            inputs.parent_tail = frames[-conditioning:] if conditioning else frames
             return inputs
         if job.parent_id is None:
             raise RuntimeError("an extension without a parent video or an uploaded clip")
@@ -323,7 +328,7 @@ class Worker:
             inputs.parent_tail = await loop.run_in_executor(self.cpu_pool, encode.load_tail, tail_path)
         else:  # no lossless tail was kept: the MP4's frames are all there is
             inputs.parent_tail = await loop.run_in_executor(
-                self.cpu_pool, _load_clip, inputs.parent_video, plan.width, plan.height
+                self.cpu_pool, _load_clip, inputs.parent_video, plan.width, plan.height, None, conditioning
             )
         return inputs
 
@@ -578,18 +583,43 @@ def _frames_shown(plan: RenderPlan, inputs: _Inputs, new: np.ndarray) -> np.ndar
     return np.concatenate([parent, new[[index - opening for index in indices if index >= opening]]])
 
 
-def _load_image(path: object, width: int, height: int) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as image:
-        return fit_image(image.convert("RGB"), width, height)
+def _load_image(path: Path, width: int, height: int) -> np.ndarray:
+    """A job's reference image (kept at the render size; a larger one, kept by an older version, is reduced)."""
+    return decode_fitted(path.read_bytes(), width, height, "reference")
 
 
-def _load_clip(path: object, width: int, height: int, fps: int | None = None) -> np.ndarray:
-    """Decode a clip, fitted to the render size and, when `fps` is given, resampled to that frame rate."""
-    frames, source_fps = encode.decode_video(path)
+def _load_clip(
+    source: Path | bytes, width: int, height: int, fps: int | None = None, last: int | None = None
+) -> np.ndarray:
+    """Decode a clip fitted to the render size and, when `fps` is given, resampled to that frame rate; with `last`,
+    only its last `last` frames (before resampling).
+
+    Streamed: each frame is fitted as it is decoded, so the clip is never held at its own size (300 frames of an
+    uploaded 1080p clip were 1.9 GB as RGB, and twice that once stacked)."""
+    import av
+
+    kept: deque[np.ndarray] = deque(maxlen=last)
+    try:
+        with av.open(io.BytesIO(source) if isinstance(source, bytes) else str(source)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            rate = stream.average_rate or stream.guessed_rate
+            for frame in container.decode(stream):
+                # The decoder's scaler takes the frame down to twice the size the fit needs (cheap, from YUV);
+                # LANCZOS does the rest as before.
+                scale = min(1.0, 2 * max(width / frame.width, height / frame.height))
+                size = (max(width, round(frame.width * scale)), max(height, round(frame.height * scale)))
+                picture = frame.to_image(width=size[0], height=size[1], interpolation="AREA")
+                kept.append(fit_image(picture, width, height))
+        if not kept:
+            raise encode.EncodeError("the clip has no video frames")
+        frames = np.stack(kept)
+    finally:
+        kept.clear()
+        release_freed_memory()
+    source_fps = float(rate) if rate else 0.0
     if fps is not None and source_fps and abs(source_fps - fps) > 0.01:
         count = max(1, round(len(frames) * fps / source_fps))
         indices = np.minimum((np.arange(count) * source_fps / fps).round().astype(int), len(frames) - 1)
         frames = frames[indices]
-    return fit_frames(frames, width, height)
+    return frames

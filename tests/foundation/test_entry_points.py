@@ -1,6 +1,7 @@
 import logging
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,8 @@ def run_module(*args: str, env_extra: dict[str, str] | None = None) -> subproces
     import os
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "GENERATOR_", "LLM_", "HANUL_"))}
+    # Tests run in their own folder: without this, `-m` imports whichever copy of the code is installed.
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
     env.update(env_extra or {})
     return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, env=env, timeout=120)
 
@@ -167,3 +170,39 @@ def test_generate_explains_a_clip_that_cannot_fit_the_cap(tmp_path, capsys):
     assert "cannot fit 360 frames of 96x64" in error and "GENERATOR_MAX_BYTES is 65536" in error
     assert "Traceback" not in error
     assert list(tmp_path.iterdir()) == []  # neither the clip nor a working file
+
+
+def unwritable_places(tmp_path):
+    """Folders no one can write: one under a plain file (everywhere), and sysfs (read-only even to root)."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    places = [blocker / "data"]
+    try:
+        (Path("/sys") / "hanul-write-check").mkdir()
+    except OSError:
+        places.append(Path("/sys/hanul-data"))
+    return places
+
+
+@pytest.mark.parametrize("variable", ["HANUL_DATA_DIR", "DATABASE_URL"])
+def test_an_unwritable_data_folder_or_database_is_a_short_message_naming_it(tmp_path, variable):
+    for place in unwritable_places(tmp_path):
+        value = str(place) if variable == "HANUL_DATA_DIR" else f"sqlite+aiosqlite:///{place}/hanul.db"
+        env = {variable: value, "GENERATOR_PORT": "0", "GENERATOR_WORKERS": "0", "GENERATOR_MODEL": "tiny"}
+        if variable == "DATABASE_URL":
+            env["HANUL_DATA_DIR"] = str(tmp_path / "data")
+        for command in (["serve"], ["migrate"]):
+            result = run_module("generator", *command, env_extra=env)
+            assert result.returncode == 1, result.stderr
+            assert "Traceback" not in result.stderr
+            assert str(place) in result.stderr and variable in result.stderr
+            assert len(result.stderr.strip().splitlines()) <= 4, result.stderr
+
+
+def test_a_database_url_error_says_what_it_got_once_and_hides_the_password():
+    result = run_module("generator", "migrate", env_extra={"DATABASE_URL": "mysql://hanul:s3cret@db/hanul"})
+    assert result.returncode == 2
+    assert result.stderr.count("got") == 1, result.stderr
+    assert "s3cret" not in result.stderr
+    result = run_module("generator", "migrate", env_extra={"GENERATOR_PORT": "x://hanul:s3cret@db"})
+    assert "got" in result.stderr and "s3cret" not in result.stderr

@@ -36,8 +36,13 @@ async def test_two_hundred_concurrent_clients_each_get_their_job_rendered_once(
     database_url = f"sqlite+aiosqlite:///{tmp_path / 'generator.db'}"
     # The production lease (60 s), not the 3 s the crash tests use to see takeovers quickly: 200 clients polling
     # on a 2-core box can delay a heartbeat past 3 s, and an expired lease is rightly taken over (and fenced).
+    # The clients share one address, so anonymous requests share one share of the queue: room for all of them.
     generator = generator_processes(
-        "load", DATABASE_URL=database_url, GENERATOR_MAX_QUEUE=1000, GENERATOR_LEASE_SECONDS=60
+        "load",
+        DATABASE_URL=database_url,
+        GENERATOR_MAX_QUEUE=1000,
+        GENERATOR_MAX_QUEUE_PER_USER=1000,
+        GENERATOR_LEASE_SECONDS=60,
     ).start()
     create_latency: list[float] = []
     retrieve_latency: list[float] = []
@@ -89,7 +94,11 @@ REQUESTS = 300
 async def test_a_request_becomes_a_job_row_in_milliseconds(tmp_path: Path, database_url: str) -> None:
     """Issue #7's CPU-side figure: POST /v1/videos → job row, with no workers competing for the CPU."""
     async with running_generator(
-        tmp_path / "api-only", GENERATOR_WORKERS=0, GENERATOR_MAX_QUEUE=REQUESTS + 21, DATABASE_URL=database_url
+        tmp_path / "api-only",
+        GENERATOR_WORKERS=0,
+        GENERATOR_MAX_QUEUE=REQUESTS + 21,
+        GENERATOR_MAX_QUEUE_PER_USER=REQUESTS + 21,
+        DATABASE_URL=database_url,
     ) as running:
         latencies: list[float] = []
         async with aiohttp.ClientSession() as session:

@@ -17,7 +17,12 @@ SHORT_JOBS = 10
 async def test_two_generators_share_the_queue_and_take_over_a_killed_ones_job(
     generator_processes: ProcessFactory, postgres_url: str, tmp_path: Path
 ) -> None:
-    shared = {"DATABASE_URL": postgres_url, "GENERATOR_ARTIFACTS_DIR": tmp_path / "shared-videos"}
+    # One anonymous client sends all eleven jobs: its share of the queue (by address) must hold them.
+    shared = {
+        "DATABASE_URL": postgres_url,
+        "GENERATOR_ARTIFACTS_DIR": tmp_path / "shared-videos",
+        "GENERATOR_MAX_QUEUE_PER_USER": 100,
+    }
     fleet = {name: generator_processes(name, **shared) for name in ("fleet-a", "fleet-b")}
     for process in fleet.values():
         process.launch()  # both migrate the same empty database at the same moment

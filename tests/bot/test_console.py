@@ -11,7 +11,6 @@ import pytest
 
 from bot.console import console_main, run_console
 from tests.support.hanul import bot_settings, tiny_generator_settings
-from tests.support.hub_cache import hub_cache  # noqa: F401  (fixture)
 
 
 def converse(tmp_path, lines: list[str]) -> str:

@@ -9,7 +9,6 @@ import pytest
 from generator.pipelines import VideoBackend, load_backend
 from generator.settings import GeneratorSettings
 from tests.support.generator_service import client, tiny_generator  # noqa: F401  (fixtures)
-from tests.support.hub_cache import hub_cache  # noqa: F401  (fixture)
 
 
 def tiny_settings(model: str = "tiny", family: str = "auto") -> GeneratorSettings:

@@ -236,10 +236,9 @@ def apply_compile(backend: Any, clock: StageClock) -> dict[str, Any]:
 # --- the plain diffusers baseline, same weights, same run ---------------------------------------------------------
 
 
-def baseline_times(backend: Any, case: str, size: tuple, args: argparse.Namespace, cuda: bool) -> dict[str, Any]:
-    """baseline_ltx.py's measurement on the same weights: plain LTXPipeline (LTXConditionPipeline with the same
-    conditioning for an extension; WanPipeline for Wan), warm-up, then median full call to numpy and median
-    denoise-only call. Run before any compilation, so it is the eager pipeline."""
+def plain_pipeline(backend: Any, case: str, size: tuple, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """The plain diffusers pipeline on the backend's components and its call: LTXPipeline (LTXConditionPipeline with
+    the same conditioning for an extension), WanPipeline for Wan."""
     from diffusers import LTXConditionPipeline, LTXPipeline
     from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
 
@@ -254,7 +253,7 @@ def baseline_times(backend: Any, case: str, size: tuple, args: argparse.Namespac
         num_inference_steps=args.steps,
     )
     if case == "wan":
-        pipe = backend.pipeline
+        pipe = type(backend.pipeline)(**backend.pipeline.components)
     elif context:
         pipe = LTXConditionPipeline(**backend.pipeline.components)
         video = torch.rand(context, 3, height, width, device=backend.device)
@@ -265,6 +264,12 @@ def baseline_times(backend: Any, case: str, size: tuple, args: argparse.Namespac
             components["scheduler"] = type(components["scheduler"]).from_config(backend.shifting_config)
         pipe = LTXPipeline(**components)
     pipe.set_progress_bar_config(disable=True)
+    return pipe, call
+
+
+def time_calls(pipe: Any, call: dict[str, Any], repeats: int, cuda: bool, *, denoise: bool = True) -> dict[str, Any]:
+    """baseline_ltx.py's measurement: a warm-up call (2 steps), then the median full call to numpy and the median
+    denoise-only call (latents out)."""
     device_type = "cuda" if cuda else "cpu"
 
     def timed(output_type: str) -> float:
@@ -276,12 +281,67 @@ def baseline_times(backend: Any, case: str, size: tuple, args: argparse.Namespac
 
     with torch.no_grad():
         pipe(**{**call, "num_inference_steps": 2}, output_type="latent")  # warm-up
-        full = [timed("np") for _ in range(args.repeats)]
-        denoise = [timed("latent") for _ in range(args.repeats)]
+        full = [timed("np") for _ in range(repeats)]
+        result = {"full_call_s_median": median(full)}
+        if denoise:
+            result["denoise_only_s_median"] = median([timed("latent") for _ in range(repeats)])
+    return result
+
+
+def baseline_times(backend: Any, case: str, size: tuple, args: argparse.Namespace, cuda: bool) -> dict[str, Any]:
+    """baseline_ltx.py's measurement on the same weights, the plain pipeline (`plain_pipeline`). Run before any
+    compilation, so it is the eager pipeline."""
+    pipe, call = plain_pipeline(backend, case, size, args)
     return {
         "what": f"plain diffusers {type(pipe).__name__}, eager, same weights",
-        "full_call_s_median": median(full),
-        "denoise_only_s_median": median(denoise),
+        **time_calls(pipe, call, args.repeats, cuda),
+    }
+
+
+def peer_times(backend: Any, case: str, size: tuple, args: argparse.Namespace, cuda: bool) -> dict[str, Any]:
+    """The best peer recipe on the same weights (issue 22): the plain pipeline accelerated as ParaAttention documents
+    it for diffusers pipelines, its first-block cache (`--peer-threshold`) and `torch.compile` of the whole
+    transformer (`--peer-compile-mode`). para-attn 0.3.38 has adapters for Wan (used here when installed) but none
+    for LTX-Video; there diffusers' FirstBlockCache, diffusers' port of the same algorithm, stands in. Approximate,
+    like Hanul's own FirstBlockCache: compare with `compiled_fp8_first_block_cache_*`. ParaAttention's cache patches
+    the pipeline's class and the transformer for good: a Wan sweep runs it last."""
+    pipe, call = plain_pipeline(backend, case, size, args)
+    transformer = pipe.transformer
+    timing_hook = transformer.__dict__.pop("forward", None)  # the bench's CUDA events stay out of the peer's graph
+    threshold = args.peer_threshold
+    how = None
+    if case == "wan":
+        try:
+            from para_attn.first_block_cache.diffusers_adapters import apply_cache_on_pipe
+        except ImportError:
+            pass
+        else:
+            apply_cache_on_pipe(pipe, residual_diff_threshold=threshold)
+            how = "para_attn.first_block_cache.apply_cache_on_pipe"
+    if how is None:
+        from diffusers.hooks import FirstBlockCacheConfig
+
+        transformer.enable_cache(FirstBlockCacheConfig(threshold=threshold))
+        how = "diffusers FirstBlockCacheConfig (para-attn has no adapter for this model, or is not installed)"
+    torch._dynamo.reset()
+    pipe.transformer = torch.compile(
+        transformer, mode=None if args.peer_compile_mode == "default" else args.peer_compile_mode
+    )
+    started = time.perf_counter()
+    try:
+        result = time_calls(pipe, call, args.repeats, cuda, denoise=False)
+    finally:
+        pipe.transformer = transformer
+        if getattr(transformer, "is_cache_enabled", False):
+            transformer.disable_cache()
+        if timing_hook is not None:
+            transformer.forward = timing_hook
+        torch._dynamo.reset()
+    return {
+        "what": f"plain diffusers {type(pipe).__name__} + first-block cache {threshold:g} + torch.compile of the whole "
+        f"transformer (mode {args.peer_compile_mode}), ParaAttention's recipe; cache: {how}",
+        "compile_and_calls_s": round(time.perf_counter() - started, 2),
+        **result,
     }
 
 
@@ -308,23 +368,47 @@ def spec_for(
     )
 
 
+CAP = 10 * 1024 * 1024  # Discord's default upload cap
+FEED: dict[str, Any] = {"swscale": False}  # True: the encoder converts with libswscale, as before issue 22
+
+
 def one_clip(backend: Any, spec: Any, clock: StageClock, workdir: Path, parent: Path | None) -> dict[str, float]:
-    """One request: render (render_video) → MP4 bytes (encode_mp4, or for an extension encode_extension: the
-    parent's MP4 continued), as the worker does it, with stage times."""
+    """One request as the worker does it: render (render_video) with the MP4 encoded along (an `Mp4Writer` on a
+    CPU thread fed each segment as it is stitched, RGB → YUV on the render's GPU), then what is left after the
+    render: the writer's last frames and flush (a new video), or the new part appended to the parent's stream
+    (`encode_extension`); over the cap, `encode_mp4`'s smaller attempts. Stage times from the hooks."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from generator import encode
     from generator.render import render_video
+    from generator.yuv import conversion_device
 
     cuda = clock.cuda
+    path = workdir / "clip.mp4"
+    convert_on = None if FEED["swscale"] else conversion_device(backend)
+    writer = encode.Mp4Writer(
+        path if parent is None else workdir / "part.mp4", spec.fps, follows=parent, convert_on=convert_on
+    )
     sync(cuda)
     started = time.perf_counter()
-    rendered = render_video(backend, spec)
-    sync(cuda)
-    rendered_at = time.perf_counter()
-    path = workdir / "clip.mp4"
-    if parent is None:
-        encoded = encode.encode_mp4(rendered.frames, spec.fps, path, 10 * 1024 * 1024)
-    else:
-        encoded = encode.encode_extension(parent, rendered.frames, spec.fps, path, 10 * 1024 * 1024)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        along = encode.EncodeAlong(pool, writer)
+        try:
+            rendered = render_video(backend, spec, on_frames=along.add)
+            sync(cuda)
+            rendered_at = time.perf_counter()
+            along.end()
+            along.encoded.result()
+            encoded = writer.finish(sys.maxsize if parent is not None else CAP)
+            if parent is not None:
+                encoded = encode.encode_extension(parent, rendered.frames, spec.fps, path, CAP, part=writer.path)
+            elif encoded is None:  # over the cap (random-weight noise): the smaller attempts
+                crf_size = writer.size_bytes
+                encoded = encode.encode_mp4(
+                    rendered.frames, spec.fps, path, CAP, crf_size=crf_size, convert_on=convert_on
+                )
+        finally:
+            along.abort()
     data = path.read_bytes()
     finished = time.perf_counter()
     stages = clock.collect()
@@ -334,8 +418,10 @@ def one_clip(backend: Any, spec: Any, clock: StageClock, workdir: Path, parent: 
         **stages,
         "render_s": rendered_at - started,
         "stitch_s": rendered.timings.get("stitch", 0.0),
+        "segments": float(rendered.segments),
         "pipeline_other_s": max(0.0, rendered_at - started - known - rendered.timings.get("stitch", 0.0)),
-        "mp4_encode_s": finished - rendered_at,
+        "mp4_encode_s": finished - rendered_at,  # what the MP4 still took after the render
+        "mp4_encoding_along_s": writer.seconds,  # the writer's own time, most of it during the render
         "mp4_bytes": float(len(data)),
         "mp4_attempts": float(encoded.attempts),  # 2+: the first encode passed the byte cap (random-weight noise)
         "end_to_end_s": finished - started,
@@ -579,7 +665,8 @@ def use_attention(backend: Any, name: str) -> None:
     from generator.pipelines import speed
 
     for transformer in speed.transformers_of(backend.pipeline):
-        transformer.set_attention_backend(name)
+        transformer.set_attention_backend("native")
+    speed.set_attention_backend(backend.pipeline, name)
 
 
 def approximate_levers(
@@ -626,6 +713,27 @@ def approximate_levers(
             ),
             needs_s=per_clip + 20,
         )
+
+    def torchao_float8() -> dict[str, Any]:
+        """The same layers through torchao (GENERATOR_FP8_KERNELS=torchao), compiled; then back to the hand-written
+        kernels for the levers stacked on FP8 below."""
+        fp8.restore(replaced)
+        replaced.clear()
+        try:
+            replaced.extend(fp8.quantize_transformers(pipeline, "torchao"))
+            recompile(natural)
+            result = run_direct(natural, size, args, clock, new_prompts=True)
+            result["fp8_layers"] = len(replaced)
+            if "fp8" in exact:
+                result["difference_from_fp8_hanul"] = frame_difference(natural.last_frames, exact["fp8"])
+            return compared(with_ratio(result, "baseline"))
+        finally:
+            fp8.restore(replaced)
+            replaced.clear()
+            replaced.extend(fp8.quantize_transformers(pipeline))
+
+    if replaced:
+        yield measured("compiled_fp8_torchao", torchao_float8, needs_s=needs_s)
 
     def with_lever(set_up: Callable[[], None], figures: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """Requests with one more lever on top of FP8 (when it ran), compiled afresh for it."""
@@ -802,6 +910,17 @@ def run_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[s
 
         yield measured("mp4_encode_presets", encodes)
 
+        def feed() -> dict[str, Any]:
+            """Where the MP4's time goes on this machine (cpu_figures.mp4_feed): libswscale vs torch on the GPU,
+            x264 alone, flush."""
+            from cpu_figures import mp4_feed
+
+            with tempfile.TemporaryDirectory() as folder:
+                pattern = natural.pattern_like(rendered)
+                return {"cpu_count": os.cpu_count(), **mp4_feed(pattern, Path(folder), 2, "cuda" if cuda else None)}
+
+        yield measured("mp4_feed", feed)
+
     best = min(eager_times, key=eager_times.__getitem__) if eager_times else "native"
 
     exact: dict[str, np.ndarray] = {}  # the compiled model's frames, before any approximate lever
@@ -829,7 +948,70 @@ def run_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[s
         ),
     )
 
+    def swscale_feed() -> dict[str, Any]:
+        """The distilled request with the encoder converting by libswscale as before (A/B of the YUV planes)."""
+        FEED["swscale"] = True
+        try:
+            return with_ratio(
+                run_direct(natural, size, distilled, clock, new_prompts=True), "baseline_8_steps_no_guidance"
+            )
+        finally:
+            FEED["swscale"] = False
+
+    yield measured("compiled_8_steps_no_guidance_swscale_feed", swscale_feed, needs_s=per_clip + 10)
+
+    def cuda_graphs() -> dict[str, Any]:
+        """The distilled path with the blocks compiled in mode reduce-overhead (CUDA graphs: the launch overhead of
+        a few short steps), frames compared with the default compile's; then the default compile again."""
+        from generator.pipelines import speed
+
+        reference = natural.last_frames
+        speed.uncompile_blocks(backend.pipeline)
+        torch._dynamo.reset()
+        try:
+            speed.compile_blocks(backend.pipeline, mode="reduce-overhead")
+            result = run_direct(natural, size, distilled, clock, new_prompts=True)
+            result["difference_from_default_compile"] = frame_difference(natural.last_frames, reference)
+            return with_ratio(result, "baseline_8_steps_no_guidance")
+        finally:
+            recompile(natural)
+
+    yield measured("compiled_8_steps_no_guidance_cuda_graphs", cuda_graphs, needs_s=per_clip * 3 + 40)
+
+    def peer(call_args: argparse.Namespace, baseline_key: str) -> dict[str, Any]:
+        from generator.pipelines import speed
+
+        speed.uncompile_blocks(backend.pipeline)
+        try:
+            result = peer_times(backend, "clip", size, call_args, cuda)
+        finally:
+            recompile(natural)
+        if baselines.get(baseline_key):
+            result["ratio_to_baseline"] = round(baselines[baseline_key] / result["full_call_s_median"], 3)
+        return result
+
+    yield measured("peer_para_attn_recipe", lambda: peer(args, "baseline"), needs_s=per_clip * 4 + 60)
+    yield measured(
+        "peer_para_attn_recipe_8_steps_no_guidance",
+        lambda: peer(distilled, "baseline_8_steps_no_guidance"),
+        needs_s=per_clip * 3 + 60,
+    )
+
     yield from approximate_levers(natural, size, distilled, args, clock, exact, with_ratio, measured, per_clip)
+
+    # Long videos at the distilled settings (issue 22: an extension <= 1.0 s, 60 s <= 15 s end to end).
+    yield measured(
+        "compiled_8_steps_extension",
+        lambda: run_direct(natural, sizes["extension"], distilled, clock),
+        needs_s=per_clip * 3 + 30,
+    )
+    chain_frames = args.chain_seconds * backend.profile.fps if not args.tiny else 3 * size[2]
+    once = argparse.Namespace(**{**vars(distilled), "repeats": 1})
+    yield measured(
+        f"compiled_8_steps_{args.chain_seconds}s_chain",
+        lambda: run_direct(natural, (*size[:2], chain_frames, 0, 1), once, clock, new_prompts=True),
+        needs_s=per_clip * 0.8 * args.chain_seconds / 5 + 30,  # segments at 8 steps: about a third of a clip
+    )
 
     queue_size = (*size[:4], args.jobs)
     yield measured(
@@ -857,6 +1039,106 @@ def run_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[s
     if cuda:  # last: offloading moves the weights off the GPU for good
         yield measured("compiled_cpu_offload_vae_tiling", offloaded, needs_s=per_clip * 6 + 30)
     yield {"case": "sweep", "variant": "end", "sweep_wall_s": round(time.perf_counter() - started, 1)}
+
+
+# --- the Wan sweep: issue 22's Wan levers in one process ---------------------------------------------------------
+
+
+def run_wan_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[str, Any]]:
+    """Wan 2.1 1.3B (case `wan`'s model and size) in one process: the plain WanPipeline, ours eager (and how many
+    transformer calls a step makes: diffusers runs the prompt and the negative prompt as two passes), regional
+    compile, FP8 compiled (hand-written, then torchao), and last the peer recipe (para-attn's first-block cache +
+    torch.compile; it patches WanPipeline's class for good). `--deadline-s` skips what no longer fits."""
+    from generator.pipelines import fp8, speed
+
+    cuda = device.type == "cuda"
+    size = (TINY if args.tiny else REAL)["wan"]
+    started = time.perf_counter()
+
+    def measured(variant: str, body: Callable[[], dict[str, Any]], needs_s: float = 0.0) -> dict[str, Any]:
+        line: dict[str, Any] = {"case": "sweep_wan", "variant": variant}
+        left = args.deadline_s - (time.perf_counter() - started) if args.deadline_s else float("inf")
+        if left < needs_s:
+            return {**line, "skipped": f"under {needs_s:.0f} s left of --deadline-s"}
+        if cuda:
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        begun = time.perf_counter()
+        try:
+            line.update(body())
+        except Exception as error:
+            line["error"] = f"{type(error).__name__}: {error}"[:600]
+        line["variant_wall_s"] = round(time.perf_counter() - begun, 2)
+        if cuda:
+            line["peak_gpu_mem_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
+        return line
+
+    built = time.perf_counter()
+    backend = make_backend("wan", args, device)
+    yield {
+        **describe("sweep_wan", size, args, device),
+        "variant": "setup",
+        "build_s": round(time.perf_counter() - built, 2),
+    }
+    baseline_line = measured("baseline", lambda: baseline_times(backend, "wan", size, args, cuda))
+    baseline = baseline_line.get("full_call_s_median")
+    yield baseline_line
+    clock = StageClock(device)
+    instrument(backend, clock)
+    natural = NaturalLooking(backend)
+    calls: list[int] = []
+    backend.pipeline.transformer.register_forward_pre_hook(lambda *_: calls.append(1))
+    exact: dict[str, np.ndarray] = {}
+
+    def ours(figures: Callable[[], dict[str, Any]] | None = None) -> dict[str, Any]:
+        calls.clear()
+        result = run_direct(natural, size, args, clock, new_prompts=True)
+        requests = 1 + args.repeats
+        result["transformer_calls_per_step"] = round(len(calls) / (requests * args.steps), 2)
+        if baseline:
+            result["ratio_to_baseline"] = round(baseline / result["median"]["end_to_end_s"], 3)
+        if "eager" in exact:
+            result["difference_from_eager"] = frame_difference(natural.last_frames, exact["eager"])
+        return result
+
+    def eager() -> dict[str, Any]:
+        result = ours()
+        exact["eager"] = natural.last_frames
+        return result
+
+    eager_line = measured("eager", eager)
+    yield eager_line
+    per_clip = eager_line.get("median", {}).get("end_to_end_s") or 60.0
+
+    def compiled() -> dict[str, Any]:
+        speed.compile_blocks(backend.pipeline)
+        return ours()  # the first request compiles (its `first_request`)
+
+    yield measured("compiled", compiled, needs_s=per_clip * (2 + args.repeats) + 30)
+    replaced: list = []
+
+    def float8(kernels: str) -> dict[str, Any]:
+        fp8.restore(replaced)
+        replaced.clear()
+        if kernels == "hanul":
+            fp8.check_fp8_support(device)
+        replaced.extend(fp8.quantize_transformers(backend.pipeline, kernels))
+        recompile(natural)
+        return {"fp8_layers": len(replaced), **ours()}
+
+    for kernels, variant in (("hanul", "compiled_fp8"), ("torchao", "compiled_fp8_torchao")):
+        yield measured(variant, lambda kernels=kernels: float8(kernels), needs_s=per_clip * (2 + args.repeats) + 30)
+    fp8.restore(replaced)
+    speed.uncompile_blocks(backend.pipeline)
+
+    def peer() -> dict[str, Any]:
+        result = peer_times(backend, "wan", size, args, cuda)
+        if baseline:
+            result["ratio_to_baseline"] = round(baseline / result["full_call_s_median"], 3)
+        return result
+
+    yield measured("peer_para_attn_recipe", peer, needs_s=per_clip * (1 + args.repeats) + 30)
+    yield {"case": "sweep_wan", "variant": "end", "sweep_wall_s": round(time.perf_counter() - started, 1)}
 
 
 # --- main ---------------------------------------------------------------------------------------------------------
@@ -922,7 +1204,10 @@ def run_case(case: str, args: argparse.Namespace, device: torch.device) -> dict[
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--case", default="clip", choices=[*CASES, "all", "sweep"], help="sweep: every LTX measurement in one process"
+        "--case",
+        default="clip",
+        choices=[*CASES, "all", "sweep", "sweep_wan"],
+        help="sweep: every LTX measurement in one process; sweep_wan: Wan's levers and peer in one process",
     )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=None, help="default: 20 (baseline_ltx.py's), 30 for wan; tiny 2")
@@ -955,6 +1240,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=[0.5],
         help="sweep: GENERATOR_GUIDANCE_STOP values to time with FP8, comma-separated ('' for none)",
     )
+    parser.add_argument("--peer-threshold", type=float, default=0.1, help="the peer recipe's first-block cache")
+    parser.add_argument(
+        "--peer-compile-mode",
+        default="default",
+        help="torch.compile mode of the peer recipe's whole transformer (ParaAttention's docs: "
+        "max-autotune-no-cudagraphs, which autotunes for minutes)",
+    )
+    parser.add_argument("--chain-seconds", type=int, default=60, help="sweep: the long video chained at 8 steps")
     parser.add_argument("--out", help="append the JSON lines to this file")
     args = parser.parse_args(argv)
     if args.attention_backend.endswith("_hub"):
@@ -984,6 +1277,8 @@ def main(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> 
     logging.getLogger("diffusers").setLevel(logging.ERROR)
     if args.case == "sweep":
         lines = run_sweep(defaults_for("clip", args), device)
+    elif args.case == "sweep_wan":
+        lines = run_wan_sweep(defaults_for("wan", args), device)
     else:
         lines = (
             run_case(case, defaults_for(case, args), device) for case in (CASES if args.case == "all" else (args.case,))

@@ -23,6 +23,7 @@ from typing import Any
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 from PIL import Image
 
 from generator.images import fit_frames
@@ -734,8 +735,13 @@ def _encode_frames(
 ) -> None:
     """Every frame into `stream` (the first is frame number `first` of the video), converted by `reformat` (size,
     pixel format), then, with `flush`, the encoder's last packets."""
+    # One reformatter for all the frames: `VideoFrame.reformat` builds a new libswscale context for every frame,
+    # which was half of the conversion's time (768×512×121 on 2 cores: 0.22-0.24 s → 0.09-0.12 s, same bytes).
+    reformatter = VideoReformatter()
     for index, array in enumerate(frames, start=first):
-        frame = av.VideoFrame.from_ndarray(array, format="rgb24").reformat(interpolation="AREA", **reformat)
+        frame = reformatter.reformat(
+            av.VideoFrame.from_ndarray(array, format="rgb24"), interpolation="AREA", **reformat
+        )
         # Without explicit timestamps the encoder guesses them and the output changes from run to run.
         frame.pts = index
         frame.time_base = Fraction(1, fps)

@@ -310,12 +310,14 @@ def peer_times(backend: Any, case: str, size: tuple, args: argparse.Namespace, c
     timing_hook = transformer.__dict__.pop("forward", None)  # the bench's CUDA events stay out of the peer's graph
     threshold = args.peer_threshold
     how = None
+    undo_para_attn = None
     if case == "wan":
         try:
             from para_attn.first_block_cache.diffusers_adapters import apply_cache_on_pipe
         except ImportError:
             pass
         else:
+            undo_para_attn = _para_attn_undo(pipe)
             apply_cache_on_pipe(pipe, residual_diff_threshold=threshold)
             how = "para_attn.first_block_cache.apply_cache_on_pipe"
     if how is None:
@@ -334,6 +336,8 @@ def peer_times(backend: Any, case: str, size: tuple, args: argparse.Namespace, c
         pipe.transformer = transformer
         if getattr(transformer, "is_cache_enabled", False):
             transformer.disable_cache()
+        if undo_para_attn is not None:
+            undo_para_attn()
         if timing_hook is not None:
             transformer.forward = timing_hook
         torch._dynamo.reset()
@@ -343,6 +347,22 @@ def peer_times(backend: Any, case: str, size: tuple, args: argparse.Namespace, c
         "compile_and_calls_s": round(time.perf_counter() - started, 2),
         **result,
     }
+
+
+def _para_attn_undo(pipe: Any) -> Callable[[], None]:
+    """What undoes para-attn's `apply_cache_on_pipe`: it replaces the pipeline class's `__call__` (every instance's)
+    and sets the transformer's `forward` on the instance, each marked `_is_cached`."""
+    cls, transformer = type(pipe), pipe.transformer
+    call = cls.__dict__["__call__"]
+
+    def undo() -> None:
+        cls.__call__ = call
+        for owner in (cls, transformer):
+            if "_is_cached" in vars(owner):
+                delattr(owner, "_is_cached")
+        vars(transformer).pop("forward", None)
+
+    return undo
 
 
 # --- direct cases: render_video + encode_mp4 ----------------------------------------------------------------------
@@ -779,7 +799,7 @@ def approximate_levers(
         fp8.restore(replaced)
         replaced.clear()
         recompile(natural)
-        result: dict[str, Any] = {"warm_up_s": speed.warm_up(natural)}
+        result: dict[str, Any] = {}  # no warm-up: each variant's first request compiles what it needs
         if "compiled" in exact:  # the compiled variant's last request again: the exact model must be back
             from generator.render import render_video
 
@@ -941,12 +961,14 @@ def run_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[s
     yield compile_line
     per_clip = compile_line.get("median", {}).get("end_to_end_s") or eager_times.get(best) or 10.0
 
-    yield measured(
-        "compiled_8_steps_no_guidance",
-        lambda: with_ratio(
+    def compiled_distilled() -> dict[str, Any]:
+        result = with_ratio(
             run_direct(natural, size, distilled, clock, new_prompts=True), "baseline_8_steps_no_guidance"
-        ),
-    )
+        )
+        exact["compiled_8_steps"] = natural.last_frames
+        return result
+
+    yield measured("compiled_8_steps_no_guidance", compiled_distilled)
 
     def swscale_feed() -> dict[str, Any]:
         """The distilled request with the encoder converting by libswscale as before (A/B of the YUV planes)."""
@@ -959,24 +981,6 @@ def run_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[s
             FEED["swscale"] = False
 
     yield measured("compiled_8_steps_no_guidance_swscale_feed", swscale_feed, needs_s=per_clip + 10)
-
-    def cuda_graphs() -> dict[str, Any]:
-        """The distilled path with the blocks compiled in mode reduce-overhead (CUDA graphs: the launch overhead of
-        a few short steps), frames compared with the default compile's; then the default compile again."""
-        from generator.pipelines import speed
-
-        reference = natural.last_frames
-        speed.uncompile_blocks(backend.pipeline)
-        torch._dynamo.reset()
-        try:
-            speed.compile_blocks(backend.pipeline, mode="reduce-overhead")
-            result = run_direct(natural, size, distilled, clock, new_prompts=True)
-            result["difference_from_default_compile"] = frame_difference(natural.last_frames, reference)
-            return with_ratio(result, "baseline_8_steps_no_guidance")
-        finally:
-            recompile(natural)
-
-    yield measured("compiled_8_steps_no_guidance_cuda_graphs", cuda_graphs, needs_s=per_clip * 3 + 40)
 
     def peer(call_args: argparse.Namespace, baseline_key: str) -> dict[str, Any]:
         from generator.pipelines import speed
@@ -1013,6 +1017,26 @@ def run_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[s
         needs_s=per_clip * 0.8 * args.chain_seconds / 5 + 30,  # segments at 8 steps: about a third of a clip
     )
 
+    def cuda_graphs() -> dict[str, Any]:
+        """The distilled path with the blocks compiled in mode reduce-overhead (CUDA graphs: the launch overhead of
+        a few short steps), frames compared with the default compile's; then the default compile again."""
+        from generator.pipelines import speed
+
+        speed.uncompile_blocks(backend.pipeline)
+        torch._dynamo.reset()
+        try:
+            speed.compile_blocks(backend.pipeline, mode="reduce-overhead")
+            result = run_direct(natural, size, distilled, clock, new_prompts=True)
+            if "compiled_8_steps" in exact:  # the same requests (prompts, seed) as compiled_8_steps_no_guidance
+                result["difference_from_default_compile"] = frame_difference(
+                    natural.last_frames, exact["compiled_8_steps"]
+                )
+            return with_ratio(result, "baseline_8_steps_no_guidance")
+        finally:
+            recompile(natural)
+
+    yield measured("compiled_8_steps_no_guidance_cuda_graphs", cuda_graphs, needs_s=per_clip * 3 + 40)
+
     queue_size = (*size[:4], args.jobs)
     yield measured(
         "queue",
@@ -1045,10 +1069,10 @@ def run_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[s
 
 
 def run_wan_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[str, Any]]:
-    """Wan 2.1 1.3B (case `wan`'s model and size) in one process: the plain WanPipeline, ours eager (and how many
-    transformer calls a step makes: diffusers runs the prompt and the negative prompt as two passes), regional
-    compile, FP8 compiled (hand-written, then torchao), and last the peer recipe (para-attn's first-block cache +
-    torch.compile; it patches WanPipeline's class for good). `--deadline-s` skips what no longer fits."""
+    """Wan 2.1 1.3B (case `wan`'s model and size) in one process, in order of worth: the plain WanPipeline (full
+    calls), ours compiled (and how many transformer calls a step makes: diffusers runs the prompt and the negative
+    prompt as two passes), the peer recipe (para-attn's first-block cache + torch.compile, undone after), FP8
+    compiled (hand-written, then torchao), ours eager. `--deadline-s` skips what no longer fits."""
     from generator.pipelines import fp8, speed
 
     cuda = device.type == "cuda"
@@ -1080,9 +1104,18 @@ def run_wan_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[di
         "variant": "setup",
         "build_s": round(time.perf_counter() - built, 2),
     }
-    baseline_line = measured("baseline", lambda: baseline_times(backend, "wan", size, args, cuda))
+
+    def plain() -> dict[str, Any]:
+        pipe, call = plain_pipeline(backend, "wan", size, args)
+        return {
+            "what": "plain diffusers WanPipeline, eager, same weights",
+            **time_calls(pipe, call, args.repeats, cuda, denoise=False),
+        }
+
+    baseline_line = measured("baseline", plain)
     baseline = baseline_line.get("full_call_s_median")
     yield baseline_line
+    per_clip = baseline or 60.0
     clock = StageClock(device)
     instrument(backend, clock)
     natural = NaturalLooking(backend)
@@ -1090,31 +1123,37 @@ def run_wan_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[di
     backend.pipeline.transformer.register_forward_pre_hook(lambda *_: calls.append(1))
     exact: dict[str, np.ndarray] = {}
 
-    def ours(figures: Callable[[], dict[str, Any]] | None = None) -> dict[str, Any]:
+    def ours() -> dict[str, Any]:
         calls.clear()
         result = run_direct(natural, size, args, clock, new_prompts=True)
         requests = 1 + args.repeats
         result["transformer_calls_per_step"] = round(len(calls) / (requests * args.steps), 2)
         if baseline:
             result["ratio_to_baseline"] = round(baseline / result["median"]["end_to_end_s"], 3)
-        if "eager" in exact:
-            result["difference_from_eager"] = frame_difference(natural.last_frames, exact["eager"])
+        if "compiled" in exact:
+            result["difference_from_compiled"] = frame_difference(natural.last_frames, exact["compiled"])
         return result
-
-    def eager() -> dict[str, Any]:
-        result = ours()
-        exact["eager"] = natural.last_frames
-        return result
-
-    eager_line = measured("eager", eager)
-    yield eager_line
-    per_clip = eager_line.get("median", {}).get("end_to_end_s") or 60.0
 
     def compiled() -> dict[str, Any]:
         speed.compile_blocks(backend.pipeline)
-        return ours()  # the first request compiles (its `first_request`)
+        result = ours()  # the first request compiles (its `first_request`)
+        exact["compiled"] = natural.last_frames
+        return result
 
-    yield measured("compiled", compiled, needs_s=per_clip * (2 + args.repeats) + 30)
+    needs_s = per_clip * (2 + args.repeats) + 30
+    yield measured("compiled", compiled, needs_s=needs_s)
+
+    def peer() -> dict[str, Any]:
+        speed.uncompile_blocks(backend.pipeline)
+        try:
+            result = peer_times(backend, "wan", size, args, cuda)
+        finally:
+            recompile(natural)
+        if baseline:
+            result["ratio_to_baseline"] = round(baseline / result["full_call_s_median"], 3)
+        return result
+
+    yield measured("peer_para_attn_recipe", peer, needs_s=per_clip * (2 + args.repeats) + 30)
     replaced: list = []
 
     def float8(kernels: str) -> dict[str, Any]:
@@ -1127,17 +1166,10 @@ def run_wan_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[di
         return {"fp8_layers": len(replaced), **ours()}
 
     for kernels, variant in (("hanul", "compiled_fp8"), ("torchao", "compiled_fp8_torchao")):
-        yield measured(variant, lambda kernels=kernels: float8(kernels), needs_s=per_clip * (2 + args.repeats) + 30)
+        yield measured(variant, lambda kernels=kernels: float8(kernels), needs_s=needs_s)
     fp8.restore(replaced)
     speed.uncompile_blocks(backend.pipeline)
-
-    def peer() -> dict[str, Any]:
-        result = peer_times(backend, "wan", size, args, cuda)
-        if baseline:
-            result["ratio_to_baseline"] = round(baseline / result["full_call_s_median"], 3)
-        return result
-
-    yield measured("peer_para_attn_recipe", peer, needs_s=per_clip * (1 + args.repeats) + 30)
+    yield measured("eager", ours, needs_s=per_clip * (1 + args.repeats) + 10)
     yield {"case": "sweep_wan", "variant": "end", "sweep_wall_s": round(time.perf_counter() - started, 1)}
 
 

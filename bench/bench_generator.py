@@ -1071,8 +1071,9 @@ def run_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[s
 def run_wan_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[str, Any]]:
     """Wan 2.1 1.3B (case `wan`'s model and size) in one process, in order of worth: the plain WanPipeline (full
     calls), ours compiled (and how many transformer calls a step makes: diffusers runs the prompt and the negative
-    prompt as two passes), the peer recipe (para-attn's first-block cache + torch.compile, undone after), FP8
-    compiled (hand-written, then torchao), ours eager. `--deadline-s` skips what no longer fits."""
+    prompt as two passes), the peer recipe (para-attn's first-block cache + torch.compile, undone after), the two
+    passes in one batch (cfg_batch.py), FP8 compiled (hand-written, then torchao), ours eager. `--deadline-s` skips
+    what no longer fits."""
     from generator.pipelines import fp8, speed
 
     cuda = device.type == "cuda"
@@ -1154,6 +1155,23 @@ def run_wan_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[di
         return result
 
     yield measured("peer_para_attn_recipe", peer, needs_s=per_clip * (2 + args.repeats) + 30)
+
+    def one_batch() -> dict[str, Any]:
+        """Prompt and negative prompt in one transformer call per step (cfg_batch.py), compiled; frames compared
+        with the two calls' (`compiled`)."""
+        from generator.pipelines.cfg_batch import apply_one_batch_guidance, remove_one_batch_guidance
+
+        hooks = apply_one_batch_guidance(backend.pipeline)
+        try:
+            result = ours()  # the first request compiles the blocks for a batch of two
+        finally:
+            remove_one_batch_guidance(backend.pipeline)
+        result["batched_calls_per_step"] = round(
+            sum(h.batched_calls for h in hooks) / ((1 + args.repeats) * args.steps), 2
+        )
+        return result
+
+    yield measured("compiled_one_batch", one_batch, needs_s=needs_s)
     replaced: list = []
 
     def float8(kernels: str) -> dict[str, Any]:

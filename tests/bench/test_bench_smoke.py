@@ -226,6 +226,7 @@ def test_the_wan_sweep_times_plain_ours_the_peer_and_fp8_in_order(wan_sweep) -> 
         "baseline",
         "compiled",
         "peer_para_attn_recipe",
+        "compiled_one_batch",
         "compiled_fp8",
         "compiled_fp8_torchao",
         "eager",
@@ -239,6 +240,9 @@ def test_the_wan_sweep_times_plain_ours_the_peer_and_fp8_in_order(wan_sweep) -> 
     assert "error" not in peer, peer.get("error")
     expected = "para_attn" if importlib.util.find_spec("para_attn") else "FirstBlockCacheConfig"
     assert expected in peer["what"] and peer["full_call_s_median"] > 0
+    one_batch = wan_sweep["compiled_one_batch"]
+    assert one_batch["batched_calls_per_step"] == 1.0, "one batched call a step"
+    assert one_batch["difference_from_compiled"]["max"] <= 8
     assert wan_sweep["compiled_fp8"]["fp8_layers"] > 0
     assert wan_sweep["eager"]["difference_from_compiled"]["max"] <= 8, "the peer's patches were undone"
 

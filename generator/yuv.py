@@ -69,9 +69,12 @@ def yuv420_planes(frames: np.ndarray, device: torch.device | str | None = None) 
     tensor = torch.from_numpy(np.ascontiguousarray(frames))
     if device.type == "cpu":
         return rgb_to_yuv420(tensor).numpy()
-    planes = rgb_to_yuv420(tensor.to(device, non_blocking=False))
-    host = torch.empty(planes.shape, dtype=torch.uint8, pin_memory=True)
-    host.copy_(planes)
+    # On a stream of its own: the encoding thread converts one segment while the render thread's kernels for the
+    # next are queued on the default stream, and neither waits for the other.
+    with torch.cuda.stream(torch.cuda.Stream(device)):
+        planes = rgb_to_yuv420(tensor.to(device))
+        host = torch.empty(planes.shape, dtype=torch.uint8, pin_memory=True)
+        host.copy_(planes)  # synchronous on this stream: the planes are on the host when it returns
     return host.numpy()
 
 

@@ -79,8 +79,8 @@ def yuv420_planes(frames: np.ndarray, device: torch.device | str | None = None) 
 
 
 def conversion_device(backend: object) -> torch.device | None:
-    """Where an encoder fed by `backend`'s renders converts to YUV: the backend's GPU, or None (libswscale) on a CPU,
-    where libswscale is quicker than torch."""
+    """Where work on `backend`'s rendered frames runs (the encoder's YUV conversion, the stitch's colour lookups):
+    the backend's GPU, or None on a CPU, where libswscale and numpy are quicker than torch."""
     device = getattr(backend, "device", None)
     if device is None:  # WanBackend: its pipeline's
         device = getattr(getattr(backend, "pipeline", None), "_execution_device", None)

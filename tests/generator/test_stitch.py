@@ -37,6 +37,16 @@ def test_colour_match_keeps_frames_it_does_not_need_to_change() -> None:
     assert np.array_equal(match_colours(frames, stats, stats), frames)
 
 
+def test_colour_match_on_a_device_gives_the_same_bytes() -> None:
+    rendered_context = moving_scene(4, offset=30, start=8)
+    new = np.concatenate([moving_scene(20, offset=30, start=12), moving_scene(17, offset=-20, start=40)])  # 3 chunks
+    source, target = colour_stats(rendered_context), colour_stats(moving_scene(4, start=8))
+    on_host = match_colours(new, source, target)
+    assert np.array_equal(match_colours(new, source, target, device="cpu"), on_host)
+    view = new[::2]  # a strided view, as the render hands on
+    assert np.array_equal(match_colours(view, source, target, device="cpu"), match_colours(view, source, target))
+
+
 def test_seam_report_compares_the_joint_with_motion_inside() -> None:
     smooth = seam_report(moving_scene(8), moving_scene(8, start=8))
     assert smooth.ratio == pytest.approx(1.0, abs=0.1)

@@ -88,11 +88,13 @@ def _apply_luts_on(device: object, frames: np.ndarray, luts: np.ndarray) -> np.n
     """`out[f, y, x, c] = luts[f, c, frames[f, y, x, c]]` in torch on `device`."""
     import torch
 
+    from .yuv import host_tensor
+
     device = torch.device(device)
     table = torch.from_numpy(luts).to(device).view(-1)  # (F · 3 · 256,)
     out = np.empty_like(frames)
     for start in range(0, len(frames), _LUT_CHUNK):
-        part = torch.from_numpy(np.ascontiguousarray(frames[start : start + _LUT_CHUNK])).to(device)
+        part = host_tensor(frames[start : start + _LUT_CHUNK]).to(device)
         count, channels = part.shape[0], part.shape[-1]
         offsets = torch.arange(start, start + count, device=device)[:, None] * channels
         offsets = (offsets + torch.arange(channels, device=device)[None, :]) * 256  # (count, channels)

@@ -13,6 +13,8 @@ chroma filter rounds slightly differently: about 5 % of U and V samples are one 
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -66,7 +68,7 @@ def yuv420_planes(frames: np.ndarray, device: torch.device | str | None = None) 
     """`rgb_to_yuv420` for host frames, run on `device` (the CPU when None): (F, H, W, 3) uint8 numpy → (F, H·3/2,
     W) uint8 numpy. From a GPU the frames go up as uint8 and the planes come back, half their bytes."""
     device = torch.device("cpu") if device is None else torch.device(device)
-    tensor = torch.from_numpy(np.ascontiguousarray(frames))
+    tensor = host_tensor(frames)
     if device.type == "cpu":
         return rgb_to_yuv420(tensor).numpy()
     # On a stream of its own: the encoding thread converts one segment while the render thread's kernels for the
@@ -85,3 +87,11 @@ def conversion_device(backend: object) -> torch.device | None:
     if device is None:  # WanBackend: its pipeline's
         device = getattr(getattr(backend, "pipeline", None), "_execution_device", None)
     return device if isinstance(device, torch.device) and device.type == "cuda" else None
+
+
+def host_tensor(frames: np.ndarray) -> torch.Tensor:
+    """A CPU tensor over `frames`' memory (a copy only when not contiguous), to be read: the render hands on
+    read-only views, over which torch would warn that it cannot stop writes."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(np.ascontiguousarray(frames))

@@ -771,7 +771,11 @@ def _planes(frames: np.ndarray, convert_on: ConvertOn) -> np.ndarray | None:
         return None
     from generator.yuv import yuv420_planes
 
-    return yuv420_planes(frames, convert_on)
+    try:
+        return yuv420_planes(frames, convert_on)
+    except RuntimeError:  # e.g. out of GPU memory beside a render: the same video through libswscale
+        log.warning("RGB -> YUV on %s failed; converting with libswscale", convert_on, exc_info=True)
+        return None
 
 
 def _flush(container, stream) -> None:

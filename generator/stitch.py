@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 # A colour transform computed from a few frames can be extreme (a nearly flat context has a tiny std); bound it.
 _MIN_SCALE, _MAX_SCALE = 0.5, 2.0
@@ -73,7 +76,10 @@ def match_colours(
         for weight in weights
     ]  # (3, 256) per frame
     if device is not None:
-        return _apply_luts_on(device, frames, np.stack(luts))
+        try:
+            return _apply_luts_on(device, frames, np.stack(luts))
+        except RuntimeError:  # e.g. out of GPU memory: the same bytes from numpy's lookups
+            log.warning("colour lookups on %s failed; doing them on the host", device, exc_info=True)
     out = np.empty_like(frames)
     for index, lut in enumerate(luts):
         for channel in range(frames.shape[-1]):  # a uint8 lookup per channel: no wide index arrays

@@ -60,3 +60,15 @@ def test_seam_report_needs_matching_sizes_and_two_frames() -> None:
         seam_report(moving_scene(4), moving_scene(4)[:, :10])
     with pytest.raises(ValueError, match="two frames"):
         seam_report(moving_scene(1), moving_scene(4))
+
+
+def test_a_failing_device_lookup_falls_back_to_the_host(monkeypatch) -> None:
+    import generator.stitch
+
+    def out_of_memory(*args):
+        raise RuntimeError("CUDA out of memory")
+
+    monkeypatch.setattr(generator.stitch, "_apply_luts_on", out_of_memory)
+    new, context = moving_scene(5, offset=30), moving_scene(4)
+    source, target = colour_stats(new[:4]), colour_stats(context)
+    assert np.array_equal(match_colours(new, source, target, device="cuda"), match_colours(new, source, target))

@@ -97,3 +97,14 @@ def test_the_conversion_runs_on_the_renderer_s_gpu_only() -> None:
     wan_like = SimpleNamespace(pipeline=SimpleNamespace(_execution_device=torch.device("cuda", 0)))
     assert conversion_device(wan_like) == torch.device("cuda", 0)
     assert conversion_device(object()) is None
+
+
+def test_a_failing_device_conversion_falls_back_to_libswscale(tmp_path: Path, monkeypatch) -> None:
+    def out_of_memory(frames, device=None):
+        raise RuntimeError("CUDA out of memory")
+
+    monkeypatch.setattr("generator.yuv.yuv420_planes", out_of_memory)
+    frames = textured_video(frames=6)
+    writer = encode.Mp4Writer(tmp_path / "v.mp4", 24, convert_on="cuda")
+    writer.write(frames)
+    assert writer.finish(10 * 1024 * 1024).frames == 6

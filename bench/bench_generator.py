@@ -673,11 +673,15 @@ class NaturalLooking:
 
     def pattern_like(self, frames: np.ndarray) -> np.ndarray:
         """The moving pattern of `frames`' shape, made once per shape (seconds: the first request pays for it)."""
+        return self.pattern_of(frames.shape)
+
+    def pattern_of(self, shape: tuple[int, ...]) -> np.ndarray:
         from cpu_figures import moving_pattern
 
-        if frames.shape not in self._patterns:
-            self._patterns[frames.shape] = moving_pattern(*frames.shape[:3])
-        return self._patterns[frames.shape]
+        shape = tuple(shape)
+        if shape not in self._patterns:
+            self._patterns[shape] = moving_pattern(*shape[:3])
+        return self._patterns[shape]
 
 
 def use_attention(backend: Any, name: str) -> None:
@@ -893,17 +897,20 @@ def run_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[s
 
         yield measured(f"eager_{name}", eager)
 
-    if "native" in eager_frames:
-        rendered = eager_frames["native"]
+    # The clip's shape: the eager render's frames when there is one (their noise is encoded too), else a pattern.
+    rendered = eager_frames.get("native")
+    clip_shape = (size[2], size[1], size[0], 3)
+    if args.encode_presets:
 
         def encodes() -> dict[str, Any]:
             """Random weights render noise, which no encoder compresses (it passes the byte cap and is encoded
             twice): the moving pattern of cpu_figures.py stands in for a real clip's content."""
             from generator import encode
 
-            result: dict[str, Any] = {"cpu_count": os.cpu_count(), "frames_shape": list(rendered.shape)}
-            contents = {"moving_pattern": (natural.pattern_like(rendered), ENCODE_PRESETS)}
-            contents["rendered_noise"] = (rendered, (NOISE_PRESET,))
+            result: dict[str, Any] = {"cpu_count": os.cpu_count(), "frames_shape": list(clip_shape)}
+            contents = {"moving_pattern": (natural.pattern_of(clip_shape), tuple(args.encode_presets))}
+            if rendered is not None:
+                contents["rendered_noise"] = (rendered, (NOISE_PRESET,))
             with tempfile.TemporaryDirectory() as folder:
                 for content, (frames, presets) in contents.items():
                     for preset in presets:
@@ -930,16 +937,16 @@ def run_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[s
 
         yield measured("mp4_encode_presets", encodes)
 
-        def feed() -> dict[str, Any]:
-            """Where the MP4's time goes on this machine (cpu_figures.mp4_feed): libswscale vs torch on the GPU,
-            x264 alone, flush."""
-            from cpu_figures import mp4_feed
+    def feed() -> dict[str, Any]:
+        """Where the MP4's time goes on this machine (cpu_figures.mp4_feed): libswscale vs torch on the GPU, x264
+        alone, flush."""
+        from cpu_figures import mp4_feed
 
-            with tempfile.TemporaryDirectory() as folder:
-                pattern = natural.pattern_like(rendered)
-                return {"cpu_count": os.cpu_count(), **mp4_feed(pattern, Path(folder), 2, "cuda" if cuda else None)}
+        with tempfile.TemporaryDirectory() as folder:
+            pattern = natural.pattern_of(clip_shape)
+            return {"cpu_count": os.cpu_count(), **mp4_feed(pattern, Path(folder), 2, "cuda" if cuda else None)}
 
-        yield measured("mp4_feed", feed)
+    yield measured("mp4_feed", feed)
 
     best = min(eager_times, key=eager_times.__getitem__) if eager_times else "native"
 
@@ -1296,6 +1303,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="default",
         help="torch.compile mode of the peer recipe's whole transformer (ParaAttention's docs: "
         "max-autotune-no-cudagraphs, which autotunes for minutes)",
+    )
+    parser.add_argument(
+        "--encode-presets",
+        type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+        default=list(ENCODE_PRESETS),
+        help="sweep: x264 presets timed on a moving pattern, comma-separated ('' skips mp4_encode_presets)",
     )
     parser.add_argument("--chain-seconds", type=int, default=60, help="sweep: the long video chained at 8 steps")
     parser.add_argument("--out", help="append the JSON lines to this file")

@@ -12,7 +12,7 @@
 set -uo pipefail
 results=${1:-bench-results}
 total=${2:-470}
-wan_budget=${WAN_SECONDS:-130}  # build, plain WanPipeline, ours compiled, para-attn's recipe; 10 steps
+wan_budget=${WAN_SECONDS:-170}  # build, plain WanPipeline, ours compiled, para-attn's recipe; 10 steps
 started=$SECONDS
 mkdir -p "$results"
 export PYTHONUNBUFFERED=1

@@ -31,6 +31,7 @@ _Y = tuple(_fixed(c * 219 / 255) for c in (0.299, 0.587, 0.114))
 _U = tuple(_fixed(c * 224 / 255) for c in (-0.168736, -0.331264, 0.5))
 _V = tuple(_fixed(c * 224 / 255) for c in (0.5, -0.418688, -0.081312))
 _CHUNK = 16  # frames converted at once: bounds the int32 working memory (≈ 75 MB at 768×512)
+_UPLOAD = 128  # frames on the device at once (a 121-frame clip in one go; ≈ 150 MB of RGB at 768×512)
 
 
 def rgb_to_yuv420(frames: torch.Tensor) -> torch.Tensor:
@@ -71,12 +72,15 @@ def yuv420_planes(frames: np.ndarray, device: torch.device | str | None = None) 
     tensor = host_tensor(frames)
     if device.type == "cpu":
         return rgb_to_yuv420(tensor).numpy()
+    count, height, width, _ = tensor.shape
+    host = torch.empty((count, height * 3 // 2, width), dtype=torch.uint8, pin_memory=True)
     # On a stream of its own: the encoding thread converts one segment while the render thread's kernels for the
-    # next are queued on the default stream, and neither waits for the other.
+    # next are queued on the default stream, and neither waits for the other. A part at a time, so a long video
+    # (an over-cap encode of a minute) never needs all its frames on the GPU beside a render.
     with torch.cuda.stream(torch.cuda.Stream(device)):
-        planes = rgb_to_yuv420(tensor.to(device))
-        host = torch.empty(planes.shape, dtype=torch.uint8, pin_memory=True)
-        host.copy_(planes)  # synchronous on this stream: the planes are on the host when it returns
+        for start in range(0, count, _UPLOAD):
+            planes = rgb_to_yuv420(tensor[start : start + _UPLOAD].to(device))
+            host[start : start + _UPLOAD].copy_(planes)  # synchronous on this stream
     return host.numpy()
 
 

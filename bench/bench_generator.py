@@ -236,10 +236,9 @@ def apply_compile(backend: Any, clock: StageClock) -> dict[str, Any]:
 # --- the plain diffusers baseline, same weights, same run ---------------------------------------------------------
 
 
-def baseline_times(backend: Any, case: str, size: tuple, args: argparse.Namespace, cuda: bool) -> dict[str, Any]:
-    """baseline_ltx.py's measurement on the same weights: plain LTXPipeline (LTXConditionPipeline with the same
-    conditioning for an extension; WanPipeline for Wan), warm-up, then median full call to numpy and median
-    denoise-only call. Run before any compilation, so it is the eager pipeline."""
+def plain_pipeline(backend: Any, case: str, size: tuple, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """The plain diffusers pipeline on the backend's components and its call: LTXPipeline (LTXConditionPipeline with
+    the same conditioning for an extension), WanPipeline for Wan."""
     from diffusers import LTXConditionPipeline, LTXPipeline
     from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
 
@@ -254,7 +253,7 @@ def baseline_times(backend: Any, case: str, size: tuple, args: argparse.Namespac
         num_inference_steps=args.steps,
     )
     if case == "wan":
-        pipe = backend.pipeline
+        pipe = type(backend.pipeline)(**backend.pipeline.components)
     elif context:
         pipe = LTXConditionPipeline(**backend.pipeline.components)
         video = torch.rand(context, 3, height, width, device=backend.device)
@@ -265,6 +264,12 @@ def baseline_times(backend: Any, case: str, size: tuple, args: argparse.Namespac
             components["scheduler"] = type(components["scheduler"]).from_config(backend.shifting_config)
         pipe = LTXPipeline(**components)
     pipe.set_progress_bar_config(disable=True)
+    return pipe, call
+
+
+def time_calls(pipe: Any, call: dict[str, Any], repeats: int, cuda: bool, *, denoise: bool = True) -> dict[str, Any]:
+    """baseline_ltx.py's measurement: a warm-up call (2 steps), then the median full call to numpy and the median
+    denoise-only call (latents out)."""
     device_type = "cuda" if cuda else "cpu"
 
     def timed(output_type: str) -> float:
@@ -276,13 +281,88 @@ def baseline_times(backend: Any, case: str, size: tuple, args: argparse.Namespac
 
     with torch.no_grad():
         pipe(**{**call, "num_inference_steps": 2}, output_type="latent")  # warm-up
-        full = [timed("np") for _ in range(args.repeats)]
-        denoise = [timed("latent") for _ in range(args.repeats)]
+        full = [timed("np") for _ in range(repeats)]
+        result = {"full_call_s_median": median(full)}
+        if denoise:
+            result["denoise_only_s_median"] = median([timed("latent") for _ in range(repeats)])
+    return result
+
+
+def baseline_times(backend: Any, case: str, size: tuple, args: argparse.Namespace, cuda: bool) -> dict[str, Any]:
+    """baseline_ltx.py's measurement on the same weights, the plain pipeline (`plain_pipeline`). Run before any
+    compilation, so it is the eager pipeline."""
+    pipe, call = plain_pipeline(backend, case, size, args)
     return {
         "what": f"plain diffusers {type(pipe).__name__}, eager, same weights",
-        "full_call_s_median": median(full),
-        "denoise_only_s_median": median(denoise),
+        **time_calls(pipe, call, args.repeats, cuda),
     }
+
+
+def peer_times(backend: Any, case: str, size: tuple, args: argparse.Namespace, cuda: bool) -> dict[str, Any]:
+    """The best peer recipe on the same weights (issue 22): the plain pipeline accelerated as ParaAttention documents
+    it for diffusers pipelines, its first-block cache (`--peer-threshold`) and `torch.compile` of the whole
+    transformer (`--peer-compile-mode`). para-attn 0.3.38 has adapters for Wan (used here when installed) but none
+    for LTX-Video; there diffusers' FirstBlockCache, diffusers' port of the same algorithm, stands in. Approximate,
+    like Hanul's own FirstBlockCache: compare with `compiled_fp8_first_block_cache_*`. ParaAttention's cache patches
+    the pipeline's class and the transformer for good: a Wan sweep runs it last."""
+    pipe, call = plain_pipeline(backend, case, size, args)
+    transformer = pipe.transformer
+    timing_hook = transformer.__dict__.pop("forward", None)  # the bench's CUDA events stay out of the peer's graph
+    threshold = args.peer_threshold
+    how = None
+    undo_para_attn = None
+    if case == "wan":
+        try:
+            from para_attn.first_block_cache.diffusers_adapters import apply_cache_on_pipe
+        except ImportError:
+            pass
+        else:
+            undo_para_attn = _para_attn_undo(pipe)
+            apply_cache_on_pipe(pipe, residual_diff_threshold=threshold)
+            how = "para_attn.first_block_cache.apply_cache_on_pipe"
+    if how is None:
+        from diffusers.hooks import FirstBlockCacheConfig
+
+        transformer.enable_cache(FirstBlockCacheConfig(threshold=threshold))
+        how = "diffusers FirstBlockCacheConfig (para-attn has no adapter for this model, or is not installed)"
+    torch._dynamo.reset()
+    pipe.transformer = torch.compile(
+        transformer, mode=None if args.peer_compile_mode == "default" else args.peer_compile_mode
+    )
+    started = time.perf_counter()
+    try:
+        result = time_calls(pipe, call, args.repeats, cuda, denoise=False)
+    finally:
+        pipe.transformer = transformer
+        if getattr(transformer, "is_cache_enabled", False):
+            transformer.disable_cache()
+        if undo_para_attn is not None:
+            undo_para_attn()
+        if timing_hook is not None:
+            transformer.forward = timing_hook
+        torch._dynamo.reset()
+    return {
+        "what": f"plain diffusers {type(pipe).__name__} + first-block cache {threshold:g} + torch.compile of the whole "
+        f"transformer (mode {args.peer_compile_mode}), ParaAttention's recipe; cache: {how}",
+        "compile_and_calls_s": round(time.perf_counter() - started, 2),
+        **result,
+    }
+
+
+def _para_attn_undo(pipe: Any) -> Callable[[], None]:
+    """What undoes para-attn's `apply_cache_on_pipe`: it replaces the pipeline class's `__call__` (every instance's)
+    and sets the transformer's `forward` on the instance, each marked `_is_cached`."""
+    cls, transformer = type(pipe), pipe.transformer
+    call = cls.__dict__["__call__"]
+
+    def undo() -> None:
+        cls.__call__ = call
+        for owner in (cls, transformer):
+            if "_is_cached" in vars(owner):
+                delattr(owner, "_is_cached")
+        vars(transformer).pop("forward", None)
+
+    return undo
 
 
 # --- direct cases: render_video + encode_mp4 ----------------------------------------------------------------------
@@ -308,23 +388,47 @@ def spec_for(
     )
 
 
+CAP = 10 * 1024 * 1024  # Discord's default upload cap
+FEED: dict[str, Any] = {"swscale": False}  # True: the encoder converts with libswscale, as before issue 22
+
+
 def one_clip(backend: Any, spec: Any, clock: StageClock, workdir: Path, parent: Path | None) -> dict[str, float]:
-    """One request: render (render_video) → MP4 bytes (encode_mp4, or for an extension encode_extension: the
-    parent's MP4 continued), as the worker does it, with stage times."""
+    """One request as the worker does it: render (render_video) with the MP4 encoded along (an `Mp4Writer` on a
+    CPU thread fed each segment as it is stitched, RGB → YUV on the render's GPU), then what is left after the
+    render: the writer's last frames and flush (a new video), or the new part appended to the parent's stream
+    (`encode_extension`); over the cap, `encode_mp4`'s smaller attempts. Stage times from the hooks."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from generator import encode
     from generator.render import render_video
+    from generator.yuv import conversion_device
 
     cuda = clock.cuda
+    path = workdir / "clip.mp4"
+    convert_on = None if FEED["swscale"] else conversion_device(backend)
+    writer = encode.Mp4Writer(
+        path if parent is None else workdir / "part.mp4", spec.fps, follows=parent, convert_on=convert_on
+    )
     sync(cuda)
     started = time.perf_counter()
-    rendered = render_video(backend, spec)
-    sync(cuda)
-    rendered_at = time.perf_counter()
-    path = workdir / "clip.mp4"
-    if parent is None:
-        encoded = encode.encode_mp4(rendered.frames, spec.fps, path, 10 * 1024 * 1024)
-    else:
-        encoded = encode.encode_extension(parent, rendered.frames, spec.fps, path, 10 * 1024 * 1024)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        along = encode.EncodeAlong(pool, writer)
+        try:
+            rendered = render_video(backend, spec, on_frames=along.add)
+            sync(cuda)
+            rendered_at = time.perf_counter()
+            along.end()
+            along.encoded.result()
+            encoded = writer.finish(sys.maxsize if parent is not None else CAP)
+            if parent is not None:
+                encoded = encode.encode_extension(parent, rendered.frames, spec.fps, path, CAP, part=writer.path)
+            elif encoded is None:  # over the cap (random-weight noise): the smaller attempts
+                crf_size = writer.size_bytes
+                encoded = encode.encode_mp4(
+                    rendered.frames, spec.fps, path, CAP, crf_size=crf_size, convert_on=convert_on
+                )
+        finally:
+            along.abort()
     data = path.read_bytes()
     finished = time.perf_counter()
     stages = clock.collect()
@@ -334,8 +438,10 @@ def one_clip(backend: Any, spec: Any, clock: StageClock, workdir: Path, parent: 
         **stages,
         "render_s": rendered_at - started,
         "stitch_s": rendered.timings.get("stitch", 0.0),
+        "segments": float(rendered.segments),
         "pipeline_other_s": max(0.0, rendered_at - started - known - rendered.timings.get("stitch", 0.0)),
-        "mp4_encode_s": finished - rendered_at,
+        "mp4_encode_s": finished - rendered_at,  # what the MP4 still took after the render
+        "mp4_encoding_along_s": writer.seconds,  # the writer's own time, most of it during the render
         "mp4_bytes": float(len(data)),
         "mp4_attempts": float(encoded.attempts),  # 2+: the first encode passed the byte cap (random-weight noise)
         "end_to_end_s": finished - started,
@@ -567,11 +673,15 @@ class NaturalLooking:
 
     def pattern_like(self, frames: np.ndarray) -> np.ndarray:
         """The moving pattern of `frames`' shape, made once per shape (seconds: the first request pays for it)."""
+        return self.pattern_of(frames.shape)
+
+    def pattern_of(self, shape: tuple[int, ...]) -> np.ndarray:
         from cpu_figures import moving_pattern
 
-        if frames.shape not in self._patterns:
-            self._patterns[frames.shape] = moving_pattern(*frames.shape[:3])
-        return self._patterns[frames.shape]
+        shape = tuple(shape)
+        if shape not in self._patterns:
+            self._patterns[shape] = moving_pattern(*shape[:3])
+        return self._patterns[shape]
 
 
 def use_attention(backend: Any, name: str) -> None:
@@ -579,7 +689,8 @@ def use_attention(backend: Any, name: str) -> None:
     from generator.pipelines import speed
 
     for transformer in speed.transformers_of(backend.pipeline):
-        transformer.set_attention_backend(name)
+        transformer.set_attention_backend("native")
+    speed.set_attention_backend(backend.pipeline, name)
 
 
 def approximate_levers(
@@ -615,10 +726,31 @@ def approximate_levers(
         exact["fp8"] = natural.last_frames
         return {"fp8_layers": len(replaced), **compared(with_ratio(result, "baseline"))}
 
-    needs_s = per_clip * (3 + args.repeats) + 30  # a new compile, a first request and the repeats
+    needs_s = per_clip * (1 + args.repeats) + 20  # a new compile (~15 s), a first request and the repeats
     yield measured("compiled_fp8", float8, needs_s=needs_s)
     lever = "compiled_fp8" if replaced else "compiled"
-    if replaced:
+
+    def torchao_float8() -> dict[str, Any]:
+        """The same layers through torchao (GENERATOR_FP8_KERNELS=torchao), compiled; then back to the hand-written
+        kernels for the levers stacked on FP8 below."""
+        fp8.restore(replaced)
+        replaced.clear()
+        try:
+            replaced.extend(fp8.quantize_transformers(pipeline, "torchao"))
+            recompile(natural)
+            result = run_direct(natural, size, args, clock, new_prompts=True)
+            result["fp8_layers"] = len(replaced)
+            if "fp8" in exact:
+                result["difference_from_fp8_hanul"] = frame_difference(natural.last_frames, exact["fp8"])
+            return compared(with_ratio(result, "baseline"))
+        finally:
+            fp8.restore(replaced)
+            replaced.clear()
+            replaced.extend(fp8.quantize_transformers(pipeline))
+            recompile(natural)
+
+    if replaced:  # issue 22 ranks torchao's kernels above the distilled FP8 line: first, while time is left
+        yield measured("compiled_fp8_torchao", torchao_float8, needs_s=needs_s)
         yield measured(
             "compiled_fp8_8_steps_no_guidance",
             lambda: with_ratio(
@@ -671,7 +803,7 @@ def approximate_levers(
         fp8.restore(replaced)
         replaced.clear()
         recompile(natural)
-        result: dict[str, Any] = {"warm_up_s": speed.warm_up(natural)}
+        result: dict[str, Any] = {}  # no warm-up: each variant's first request compiles what it needs
         if "compiled" in exact:  # the compiled variant's last request again: the exact model must be back
             from generator.render import render_video
 
@@ -765,17 +897,20 @@ def run_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[s
 
         yield measured(f"eager_{name}", eager)
 
-    if "native" in eager_frames:
-        rendered = eager_frames["native"]
+    # The clip's shape: the eager render's frames when there is one (their noise is encoded too), else a pattern.
+    rendered = eager_frames.get("native")
+    clip_shape = (size[2], size[1], size[0], 3)
+    if args.encode_presets:
 
         def encodes() -> dict[str, Any]:
             """Random weights render noise, which no encoder compresses (it passes the byte cap and is encoded
             twice): the moving pattern of cpu_figures.py stands in for a real clip's content."""
             from generator import encode
 
-            result: dict[str, Any] = {"cpu_count": os.cpu_count(), "frames_shape": list(rendered.shape)}
-            contents = {"moving_pattern": (natural.pattern_like(rendered), ENCODE_PRESETS)}
-            contents["rendered_noise"] = (rendered, (NOISE_PRESET,))
+            result: dict[str, Any] = {"cpu_count": os.cpu_count(), "frames_shape": list(clip_shape)}
+            contents = {"moving_pattern": (natural.pattern_of(clip_shape), tuple(args.encode_presets))}
+            if rendered is not None:
+                contents["rendered_noise"] = (rendered, (NOISE_PRESET,))
             with tempfile.TemporaryDirectory() as folder:
                 for content, (frames, presets) in contents.items():
                     for preset in presets:
@@ -802,6 +937,17 @@ def run_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[s
 
         yield measured("mp4_encode_presets", encodes)
 
+    def feed() -> dict[str, Any]:
+        """Where the MP4's time goes on this machine (cpu_figures.mp4_feed): libswscale vs torch on the GPU, x264
+        alone, flush."""
+        from cpu_figures import mp4_feed
+
+        with tempfile.TemporaryDirectory() as folder:
+            pattern = natural.pattern_of(clip_shape)
+            return {"cpu_count": os.cpu_count(), **mp4_feed(pattern, Path(folder), 2, "cuda" if cuda else None)}
+
+    yield measured("mp4_feed", feed)
+
     best = min(eager_times, key=eager_times.__getitem__) if eager_times else "native"
 
     exact: dict[str, np.ndarray] = {}  # the compiled model's frames, before any approximate lever
@@ -822,14 +968,82 @@ def run_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[s
     yield compile_line
     per_clip = compile_line.get("median", {}).get("end_to_end_s") or eager_times.get(best) or 10.0
 
-    yield measured(
-        "compiled_8_steps_no_guidance",
-        lambda: with_ratio(
+    def compiled_distilled() -> dict[str, Any]:
+        result = with_ratio(
             run_direct(natural, size, distilled, clock, new_prompts=True), "baseline_8_steps_no_guidance"
-        ),
+        )
+        exact["compiled_8_steps"] = natural.last_frames
+        return result
+
+    yield measured("compiled_8_steps_no_guidance", compiled_distilled)
+
+    def swscale_feed() -> dict[str, Any]:
+        """The distilled request with the encoder converting by libswscale as before (A/B of the YUV planes)."""
+        FEED["swscale"] = True
+        try:
+            return with_ratio(
+                run_direct(natural, size, distilled, clock, new_prompts=True), "baseline_8_steps_no_guidance"
+            )
+        finally:
+            FEED["swscale"] = False
+
+    yield measured("compiled_8_steps_no_guidance_swscale_feed", swscale_feed, needs_s=per_clip + 10)
+
+    def peer(call_args: argparse.Namespace, baseline_key: str) -> dict[str, Any]:
+        from generator.pipelines import speed
+
+        speed.uncompile_blocks(backend.pipeline)
+        try:
+            result = peer_times(backend, "clip", size, call_args, cuda)
+        finally:
+            recompile(natural)
+            clock.collect()  # the peer's VAE calls passed the bench's hooks: not the next request's
+        if baselines.get(baseline_key):
+            result["ratio_to_baseline"] = round(baselines[baseline_key] / result["full_call_s_median"], 3)
+        return result
+
+    yield measured("peer_para_attn_recipe", lambda: peer(args, "baseline"), needs_s=per_clip * 4 + 60)
+    yield measured(
+        "peer_para_attn_recipe_8_steps_no_guidance",
+        lambda: peer(distilled, "baseline_8_steps_no_guidance"),
+        needs_s=per_clip * 3 + 60,
     )
 
     yield from approximate_levers(natural, size, distilled, args, clock, exact, with_ratio, measured, per_clip)
+
+    # Long videos at the distilled settings (issue 22: an extension <= 1.0 s, 60 s <= 15 s end to end).
+    yield measured(
+        "compiled_8_steps_extension",
+        lambda: run_direct(natural, sizes["extension"], distilled, clock),
+        needs_s=per_clip * 3 + 30,
+    )
+    chain_frames = args.chain_seconds * backend.profile.fps if not args.tiny else 3 * size[2]
+    once = argparse.Namespace(**{**vars(distilled), "repeats": 1})
+    yield measured(
+        f"compiled_8_steps_{args.chain_seconds}s_chain",
+        lambda: run_direct(natural, (*size[:2], chain_frames, 0, 1), once, clock, new_prompts=True),
+        needs_s=per_clip * 0.8 * args.chain_seconds / 5 + 30,  # segments at 8 steps: about a third of a clip
+    )
+
+    def cuda_graphs() -> dict[str, Any]:
+        """The distilled path with the blocks compiled in mode reduce-overhead (CUDA graphs: the launch overhead of
+        a few short steps), frames compared with the default compile's; then the default compile again."""
+        from generator.pipelines import speed
+
+        speed.uncompile_blocks(backend.pipeline)
+        torch._dynamo.reset()
+        try:
+            speed.compile_blocks(backend.pipeline, mode="reduce-overhead")
+            result = run_direct(natural, size, distilled, clock, new_prompts=True)
+            if "compiled_8_steps" in exact:  # the same requests (prompts, seed) as compiled_8_steps_no_guidance
+                result["difference_from_default_compile"] = frame_difference(
+                    natural.last_frames, exact["compiled_8_steps"]
+                )
+            return with_ratio(result, "baseline_8_steps_no_guidance")
+        finally:
+            recompile(natural)
+
+    yield measured("compiled_8_steps_no_guidance_cuda_graphs", cuda_graphs, needs_s=per_clip * 3 + 40)
 
     queue_size = (*size[:4], args.jobs)
     yield measured(
@@ -857,6 +1071,133 @@ def run_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[s
     if cuda:  # last: offloading moves the weights off the GPU for good
         yield measured("compiled_cpu_offload_vae_tiling", offloaded, needs_s=per_clip * 6 + 30)
     yield {"case": "sweep", "variant": "end", "sweep_wall_s": round(time.perf_counter() - started, 1)}
+
+
+# --- the Wan sweep: issue 22's Wan levers in one process ---------------------------------------------------------
+
+
+def run_wan_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[str, Any]]:
+    """Wan 2.1 1.3B (case `wan`'s model and size) in one process, in order of worth: the plain WanPipeline (full
+    calls), ours compiled (and how many transformer calls a step makes: diffusers runs the prompt and the negative
+    prompt as two passes), the peer recipe (para-attn's first-block cache + torch.compile, undone after), the two
+    passes in one batch (cfg_batch.py), FP8 compiled (hand-written, then torchao), ours eager. `--deadline-s` skips
+    what no longer fits."""
+    from generator.pipelines import fp8, speed
+
+    cuda = device.type == "cuda"
+    size = (TINY if args.tiny else REAL)["wan"]
+    started = time.perf_counter()
+
+    def measured(variant: str, body: Callable[[], dict[str, Any]], needs_s: float = 0.0) -> dict[str, Any]:
+        line: dict[str, Any] = {"case": "sweep_wan", "variant": variant}
+        left = args.deadline_s - (time.perf_counter() - started) if args.deadline_s else float("inf")
+        if left < needs_s:
+            return {**line, "skipped": f"under {needs_s:.0f} s left of --deadline-s"}
+        if cuda:
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        begun = time.perf_counter()
+        try:
+            line.update(body())
+        except Exception as error:
+            line["error"] = f"{type(error).__name__}: {error}"[:600]
+        line["variant_wall_s"] = round(time.perf_counter() - begun, 2)
+        if cuda:
+            line["peak_gpu_mem_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
+        return line
+
+    built = time.perf_counter()
+    backend = make_backend("wan", args, device)
+    yield {
+        **describe("sweep_wan", size, args, device),
+        "variant": "setup",
+        "build_s": round(time.perf_counter() - built, 2),
+    }
+
+    def plain() -> dict[str, Any]:
+        pipe, call = plain_pipeline(backend, "wan", size, args)
+        return {
+            "what": "plain diffusers WanPipeline, eager, same weights",
+            **time_calls(pipe, call, args.repeats, cuda, denoise=False),
+        }
+
+    baseline_line = measured("baseline", plain)
+    baseline = baseline_line.get("full_call_s_median")
+    yield baseline_line
+    per_clip = baseline or 60.0
+    clock = StageClock(device)
+    instrument(backend, clock)
+    natural = NaturalLooking(backend)
+    calls: list[int] = []
+    backend.pipeline.transformer.register_forward_pre_hook(lambda *_: calls.append(1))
+    exact: dict[str, np.ndarray] = {}
+
+    def ours() -> dict[str, Any]:
+        calls.clear()
+        result = run_direct(natural, size, args, clock, new_prompts=True)
+        requests = 1 + args.repeats
+        result["transformer_calls_per_step"] = round(len(calls) / (requests * args.steps), 2)
+        if baseline:
+            result["ratio_to_baseline"] = round(baseline / result["median"]["end_to_end_s"], 3)
+        if "compiled" in exact:
+            result["difference_from_compiled"] = frame_difference(natural.last_frames, exact["compiled"])
+        return result
+
+    def compiled() -> dict[str, Any]:
+        speed.compile_blocks(backend.pipeline)
+        result = ours()  # the first request compiles (its `first_request`)
+        exact["compiled"] = natural.last_frames
+        return result
+
+    needs_s = per_clip * (1 + args.repeats) + 25  # the compile (~20 s), a first request and the repeats
+    yield measured("compiled", compiled, needs_s=needs_s)
+
+    def peer() -> dict[str, Any]:
+        speed.uncompile_blocks(backend.pipeline)
+        try:
+            result = peer_times(backend, "wan", size, args, cuda)
+        finally:
+            recompile(natural)
+            clock.collect()
+        if baseline:
+            result["ratio_to_baseline"] = round(baseline / result["full_call_s_median"], 3)
+        return result
+
+    yield measured("peer_para_attn_recipe", peer, needs_s=per_clip * (1 + args.repeats) + 30)
+
+    def one_batch() -> dict[str, Any]:
+        """Prompt and negative prompt in one transformer call per step (cfg_batch.py), compiled; frames compared
+        with the two calls' (`compiled`)."""
+        from generator.pipelines.cfg_batch import apply_one_batch_guidance, remove_one_batch_guidance
+
+        hooks = apply_one_batch_guidance(backend.pipeline)
+        try:
+            result = ours()  # the first request compiles the blocks for a batch of two
+        finally:
+            remove_one_batch_guidance(backend.pipeline)
+        result["batched_calls_per_step"] = round(
+            sum(h.batched_calls for h in hooks) / ((1 + args.repeats) * args.steps), 2
+        )
+        return result
+
+    yield measured("compiled_one_batch", one_batch, needs_s=needs_s)
+    replaced: list = []
+
+    def float8(kernels: str) -> dict[str, Any]:
+        fp8.restore(replaced)
+        replaced.clear()
+        if kernels == "hanul":
+            fp8.check_fp8_support(device)
+        replaced.extend(fp8.quantize_transformers(backend.pipeline, kernels))
+        recompile(natural)
+        return {"fp8_layers": len(replaced), **ours()}
+
+    for kernels, variant in (("hanul", "compiled_fp8"), ("torchao", "compiled_fp8_torchao")):
+        yield measured(variant, lambda kernels=kernels: float8(kernels), needs_s=needs_s)
+    fp8.restore(replaced)
+    speed.uncompile_blocks(backend.pipeline)
+    yield measured("eager", ours, needs_s=per_clip * (1 + args.repeats) + 10)
+    yield {"case": "sweep_wan", "variant": "end", "sweep_wall_s": round(time.perf_counter() - started, 1)}
 
 
 # --- main ---------------------------------------------------------------------------------------------------------
@@ -922,7 +1263,10 @@ def run_case(case: str, args: argparse.Namespace, device: torch.device) -> dict[
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--case", default="clip", choices=[*CASES, "all", "sweep"], help="sweep: every LTX measurement in one process"
+        "--case",
+        default="clip",
+        choices=[*CASES, "all", "sweep", "sweep_wan"],
+        help="sweep: every LTX measurement in one process; sweep_wan: Wan's levers and peer in one process",
     )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=None, help="default: 20 (baseline_ltx.py's), 30 for wan; tiny 2")
@@ -955,6 +1299,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=[0.5],
         help="sweep: GENERATOR_GUIDANCE_STOP values to time with FP8, comma-separated ('' for none)",
     )
+    parser.add_argument("--peer-threshold", type=float, default=0.1, help="the peer recipe's first-block cache")
+    parser.add_argument(
+        "--peer-compile-mode",
+        default="default",
+        help="torch.compile mode of the peer recipe's whole transformer (ParaAttention's docs: "
+        "max-autotune-no-cudagraphs, which autotunes for minutes)",
+    )
+    parser.add_argument(
+        "--encode-presets",
+        type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+        default=list(ENCODE_PRESETS),
+        help="sweep: x264 presets timed on a moving pattern, comma-separated ('' skips mp4_encode_presets)",
+    )
+    parser.add_argument("--chain-seconds", type=int, default=60, help="sweep: the long video chained at 8 steps")
     parser.add_argument("--out", help="append the JSON lines to this file")
     args = parser.parse_args(argv)
     if args.attention_backend.endswith("_hub"):
@@ -984,6 +1342,8 @@ def main(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> 
     logging.getLogger("diffusers").setLevel(logging.ERROR)
     if args.case == "sweep":
         lines = run_sweep(defaults_for("clip", args), device)
+    elif args.case == "sweep_wan":
+        lines = run_wan_sweep(defaults_for("wan", args), device)
     else:
         lines = (
             run_case(case, defaults_for(case, args), device) for case in (CASES if args.case == "all" else (args.case,))

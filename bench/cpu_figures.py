@@ -152,6 +152,68 @@ def encode_along(frames: np.ndarray, fps: int, folder: Path, part: int, repeats:
     }
 
 
+def mp4_feed(frames: np.ndarray, folder: Path, repeats: int, device: str | None = None) -> dict[str, float]:
+    """Where an MP4 encode's time goes (issue 22: on the H200's 16 cores the x264 preset hardly mattered): the
+    RGB → YUV conversion alone (libswscale frame by frame, as `Mp4Writer` fed x264; torch on the CPU and on
+    `device`, uploads and the planes' copy back included), wrapping planes into frames, x264 + muxing alone (frames
+    prepared beforehand), the flush and +faststart close, and a whole `Mp4Writer` encode fed each way."""
+    import av
+    import av.video.reformatter
+
+    from generator import encode
+    from generator.yuv import yuv420_planes
+
+    height, width = frames.shape[1:3]
+    key = f"{width}x{height}x{len(frames)}"
+    result: dict[str, float] = {}
+    swscale = lambda: [  # noqa: E731  (a new libswscale context per frame: how Mp4Writer fed x264 before)
+        av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(interpolation="AREA", format="yuv420p")
+        for frame in frames
+    ]
+    result[f"feed_{key}_swscale_context_per_frame_s"] = timed(swscale, repeats)
+    reformatter = av.video.reformatter.VideoReformatter()
+    shared = lambda: [  # noqa: E731  (one context for all: how encode._encode_frames converts now)
+        reformatter.reformat(av.VideoFrame.from_ndarray(frame, format="rgb24"), interpolation="AREA", format="yuv420p")
+        for frame in frames
+    ]
+    result[f"feed_{key}_swscale_shared_context_s"] = timed(shared, repeats)
+    result[f"feed_{key}_yuv_torch_cpu_s"] = timed(lambda: yuv420_planes(frames), repeats)
+    if device is not None:
+        yuv420_planes(frames[:2], device)  # the device's first use (context, kernels) is not the conversion
+        result[f"feed_{key}_yuv_torch_{device.split(':')[0]}_s"] = timed(lambda: yuv420_planes(frames, device), repeats)
+    planes = yuv420_planes(frames)
+    wrap = lambda: [av.VideoFrame.from_ndarray(plane, format="yuv420p") for plane in planes]  # noqa: E731
+    result[f"feed_{key}_wrap_planes_s"] = timed(wrap, repeats)
+
+    def x264_only() -> float:
+        prepared = wrap()
+        started = time.perf_counter()
+        with encode._mp4_container(folder / "x264.mp4") as container:
+            stream = encode._x264_stream(container, 24, width, height, encode.PRESET, crf=encode.CRF)
+            for index, frame in enumerate(prepared):
+                frame.pts = index
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+            flushed = time.perf_counter()
+            encode._flush(container, stream)
+        result[f"feed_{key}_flush_close_s"] = round(time.perf_counter() - flushed, 4)
+        return time.perf_counter() - started
+
+    result[f"feed_{key}_x264_and_mux_only_s"] = round(statistics.median(x264_only() for _ in range(repeats)), 4)
+    ways = {"swscale": None, "planes_cpu": "cpu"}
+    if device is not None:
+        ways[f"planes_{device.split(':')[0]}"] = device
+    for name, convert_on in ways.items():
+
+        def written(convert_on=convert_on) -> None:
+            writer = encode.Mp4Writer(folder / "feed.mp4", 24, convert_on=convert_on)
+            writer.write(frames)
+            assert writer.finish(10 * 2**30) is not None
+
+        result[f"feed_{key}_mp4_writer_{name}_s"] = timed(written, repeats)
+    return result
+
+
 def timed(fn, repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -164,7 +226,16 @@ def timed(fn, repeats: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only-feed", action="store_true", help="only the MP4 feed's profile (mp4_feed)")
     args = parser.parse_args()
+    if args.only_feed:
+        with tempfile.TemporaryDirectory() as folder:
+            figures = {
+                "cpu_count": os.cpu_count(),
+                **mp4_feed(moving_pattern(121, 512, 768), Path(folder), args.repeats),
+            }
+        print(json.dumps(figures))
+        return
 
     from generator import encode
     from generator.pipelines._common import tensor_to_frames
@@ -181,6 +252,7 @@ def main() -> None:
             encode_once = lambda preset=preset: encode.encode_mp4(frames, 24, path, 10 * 2**20, preset=preset)  # noqa: E731
             result[f"mp4_encode_768x512x121_{preset}_s"] = timed(encode_once, args.repeats)
             result[f"mp4_{preset}_bytes"] = path.stat().st_size
+        result.update(mp4_feed(frames, Path(folder), args.repeats))
         # What a job writes beside its MP4 (on a second CPU thread, in the worker): previews and the lossless tail.
         previews = lambda: (  # noqa: E731
             encode.write_thumbnail(frames[0], Path(folder) / "thumbnail.webp"),

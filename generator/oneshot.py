@@ -15,6 +15,7 @@ from generator.params import CreateVideoBody, parse_body, plan_render, plan_size
 from generator.pipelines import load_backend
 from generator.render import render_video
 from generator.settings import GeneratorSettings
+from generator.yuv import conversion_device
 
 
 def _progress_bar(fraction: float, started: float, width: int = 30) -> str:
@@ -73,7 +74,8 @@ def generate_to_file(
     output.parent.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hanul-encode") as pool:
         # Encoded on a second thread while later segments render, as the service does.
-        along = encode.EncodeAlong(pool, encode.Mp4Writer(output, plan.fps, preset=settings.mp4_preset))
+        writer = encode.Mp4Writer(output, plan.fps, preset=settings.mp4_preset, convert_on=conversion_device(backend))
+        along = encode.EncodeAlong(pool, writer)
         try:
             rendered = render_video(
                 backend,

@@ -15,6 +15,7 @@ import numpy as np
 
 from .pipelines.base import ModelProfile, RenderRequest, VideoBackend
 from .stitch import colour_stats, match_colours
+from .yuv import conversion_device
 
 ProgressFraction = Callable[[float], None]  # 0..1 over the whole chain; may raise RenderCancelled
 
@@ -139,7 +140,8 @@ def render_video(
         tick = time.perf_counter()
         new = frames[segment.context_frames : segment.context_frames + segment.keep]
         if context is not None:
-            new = match_colours(new, colour_stats(frames[: segment.context_frames]), colour_stats(context))
+            source, target = colour_stats(frames[: segment.context_frames]), colour_stats(context)
+            new = match_colours(new, source, target, device=conversion_device(backend))
         video[filled : filled + segment.keep] = new
         filled += segment.keep
         timings["stitch"] += time.perf_counter() - tick

@@ -74,6 +74,8 @@ class GeneratorSettings(CoreSettings):
     # (Ada/Hopper GPUs).
     first_block_cache: float = Field(default=0.0, ge=0.0, le=1.0, validation_alias="GENERATOR_FIRST_BLOCK_CACHE")
     fp8: bool = Field(default=False, validation_alias="GENERATOR_FP8")
+    # Whose float8 kernels GENERATOR_FP8 uses: `hanul` (fp8.py, torch._scaled_mm) or `torchao` (the gpu-speed extra).
+    fp8_kernels: Literal["hanul", "torchao"] = Field(default="hanul", validation_alias="GENERATOR_FP8_KERNELS")
     # Guidance on the first part of the steps only (1 = every step, the default); later steps cost half.
     guidance_stop: float = Field(default=1.0, gt=0.0, le=1.0, validation_alias="GENERATOR_GUIDANCE_STOP")
     mp4_preset: Literal[

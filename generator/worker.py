@@ -30,6 +30,7 @@ from generator.pipelines.base import RenderCancelled, VideoBackend
 from generator.queue import ClaimedJob, JobQueue, Lease, NewArtifact
 from generator.render import RenderedVideo, render_video
 from generator.storage import ARTIFACTS, ArtifactStore
+from generator.yuv import conversion_device
 
 log = logging.getLogger(__name__)
 
@@ -338,7 +339,13 @@ class Worker:
         path = self._output(job, "video")
         if inputs.parent_video is not None:
             path = path.with_name(NEW_PART)
-        writer = encode.Mp4Writer(path, plan.fps, preset=self.mp4_preset, follows=inputs.parent_video)
+        writer = encode.Mp4Writer(
+            path,
+            plan.fps,
+            preset=self.mp4_preset,
+            follows=inputs.parent_video,
+            convert_on=conversion_device(self.backend),
+        )
         along = encode.EncodeAlong(self.cpu_pool, writer)
         if inputs.parent_frames is not None:
             along.add(inputs.parent_frames)
@@ -476,7 +483,15 @@ class Worker:
             )
             return self._artifact(job, "video"), encoded.frames
         frames = new if inputs.parent_frames is None else np.concatenate([inputs.parent_frames, new])
-        encode.encode_mp4(frames, plan.fps, path, plan.max_bytes, preset=self.mp4_preset, crf_size=crf_size)
+        encode.encode_mp4(
+            frames,
+            plan.fps,
+            path,
+            plan.max_bytes,
+            preset=self.mp4_preset,
+            crf_size=crf_size,
+            convert_on=conversion_device(self.backend),
+        )
         return self._artifact(job, "video"), len(frames)
 
     def _write_previews_and_tail(

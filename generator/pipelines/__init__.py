@@ -96,7 +96,7 @@ def load_backend(settings: GeneratorSettings) -> VideoBackend:
         from . import fp8
 
         fp8.check_fp8_support(device)
-        fp8.quantize_transformers(pipeline)  # where the weights are: on the device, or on the CPU when offloaded
+        fp8.quantize_transformers(pipeline, settings.fp8_kernels)  # where the weights are (CPU when offloaded)
     if settings.first_block_cache > 0:
         speed.enable_first_block_cache(pipeline, settings.first_block_cache)
     if settings.guidance_stop < 1:

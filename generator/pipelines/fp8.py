@@ -113,8 +113,15 @@ def restore(replaced: list[tuple[nn.Module, str, nn.Linear]]) -> None:
         setattr(parent, name, original)
 
 
-def quantize_transformers(pipeline: object) -> list[tuple[nn.Module, str, nn.Linear]]:
-    """`quantize_blocks` for each denoising transformer of the pipeline; logs how many layers changed."""
+def quantize_transformers(pipeline: object, kernels: str = "hanul") -> list[tuple[nn.Module, str, nn.Linear]]:
+    """`quantize_blocks` for each denoising transformer of the pipeline; logs how many layers changed. `kernels`:
+    `hanul` (this module's `Float8Linear`) or `torchao` (the same layers through torchao, fp8_torchao.py)."""
+    if kernels == "torchao":
+        from . import fp8_torchao
+
+        return fp8_torchao.quantize_transformers(pipeline)
+    if kernels != "hanul":
+        raise ValueError(f"GENERATOR_FP8_KERNELS must be hanul or torchao, got {kernels!r}")
     replaced = []
     for transformer in transformers_of(pipeline):
         replaced += quantize_blocks(transformer)

@@ -32,13 +32,81 @@ WARM_UP_PROMPT = "warm-up"
 RECOMPILE_LIMIT = 64  # compiled variants of the shared block code (see compile_blocks)
 
 
+SAGE_VERSION = "2.1.1"  # diffusers' minimum for its `sage` backends; PyPI has only 1.0.6 (2.x builds from source)
+
+
 def set_attention_backend(pipeline: object, backend: str) -> None:
-    """Route the transformers' attention through diffusers' `backend` ("native" leaves diffusers' default)."""
+    """Route the transformers' attention through diffusers' `backend` ("native" leaves diffusers' default).
+
+    SageAttention (`sage`, `sage_varlen`, `_sage_*`: approximate, 8-bit attention) is checked first (the package at
+    diffusers' minimum version, a CUDA device) with a message naming the setting. Its kernels take no attention
+    mask, and LTX-Video's cross-attention passes its prompt's: such backends go on the self-attention layers
+    (`attn1`: video tokens × video tokens, nearly all the attention work) and the cross-attention stays on torch
+    SDPA."""
     if backend == "native":
         return
-    for transformer in transformers_of(pipeline):
-        transformer.set_attention_backend(backend)
+    if _is_sage(backend):
+        check_sage(_device_of(pipeline))
+        for transformer in transformers_of(pipeline):
+            self_attention_backend(transformer, backend)
+    else:
+        for transformer in transformers_of(pipeline):
+            transformer.set_attention_backend(backend)
     log.info("attention backend: %s", backend)
+
+
+def check_sage(device: torch.device | None) -> None:
+    """Raise a clear error unless diffusers can run SageAttention here: the `sageattention` package at diffusers'
+    minimum version, and a CUDA GPU (its kernels are Triton/CUDA only)."""
+    from diffusers.utils import is_sageattention_available, is_sageattention_version
+
+    missing = []
+    if not is_sageattention_available():
+        missing.append(f"the sageattention package >= {SAGE_VERSION} (not installed)")
+    elif not is_sageattention_version(">=", SAGE_VERSION):
+        import importlib.metadata
+
+        installed = importlib.metadata.version("sageattention")
+        missing.append(f"the sageattention package >= {SAGE_VERSION} ({installed} is installed; PyPI has only 1.x)")
+    if device is None or device.type != "cuda":
+        missing.append(f"a CUDA GPU (the model is on {device})")
+    if missing:
+        raise RuntimeError(
+            f"GENERATOR_ATTENTION_BACKEND=sage needs {' and '.join(missing)}; SageAttention 2 is built from its "
+            "source (github.com/thu-ml/SageAttention). Set GENERATOR_ATTENTION_BACKEND=native."
+        )
+
+
+def self_attention_backend(transformer: torch.nn.Module, backend: str) -> int:
+    """Put diffusers' `backend` on the transformer's self-attention layers only (modules named `attn1`), leaving the
+    others on the default; returns how many layers changed. What `ModelMixin.set_attention_backend` does, per layer,
+    without making the backend the process-wide default."""
+    from diffusers.models.attention_dispatch import AttentionBackendName, _check_attention_backend_requirements
+
+    name = AttentionBackendName(backend)
+    _check_attention_backend_requirements(name)
+    changed = 0
+    for module_name, module in transformer.named_modules():
+        processor = getattr(module, "processor", None)
+        if module_name.rsplit(".", 1)[-1] == "attn1" and hasattr(processor, "_attention_backend"):
+            processor._attention_backend = name
+            changed += 1
+    if not changed:
+        raise ValueError(f"{type(transformer).__name__} has no self-attention layers (attn1) for {backend}")
+    return changed
+
+
+def _is_sage(backend: str) -> bool:
+    return backend.startswith(("sage", "_sage"))
+
+
+def _device_of(pipeline: object) -> torch.device | None:
+    """Where the pipeline runs (its execution device also under CPU offload)."""
+    try:
+        return pipeline._execution_device
+    except AttributeError:
+        transformers = transformers_of(pipeline)
+        return next(transformers[0].parameters()).device if transformers else None
 
 
 def compile_wanted(setting: str, device: torch.device, cpu_offload: bool) -> bool:

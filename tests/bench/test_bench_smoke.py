@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -42,14 +43,42 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
 
 
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
-    printed = run_script(
-        tmp_path_factory,
-        *("--case", "sweep", "--repeats", "1", "--jobs", "2", "--steps", "3"),
-        *("--eager-backends", "native,_native_cudnn,_native_flash", "--first-block-cache", "0.3"),
-        *("--guidance-stop", "0.5"),
+def session(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """bench/gpu_session.sh itself, on tiny models: the GPU session's own command line (its flags, the order of its
+    two sweeps, the summary), with the tiny settings appended (BENCH_ARGS overrides the script's flags)."""
+    pytest.importorskip("ftfy", reason="diffusers' Wan pipelines clean prompts with ftfy")
+    results = tmp_path_factory.mktemp("session")
+    tiny = "--tiny --repeats 1 --jobs 2 --steps 3 --eager-backends native,_native_cudnn,_native_flash,sage"
+    env = {
+        **os.environ,
+        "WHEELS": "none",  # the developer's .whl/ is for the GPU machine
+        "BENCH_ARGS": f"{tiny} --encode-presets fast,veryfast,ultrafast --first-block-cache 0.3 --guidance-stop 0.5",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",  # python3: this interpreter
+    }
+    completed = subprocess.run(
+        ["bash", str(ROOT / "bench" / "gpu_session.sh"), str(results), "3000"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
+        env=env,
     )
-    return {line["variant"]: line for line in printed}
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    lines = {
+        name: [json.loads(line) for line in (results / f"{name}.jsonl").read_text().splitlines()]
+        for name in ("sweep", "wan")
+    }
+    return {"stdout": completed.stdout, **lines}
+
+
+@pytest.fixture(scope="module")
+def sweep(session) -> dict[str, dict]:
+    return {line["variant"]: line for line in session["sweep"]}
+
+
+@pytest.fixture(scope="module")
+def wan_sweep(session) -> dict[str, dict]:
+    return {line["variant"]: line for line in session["wan"]}
 
 
 def test_every_case_prints_one_line_with_its_configuration(results) -> None:
@@ -115,14 +144,23 @@ def test_the_sweep_measures_every_variant_in_order_in_one_process(sweep) -> None
         "eager_native",
         "eager__native_cudnn",
         "eager__native_flash",
+        "eager_sage",
         "mp4_encode_presets",
+        "mp4_feed",
         "compiled",
         "compiled_8_steps_no_guidance",
+        "compiled_8_steps_no_guidance_swscale_feed",
+        "peer_para_attn_recipe",
+        "peer_para_attn_recipe_8_steps_no_guidance",
         "compiled_fp8",
+        "compiled_fp8_torchao",
         "compiled_fp8_8_steps_no_guidance",
         "compiled_fp8_first_block_cache_0.3",
         "compiled_fp8_guidance_stop_0.5",
         "back_to_exact_compiled",
+        "compiled_8_steps_extension",
+        "compiled_8_steps_60s_chain",
+        "compiled_8_steps_no_guidance_cuda_graphs",
         "queue",
         "compiled_1216x704",
         "compiled_extension",
@@ -132,8 +170,81 @@ def test_the_sweep_measures_every_variant_in_order_in_one_process(sweep) -> None
     assert sweep["eager_native"]["ratio_to_baseline"] > 0
     # A variant the machine cannot run is a result with its error, and the sweep goes on (no cuDNN on a CPU).
     assert "error" in sweep["eager__native_cudnn"] and "error" not in sweep["compiled"]
+    assert "GENERATOR_ATTENTION_BACKEND=sage needs" in sweep["eager_sage"]["error"]
     # What a job writes beside its MP4 is timed on the machine's CPU too.
     assert all(sweep["mp4_encode_presets"][key] >= 0 for key in ("previews_s", "tail_save_s", "tail_load_s"))
+
+
+def test_the_session_prints_a_summary_table_of_both_sweeps(session) -> None:
+    out = session["stdout"]
+    assert "== LTX sweep" in out and "== Wan sweep" in out and "== summary" in out
+    table = out[out.index("== summary") :]
+    assert "x best peer" in table and "fastest peer, 20 steps" in table and "fastest peer, wan" in table
+    for variant in ("compiled_8_steps_no_guidance", "peer_para_attn_recipe", "wan compiled", "mp4_feed"):
+        assert variant in table, variant
+    assert len(table.splitlines()) < 50, "one screen"
+
+
+def test_the_mp4_feed_is_profiled_and_both_feeds_are_timed(sweep) -> None:
+    feed = sweep["mp4_feed"]
+    for key in (
+        "swscale_context_per_frame",
+        "swscale_shared_context",
+        "yuv_torch_cpu",
+        "wrap_planes",
+        "x264_and_mux_only",
+    ):
+        assert feed[f"feed_96x64x17_{key}_s"] > 0, key
+    assert feed["feed_96x64x17_mp4_writer_swscale_s"] > 0 and feed["feed_96x64x17_mp4_writer_planes_cpu_s"] > 0
+    swscale = sweep["compiled_8_steps_no_guidance_swscale_feed"]["median"]
+    assert swscale["end_to_end_s"] > 0 and swscale["mp4_encode_s"] > 0 and swscale["mp4_encoding_along_s"] > 0
+
+
+def test_the_peer_recipe_is_timed_on_the_same_weights_with_its_ratio(sweep) -> None:
+    for variant in ("peer_para_attn_recipe", "peer_para_attn_recipe_8_steps_no_guidance"):
+        peer = sweep[variant]
+        assert "error" not in peer, peer.get("error")
+        assert peer["full_call_s_median"] > 0 and peer["ratio_to_baseline"] > 0
+        assert "first-block cache 0.1" in peer["what"] and "FirstBlockCacheConfig" in peer["what"], "no LTX adapter"
+    # After the peer the model is ours again: compiled FP8 still converts layers and renders.
+    assert sweep["compiled_fp8"]["fp8_layers"] > 0
+
+
+def test_torchao_and_cuda_graphs_and_long_videos_are_sweep_lines(sweep) -> None:
+    assert "GENERATOR_FP8_KERNELS=torchao" in sweep["compiled_fp8_torchao"]["error"], "a CPU cannot: said clearly"
+    graphs = sweep["compiled_8_steps_no_guidance_cuda_graphs"]
+    assert graphs["median"]["end_to_end_s"] > 0 and "max" in graphs["difference_from_default_compile"]
+    chain = sweep["compiled_8_steps_60s_chain"]["median"]
+    assert chain["segments"] > 1 and chain["stitch_s"] > 0 and chain["mp4_encode_s"] > 0
+    extension = sweep["compiled_8_steps_extension"]
+    assert extension["median"]["vae_encode_s"] > 0 and extension["median"]["end_to_end_s"] > 0
+
+
+def test_the_wan_sweep_times_plain_ours_the_peer_and_fp8_in_order(wan_sweep) -> None:
+    assert list(wan_sweep) == [
+        "setup",
+        "baseline",
+        "compiled",
+        "peer_para_attn_recipe",
+        "compiled_one_batch",
+        "compiled_fp8",
+        "compiled_fp8_torchao",
+        "eager",
+        "end",
+    ]
+    assert wan_sweep["setup"]["steps"] == 3 and wan_sweep["baseline"]["full_call_s_median"] > 0
+    compiled = wan_sweep["compiled"]
+    assert compiled["transformer_calls_per_step"] == 2.0, "diffusers' WanPipeline: prompt and negative, two passes"
+    assert compiled["ratio_to_baseline"] > 0
+    peer = wan_sweep["peer_para_attn_recipe"]
+    assert "error" not in peer, peer.get("error")
+    expected = "para_attn" if importlib.util.find_spec("para_attn") else "FirstBlockCacheConfig"
+    assert expected in peer["what"] and peer["full_call_s_median"] > 0
+    one_batch = wan_sweep["compiled_one_batch"]
+    assert one_batch["batched_calls_per_step"] == 1.0, "one batched call a step"
+    assert one_batch["difference_from_compiled"]["max"] <= 8
+    assert wan_sweep["compiled_fp8"]["fp8_layers"] > 0
+    assert wan_sweep["eager"]["difference_from_compiled"]["max"] <= 8, "the peer's patches were undone"
 
 
 def test_every_sweep_request_has_a_new_prompt_so_the_text_encoder_runs_each_time(sweep) -> None:
@@ -174,7 +285,6 @@ def test_the_sweep_times_the_approximate_levers_against_the_exact_compiled_frame
     assert stopped["guided_steps"] == 1 and "max" in stopped["difference_from_compiled_exact"]
     assert stopped["median"]["denoising_s"] > 0
     back = sweep["back_to_exact_compiled"]
-    assert back["warm_up_s"].keys() == {"landscape", "portrait", "square"}
     assert back["difference_from_compiled_exact"]["max"] <= 1, "FP8 layers, cache and guidance hook all undone"
 
 

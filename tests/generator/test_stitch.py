@@ -37,6 +37,16 @@ def test_colour_match_keeps_frames_it_does_not_need_to_change() -> None:
     assert np.array_equal(match_colours(frames, stats, stats), frames)
 
 
+def test_colour_match_on_a_device_gives_the_same_bytes() -> None:
+    rendered_context = moving_scene(4, offset=30, start=8)
+    new = np.concatenate([moving_scene(20, offset=30, start=12), moving_scene(17, offset=-20, start=40)])  # 3 chunks
+    source, target = colour_stats(rendered_context), colour_stats(moving_scene(4, start=8))
+    on_host = match_colours(new, source, target)
+    assert np.array_equal(match_colours(new, source, target, device="cpu"), on_host)
+    view = new[::2]  # a strided view, as the render hands on
+    assert np.array_equal(match_colours(view, source, target, device="cpu"), match_colours(view, source, target))
+
+
 def test_seam_report_compares_the_joint_with_motion_inside() -> None:
     smooth = seam_report(moving_scene(8), moving_scene(8, start=8))
     assert smooth.ratio == pytest.approx(1.0, abs=0.1)
@@ -50,3 +60,15 @@ def test_seam_report_needs_matching_sizes_and_two_frames() -> None:
         seam_report(moving_scene(4), moving_scene(4)[:, :10])
     with pytest.raises(ValueError, match="two frames"):
         seam_report(moving_scene(1), moving_scene(4))
+
+
+def test_a_failing_device_lookup_falls_back_to_the_host(monkeypatch) -> None:
+    import generator.stitch
+
+    def out_of_memory(*args):
+        raise RuntimeError("CUDA out of memory")
+
+    monkeypatch.setattr(generator.stitch, "_apply_luts_on", out_of_memory)
+    new, context = moving_scene(5, offset=30), moving_scene(4)
+    source, target = colour_stats(new[:4]), colour_stats(context)
+    assert np.array_equal(match_colours(new, source, target, device="cuda"), match_colours(new, source, target))

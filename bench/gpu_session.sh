@@ -3,7 +3,8 @@
 # take), in order of worth (see docs/performance.md): the LTX sweep (one process, one model build: plain diffusers
 # and ParaAttention's recipe as peers, our exact path, the MP4 feed, FP8 both kernels, SageAttention, long videos,
 # CUDA graphs, the queue), then the Wan sweep (its own process: plain WanPipeline, ours compiled, para-attn's
-# recipe, FP8), then a one-screen summary table. Every result line is appended to RESULTS_DIR as it is measured,
+# recipe, FP8), then the memory tiers (GENERATOR_MEMORY: peak GiB per preset and tier at real size), then a
+# one-screen summary table. Every result line is appended to RESULTS_DIR as it is measured,
 # so a run cut short keeps what it finished; the summary reads whatever is there.
 #   bash bench/gpu_session.sh [RESULTS_DIR] [TOTAL_SECONDS]
 # Python packages the machine lacks sit as wheels in .whl/ (git-ignored, `bash bench/gpu_wheels.sh`); they are
@@ -13,6 +14,7 @@ set -uo pipefail
 results=${1:-bench-results}
 total=${2:-470}
 wan_budget=${WAN_SECONDS:-170}  # build, plain WanPipeline, ours compiled, para-attn's recipe; 10 steps
+tiers_budget=${TIERS_SECONDS:-110}  # memory tiers (bench/memory_tiers.py): real-size presets, peak GiB per tier
 started=$SECONDS
 mkdir -p "$results"
 export PYTHONUNBUFFERED=1
@@ -44,7 +46,7 @@ for text in sys.stdin:
 '
 }
 left=$((total - (SECONDS - started) - 15))  # 15 s: the summary, and each process's exit
-ltx=$((left - wan_budget))
+ltx=$((left - wan_budget - tiers_budget))
 echo "== LTX sweep: ${ltx} s"
 # Left out, measured on the H200 already: eager native, the fast/ultrafast presets, FirstBlockCache, guidance stop.
 timeout $((ltx + 20)) python3 bench/bench_generator.py --case sweep --repeats 1 --jobs 8 --deadline-s "$((ltx - 10))" \
@@ -55,6 +57,12 @@ echo "== Wan sweep: ${left} s"
 if [ "$left" -gt 60 ]; then
     timeout "$left" python3 bench/bench_generator.py --case sweep_wan --steps 10 --repeats 1 \
         --deadline-s "$((left - 25))" --out "$results/wan.jsonl" $extra 2>&1 | quiet
+fi
+left=$((total - (SECONDS - started) - 10))
+echo "== memory tiers: ${left} s"
+if [ "$left" -gt 40 ]; then
+    timeout "$left" python3 bench/memory_tiers.py --presets "${TIERS_PRESETS:-ltx-13b-distilled,wan2.2-5b,wan2.1-1.3b}" \
+        --deadline-s "$((left - 45))" --out "$results/tiers.jsonl" ${TIERS_ARGS:-} 2>&1 | quiet
 fi
 echo "== summary ($((SECONDS - started)) s)"
 python3 bench/summary.py "$results"

@@ -114,6 +114,17 @@ def main(argv: list[str] | None = None) -> None:
         "seconds; 'MP4 after': the encode left after the render; x plain / x best peer: their time over ours "
         "(>1: faster)"
     )
+    tiers = read(folder / "tiers.jsonl")
+    if tiers:
+        print("\nmemory tiers (GENERATOR_MEMORY), real-size presets, random weights, 2 steps:")
+        for line in tiers:
+            if "peak_reserved_gib" in line:
+                print(
+                    f"  {line['preset']:<18} {line['tier']:<9} peak {line['peak_reserved_gib']:>6.1f} GiB "
+                    f"(estimate {line['estimated_peak_gib']:.1f})  step {line['second_step_s']} s  {line['size']}"
+                )
+            else:
+                print(f"  {line['preset']:<18} {line['tier']:<9} {line.get('error') or line.get('skipped')}")
 
 
 if __name__ == "__main__":

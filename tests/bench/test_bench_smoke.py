@@ -52,6 +52,8 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     env = {
         **os.environ,
         "WHEELS": "none",  # the developer's .whl/ is for the GPU machine
+        "TIERS_ARGS": "--tiny",
+        "TIERS_PRESETS": "ltx-13b-distilled",
         "BENCH_ARGS": f"{tiny} --encode-presets fast,veryfast,ultrafast --first-block-cache 0.3 --guidance-stop 0.5",
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",  # python3: this interpreter
     }
@@ -66,7 +68,7 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     lines = {
         name: [json.loads(line) for line in (results / f"{name}.jsonl").read_text().splitlines()]
-        for name in ("sweep", "wan")
+        for name in ("sweep", "wan", "tiers")
     }
     return {"stdout": completed.stdout, **lines}
 
@@ -324,3 +326,12 @@ def test_the_follow_latency_script_runs_and_reports_both_ways_of_following(tmp_p
     # Two jobs of 2 s rendered one after the other, each followed from the start: a few reads per second each.
     assert 4 <= line["at_once_seconds"] < 60
     assert 2 <= line["at_once_job_reads"] < 20 * line["at_once_seconds"]
+
+
+def test_the_session_measures_the_memory_tiers_after_the_sweeps(session) -> None:
+    assert [(line["preset"], line["tier"]) for line in session["tiers"]] == [
+        ("ltx-13b-distilled", tier) for tier in ("full", "balanced", "low")
+    ]
+    assert all("error" not in line for line in session["tiers"]), session["tiers"]
+    stdout = session["stdout"]
+    assert stdout.index("== Wan sweep") < stdout.index("== memory tiers") < stdout.index("== summary")

@@ -99,8 +99,7 @@ class Console:
         try:
             await work()
         except Refusal as refusal:
-            values = {"detail": "", "id": "?", **refusal.values}
-            self.say("⚠️ " + text(f"refusal.{refusal.code}", self.locale, **values))
+            self.say(refusal.said(self.locale))
         except StopWaiting as stop:
             log.error("the generator cannot render: %s", stop.reason)
             log_file = str(self.log_file) if self.log_file else "-"

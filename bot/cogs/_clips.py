@@ -22,7 +22,6 @@ from bot.cogs._common import (
     interaction_destination,
     interaction_locale,
     interaction_requester,
-    refusal_text,
     services_of,
 )
 from bot.i18n import text
@@ -84,9 +83,7 @@ async def launch(
     try:
         record = await studio.submit(record)
     except Refusal as refusal:
-        await status.edit(
-            content=text("status.failed", locale, title=title, error=refusal_text(refusal, locale)), view=None
-        )
+        await status.edit(content=text("status.failed", locale, title=title, error=refusal.said(locale)), view=None)
         raise
     except GeneratorError as error:
         # The generator is away: the request stays saved; the delivery tells the member and keeps trying.

@@ -95,10 +95,6 @@ def interaction_destination(interaction: discord.Interaction) -> Destination:
     return destination_for(interaction.channel, upload_limit(interaction, interaction.guild))
 
 
-def refusal_text(refusal: Refusal, locale: str | None) -> str:
-    return "⚠️ " + text(f"refusal.{refusal.code}", locale, **{"detail": "", "id": "?", **refusal.values})
-
-
 async def member_locale(studio: Studio, user_id: int, fallback: str | None) -> str | None:
     """The language to answer a member in: their /settings choice, else the Discord locale."""
     member = await studio.member(user_id)
@@ -147,7 +143,7 @@ async def on_app_command_error(interaction: discord.Interaction, error: discord.
     if isinstance(error, discord.app_commands.TransformerError):
         log.warning("interaction %s: option %r did not convert: %s", interaction.id, error.value, error)
         refusal = Refusal("bad_option", {"option": getattr(error.transformer, "_error_display_name", "?")})
-        content = refusal_text(refusal, locale)
+        content = refusal.said(locale)
     else:
         log.error("interaction %s failed", interaction.id, exc_info=error)
         content = text("error.unexpected", locale, id=interaction.id)
@@ -158,7 +154,7 @@ def failure_text(error: BaseException, locale: str | None, what: str, reference:
     """What a member is told when their request raised: a refusal says why and what to do; anything else is
     logged (`what` failed) and apologised for with `reference`, the id an admin finds in the log."""
     if isinstance(error, Refusal):
-        return refusal_text(error, locale)
+        return error.said(locale)
     log.error("%s failed", what, exc_info=error)
     return text("error.unexpected", locale, id=reference)
 

@@ -154,3 +154,8 @@ async def setup(bot: commands.Bot) -> None:
     """Loaded by name (`bot.load_extension("bot.cogs.video")`); the clip buttons are registered with it."""
     await bot.add_cog(VideoCog(services_of(bot), bot.tree))
     bot.add_dynamic_items(*DYNAMIC_ITEMS)
+
+
+async def teardown(bot: commands.Bot) -> None:
+    """Unloading the extension takes its buttons with it (the cog goes by itself)."""
+    bot.remove_dynamic_items(*DYNAMIC_ITEMS)

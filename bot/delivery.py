@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -45,10 +46,15 @@ async def with_retries(what: str, call: Callable[[], Awaitable[T]], backoff: Bac
     """`call()`, retried with backoff while Discord's trouble is transient (on top of discord.py's own retries
     of 429 and 500/502/504); anything else, or trouble lasting `backoff.give_up_after`, is raised."""
 
+    started = time.monotonic()  # Discord's trouble is timed from the first try, not the first failure
+
+    def passes(error: Exception) -> bool:
+        return transient(error) and time.monotonic() - started < backoff.give_up_after
+
     async def said(error: Exception, delay: float) -> None:
         log.warning("%s failed (%s); retrying in %.1fs", what, _describe(error), delay)
 
-    return await retrying(call, backoff=backoff, passes=transient, on_retry=said)
+    return await retrying(call, backoff=backoff, passes=passes, on_retry=said)
 
 
 def _describe(error: BaseException) -> str:

@@ -1,5 +1,6 @@
-"""`python -m bot`: the discord.py client — intents, cogs, persistent buttons, command sync, and the runtime
-(database, in-process generator, director) opened in `setup_hook` and closed with the bot."""
+"""The composition root of the Discord front end: the runtime (database, in-process generator, director, studio)
+is opened, the delivery built on it, the cogs loaded by name with these services, the commands synced; all of it
+closed with the bot. Nothing imports this module back: cogs reach their services through `bot.cogs._common`."""
 
 from __future__ import annotations
 
@@ -10,16 +11,13 @@ import sys
 import discord
 from discord.ext import commands
 
-from bot.cogs.library import LibraryCog
-from bot.cogs.member import MemberCog
-from bot.cogs.video import VideoCog
+from bot.cogs import EXTENSIONS
+from bot.cogs._common import Services, on_app_command_error
 from bot.delivery import Deliveries
-from bot.limits import Refusal
 from bot.retry import Backoff
 from bot.runtime import Runtime, StartupError, open_runtime
 from bot.settings import BotSettings
 from bot.studio import Studio
-from bot.ui import DYNAMIC_ITEMS
 from generator.settings import GeneratorSettings
 
 log = logging.getLogger(__name__)
@@ -41,7 +39,8 @@ def build_intents(settings: BotSettings) -> discord.Intents:
 
 
 class HanulBot(commands.Bot):
-    """The Discord bot. `actions` handles the persistent buttons; `deliveries` posts finished clips."""
+    """The Discord bot: builds `services` (the studio, the delivery that posts finished clips) once the runtime
+    is open, then loads the cogs, which take what they need from them."""
 
     def __init__(
         self,
@@ -65,8 +64,8 @@ class HanulBot(commands.Bot):
         self.poll_interval = poll_interval
         self.backoff = backoff
         self.runtime: Runtime | None = runtime
-        self.deliveries = Deliveries(self)
-        self.actions: VideoCog | None = None
+        self.deliveries: Deliveries | None = None
+        self.services: Services | None = None  # read by the cogs' `setup` and the clip buttons (`services_of`)
 
     @property
     def studio(self) -> Studio:
@@ -76,37 +75,20 @@ class HanulBot(commands.Bot):
     async def setup_hook(self) -> None:
         if self.runtime is None:
             self.runtime = await open_runtime(self.settings, self.generator_settings, backoff=self.backoff)
-        self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
-        self.actions = VideoCog(self)
-        await self.add_cog(self.actions)
-        await self.add_cog(LibraryCog(self))
-        await self.add_cog(MemberCog(self))
-        self.add_dynamic_items(*DYNAMIC_ITEMS)
+        deliveries = Deliveries(
+            self,
+            self.runtime.studio,
+            poll_interval=self.poll_interval,
+            generator_problem=self.runtime.generator_problem,
+        )
+        self.deliveries = deliveries
+        self.services = Services(self.settings, self.runtime.studio, deliveries.start)
+        self.tree.on_error = on_app_command_error  # type: ignore[method-assign]
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
         await self.sync_commands()
         # Channels are addressed by id, so unfinished work resumes before the gateway is even up.
-        await self.deliveries.resume_all()
-
-    async def on_app_command_error(
-        self, interaction: discord.Interaction, error: discord.app_commands.AppCommandError
-    ) -> None:
-        """A command that failed before its own handler ran (an option Discord sent that does not convert, a
-        check) gets an ephemeral answer, never silence; only real surprises are logged as errors."""
-        from bot.cogs._common import answer, refusal_text
-
-        locale = str(interaction.locale.value)
-        if isinstance(error, discord.app_commands.TransformerError):
-            log.warning("interaction %s: option %r did not convert: %s", interaction.id, error.value, error)
-            refusal = Refusal("bad_option", {"option": getattr(error.transformer, "_error_display_name", "?")})
-            content = refusal_text(refusal, locale)
-        else:
-            log.error("interaction %s failed", interaction.id, exc_info=error)
-            from bot.i18n import text
-
-            content = text("error.unexpected", locale, id=interaction.id)
-        try:
-            await answer(interaction, content)
-        except discord.HTTPException as failure:
-            log.warning("could not answer interaction %s: %s", interaction.id, failure)
+        await deliveries.resume_all()
 
     async def sync_commands(self) -> None:
         """Guild commands appear at once (DISCORD_GUILD_IDS); global ones can take a while the first time."""
@@ -121,7 +103,8 @@ class HanulBot(commands.Bot):
             log.info("synced %d global commands", len(synced))
 
     async def close(self) -> None:
-        await self.deliveries.close()
+        if self.deliveries is not None:
+            await self.deliveries.close()
         if self.runtime is not None:
             await self.runtime.close()
             self.runtime = None

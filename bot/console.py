@@ -22,7 +22,7 @@ from bot.progress import progress_line, prompt_source
 from bot.runtime import StartupError, open_runtime
 from bot.settings import BotSettings
 from bot.store import GenerationRecord
-from bot.studio import MAX_DOWNLOAD_BYTES, Destination, Job, Progress, StopWaiting, Studio, VideoOptions
+from bot.studio import MAX_DOWNLOAD_BYTES, Destination, Draft, Progress, StopWaiting, Studio, VideoOptions
 from bot.videos import GeneratorError
 from generator.settings import GeneratorSettings
 
@@ -65,7 +65,7 @@ class Console:
         self.out.flush()
 
     async def start(self) -> None:
-        member = await self.studio.store.ensure_member(CONSOLE_USER_ID, "console")
+        member = await self.studio.enrol(Requester(user_id=CONSOLE_USER_ID, name="console"))
         self.locale = member.reply_locale
         self.chosen_language = member.language is not None
         self.say(text("console.welcome", self.locale))
@@ -87,7 +87,7 @@ class Console:
     async def resume(self) -> bool:
         """Make the requests left unfinished last time (the console closed while they rendered, or the generator
         could not take them): nothing a member asked for is forgotten. False when nothing can be made."""
-        for record in await self.studio.store.open_generations(CONSOLE_USER_ID):
+        for record in await self.studio.open_requests(CONSOLE_USER_ID):
             self.say(text("console.resuming", self.locale, title=record.display_title))
             if not await self._safely(lambda r=record: self._finish(r)):
                 return False
@@ -99,8 +99,7 @@ class Console:
         try:
             await work()
         except Refusal as refusal:
-            values = {"detail": "", "id": "?", **refusal.values}
-            self.say("⚠️ " + text(f"refusal.{refusal.code}", self.locale, **values))
+            self.say(refusal.said(self.locale))
         except StopWaiting as stop:
             log.error("the generator cannot render: %s", stop.reason)
             log_file = str(self.log_file) if self.log_file else "-"
@@ -134,40 +133,40 @@ class Console:
         if language not in LANGUAGES:
             self.say(text("console.unknown", self.locale, command=f"/lang {language}"))
             return
-        await self.studio.store.update_member(CONSOLE_USER_ID, language=language)
+        await self.studio.change_settings(Requester(user_id=CONSOLE_USER_ID, name="console"), language=language)
         self.locale, self.chosen_language = language, True
         self.say(text("settings.saved", self.locale))
 
     async def _new(self, request: str) -> None:
-        job = await self.studio.new_video(self.requester, request, VideoOptions(), Destination())
-        self.conversation_id = job.generation.conversation_id
-        await self._render(job)
+        draft = await self.studio.new_video(self.requester, request, VideoOptions(), Destination())
+        self.conversation_id = draft.generation.conversation_id
+        await self._render(draft)
 
     async def _refine(self, message: str) -> None:
         assert self.conversation_id is not None
-        job = await self.studio.refine(self.requester, self.conversation_id, message, Destination())
-        if job.summary:
-            self.say(text("refine.changed", self.locale, summary=job.summary))
-        await self._render(job)
+        draft = await self.studio.refine(self.requester, self.conversation_id, message, Destination())
+        if draft.summary:
+            self.say(text("refine.changed", self.locale, summary=draft.summary))
+        await self._render(draft)
 
     async def _extend(self, what_next: str) -> None:
         if self.last_clip is None:
             self.say(text("console.need_clip", self.locale))
             return
-        job = await self.studio.extend(self.requester, self.last_clip.id, what_next, Destination())
+        draft = await self.studio.extend(self.requester, self.last_clip.id, what_next, Destination())
         self.say(text("extend.started", self.locale, title=self.last_clip.display_title, what=what_next.strip()))
-        await self._render(job)
+        await self._render(draft)
 
-    async def _render(self, job: Job) -> None:
-        """Show the prompt, queue the job, print progress as it changes, save the MP4."""
-        record = job.generation
+    async def _render(self, draft: Draft) -> None:
+        """Show the prompt, queue the request, print progress as it changes, save the MP4."""
+        record = draft.generation
         how = prompt_source(record, self.locale)
         self.say(text("prompt.show", self.locale, how=how, prompt=record.expanded_prompt))
-        if job.notice:
-            self.say(text("prompt.notice", self.locale, notice=job.notice))
+        if draft.notice:
+            self.say(text("prompt.notice", self.locale, notice=draft.notice))
         await self._check_generator()  # a model that failed to load is said now, not after a timeout
         try:
-            await self.studio.submit(record.id)
+            record = await self.studio.submit(record)
         except GeneratorError:
             # Not taken: a generator that cannot render at all is said at once; one that is away is waited for,
             # `follow` trying to queue the request again.
@@ -194,14 +193,12 @@ class Console:
         async def unreachable(current: GenerationRecord, error: GeneratorError, delay: float) -> None:
             await self._check_generator()
 
-        outcome = await self.studio.follow(
-            record.id, report, poll_interval=self.poll_interval, on_unreachable=unreachable
-        )
+        outcome = await self.studio.follow(record, report, poll_interval=self.poll_interval, on_unreachable=unreachable)
         if outcome.too_big is not None:
             limit = f"{MAX_DOWNLOAD_BYTES // (1024 * 1024)} MiB"
             error = text("console.too_big", self.locale, limit=limit)
             self.say(text("status.failed", self.locale, title=record.display_title, error=error))
-            await self.studio.store.mark_failed(record.id, f"the clip is larger than {limit}")
+            await self.studio.fail(record, f"the clip is larger than {limit}")
             return
         if outcome.video is None:
             key = "status.cancelled" if outcome.cancelled else "status.failed"
@@ -210,8 +207,8 @@ class Console:
         path = self.output_dir / f"hanul-{record.id}.mp4"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(outcome.video)
-        await self.studio.store.mark_posted(record.id, None)
-        self.last_clip = await self.studio.store.generation(record.id)
+        await self.studio.mark_posted(record, None)
+        self.last_clip = await self.studio.current(record)
         self.say(text("console.saved", self.locale, path=str(path)))
 
 

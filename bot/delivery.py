@@ -9,23 +9,20 @@ import io
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import aiohttp
 import discord
 
+from bot.cogs._clips import clip_view, smaller_view, status_view
 from bot.cogs._common import DEFAULT_UPLOAD_LIMIT
 from bot.i18n import text
 from bot.models import COMPLETED
 from bot.progress import progress_line
-from bot.retry import Backoff
+from bot.retry import Backoff, retrying
 from bot.store import GenerationRecord
-from bot.studio import Outcome, Progress, StopWaiting
-from bot.ui import clip_view, smaller_view, status_view
+from bot.studio import Outcome, Progress, StopWaiting, Studio
 from bot.videos import GeneratorError
-
-if TYPE_CHECKING:
-    from bot.app import HanulBot
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -48,17 +45,16 @@ def transient(error: BaseException) -> bool:
 async def with_retries(what: str, call: Callable[[], Awaitable[T]], backoff: Backoff) -> T:
     """`call()`, retried with backoff while Discord's trouble is transient (on top of discord.py's own retries
     of 429 and 500/502/504); anything else, or trouble lasting `backoff.give_up_after`, is raised."""
-    delays = backoff.delays()
-    started = time.monotonic()
-    while True:
-        try:
-            return await call()
-        except Exception as error:
-            if not transient(error) or time.monotonic() - started >= backoff.give_up_after:
-                raise
-            delay = next(delays)
-            log.warning("%s failed (%s); retrying in %.1fs", what, _describe(error), delay)
-            await asyncio.sleep(delay)
+
+    started = time.monotonic()  # Discord's trouble is timed from the first try, not the first failure
+
+    def passes(error: Exception) -> bool:
+        return transient(error) and time.monotonic() - started < backoff.give_up_after
+
+    async def said(error: Exception, delay: float) -> None:
+        log.warning("%s failed (%s); retrying in %.1fs", what, _describe(error), delay)
+
+    return await retrying(call, backoff=backoff, passes=passes, on_retry=said)
 
 
 def _describe(error: BaseException) -> str:
@@ -86,19 +82,27 @@ def _seconds_label(record: GenerationRecord) -> str:
 class Deliveries:
     """Runs one delivery task per generation, never two."""
 
-    def __init__(self, bot: HanulBot) -> None:
-        self.bot = bot
+    def __init__(
+        self,
+        client: discord.Client,
+        studio: Studio,
+        *,
+        poll_interval: float = 1.0,
+        generator_problem: Callable[[], Awaitable[str | None]] | None = None,
+    ) -> None:
+        self.client = client
+        self.studio = studio
+        self.backoff: Backoff = studio.backoff
+        self.poll_interval = poll_interval
+        self.generator_problem = generator_problem  # why the generator cannot render anything, if it cannot
         self._tasks: dict[int, asyncio.Task[None]] = {}
 
-    @property
-    def backoff(self) -> Backoff:
-        return self.bot.studio.backoff
-
-    def start(self, generation_id: int) -> None:
+    def start(self, record: GenerationRecord) -> None:
         """Follow a submitted generation to its posted clip in the background."""
+        generation_id = record.id
         if generation_id in self._tasks:
             return
-        task = asyncio.create_task(self._deliver(generation_id), name=f"hanul-delivery-{generation_id}")
+        task = asyncio.create_task(self._deliver(record), name=f"hanul-delivery-{generation_id}")
         self._tasks[generation_id] = task
         task.add_done_callback(lambda _: self._tasks.pop(generation_id, None))
 
@@ -113,11 +117,11 @@ class Deliveries:
     async def resume_all(self) -> int:
         """After a restart: follow every generation that was not yet posted, each exactly once."""
         count = 0
-        for record in await self.bot.studio.store.open_generations():
+        for record in await self.studio.open_requests():
             if record.channel_id is None and record.thread_id is None:
-                await self.bot.studio.store.mark_failed(record.id, "interrupted before it had a place to go")
+                await self.studio.fail(record, "interrupted before it had a place to go")
                 continue
-            self.start(record.id)
+            self.start(record)
             count += 1
         if count:
             log.info("resuming %d unfinished generation(s)", count)
@@ -132,7 +136,7 @@ class Deliveries:
 
     def _channel(self, record: GenerationRecord, channel_id: int) -> discord.PartialMessageable:
         kind = discord.ChannelType.private if record.guild_id is None else None
-        return self.bot.get_partial_messageable(channel_id, guild_id=record.guild_id, type=kind)
+        return self.client.get_partial_messageable(channel_id, guild_id=record.guild_id, type=kind)
 
     def _status_message(self, record: GenerationRecord) -> discord.PartialMessage | None:
         """Where the status message lives: a thread made from it carries its id, so then it sits in the parent
@@ -167,35 +171,31 @@ class Deliveries:
             # A deleted status message must not stop the clip from being posted.
             log.warning("could not edit the status message of #%d: %s", record.id, _describe(error))
 
-    async def _deliver(self, generation_id: int) -> None:
+    async def _deliver(self, record: GenerationRecord) -> None:
         try:
-            await self._deliver_once(generation_id)
+            await self._deliver_once(record)
         except asyncio.CancelledError:
             raise
         except Exception as error:
-            log.exception("delivering generation #%d failed", generation_id)
-            await self._end_after_crash(generation_id, error)
+            log.exception("delivering generation #%d failed", record.id)
+            await self._end_after_crash(record, error)
 
-    async def _end_after_crash(self, generation_id: int, error: Exception) -> None:
+    async def _end_after_crash(self, record: GenerationRecord, error: Exception) -> None:
         """A delivery that crashed must not leave its request open (holding the member's place in the queue)
         or its status message saying it is still working."""
         try:
-            store = self.bot.studio.store
-            record = await store.generation(generation_id)
-            if record is None or not record.is_open:
+            latest = await self.studio.current(record)
+            if latest is None or not latest.is_open:
                 return
-            failed = await store.mark_failed(generation_id, f"an unexpected error on my side ({type(error).__name__})")
-            locale = (await store.member(record.user_id)).reply_locale
+            failed = await self.studio.fail(latest, f"an unexpected error on my side ({type(error).__name__})")
+            locale = (await self.studio.member(latest.user_id)).reply_locale
             await self._failed(failed, failed.error or "?", locale)
         except Exception:
-            log.exception("could not record the failure of generation #%d", generation_id)
+            log.exception("could not record the failure of generation #%d", record.id)
 
-    async def _deliver_once(self, generation_id: int) -> None:
-        store = self.bot.studio.store
-        record = await store.generation(generation_id)
-        if record is None:
-            return
-        locale = (await store.member(record.user_id)).reply_locale
+    async def _deliver_once(self, record: GenerationRecord) -> None:
+        studio = self.studio
+        locale = (await studio.member(record.user_id)).reply_locale
         title = record.display_title
         # Completed before this delivery began: a crash may have come after the upload but before it was noted.
         maybe_posted = record.status == COMPLETED
@@ -211,8 +211,7 @@ class Deliveries:
         async def on_unreachable(current: GenerationRecord, error: GeneratorError, delay: float) -> None:
             # Said once per outage (edits are rate-limited); progress edits replace it when the generator is back.
             nonlocal waiting
-            runtime = self.bot.runtime
-            problem = await runtime.generator_problem() if runtime is not None else None
+            problem = await self.generator_problem() if self.generator_problem is not None else None
             if problem:
                 raise StopWaiting(problem)  # it answers, but cannot render anything until it is fixed
             if not waiting:
@@ -222,13 +221,13 @@ class Deliveries:
                 )
 
         try:
-            outcome = await self.bot.studio.follow(
-                generation_id, on_progress, poll_interval=self.bot.poll_interval, on_unreachable=on_unreachable
+            outcome = await studio.follow(
+                record, on_progress, poll_interval=self.poll_interval, on_unreachable=on_unreachable
             )
         except StopWaiting as stop:
             # The request stays saved (it is made after the restart that follows the fix); the admin reads why.
-            log.error("#%d waits for a generator that cannot render: %s", generation_id, stop.reason)
-            latest = await store.generation(generation_id) or record
+            log.error("#%d waits for a generator that cannot render: %s", record.id, stop.reason)
+            latest = await studio.current(record) or record
             broken = text("status.generator_broken", locale, title=title)
             await self._edit_status(latest, broken, status_view(latest.id, locale), final=True)
             return
@@ -248,8 +247,7 @@ class Deliveries:
         """Post the clip exactly once: skipped when the database says it was posted already, or when the channel
         shows it was (a crash between the upload and the database write); each upload carries a nonce Discord
         enforces, so a retry after a lost answer returns the message already made instead of a second one."""
-        store = self.bot.studio.store
-        record = await store.generation(outcome.generation.id)
+        record = await self.studio.current(outcome.generation)
         if record is None or record.posted_at is not None:
             return
         target = self._channel(record, record.thread_id or record.channel_id or 0)
@@ -260,10 +258,10 @@ class Deliveries:
             )
         except DISCORD_ERRORS as error:
             log.warning("could not post the clip of #%d: %s", record.id, _describe(error))
-            failed = await store.mark_failed(record.id, f"could not post the clip on Discord: {_describe(error)}")
+            failed = await self.studio.fail(record, f"could not post the clip on Discord: {_describe(error)}")
             await self._failed(failed, failed.error or "?", locale)
             return
-        if not await store.mark_posted(record.id, sent.id):
+        if not await self.studio.mark_posted(record, sent.id):
             return
         done = text("status.done", locale, title=record.display_title, link=sent.jump_url)
         await self._edit_status(record, done, None, final=True)
@@ -272,7 +270,7 @@ class Deliveries:
         self, record: GenerationRecord, target: discord.PartialMessageable
     ) -> discord.Message | None:
         """The clip (or its too-big notice) if this bot already posted it in the target channel."""
-        me = self.bot.user
+        me = self.client.user
         filename = f"hanul-{record.id}.mp4"
         smaller = f"hanul:smaller:{record.id}"
         try:

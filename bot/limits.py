@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
+from bot.i18n import text
 from bot.settings import BotSettings
 from bot.store import GenerationRecord, Store
 
@@ -43,6 +44,10 @@ class Refusal(Exception):
 
     def __str__(self) -> str:
         return f"{self.code}: {self.values}"
+
+    def said(self, locale: str | None) -> str:
+        """The refusal as a member reads it (in Discord and in the console alike): why, and what to do."""
+        return "⚠️ " + text(f"refusal.{self.code}", locale, **{"detail": "", "id": "?", **self.values})
 
 
 class Limits:

@@ -170,7 +170,11 @@ def _conversation(row: Conversation) -> ConversationRecord:
 
 
 class Store:
-    """Persistence for members, conversations and generations."""
+    """Persistence for members, conversations and generations.
+
+    Over 300 lines on purpose: it is the bot's one gateway to its tables, every method one short unit of work
+    with its own session (writers and lock-free readers chosen here, in one place); split by table, the session
+    rules would be repeated in three classes that the studio would then have to hold together."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._sessions: async_sessionmaker = session_factory(engine)

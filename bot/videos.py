@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import openai
 
+from bot import retry
 from bot.retry import DEFAULT_BACKOFF, Backoff
 
 T = TypeVar("T")
@@ -75,8 +76,9 @@ MIN_ASK_GAP = 0.25  # against a generator that does not hold, `track` asks about
 
 
 @dataclass(frozen=True)
-class VideoSpec:
-    """Everything the generator needs to render one clip."""
+class VideoOrder:
+    """Everything the generator needs to render one clip, as the bot orders it (the generator's own render
+    parameters are `generator.render.VideoSpec`)."""
 
     prompt: str
     seconds: float
@@ -259,39 +261,39 @@ class VideoClient:
             raise GeneratorError("generator_down", str(error)) from error
 
     @staticmethod
-    def _extra_body(spec: VideoSpec) -> dict[str, Any]:
+    def _extra_body(order: VideoOrder) -> dict[str, Any]:
         extra: dict[str, Any] = {}
-        if spec.seed is not None:
-            extra["seed"] = spec.seed
-        if spec.negative_prompt:
-            extra["negative_prompt"] = spec.negative_prompt
-        if spec.max_bytes:
-            extra["max_bytes"] = spec.max_bytes
-        if spec.user:
-            extra["user"] = spec.user
+        if order.seed is not None:
+            extra["seed"] = order.seed
+        if order.negative_prompt:
+            extra["negative_prompt"] = order.negative_prompt
+        if order.max_bytes:
+            extra["max_bytes"] = order.max_bytes
+        if order.user:
+            extra["user"] = order.user
         return extra
 
-    async def create(self, spec: VideoSpec) -> VideoState:
-        """Queue a new clip (text-to-video, or image-to-video when `spec.image` is set)."""
-        kwargs: dict[str, Any] = {"prompt": spec.prompt, "seconds": _seconds(spec.seconds), "size": spec.size}
-        if spec.image is not None:
-            kwargs["input_reference"] = spec.image
+    async def create(self, order: VideoOrder) -> VideoState:
+        """Queue a new clip (text-to-video, or image-to-video when `order.image` is set)."""
+        kwargs: dict[str, Any] = {"prompt": order.prompt, "seconds": _seconds(order.seconds), "size": order.size}
+        if order.image is not None:
+            kwargs["input_reference"] = order.image
         video = await self._call(
-            self._client.videos.create(**kwargs, extra_body=self._extra_body(spec), extra_headers=_headers(spec))
+            self._client.videos.create(**kwargs, extra_body=self._extra_body(order), extra_headers=_headers(order))
         )
         return _state(video)
 
-    async def extend(self, parent_video_id: str, spec: VideoSpec) -> VideoState:
+    async def extend(self, parent_video_id: str, order: VideoOrder) -> VideoState:
         """Queue a continuation of a finished clip."""
         # openai 3.x validates `video` as a file upload client-side; the id reference travels in extra_body.
-        extra = self._extra_body(spec) | {"video": {"id": parent_video_id}}
+        extra = self._extra_body(order) | {"video": {"id": parent_video_id}}
         video = await self._call(
             self._client.videos.extend(
-                prompt=spec.prompt,
-                seconds=_seconds(spec.seconds),
+                prompt=order.prompt,
+                seconds=_seconds(order.seconds),
                 video=openai.omit,
                 extra_body=extra,
-                extra_headers=_headers(spec),
+                extra_headers=_headers(order),
             )
         )
         return _state(video)
@@ -420,24 +422,19 @@ class VideoClient:
         on_unreachable: Callable[[GeneratorError, float], Awaitable[None]] | None = None,
     ) -> T:
         """`call()`, again and again with backoff while the generator is unreachable or busy (see TRANSIENT)."""
-        started: float | None = None
-        delays = backoff.delays()
-        while True:
-            try:
-                return await call()
-            except GeneratorError as error:
-                if error.code not in TRANSIENT:
-                    raise
-                now = time.monotonic()
-                started = now if started is None else started
-                if now - started >= backoff.give_up_after:
-                    raise
-                delay = next(delays)
-                log.warning("generator unreachable (%s); retrying in %.1fs", error.detail or error.code, delay)
-                if on_unreachable is not None:
-                    await on_unreachable(error, delay)
-                await asyncio.sleep(delay)
+
+        async def unreachable(error: Exception, delay: float) -> None:
+            assert isinstance(error, GeneratorError)
+            log.warning("generator unreachable (%s); retrying in %.1fs", error.detail or error.code, delay)
+            if on_unreachable is not None:
+                await on_unreachable(error, delay)
+
+        return await retry.retrying(call, backoff=backoff, passes=_transient, on_retry=unreachable)
 
 
-def _headers(spec: VideoSpec) -> dict[str, str] | None:
-    return {"Idempotency-Key": spec.request_key} if spec.request_key else None
+def _transient(error: Exception) -> bool:
+    return isinstance(error, GeneratorError) and error.code in TRANSIENT
+
+
+def _headers(order: VideoOrder) -> dict[str, str] | None:
+    return {"Idempotency-Key": order.request_key} if order.request_key else None

@@ -1,20 +1,41 @@
-"""Small translations shared by the cogs: who is asking, where the answer goes, and how a refusal is said."""
+"""What every Discord front-end module shares: the services the composition root builds, who is asking, where
+the answer goes, and the one way a failed interaction is answered."""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import discord
 
 from bot.i18n import text
 from bot.limits import Refusal, Requester
-from bot.studio import Destination
+from bot.settings import BotSettings
+from bot.store import GenerationRecord
+from bot.studio import Destination, Studio
 
-if TYPE_CHECKING:
-    from bot.app import HanulBot
+log = logging.getLogger(__name__)
 
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # Discord's per-file cap without boosts (2025 onwards)
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the cogs and the clip buttons work with, built once by the composition root (`bot.app`)."""
+
+    settings: BotSettings
+    studio: Studio
+    deliver: Callable[[GenerationRecord], None]  # follow a submitted generation to its posted clip, in the background
+
+
+def services_of(client: discord.Client) -> Services:
+    """The services of the bot an extension is loaded into, or a persistent button is clicked on."""
+    services = getattr(client, "services", None)
+    if not isinstance(services, Services):
+        raise RuntimeError("this client has no Hanul services: build it with bot.app.HanulBot")
+    return services
 
 
 def requester_of(user: discord.abc.User, channel: object, locale: str | None) -> Requester:
@@ -68,14 +89,27 @@ def destination_for(channel: discord.abc.Messageable | object, limit: int) -> De
     return Destination(guild.id if guild else None, getattr(channel, "id", None), None, limit)
 
 
-def refusal_text(refusal: Refusal, locale: str | None) -> str:
-    return "⚠️ " + text(f"refusal.{refusal.code}", locale, **{"detail": "", "id": "?", **refusal.values})
+def interaction_destination(interaction: discord.Interaction) -> Destination:
+    """Where the result of an interaction goes: the channel it happened in."""
+    assert interaction.channel is not None
+    return destination_for(interaction.channel, upload_limit(interaction, interaction.guild))
 
 
-async def member_locale(bot: HanulBot, user_id: int, fallback: str | None) -> str | None:
+async def member_locale(studio: Studio, user_id: int, fallback: str | None) -> str | None:
     """The language to answer a member in: their /settings choice, else the Discord locale."""
-    member = await bot.studio.store.member(user_id)
+    member = await studio.member(user_id)
     return member.language or fallback or member.locale
+
+
+async def interaction_locale(interaction: discord.Interaction) -> str | None:
+    """The language to answer the member behind an interaction in."""
+    return await member_locale(
+        services_of(interaction.client).studio, interaction.user.id, _discord_locale(interaction)
+    )
+
+
+def _discord_locale(interaction: discord.Interaction) -> str:
+    return str(interaction.locale.value)
 
 
 async def answer(interaction: discord.Interaction, content: str, *, view: discord.ui.View | None = None) -> None:
@@ -89,6 +123,59 @@ async def answer(interaction: discord.Interaction, content: str, *, view: discor
         await interaction.response.send_message(content, **kwargs)  # type: ignore[arg-type]
 
 
-async def refuse(interaction: discord.Interaction, refusal: Refusal, locale: str | None) -> None:
-    """Every refusal is ephemeral and says why and what to do."""
-    await answer(interaction, refusal_text(refusal, locale))
+async def defer(interaction: discord.Interaction) -> None:
+    """Acknowledge within Discord's 3 s; the answer follows, ephemeral."""
+    if not interaction.response.is_done():
+        await interaction.response.defer(ephemeral=True, thinking=True)
+
+
+# --- the one error handler of the Discord front end -------------------------------------------------
+
+
+async def on_app_command_error(interaction: discord.Interaction, error: discord.app_commands.AppCommandError) -> None:
+    """`tree.on_error`: a command that failed gets an ephemeral answer, never silence. A refusal says why and what
+    to do; an option Discord sent that does not convert is a refusal too; only real surprises are logged as
+    errors."""
+    if isinstance(error, discord.app_commands.CommandInvokeError):
+        await report(interaction, error.original)
+        return
+    locale = _discord_locale(interaction)  # it failed before its handler ran: the member's settings are not read
+    if isinstance(error, discord.app_commands.TransformerError):
+        log.warning("interaction %s: option %r did not convert: %s", interaction.id, error.value, error)
+        refusal = Refusal("bad_option", {"option": getattr(error.transformer, "_error_display_name", "?")})
+        content = refusal.said(locale)
+    else:
+        log.error("interaction %s failed", interaction.id, exc_info=error)
+        content = text("error.unexpected", locale, id=interaction.id)
+    await _answer_quietly(interaction, content)
+
+
+def failure_text(error: BaseException, locale: str | None, what: str, reference: int) -> str:
+    """What a member is told when their request raised: a refusal says why and what to do; anything else is
+    logged (`what` failed) and apologised for with `reference`, the id an admin finds in the log."""
+    if isinstance(error, Refusal):
+        return error.said(locale)
+    log.error("%s failed", what, exc_info=error)
+    return text("error.unexpected", locale, id=reference)
+
+
+async def report(interaction: discord.Interaction, error: BaseException) -> None:
+    """Answer an interaction whose work raised, ephemerally (see `failure_text`)."""
+    locale = await interaction_locale(interaction)
+    content = failure_text(error, locale, f"interaction {interaction.id}", interaction.id)
+    await _answer_quietly(interaction, content)
+
+
+async def guarded(interaction: discord.Interaction, work: Callable[[], Awaitable[None]]) -> None:
+    """Run the work of a click or a modal (which have no command tree to catch for them) through `report`."""
+    try:
+        await work()
+    except Exception as error:
+        await report(interaction, error)
+
+
+async def _answer_quietly(interaction: discord.Interaction, content: str) -> None:
+    try:
+        await answer(interaction, content)
+    except discord.HTTPException as failure:
+        log.warning("could not answer interaction %s: %s", interaction.id, failure)

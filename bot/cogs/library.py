@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import math
-from typing import TYPE_CHECKING
-
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.cogs._common import answer, interaction_requester, member_locale, refusal_text
+from bot.cogs._clips import PagerView, RerunButton
+from bot.cogs._common import answer, interaction_locale, interaction_requester, services_of
 from bot.i18n import status_word, text
-from bot.limits import Refusal
-from bot.store import ANYWHERE, GenerationRecord
-from bot.ui import PagerView, RerunButton
-
-if TYPE_CHECKING:
-    from bot.app import HanulBot
+from bot.store import GenerationRecord
+from bot.studio import Studio
 
 PAGE_SIZE = 5  # one re-run button per line, five to a row
 
@@ -44,10 +38,10 @@ def history_line(record: GenerationRecord, locale: str | None) -> str:
 
 
 class LibraryCog(commands.Cog, name="Library"):
-    """History, queue and cancel."""
+    """History, queue and cancel; a refusal raised here is answered by the tree's error handler."""
 
-    def __init__(self, bot: HanulBot) -> None:
-        self.bot = bot
+    def __init__(self, studio: Studio) -> None:
+        self.studio = studio
 
     @app_commands.command(name="history", description="Videos you (or another member) made")
     @app_commands.describe(member="Whose videos (default: yours)")
@@ -55,22 +49,17 @@ class LibraryCog(commands.Cog, name="Library"):
     async def history(self, interaction: discord.Interaction, member: discord.User | None = None) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         owner = member or interaction.user
-        locale = await member_locale(self.bot, interaction.user.id, str(interaction.locale.value))
+        locale = await interaction_locale(interaction)
         content, view = await self._page(interaction, owner, 0, locale)
         await answer(interaction, content, view=view)
 
     async def _page(
         self, interaction: discord.Interaction, owner: discord.abc.User, page: int, locale: str | None
     ) -> tuple[str, discord.ui.View | None]:
-        store = self.bot.studio.store
-        # A member sees all of their own; others only what was made in this server (a DM: nothing of theirs).
-        made_in = ANYWHERE if owner.id == interaction.user.id else interaction.guild_id
-        total = await store.count_history(owner.id, made_in=made_in)
-        if total == 0:
+        shown = await self.studio.history_page(interaction.user.id, owner.id, interaction.guild_id, page, PAGE_SIZE)
+        if shown is None:
             return text("history.empty", locale), None
-        pages = math.ceil(total / PAGE_SIZE)
-        page = max(0, min(page, pages - 1))
-        records = await store.history(owner.id, limit=PAGE_SIZE, offset=page * PAGE_SIZE, made_in=made_in)
+        page, pages, records = shown.page, shown.pages, shown.records
         lines = [text("history.title", locale, member=owner.display_name)]
         lines += [history_line(record, locale) for record in records]
         lines.append(text("history.page", locale, page=page + 1, pages=pages))
@@ -89,15 +78,8 @@ class LibraryCog(commands.Cog, name="Library"):
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     async def queue(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        studio = self.bot.studio
-        locale = await member_locale(self.bot, interaction.user.id, str(interaction.locale.value))
-        requester = interaction_requester(interaction)
-        if studio.limits.is_global_admin(requester):
-            records = await studio.store.open_generations()
-        elif studio.limits.is_guild_admin(requester, interaction.guild_id):
-            records = await studio.store.open_generations(guild_id=interaction.guild_id)  # this server's only
-        else:
-            records = await studio.store.open_generations(interaction.user.id)
+        locale = await interaction_locale(interaction)
+        records = await self.studio.open_requests_seen_by(interaction_requester(interaction), interaction.guild_id)
         if not records:
             await answer(interaction, text("queue.empty", locale))
             return
@@ -121,16 +103,11 @@ class LibraryCog(commands.Cog, name="Library"):
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     async def cancel(self, interaction: discord.Interaction, video: int | None = None) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        studio = self.bot.studio
-        locale = await member_locale(self.bot, interaction.user.id, str(interaction.locale.value))
-        try:
-            if video is None:
-                mine = await studio.store.open_generations(interaction.user.id)
-                if not mine:
-                    raise Refusal("nothing_to_cancel")
-                video = mine[-1].id
-            record = await studio.cancel(interaction_requester(interaction), video)
-        except Refusal as refusal:
-            await answer(interaction, refusal_text(refusal, locale))
-            return
+        record = await self.studio.cancel(interaction_requester(interaction), video)
+        locale = await interaction_locale(interaction)
         await answer(interaction, text("cancel.done", locale, id=record.id, title=record.display_title))
+
+
+async def setup(bot: commands.Bot) -> None:
+    """Loaded by name (`bot.load_extension("bot.cogs.library")`)."""
+    await bot.add_cog(LibraryCog(services_of(bot).studio))

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.cogs._common import answer, member_locale, refusal_text
+from bot.cogs._common import answer, interaction_locale, interaction_requester, services_of
 from bot.i18n import LANGUAGES, text
-from bot.limits import Refusal
+from bot.settings import BotSettings
 from bot.store import UNCHANGED, MemberSettings
+from bot.studio import Studio
 from bot.videos import ASPECT_SIZES
-
-if TYPE_CHECKING:
-    from bot.app import HanulBot
 
 CLEAR_WORDS = ("none", "-", "clear", "off", "없음")
 LANGUAGE_CHOICES = [app_commands.Choice(name="auto (Discord)", value="auto")] + [
@@ -37,10 +33,11 @@ def describe(member: MemberSettings, settings_seconds: float, locale: str | None
 
 
 class MemberCog(commands.Cog, name="Member"):
-    """Per-member defaults and help."""
+    """Per-member defaults and help; a refusal raised here is answered by the tree's error handler."""
 
-    def __init__(self, bot: HanulBot) -> None:
-        self.bot = bot
+    def __init__(self, settings: BotSettings, studio: Studio) -> None:
+        self.settings = settings
+        self.studio = studio
 
     @app_commands.command(name="settings", description="Your defaults for new videos (no options: show them)")
     @app_commands.describe(
@@ -54,7 +51,7 @@ class MemberCog(commands.Cog, name="Member"):
         aspect=[app_commands.Choice(name=a, value=a) for a in ASPECT_SIZES], language=LANGUAGE_CHOICES
     )
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
-    async def settings(
+    async def settings_command(
         self,
         interaction: discord.Interaction,
         seconds: app_commands.Range[float, 1, 60] | None = None,
@@ -64,17 +61,9 @@ class MemberCog(commands.Cog, name="Member"):
         language: str | None = None,
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        store = self.bot.studio.store
-        limit = self.bot.settings.max_seconds
-        await store.ensure_member(interaction.user.id, interaction.user.display_name, str(interaction.locale.value))
-        if seconds is not None and seconds > limit:
-            locale = await member_locale(self.bot, interaction.user.id, str(interaction.locale.value))
-            refusal = Refusal("seconds", {"seconds": f"{seconds:g}", "max": f"{limit:g}"})
-            await answer(interaction, refusal_text(refusal, locale))
-            return
         changed = any(value is not None for value in (seconds, aspect, style, enhance, language))
-        member = await store.update_member(
-            interaction.user.id,
+        member = await self.studio.change_settings(
+            interaction_requester(interaction),
             seconds=seconds if seconds is not None else UNCHANGED,
             aspect=aspect if aspect is not None else UNCHANGED,
             style=UNCHANGED if style is None else (None if style.strip().lower() in CLEAR_WORDS else style.strip()),
@@ -83,14 +72,14 @@ class MemberCog(commands.Cog, name="Member"):
         )
         locale = member.language or str(interaction.locale.value)
         lines = [text("settings.saved", locale)] if changed else []
-        lines.append(describe(member, self.bot.settings.default_seconds, locale))
+        lines.append(describe(member, self.settings.default_seconds, locale))
         await answer(interaction, "\n".join(lines))
 
     @app_commands.command(name="help", description="How to use Hanul")
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     async def help(self, interaction: discord.Interaction) -> None:
-        locale = await member_locale(self.bot, interaction.user.id, str(interaction.locale.value))
-        settings = self.bot.settings
+        locale = await interaction_locale(interaction)
+        settings = self.settings
         quota = settings.daily_quota or text("quota.unlimited", locale)
         await answer(
             interaction,
@@ -104,3 +93,9 @@ class MemberCog(commands.Cog, name="Member"):
                 quota=quota,
             ),
         )
+
+
+async def setup(bot: commands.Bot) -> None:
+    """Loaded by name (`bot.load_extension("bot.cogs.member")`)."""
+    services = services_of(bot)
+    await bot.add_cog(MemberCog(services.settings, services.studio))

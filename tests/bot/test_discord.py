@@ -218,9 +218,9 @@ async def test_after_a_restart_each_unfinished_clip_is_posted_exactly_once(tmp_p
         studio = bot.studio
         ids = []
         for prompt in ("a red kite", "a blue kite"):
-            job = await studio.new_video(member, prompt, VideoOptions(), place)
-            await studio.attach(job.generation.id, status_message_id=fake.snowflake())
-            record = await studio.submit(job.generation.id)
+            draft = await studio.new_video(member, prompt, VideoOptions(), place)
+            attached = await studio.attach(draft.generation, status_message_id=fake.snowflake())
+            record = await studio.submit(attached)
             ids.append(record.id)
             for _ in range(600):
                 if (await studio.videos.retrieve(record.video_id)).status == "completed":

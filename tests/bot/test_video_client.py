@@ -6,7 +6,7 @@ import asyncio
 import time
 from itertools import pairwise
 
-from bot.videos import VideoClient, VideoSpec, VideoState
+from bot.videos import VideoClient, VideoOrder, VideoState
 from tests.support.generator_service import SlowBackend, running_generator, tiny_backend, wait_until
 
 
@@ -14,10 +14,10 @@ async def test_resubmitting_one_generation_makes_one_job(tmp_path):
     async with running_generator(tmp_path, GENERATOR_WORKERS=0) as running:
         client = VideoClient(running.base_url)
         try:
-            spec = VideoSpec(prompt="a heron takes off", seconds=1, size="1280x720", request_key="hanul-7-1.0")
+            spec = VideoOrder(prompt="a heron takes off", seconds=1, size="1280x720", request_key="hanul-7-1.0")
             first = await client.create(spec)
             retried = await client.create(spec)  # e.g. the first answer was lost in a timeout
-            other = await client.create(VideoSpec(prompt="a heron takes off", seconds=1, size="1280x720"))
+            other = await client.create(VideoOrder(prompt="a heron takes off", seconds=1, size="1280x720"))
             assert retried.id == first.id
             assert other.id != first.id
             assert (await running.service.queue.counts())["queued"] == 2
@@ -31,7 +31,7 @@ async def test_progress_reports_are_spaced_by_the_report_interval(tmp_path):
     async with running_generator(tmp_path, backend=slow, GENERATOR_LEASE_SECONDS=0.6) as running:
         client = VideoClient(running.base_url)
         try:
-            video = await client.create(VideoSpec(prompt="a slow pan across a valley", seconds=12, size="1280x720"))
+            video = await client.create(VideoOrder(prompt="a slow pan across a valley", seconds=12, size="1280x720"))
             reports: list[tuple[float, VideoState]] = []
 
             async def on_progress(state: VideoState) -> None:
@@ -73,7 +73,7 @@ async def test_track_sees_the_finished_video_at_once_not_at_its_next_poll(tmp_pa
 
         client.retrieve_held = retrieve_held
         try:
-            video = await client.create(VideoSpec(prompt="a slow pan across a valley", seconds=1, size="1280x720"))
+            video = await client.create(VideoOrder(prompt="a slow pan across a valley", seconds=1, size="1280x720"))
             final = await client.track(video.id, poll_interval=30.0)
             returned_at = time.monotonic()
         finally:
@@ -104,7 +104,7 @@ async def test_a_generator_that_answers_at_once_is_asked_once_per_poll_interval(
 
         client.retrieve_held = ignoring_wait
         try:
-            video = await client.create(VideoSpec(prompt="a slow pan across a valley", seconds=4, size="1280x720"))
+            video = await client.create(VideoOrder(prompt="a slow pan across a valley", seconds=4, size="1280x720"))
             started = time.monotonic()
             final = await client.track(video.id, poll_interval=0.25)
             took = time.monotonic() - started
@@ -128,8 +128,8 @@ async def test_a_change_too_soon_to_report_is_reported_when_the_interval_allows_
             reports.append((time.monotonic(), state))
 
         try:
-            ahead = await client.create(VideoSpec(prompt="the first in line", seconds=1, size="1280x720"))
-            video = await client.create(VideoSpec(prompt="the second in line", seconds=1, size="1280x720"))
+            ahead = await client.create(VideoOrder(prompt="the first in line", seconds=1, size="1280x720"))
+            video = await client.create(VideoOrder(prompt="the second in line", seconds=1, size="1280x720"))
             tracking = asyncio.create_task(client.track(video.id, on_progress, report_interval=1.5))
             await wait_until(lambda: len(reports) == 1)
             assert reports[0][1].queue_position == 2

@@ -1,0 +1,41 @@
+"""Who may do what with a generation: admitting a new one against the limits, and finding one a member may act
+on (their own, or one they may see where the result goes)."""
+
+from __future__ import annotations
+
+from bot.limits import Limits, Refusal, Requester
+from bot.store import GenerationRecord, NewGeneration, Store
+from bot.studio.data import Destination
+
+
+class Access:
+    """The limits and the ownership rules, over the store."""
+
+    def __init__(self, store: Store, limits: Limits) -> None:
+        self.store = store
+        self.limits = limits
+
+    async def admit(self, requester: Requester, new: NewGeneration, *, follow_up: bool = False) -> GenerationRecord:
+        """Record the request as pending if the member's limits allow it (Refusal otherwise)."""
+        await self.store.ensure_member(requester.user_id, requester.name, requester.locale)
+        record = await self.limits.admit(requester, lambda: self.store.create_generation(new), follow_up=follow_up)
+        assert isinstance(record, GenerationRecord)
+        return record
+
+    async def owned(self, requester: Requester, generation_id: int) -> GenerationRecord:
+        """The generation, if the member may manage it (its owner or an admin)."""
+        record = await self.store.generation(generation_id)
+        if record is None:
+            raise Refusal("not_found", {"id": generation_id})
+        if not self.limits.may_manage(requester, record):
+            raise Refusal("not_owner")
+        return record
+
+    async def visible(self, requester: Requester, generation_id: int, destination: Destination) -> GenerationRecord:
+        """The generation to act on, if it may be shown where the result goes: a member's own anywhere, others'
+        only in the server they were made in. Otherwise it does not exist, as far as this member can tell: its
+        prompt must never be copied into another server or a DM."""
+        record = await self.store.generation(generation_id)
+        if record is None or not self.limits.may_see(requester, record, destination.guild_id):
+            raise Refusal("not_found", {"id": generation_id})
+        return record

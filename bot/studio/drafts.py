@@ -1,0 +1,390 @@
+"""Drafting: a member's words checked, admitted against the limits (recorded as *pending*) and given a prompt by
+the director — a new video, a refinement, an extension, or a follow-up of an earlier clip (re-roll, re-run, a
+smaller version, an edited prompt). Every draft is built by one request builder (`_new_generation`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.director import Director, PromptResult, Refused, Turn
+from bot.limits import Refusal, Requester
+from bot.models import COMPLETED, POSTED
+from bot.settings import BotSettings
+from bot.store import GenerationRecord, NewGeneration, Store
+from bot.studio.access import Access
+from bot.studio.data import Destination, Draft, VideoOptions
+from bot.studio.submit import DEFAULT_ASPECT, Submitting
+from bot.videos import ASPECT_SIZES
+
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
+MAX_IMAGE_BYTES = 16 * 1024 * 1024
+UPLOAD_MARGIN = 0.97  # leave room for the multipart envelope under the channel's upload limit
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+SHRINK_FACTOR = 0.5  # a "smaller version" aims at half the byte cap
+MIN_MAX_BYTES = 64 * 1024  # the generator's smallest byte cap
+MAX_SEED = 2**31 - 2
+# The longest member text each field takes (the slash command declares the same; Discord does not re-check).
+MAX_REQUEST_CHARS = 1500
+MAX_NEGATIVE_CHARS = 500
+MAX_STYLE_CHARS = 200
+MAX_PROMPT_CHARS = 4000  # an edited prompt (the modal's limit)
+# Control characters (NUL, escapes, …) but not newline and tab: they break PostgreSQL text and Discord's layout.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean_text(value: str) -> str:
+    """Member text without control characters, trimmed."""
+    return _CONTROL.sub(" ", value).strip()
+
+
+def _checked_words(value: str, limit: int = MAX_REQUEST_CHARS) -> str:
+    """Member words cleaned, refused when empty or too long."""
+    value = clean_text(value)
+    if not value:
+        raise Refusal("empty")
+    _check_length(value, limit)
+    return value
+
+
+def _check_length(value: str | None, limit: int) -> None:
+    if value is not None and len(value) > limit:
+        raise Refusal("too_long", {"length": len(value), "limit": limit})
+
+
+def new_seed() -> int:
+    """A fresh random seed the member can see and reuse."""
+    return secrets.randbelow(2**31 - 1)
+
+
+def size_caps(destination: Destination) -> dict[str, int]:
+    """The byte cap asked of the generator, and the upload limit the clip is checked against later."""
+    if not destination.max_bytes:
+        return {}
+    cap = max(MIN_MAX_BYTES, int(destination.max_bytes * UPLOAD_MARGIN))
+    return {"max_bytes": cap, "upload_limit": destination.max_bytes}
+
+
+def _new_generation(
+    requester: Requester,
+    destination: Destination,
+    *,
+    kind: str,
+    request_text: str,
+    params: dict[str, Any],
+    seed: int | None,
+    based_on: GenerationRecord | None = None,
+    conversation_id: int | None = None,
+) -> NewGeneration:
+    """The request builder: a generation of `kind` for the member, its result going to `destination`, continuing
+    `based_on` (the clip it starts from) and its conversation when there is one."""
+    return NewGeneration(
+        user_id=requester.user_id,
+        kind=kind,
+        request_text=request_text,
+        conversation_id=conversation_id if conversation_id is not None else (based_on and based_on.conversation_id),
+        parent_id=based_on.id if based_on else None,
+        params=params,
+        seed=seed,
+        guild_id=destination.guild_id,
+        channel_id=destination.channel_id,
+        thread_id=destination.thread_id,
+    )
+
+
+@dataclass
+class _Prompt:
+    prompt: str
+    negative_prompt: str | None
+    title: str
+    language: str | None
+    llm_written: bool
+    notice: str | None = None
+    summary: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _from_director(result: PromptResult, negative: str | None = None) -> _Prompt:
+    negatives = [n for n in (result.negative_prompt, negative) if n]
+    return _Prompt(
+        prompt=result.prompt,
+        negative_prompt=", ".join(negatives) or None,
+        title=result.title,
+        language=result.language,
+        llm_written=result.llm_written,
+        notice=result.notice,
+        summary=getattr(result, "summary", None),
+    )
+
+
+def _as_typed(text: str, negative: str | None, style: str | None) -> _Prompt:
+    prompt = f"{text.strip()}, {style.strip()}" if style else text.strip()
+    return _Prompt(prompt=prompt, negative_prompt=negative, title=_short_title(text), language=None, llm_written=False)
+
+
+def _short_title(text: str) -> str:
+    words = text.strip().split()
+    title = " ".join(words[:8])
+    return title if len(title) <= 60 else title[:59] + "…"
+
+
+class Drafting:
+    """Turns a member's words into a draft: checked, admitted, its prompt written and saved."""
+
+    def __init__(
+        self,
+        settings: BotSettings,
+        store: Store,
+        access: Access,
+        director: Director,
+        submitting: Submitting,
+        cancel: Callable[[GenerationRecord], Awaitable[GenerationRecord]],
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.access = access
+        self.director = director
+        self.submitting = submitting
+        self.cancel = cancel  # stops an unfinished generation that an edit replaces
+
+    # --- checks and the prompt -------------------------------------------------------------------
+
+    def _check_options(self, text: str, options: VideoOptions) -> None:
+        if not text.strip():
+            raise Refusal("empty")
+        _check_length(text, MAX_REQUEST_CHARS)
+        _check_length(options.negative, MAX_NEGATIVE_CHARS)
+        _check_length(options.style, MAX_STYLE_CHARS)
+        # Discord checks option types and ranges in its client only; a forged or buggy payload is checked here.
+        seed = options.seed
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED):
+            raise Refusal("seed", {"seed": str(seed)[:40], "max": MAX_SEED})
+        seconds = options.seconds
+        if seconds is not None and not isinstance(seconds, int | float):
+            raise Refusal("seconds", {"seconds": str(seconds)[:40], "max": f"{self.settings.max_seconds:g}"})
+        if options.aspect is not None and not isinstance(options.aspect, str):
+            raise Refusal("aspect", {"aspect": str(options.aspect)[:40], "choices": ", ".join(ASPECT_SIZES)})
+        if options.seconds is not None and not 1 <= options.seconds <= self.settings.max_seconds:
+            raise Refusal("seconds", {"seconds": f"{options.seconds:g}", "max": f"{self.settings.max_seconds:g}"})
+        if options.aspect is not None and options.aspect not in ASPECT_SIZES:
+            raise Refusal("aspect", {"aspect": options.aspect, "choices": ", ".join(ASPECT_SIZES)})
+        image = options.image
+        if image is not None and (image.mime not in IMAGE_TYPES or len(image.data) > MAX_IMAGE_BYTES):
+            raise Refusal("image", {"limit": f"{MAX_IMAGE_BYTES // (1024 * 1024)} MiB"})
+
+    async def _write(self, record: GenerationRecord, write: Callable[[], Awaitable[_Prompt]]) -> _Prompt:
+        """Run the director; a refusal or a crash leaves the request recorded as failed, never half-done."""
+        try:
+            return await write()
+        except Refused as refused:
+            await self.store.mark_failed(record.id, f"refused: {refused.reason}")
+            raise Refusal("director", {"reason": refused.reason}) from refused
+        except Exception:
+            await self.store.mark_failed(record.id, "the prompt director crashed")
+            raise
+
+    async def _save_prompt(self, record: GenerationRecord, written: _Prompt, **more: Any) -> GenerationRecord:
+        return await self.store.update_generation(
+            record.id,
+            expanded_prompt=written.prompt,
+            negative_prompt=written.negative_prompt,
+            title=(written.title or _short_title(record.request_text))[:200],
+            language=written.language,
+            llm_written=written.llm_written,
+            **more,
+        )
+
+    # --- drafts ----------------------------------------------------------------------------------
+
+    async def new_video(
+        self, requester: Requester, text: str, options: VideoOptions, destination: Destination
+    ) -> Draft:
+        """A brand-new clip (and a new conversation) from a member's request."""
+        text = clean_text(text)
+        options = dataclasses.replace(
+            options,
+            negative=clean_text(options.negative) or None if options.negative is not None else None,
+            style=clean_text(options.style) or None if options.style is not None else None,
+        )
+        self._check_options(text, options)
+        member = await self.store.ensure_member(requester.user_id, requester.name, requester.locale)
+        seconds = options.seconds or member.seconds or self.settings.default_seconds
+        seconds = min(seconds, self.settings.max_seconds)
+        aspect = options.aspect or member.aspect or DEFAULT_ASPECT
+        style = options.style if options.style is not None else member.style
+        enhance = options.enhance if options.enhance is not None else member.enhance
+        params = {
+            "seconds": seconds,
+            "aspect": aspect,
+            "size": await self.submitting.size_for(aspect),
+            "style": style,
+            "enhance": enhance,
+            **size_caps(destination),
+            "image": options.image.filename if options.image else None,
+        }
+        seed = options.seed if options.seed is not None else new_seed()
+        new = _new_generation(requester, destination, kind="generate", request_text=text, params=params, seed=seed)
+        record = await self.access.admit(requester, new)
+        if options.image is not None:
+            self.submitting.images[record.id] = options.image
+
+        async def write() -> _Prompt:
+            if not enhance:
+                await self.director.screen(text, style)  # posted as typed: the same screen as any request
+                return _as_typed(text, options.negative, style)
+            result = await self.director.expand(text, style=style, aspect=aspect, seconds=seconds)
+            return _from_director(result, options.negative)
+
+        written = await self._write(record, write)
+        conversation = await self.store.create_conversation(
+            requester.user_id,
+            guild_id=destination.guild_id,
+            channel_id=destination.channel_id,
+            thread_id=destination.thread_id,
+            prompt=written.prompt,
+            negative_prompt=written.negative_prompt,
+        )
+        await self.store.add_turn(conversation.id, "user", text)
+        await self.store.add_turn(conversation.id, "assistant", written.prompt)
+        record = await self._save_prompt(record, written, conversation_id=conversation.id)
+        return Draft(record, notice=written.notice)
+
+    async def refine(self, requester: Requester, conversation_id: int, message: str, destination: Destination) -> Draft:
+        """The member said how to change the clip: the director revises the prompt; render again, same seed."""
+        message = _checked_words(message)
+        conversation = await self.store.conversation(conversation_id)
+        if conversation is None or conversation.user_id != requester.user_id:
+            raise Refusal("not_found", {"id": conversation_id})
+        latest = await self._latest_in(conversation_id)
+        params = dict(latest.params) if latest else {"seconds": self.settings.default_seconds}
+        params.update(size_caps(destination))
+        seed = latest.seed if latest and latest.seed is not None else new_seed()
+        new = _new_generation(
+            requester,
+            destination,
+            kind="refine",
+            request_text=message,
+            params=params,
+            seed=seed,
+            based_on=latest,
+            conversation_id=conversation_id,
+        )
+        record = await self.access.admit(requester, new, follow_up=True)
+        history = [Turn(role=t.role, content=t.content) for t in await self.store.turns(conversation_id)]
+
+        async def write() -> _Prompt:
+            return _from_director(await self.director.refine(conversation.current_prompt, history, message))
+
+        written = await self._write(record, write)
+        if written.negative_prompt is None:
+            written.negative_prompt = conversation.current_negative_prompt
+        await self.store.update_conversation(
+            conversation_id, prompt=written.prompt, negative_prompt=written.negative_prompt
+        )
+        await self.store.add_turn(conversation_id, "user", message)
+        await self.store.add_turn(conversation_id, "assistant", written.summary or written.prompt)
+        record = await self._save_prompt(record, written)
+        return Draft(record, notice=written.notice, summary=written.summary)
+
+    async def extend(self, requester: Requester, parent_id: int, what_next: str, destination: Destination) -> Draft:
+        """Continue a finished clip with what happens next."""
+        what_next = _checked_words(what_next)
+        parent = await self.access.visible(requester, parent_id, destination)
+        if parent.video_id is None:
+            raise Refusal("not_found", {"id": parent_id})
+        if parent.status not in (COMPLETED, POSTED):
+            raise Refusal("not_finished")
+        params = dict(parent.params)
+        params["seconds"] = min(
+            float(params.get("seconds") or self.settings.default_seconds), self.settings.max_seconds
+        )
+        params.update(size_caps(destination))
+        new = _new_generation(
+            requester,
+            destination,
+            kind="extend",
+            request_text=what_next,
+            params=params,
+            seed=new_seed(),
+            based_on=parent,
+        )
+        record = await self.access.admit(requester, new, follow_up=parent.user_id == requester.user_id)
+
+        async def write() -> _Prompt:
+            return _from_director(await self.director.extend(parent.expanded_prompt, what_next))
+
+        written = await self._write(record, write)
+        if parent.conversation_id is not None:
+            await self.store.add_turn(parent.conversation_id, "user", what_next)
+            await self.store.add_turn(parent.conversation_id, "assistant", written.prompt)
+        record = await self._save_prompt(record, written)
+        return Draft(record, notice=written.notice)
+
+    async def edit(self, requester: Requester, generation_id: int, prompt: str, destination: Destination) -> Draft:
+        """The member's own wording of the prompt, rendered with the same seed; an unfinished original is
+        cancelled, since the edit replaces it."""
+        prompt = _checked_words(prompt, MAX_PROMPT_CHARS)
+        original = await self.access.owned(requester, generation_id)
+        try:
+            await self.director.screen(prompt)  # a hand-written prompt is posted and rendered as it is
+        except Refused as refused:
+            raise Refusal("director", {"reason": refused.reason}) from refused
+        draft = await self.again(requester, generation_id, destination, kind="edit", prompt=prompt)
+        if original.is_open:
+            await self.cancel(original)
+        if original.conversation_id is not None:
+            await self.store.update_conversation(original.conversation_id, prompt=prompt)
+            await self.store.add_turn(original.conversation_id, "user", prompt)
+        return draft
+
+    async def again(
+        self,
+        requester: Requester,
+        generation_id: int,
+        destination: Destination,
+        *,
+        kind: str,
+        seed: int | None = None,
+        prompt: str | None = None,
+        shrink: bool = False,
+    ) -> Draft:
+        """A follow-up of an earlier clip with its prompt: a new `seed`, a new `prompt`, or a tighter byte cap
+        (`shrink`), everything else as it was."""
+        original = await self.access.visible(requester, generation_id, destination)
+        if not original.expanded_prompt:
+            raise Refusal("not_found", {"id": generation_id})
+        params = dict(original.params)
+        params.update(size_caps(destination))
+        if shrink:
+            cap = int(params.get("max_bytes") or params.get("upload_limit") or DEFAULT_UPLOAD_LIMIT)
+            params["max_bytes"] = max(MIN_MAX_BYTES, int(cap * SHRINK_FACTOR))
+        new = _new_generation(
+            requester,
+            destination,
+            kind=kind,
+            request_text=prompt or original.request_text,
+            params=params,
+            seed=seed if seed is not None else original.seed,
+            based_on=original,
+        )
+        record = await self.access.admit(requester, new, follow_up=original.user_id == requester.user_id)
+        record = await self.store.update_generation(
+            record.id,
+            expanded_prompt=prompt or original.expanded_prompt,
+            negative_prompt=original.negative_prompt,
+            title=original.title,
+            language=original.language,
+            llm_written=original.llm_written and prompt is None,
+        )
+        return Draft(record)
+
+    async def _latest_in(self, conversation_id: int) -> GenerationRecord | None:
+        """The newest generation of a conversation that got a prompt written."""
+        for record in await self.store.history_of_conversation(conversation_id):
+            if record.expanded_prompt:
+                return record
+        return None

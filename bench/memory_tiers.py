@@ -138,6 +138,8 @@ def measure(name: str, tier: str, args: argparse.Namespace, device: torch.device
         torch.cuda.reset_peak_memory_stats(device)
     started = time.perf_counter()
     place(pipeline, tier, device, torch.float32 if args.tiny else torch.bfloat16)
+    if args.no_tiling:  # what VAE tiling costs or saves at this size (balanced and low tile by default)
+        pipeline.vae.disable_tiling()
     placed = time.perf_counter() - started
     backend = backend_for(name, pipeline)
     width, height = (64, 64) if args.tiny else preset.native_sizes["landscape"]
@@ -170,7 +172,8 @@ def measure(name: str, tier: str, args: argparse.Namespace, device: torch.device
         "place_s": round(placed, 2),
         "render_2_steps_s": round(render, 2),
         "second_step_s": round(steps[1] - steps[0], 3) if len(steps) > 1 else None,
-        "estimated_peak_gib": preset.memory.peak_gib(tier),
+        "estimated_peak_gib": preset.memory.estimated_gib(tier),
+        "vae_tiling": bool(getattr(pipeline.vae, "use_tiling", False)),
     }
     if cuda:
         row["peak_allocated_gib"] = round(torch.cuda.max_memory_allocated(device) / GIB, 2)
@@ -189,6 +192,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--deadline-s", type=float, default=150.0, help="start nothing new after this many seconds")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--tiny", action="store_true", help="the tiny models on the CPU (smoke test)")
+    parser.add_argument("--no-tiling", action="store_true", help="decode untiled in every tier")
     args = parser.parse_args(argv)
     device = torch.device("cpu" if args.tiny or not torch.cuda.is_available() else "cuda")
     if device.type == "cpu" and not args.tiny:

@@ -47,9 +47,19 @@ class MemoryNeeds:
     activations_gib: float
     untiled_decode_gib: float
     largest_transformer_b: float | None = None  # the one resident at a time under offloading (A14B: one of two)
+    # Peaks measured on a GPU (torch's peak reserved memory, GiB) at real size with random weights, by
+    # bench/memory_tiers.py; they replace the estimate for their tier (docs/performance.md has the runs).
+    measured_gib: tuple[tuple[str, float], ...] = ()
 
     def peak_gib(self, tier: str) -> float:
-        """Estimated peak GPU memory of one render at this tier."""
+        """Peak GPU memory of one render at this tier: measured where it was, estimated otherwise."""
+        return dict(self.measured_gib).get(tier) or self.estimated_gib(tier)
+
+    def is_measured(self, tier: str) -> bool:
+        return tier in dict(self.measured_gib)
+
+    def estimated_gib(self, tier: str) -> float:
+        """Estimated peak GPU memory of one render at this tier, from parameter counts."""
         weights = (self.transformer_b + self.text_encoder_b + self.vae_b) * _BF16
         if tier == "full":
             return round(weights + self.activations_gib + self.untiled_decode_gib + CUDA_OVERHEAD_GIB, 1)
@@ -128,7 +138,15 @@ PRESETS: dict[str, ModelPreset] = {
             default_guidance=1.0,
             timesteps=(1000.0, 993.0, 987.0, 981.0, 975.0, 909.0, 725.0, 0.03),
             download_gib=36.0,
-            memory=MemoryNeeds(13.0, _T5_XXL_B, 0.5, activations_gib=4.5, untiled_decode_gib=5.0),
+            memory=MemoryNeeds(
+                13.0,
+                _T5_XXL_B,
+                0.5,
+                activations_gib=4.5,
+                untiled_decode_gib=5.0,
+                # H200, 2026-12-04, 768x512x121: allocated 38.5 / 34.1 / 9.0 GiB (bench/results/…-tiers.jsonl)
+                measured_gib=(("full", 42.4), ("balanced", 39.2), ("low", 14.4)),
+            ),
             why="the default: Lightricks' newest LTX-Video, guidance- and timestep-distilled (8 steps, no guidance "
             "pass): the fastest current checkpoint that keeps extensions and image starts",
             source="diffusers docs api/pipelines/ltx_video.md (0.9.8 distilled; 0.9.7 distilled timesteps)",
@@ -150,7 +168,13 @@ PRESETS: dict[str, ModelPreset] = {
             default_guidance=4.0,
             download_gib=65.0,
             memory=MemoryNeeds(
-                28.0, _UMT5_XXL_B, 0.13, activations_gib=9.0, untiled_decode_gib=8.0, largest_transformer_b=14.0
+                # 720p at Wan 2.1's 8x VAE is ~2.8x Wan 2.2 5B's tokens per frame: working sets scaled up from its
+                28.0,
+                _UMT5_XXL_B,
+                0.13,
+                activations_gib=16.0,
+                untiled_decode_gib=14.0,
+                largest_transformer_b=14.0,
             ),
             why="the quality preset: the strongest open text-to-video model diffusers loads (two 14B experts, "
             "high-noise then low-noise); slow, text-to-video only",
@@ -174,7 +198,11 @@ PRESETS: dict[str, ModelPreset] = {
             default_steps=50,
             default_guidance=5.0,
             download_gib=34.0,
-            memory=MemoryNeeds(5.0, _UMT5_XXL_B, 0.7, activations_gib=8.0, untiled_decode_gib=10.0),
+            # H200, 2026-12-04, 1280x704x121 with guidance: full 53.8 GiB reserved, 43.8 allocated, of which 22.5
+            # beyond the weights; the working sets below are split from that (the decode share is a guess).
+            memory=MemoryNeeds(
+                5.0, _UMT5_XXL_B, 0.7, activations_gib=12.0, untiled_decode_gib=20.5, measured_gib=(("full", 53.8),)
+            ),
             why="720p at 24 fps from a 5B model with a high-compression VAE: Wan quality on a 24 GB card",
             supports_image=False,
             supports_video=False,

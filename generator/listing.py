@@ -18,7 +18,7 @@ def model_rows(settings: GeneratorSettings) -> list[dict[str, str]]:
                 "family": preset.family,
                 "model": preset.title,
                 "download": f"~{preset.download_gib:.0f} GiB",
-                **{tier: f"{needs.peak_gib(tier):.0f} GiB" for tier in TIERS},
+                **{tier: f"{needs.peak_gib(tier):.0f} GiB{'' if needs.is_measured(tier) else ' ~'}" for tier in TIERS},
                 "24 GB card": _best_tier_on(needs, 24),
                 "here": "yes" if is_downloaded(preset.name, settings.data_dir) else "no",
             }
@@ -49,7 +49,8 @@ def print_models(settings: GeneratorSettings) -> None:
     for row in rows:
         print("  ".join(row[column].ljust(widths[column]) for column in columns))
     print()
-    print("* = GENERATOR_MODEL. Memory: estimated peak GPU memory of one render per GENERATOR_MEMORY tier:")
+    print("* = GENERATOR_MODEL. Memory: peak GPU memory of one render per GENERATOR_MEMORY tier, measured on a GPU")
+    print("at real size with random weights, or estimated from parameter counts where marked ~:")
     for tier in TIERS:
         print(f"  {tier}: {TIER_MEANINGS[tier]}")
     print("Fetch one with: python -m generator download NAME (then set GENERATOR_MODEL=NAME)")

@@ -108,6 +108,14 @@ def test_the_legacy_2b_estimate_matches_its_measured_peak():
     assert PRESETS["ltx-2b-legacy"].memory.peak_gib("full") == pytest.approx(17.8, abs=0.3)
 
 
+def test_a_measured_peak_replaces_the_estimate_for_its_tier_only():
+    needs = PRESETS["ltx-13b-distilled"].memory
+    assert needs.is_measured("low") and needs.peak_gib("low") == 14.4
+    assert needs.peak_gib("low") != needs.estimated_gib("low")
+    legacy = PRESETS["ltx-2b-legacy"].memory
+    assert not legacy.is_measured("full") and legacy.peak_gib("full") == legacy.estimated_gib("full")
+
+
 def test_cards_that_fit_leaves_a_margin():
     needs = MemoryNeeds(transformer_b=5.0, text_encoder_b=0.0, vae_b=0.0, activations_gib=0.0, untiled_decode_gib=0.0)
     peak = needs.peak_gib("full")  # 9.3 + 1 GiB overhead

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import diffusers
 import pytest
@@ -17,32 +16,9 @@ from generator.pipelines import RenderRequest, load_backend
 from generator.pipelines.describe import describe_model
 from generator.pipelines.tiny import build_tiny_like
 from generator.settings import GeneratorSettings
-from tests.support.hub_cache import fake_commit, put_in_cache
+from tests.support.hub_cache import cache_tiny_like, fake_commit, preset_settings, put_in_cache
 
 PRESET_NAMES = sorted(PRESETS)
-
-
-def preset_settings(model: str, data_dir: Path, **extra: object) -> GeneratorSettings:
-    return GeneratorSettings(
-        GENERATOR_MODEL=model,
-        HANUL_DATA_DIR=str(data_dir),
-        GENERATOR_DEVICE="cpu",
-        GENERATOR_DTYPE="float32",
-        GENERATOR_CPU_OFFLOAD=False,
-        GENERATOR_VAE_TILING=False,
-        GENERATOR_COMPILE="off",
-        **extra,
-    )
-
-
-def cache_tiny_like(cache: Path, name: str, tmp_path: Path) -> str:
-    """Save a tiny pipeline shaped like preset `name` into the hub cache as its repo; the commit it sits at."""
-    preset = PRESETS[name]
-    folder = tmp_path / f"saved-{name}"
-    build_tiny_like(preset).save_pretrained(folder)
-    commit = preset.revision or fake_commit(name)
-    put_in_cache(cache, preset.repo, folder, commit)
-    return commit
 
 
 # ------------------------------------------------------------------------------------------------------ the data

@@ -12,9 +12,9 @@ import torch
 from generator.catalog import PRESETS
 from generator.pipelines import RenderRequest, load_backend
 from generator.pipelines.memory import choose_tier, estimate_needs, place
-from generator.pipelines.tiny import build_tiny_like, build_tiny_ltx_pipeline, build_tiny_wan_pipeline
+from generator.pipelines.tiny import build_tiny_ltx_pipeline, build_tiny_wan_pipeline
 from generator.settings import GeneratorSettings, SettingsError, load_settings
-from tests.support.hub_cache import fake_commit, put_in_cache
+from tests.support.hub_cache import cache_tiny_like, preset_settings
 
 
 def hooks_of(module: torch.nn.Module) -> set[str]:
@@ -115,19 +115,8 @@ def test_the_tier_is_a_setting_with_a_clear_error():
 
 
 def test_load_backend_places_a_preset_by_its_tier_and_reports_it(hub_cache, tmp_path):
-    preset = PRESETS["ltx-13b-distilled"]
-    folder = tmp_path / "saved"
-    build_tiny_like(preset).save_pretrained(folder)
-    put_in_cache(hub_cache, preset.repo, folder, fake_commit("ltx"))
-    settings = GeneratorSettings(
-        GENERATOR_MODEL=preset.name,
-        HANUL_DATA_DIR=str(tmp_path / "data"),
-        GENERATOR_DEVICE="cpu",
-        GENERATOR_DTYPE="float32",
-        GENERATOR_MEMORY="low",
-        GENERATOR_COMPILE="off",
-    )
-    backend = load_backend(settings)
+    cache_tiny_like(hub_cache, "ltx-13b-distilled", tmp_path)
+    backend = load_backend(preset_settings("ltx-13b-distilled", tmp_path / "data", GENERATOR_MEMORY="low"))
     assert backend.memory_tier == "low"
     assert "layerwise_casting" in hooks_of(backend.pipeline.transformer)
     frames = backend.render(
@@ -137,18 +126,12 @@ def test_load_backend_places_a_preset_by_its_tier_and_reports_it(hub_cache, tmp_
 
 
 def test_hand_written_fp8_is_left_out_of_the_low_tier_which_stores_float8_already(hub_cache, tmp_path, caplog):
-    preset = PRESETS["wan2.1-1.3b"]
-    folder = tmp_path / "saved"
-    build_tiny_like(preset).save_pretrained(folder)
-    put_in_cache(hub_cache, preset.repo, folder, fake_commit("wan"))
-    settings = GeneratorSettings(
-        GENERATOR_MODEL=preset.name,
-        HANUL_DATA_DIR=str(tmp_path / "data"),
-        GENERATOR_DEVICE="cpu",
-        GENERATOR_DTYPE="float32",
+    cache_tiny_like(hub_cache, "wan2.1-1.3b", tmp_path)
+    settings = preset_settings(
+        "wan2.1-1.3b",
+        tmp_path / "data",
         GENERATOR_MEMORY="low",
         GENERATOR_FP8=True,  # on a CPU this would be refused, were it applied
-        GENERATOR_COMPILE="off",
     )
     backend = load_backend(settings)
     assert backend.memory_tier == "low"

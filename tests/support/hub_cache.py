@@ -36,3 +36,32 @@ def hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     return cache
+
+
+def preset_settings(model: str, data_dir: Path, **extra: object):
+    """Generator settings for a preset (or folder) rendered by the tiny models on the CPU, uncompiled."""
+    from generator.settings import GeneratorSettings
+
+    return GeneratorSettings(
+        GENERATOR_MODEL=model,
+        HANUL_DATA_DIR=str(data_dir),
+        GENERATOR_DEVICE="cpu",
+        GENERATOR_DTYPE="float32",
+        GENERATOR_CPU_OFFLOAD=False,
+        GENERATOR_VAE_TILING=False,
+        GENERATOR_COMPILE="off",
+        **extra,
+    )
+
+
+def cache_tiny_like(cache: Path, name: str, tmp_path: Path) -> str:
+    """Save a tiny pipeline shaped like preset `name` into the hub cache as its repo; the commit it sits at."""
+    from generator.catalog import PRESETS
+    from generator.pipelines.tiny import build_tiny_like
+
+    preset = PRESETS[name]
+    folder = tmp_path / f"saved-{name}"
+    build_tiny_like(preset).save_pretrained(folder)
+    commit = preset.revision or fake_commit(name)
+    put_in_cache(cache, preset.repo, folder, commit)
+    return commit

@@ -22,6 +22,7 @@ from generator.pipelines.tiny import build_tiny_like
 from generator.settings import GeneratorSettings
 from tests.support import fake_hub as fake_hub_support
 from tests.support.fake_hub import FakeHub
+from tests.support.hub_cache import preset_settings
 
 fake_hub = fake_hub_support.fake_hub  # the fixtures
 retry_waits = fake_hub_support.retry_waits
@@ -45,16 +46,6 @@ def served(fake_hub: FakeHub, tmp_path: Path) -> Path:
     return folder
 
 
-def settings_for(model: str, data: Path) -> GeneratorSettings:
-    return GeneratorSettings(
-        GENERATOR_MODEL=model,
-        HANUL_DATA_DIR=str(data),
-        GENERATOR_DEVICE="cpu",
-        GENERATOR_DTYPE="float32",
-        GENERATOR_COMPILE="off",
-    )
-
-
 def render_once(settings: GeneratorSettings):
     backend = load_backend(settings)
     request = RenderRequest(
@@ -75,7 +66,7 @@ def test_download_locks_the_commit_and_the_service_then_loads_it_with_the_hub_go
         "downloaded_at": "",
     }
     fake_hub.stop()
-    backend, frames = render_once(settings_for(PRESET.name, data))
+    backend, frames = render_once(preset_settings(PRESET.name, data))
     assert type(backend.pipeline).__name__ == PRESET.pipeline_class
     assert frames.shape == (5, 32, 32, 3)
 

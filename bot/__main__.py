@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from bot.settings import BotSettings
-from generator.settings import SettingsError, load_settings
+from hanul_core.settings import SettingsError, load_settings
 
 NO_TOKEN_HELP = """\
 hanul: DISCORD_TOKEN is not set, so the Discord bot cannot start.
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"hanul: {error}", file=sys.stderr)
             return 2
 
-    from generator.logs import configure_logging
+    from hanul_core.logs import configure_logging
 
     if args.console:
         # The conversation owns the terminal: the log goes to a file; the console itself says what went wrong.
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.migrate:
         import asyncio
 
-        from generator.db import create_engine, upgrade_database
+        from hanul_core.db import create_engine, upgrade_database
 
         async def _migrate() -> None:
             engine = create_engine(settings.resolved_database_url)

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from generator.db import Base, BigIntId, utcnow
+from hanul_core.db import Base, BigIntId, utcnow
 
 # Generation statuses as the bot tracks them.
 PENDING = "pending"  # recorded, not yet accepted by the generator

@@ -17,8 +17,9 @@ from bot.settings import BotSettings
 from bot.store import Store
 from bot.studio import Studio
 from bot.videos import VideoClient
-from generator.db import create_engine, upgrade_database
-from generator.settings import GeneratorSettings, SettingsError, load_settings
+from generator.settings import GeneratorSettings
+from hanul_core.db import create_engine, upgrade_database
+from hanul_core.settings import SettingsError, load_settings
 
 log = logging.getLogger(__name__)
 

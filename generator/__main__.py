@@ -7,7 +7,8 @@ import asyncio
 import sys
 from pathlib import Path
 
-from generator.settings import GeneratorSettings, SettingsError, load_settings
+from generator.settings import GeneratorSettings
+from hanul_core.settings import SettingsError, load_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hanul generator: {error}", file=sys.stderr)
         return 2
 
-    from generator.db import StorageError, ensure_writable_database, ensure_writable_folder
+    from hanul_core.db import StorageError, ensure_writable_database, ensure_writable_folder
 
     try:
         if args.command in ("serve", "migrate"):  # before the heavy imports: the message alone, and at once
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, settings: GeneratorSettings) -> int:
-    from generator.logs import configure_logging
+    from hanul_core.logs import configure_logging
 
     configure_logging(settings.log_level, [settings.api_key.get_secret_value()] if settings.api_key else [])
 
@@ -97,7 +98,7 @@ def _run(args: argparse.Namespace, settings: GeneratorSettings) -> int:
             print(f"ready: {source.repo} at {source.revision} in {source.folder}")
         return 0
     if args.command == "migrate":
-        from generator.db import create_engine, upgrade_database
+        from hanul_core.db import create_engine, upgrade_database
 
         async def _migrate() -> None:
             engine = create_engine(settings.resolved_database_url)

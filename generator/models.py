@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from generator.db import Base, BigIntId, utcnow
+from hanul_core.db import Base, BigIntId, utcnow
 
 # Job statuses. The first four are OpenAI's; `cancelled` is shown to clients as failed/cancelled.
 QUEUED = "queued"

@@ -18,13 +18,6 @@ from typing import Any
 from aiohttp import web
 
 from generator.api import create_app
-from generator.db import (
-    create_engine,
-    ensure_writable_folder,
-    read_only_session_factory,
-    session_factory,
-    upgrade_database,
-)
 from generator.errors import APIError
 from generator.hub import ModelUnavailable, resolve_model
 from generator.jobs import VideoJobs
@@ -33,6 +26,13 @@ from generator.queue import JobQueue, QueueLimits
 from generator.settings import GeneratorSettings
 from generator.storage import ArtifactStore
 from generator.worker import Worker
+from hanul_core.db import (
+    create_engine,
+    ensure_writable_folder,
+    read_only_session_factory,
+    session_factory,
+    upgrade_database,
+)
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 
 import bot.models  # noqa: F401  (registers the bot's tables)
 import generator.models  # noqa: F401  (registers the generator's tables)
-from generator.db import Base, create_engine
+from hanul_core.db import Base, create_engine
 
 target_metadata = Base.metadata
 

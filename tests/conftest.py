@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from generator.db import create_engine, upgrade_database
+from hanul_core.db import create_engine, upgrade_database
 from tests.support.hub_cache import hub_cache  # noqa: F401  (fixture: an empty Hugging Face cache for the test)
 
 POSTGRES_URL = os.environ.get("HANUL_TEST_POSTGRES_URL", "")

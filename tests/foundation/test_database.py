@@ -7,8 +7,8 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from bot.models import Conversation, ConversationMessage, Generation, User
-from generator.db import create_engine, downgrade_database, session_factory, upgrade_database
 from generator.models import VideoArtifact, VideoJob
+from hanul_core.db import create_engine, downgrade_database, session_factory, upgrade_database
 
 ALL_TABLES = {"users", "conversations", "messages", "generations", "video_jobs", "video_artifacts"}
 

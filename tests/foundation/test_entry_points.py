@@ -7,9 +7,9 @@ import pytest
 
 from generator import encode
 from generator.encode import decode_video
-from generator.logs import SecretScrubber, configure_logging
 from generator.oneshot import generate_to_file
 from generator.settings import GeneratorSettings
+from hanul_core.logs import SecretScrubber, configure_logging
 
 
 def run_module(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -3,7 +3,7 @@ from alembic.migration import MigrationContext
 
 import bot.models  # noqa: F401
 import generator.models  # noqa: F401
-from generator.db import Base
+from hanul_core.db import Base
 
 
 async def test_migrations_produce_exactly_the_models_schema(engine):

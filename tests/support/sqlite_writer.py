@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from generator.db import create_engine, upgrade_database
+from hanul_core.db import create_engine, upgrade_database
 
 
 @asynccontextmanager

@@ -1,4 +1,5 @@
-"""The database both services share: the declarative base, engine creation and `alembic upgrade head`."""
+"""Database plumbing both services use: the column types and naming rules, engine creation, sessions, the
+checks that a SQLite file and its folder can be written, and the Alembic runner."""
 
 from __future__ import annotations
 

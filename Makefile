@@ -40,8 +40,10 @@ console: model
 generator: model
 	$(PY) -m generator serve
 
+# Each service upgrades its own tables (and does so at start): the bot its own, and the generator's when the
+# generator runs beside it (no GENERATOR_URL). A generator-only host runs `python -m generator migrate`.
 migrate: $(VENV)/.runtime
-	$(PY) -m generator migrate
+	$(PY) -m bot --migrate
 
 lint: $(VENV)/.test
 	$(PY) -m ruff check .

@@ -16,11 +16,10 @@ from bot.cogs.video import VideoCog
 from bot.delivery import Deliveries
 from bot.limits import Refusal
 from bot.retry import Backoff
-from bot.runtime import Runtime, StartupError, open_runtime
+from bot.runtime import GeneratorSettings, Runtime, StartupError, open_runtime
 from bot.settings import BotSettings
 from bot.studio import Studio
 from bot.ui import DYNAMIC_ITEMS
-from generator.settings import GeneratorSettings
 
 log = logging.getLogger(__name__)
 

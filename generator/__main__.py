@@ -40,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("model", nargs="?", help="preset or hub id (default GENERATOR_MODEL)")
     download.add_argument("--upgrade", action="store_true", help="fetch the newest commit and move the lock there")
 
-    migrate = commands.add_parser("migrate", help="upgrade the database to the newest schema and exit")
+    migrate = commands.add_parser(
+        "migrate", help="upgrade the generator's tables to the newest schema and exit (the bot's are its own)"
+    )
     migrate.add_argument("--revision", default="head", help="target revision (default head)")
     return parser
 
@@ -98,12 +100,14 @@ def _run(args: argparse.Namespace, settings: GeneratorSettings) -> int:
             print(f"ready: {source.repo} at {source.revision} in {source.folder}")
         return 0
     if args.command == "migrate":
-        from hanul_core.db import create_engine, upgrade_database
+        from generator.models import MIGRATIONS
+        from hanul_core.db import create_engine
+        from hanul_core.migrate import upgrade_database
 
         async def _migrate() -> None:
             engine = create_engine(settings.resolved_database_url)
             try:
-                await upgrade_database(engine, args.revision)
+                await upgrade_database(engine, MIGRATIONS, args.revision)
             finally:
                 await engine.dispose()
 

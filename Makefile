@@ -45,9 +45,11 @@ generator: model
 migrate: $(VENV)/.runtime
 	$(PY) -m bot --migrate
 
+# lint-imports checks the dependency contracts in pyproject.toml ([tool.importlinter]).
 lint: $(VENV)/.test
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports
 
 test: lint
 	$(PY) -m pytest -q

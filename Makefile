@@ -45,11 +45,12 @@ generator: model
 migrate: $(VENV)/.runtime
 	$(PY) -m bot --migrate
 
-# lint-imports checks the dependency contracts in pyproject.toml ([tool.importlinter]).
+# lint-imports checks the dependency contracts in pyproject.toml ([tool.importlinter]); it reads every file each
+# time (its cache keys on modification times, which a quick edit-and-undo can leave unchanged).
 lint: $(VENV)/.test
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(VENV)/bin/lint-imports
+	$(VENV)/bin/lint-imports --no-cache
 
 test: lint
 	$(PY) -m pytest -q

@@ -131,6 +131,7 @@ async def upgrade_database(engine: AsyncEngine, history: MigrationHistory, revis
 
 
 async def downgrade_database(engine: AsyncEngine, history: MigrationHistory, revision: str) -> None:
+    """Run `history`'s migrations down to `revision` (`base`: none of its tables left)."""
     from alembic import command
 
     await _migrate(engine, history, command.downgrade, revision)

@@ -40,12 +40,17 @@ console: model
 generator: model
 	$(PY) -m generator serve
 
+# Each service upgrades its own tables (and does so at start): the bot its own, and the generator's when the
+# generator runs beside it (no GENERATOR_URL). A generator-only host runs `python -m generator migrate`.
 migrate: $(VENV)/.runtime
-	$(PY) -m generator migrate
+	$(PY) -m bot --migrate
 
+# lint-imports checks the dependency contracts in pyproject.toml ([tool.importlinter]); it reads every file each
+# time (its cache keys on modification times, which a quick edit-and-undo can leave unchanged).
 lint: $(VENV)/.test
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 test: lint
 	$(PY) -m pytest -q

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from bot.settings import BotSettings
-from generator.settings import SettingsError, load_settings
+from hanul_core.settings import SettingsError, load_settings
 
 NO_TOKEN_HELP = """\
 hanul: DISCORD_TOKEN is not set, so the Discord bot cannot start.
@@ -25,7 +25,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--console", action="store_true", help="chat in this terminal instead of Discord (no token needed)"
     )
-    parser.add_argument("--migrate", action="store_true", help="upgrade the database to the newest schema and exit")
+    parser.add_argument(
+        "--migrate",
+        action="store_true",
+        help="upgrade the bot's tables (and the in-process generator's) to the newest schema and exit",
+    )
     return parser
 
 
@@ -48,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"hanul: {error}", file=sys.stderr)
             return 2
 
-    from generator.logs import configure_logging
+    from hanul_core.logs import configure_logging
 
     if args.console:
         # The conversation owns the terminal: the log goes to a file; the console itself says what went wrong.
@@ -62,16 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.migrate:
         import asyncio
 
-        from generator.db import create_engine, upgrade_database
+        from bot.runtime import migrate_database
 
-        async def _migrate() -> None:
-            engine = create_engine(settings.resolved_database_url)
-            try:
-                await upgrade_database(engine)
-            finally:
-                await engine.dispose()
-
-        asyncio.run(_migrate())
+        asyncio.run(migrate_database(settings))
         return 0
     if args.console:
         from bot.console import run_console

@@ -15,10 +15,9 @@ from bot.cogs import EXTENSIONS
 from bot.cogs._common import Services, on_app_command_error
 from bot.delivery import Deliveries
 from bot.retry import Backoff
-from bot.runtime import Runtime, StartupError, open_runtime
+from bot.runtime import GeneratorSettings, Runtime, StartupError, open_runtime
 from bot.settings import BotSettings
 from bot.studio import Studio
-from generator.settings import GeneratorSettings
 
 log = logging.getLogger(__name__)
 

@@ -19,12 +19,11 @@ from bot.director.text import detect_language
 from bot.i18n import LANGUAGES, text
 from bot.limits import Refusal, Requester
 from bot.progress import progress_line, prompt_source
-from bot.runtime import StartupError, open_runtime
+from bot.runtime import GeneratorSettings, StartupError, open_runtime
 from bot.settings import BotSettings
 from bot.store import GenerationRecord
 from bot.studio import MAX_DOWNLOAD_BYTES, Destination, Draft, Progress, StopWaiting, Studio, VideoOptions
 from bot.videos import GeneratorError
-from generator.settings import GeneratorSettings
 
 CONSOLE_USER_ID = 0
 QUIT_COMMANDS = ("/quit", "/exit")

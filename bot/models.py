@@ -6,9 +6,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from generator.db import Base, BigIntId, utcnow
+from hanul_core.db import TYPE_ANNOTATION_MAP, BigIntId, new_metadata, utcnow
+from hanul_core.migrate import MigrationHistory
 
 # Generation statuses as the bot tracks them.
 PENDING = "pending"  # recorded, not yet accepted by the generator
@@ -19,6 +20,16 @@ POSTED = "posted"
 FAILED = "failed"
 CANCELLED = "cancelled"
 OPEN_STATUSES = (PENDING, QUEUED, RENDERING, COMPLETED)
+
+
+MIGRATIONS = MigrationHistory("bot")  # migrations/bot/, upgraded by the bot alone
+
+
+class Base(DeclarativeBase):
+    """The bot's tables: their own metadata, migrated by their own history."""
+
+    metadata = new_metadata()
+    type_annotation_map = TYPE_ANNOTATION_MAP
 
 
 class User(Base):

@@ -12,13 +12,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.director import Director
 from bot.limits import Limits
+from bot.models import MIGRATIONS
 from bot.retry import Backoff
 from bot.settings import BotSettings
 from bot.store import Store
 from bot.studio import Studio
 from bot.videos import VideoClient
-from generator.db import create_engine, upgrade_database
-from generator.settings import GeneratorSettings, SettingsError, load_settings
+from generator.embedded import GeneratorSettings, migrate_generator_tables, start_generator
+from hanul_core.db import create_engine
+from hanul_core.migrate import upgrade_database
+from hanul_core.settings import SettingsError, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +92,7 @@ async def open_runtime(
     engine = create_engine(settings.resolved_database_url)
     generator = None
     try:
-        await upgrade_database(engine)
+        await upgrade_database(engine, MIGRATIONS)  # the bot's tables; the generator migrates its own at start
         base_url = settings.generator_url
         if not base_url:
             assert generator_settings is not None
@@ -111,8 +114,6 @@ async def open_runtime(
 
 async def _start_generator(settings: GeneratorSettings) -> Any:
     """Start the generator in this process, turning the ways it fails to start into StartupError."""
-    from generator.service import start_generator
-
     try:
         return await start_generator(settings)
     except OSError as error:
@@ -129,6 +130,18 @@ async def _start_generator(settings: GeneratorSettings) -> Any:
     except Exception as error:
         log.exception("the in-process generator failed to start")
         raise StartupError(f"the video generator could not start: {one_line(error)}") from None
+
+
+async def migrate_database(settings: BotSettings) -> None:
+    """`python -m bot --migrate`: upgrade the bot's tables, and the generator's when it runs in this process (no
+    GENERATOR_URL: it shares this database); a generator elsewhere upgrades its own."""
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        await upgrade_database(engine, MIGRATIONS)
+        if not settings.generator_url:
+            await migrate_generator_tables(engine)
+    finally:
+        await engine.dispose()
 
 
 def one_line(error: BaseException) -> str:

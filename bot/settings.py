@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
-from generator.settings import CoreSettings
+from hanul_core.settings import CoreSettings
 
 
 def _split_ids(value: object) -> object:

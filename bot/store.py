@@ -27,7 +27,7 @@ from bot.models import (
     Generation,
     User,
 )
-from generator.db import read_only_session_factory, session_factory, utcnow
+from hanul_core.db import read_only_session_factory, session_factory, utcnow
 
 UNCHANGED: Any = object()  # "leave this setting as it is" (None means "clear it")
 ANYWHERE: Any = object()  # a member's history from every server and DM (only ever shown to that member)

@@ -7,7 +7,8 @@ import asyncio
 import sys
 from pathlib import Path
 
-from generator.settings import GeneratorSettings, SettingsError, load_settings
+from generator.settings import GeneratorSettings
+from hanul_core.settings import SettingsError, load_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("model", nargs="?", help="preset or hub id (default GENERATOR_MODEL)")
     download.add_argument("--upgrade", action="store_true", help="fetch the newest commit and move the lock there")
 
-    migrate = commands.add_parser("migrate", help="upgrade the database to the newest schema and exit")
+    migrate = commands.add_parser(
+        "migrate", help="upgrade the generator's tables to the newest schema and exit (the bot's are its own)"
+    )
     migrate.add_argument("--revision", default="head", help="target revision (default head)")
     return parser
 
@@ -62,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hanul generator: {error}", file=sys.stderr)
         return 2
 
-    from generator.db import StorageError, ensure_writable_database, ensure_writable_folder
+    from hanul_core.db import StorageError, ensure_writable_database, ensure_writable_folder
 
     try:
         if args.command in ("serve", "migrate"):  # before the heavy imports: the message alone, and at once
@@ -76,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, settings: GeneratorSettings) -> int:
-    from generator.logs import configure_logging
+    from hanul_core.logs import configure_logging
 
     configure_logging(settings.log_level, [settings.api_key.get_secret_value()] if settings.api_key else [])
 
@@ -97,12 +100,14 @@ def _run(args: argparse.Namespace, settings: GeneratorSettings) -> int:
             print(f"ready: {source.repo} at {source.revision} in {source.folder}")
         return 0
     if args.command == "migrate":
-        from generator.db import create_engine, upgrade_database
+        from generator.models import MIGRATIONS
+        from hanul_core.db import create_engine
+        from hanul_core.migrate import upgrade_database
 
         async def _migrate() -> None:
             engine = create_engine(settings.resolved_database_url)
             try:
-                await upgrade_database(engine, args.revision)
+                await upgrade_database(engine, MIGRATIONS, args.revision)
             finally:
                 await engine.dispose()
 

@@ -6,9 +6,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from generator.db import Base, BigIntId, utcnow
+from hanul_core.db import TYPE_ANNOTATION_MAP, BigIntId, new_metadata, utcnow
+from hanul_core.migrate import MigrationHistory
 
 # Job statuses. The first four are OpenAI's; `cancelled` is shown to clients as failed/cancelled.
 QUEUED = "queued"
@@ -18,6 +19,16 @@ FAILED = "failed"
 CANCELLED = "cancelled"
 UNFINISHED = (QUEUED, IN_PROGRESS)
 FINISHED = (COMPLETED, FAILED, CANCELLED)
+
+
+MIGRATIONS = MigrationHistory("generator")  # migrations/generator/, upgraded by the generator alone
+
+
+class Base(DeclarativeBase):
+    """The generator's tables: their own metadata, migrated by their own history."""
+
+    metadata = new_metadata()
+    type_annotation_map = TYPE_ANNOTATION_MAP
 
 
 class VideoJob(Base):

@@ -25,9 +25,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from generator import models
-from generator.db import utcnow
 from generator.errors import rate_limited
 from generator.models import VideoArtifact, VideoJob
+from hanul_core.db import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -18,21 +18,22 @@ from typing import Any
 from aiohttp import web
 
 from generator.api import create_app
-from generator.db import (
-    create_engine,
-    ensure_writable_folder,
-    read_only_session_factory,
-    session_factory,
-    upgrade_database,
-)
 from generator.errors import APIError
 from generator.hub import ModelUnavailable, resolve_model
 from generator.jobs import VideoJobs
+from generator.models import MIGRATIONS
 from generator.pipelines.base import ModelProfile, VideoBackend
 from generator.queue import JobQueue, QueueLimits
 from generator.settings import GeneratorSettings
 from generator.storage import ArtifactStore
 from generator.worker import Worker
+from hanul_core.db import (
+    create_engine,
+    ensure_writable_folder,
+    read_only_session_factory,
+    session_factory,
+)
+from hanul_core.migrate import upgrade_database
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ class GeneratorService:
             # A model that is not on this machine stops the start here, with what to do (no download, no traceback).
             resolve_model(self.settings.model, self.settings.data_dir)
         ensure_writable_folder(self.settings.videos_dir, "GENERATOR_ARTIFACTS_DIR (or HANUL_DATA_DIR)")
-        await upgrade_database(self.engine)
+        await upgrade_database(self.engine, MIGRATIONS)
         await self.remove_orphan_folders()
         self._sweeper = asyncio.create_task(self._remove_orphan_folders_now_and_then(), name="orphan folders")
         for index in range(self.settings.workers):

@@ -1,1 +1,2 @@
-"""Alembic migrations for every Hanul table (one history for the bot's and the generator's tables)."""
+"""Alembic migrations, one history per service: `generator/` (video jobs and their artifacts) and `bot/` (members,
+conversations, messages, generations). Each has its own version table and is upgraded by its own service."""

@@ -15,8 +15,9 @@ import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from generator.db import create_engine, upgrade_database
+from hanul_core.db import create_engine
 from tests.support.hub_cache import hub_cache  # noqa: F401  (fixture: an empty Hugging Face cache for the test)
+from tests.support.migrations import upgrade_both
 
 POSTGRES_URL = os.environ.get("HANUL_TEST_POSTGRES_URL", "")
 
@@ -92,18 +93,18 @@ async def database_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
 
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    """A migrated database on each backend."""
+    """A database on each backend, both services' histories migrated."""
     engine = create_engine(database_url)
-    await upgrade_database(engine)
+    await upgrade_both(engine)
     yield engine
     await engine.dispose()
 
 
 @pytest.fixture
 async def sqlite_engine(sqlite_url: str) -> AsyncIterator[AsyncEngine]:
-    """A migrated SQLite database, for tests that need only one backend."""
+    """A SQLite database with both services' histories migrated, for tests that need only one backend."""
     engine = create_engine(sqlite_url)
-    await upgrade_database(engine)
+    await upgrade_both(engine)
     yield engine
     await engine.dispose()
 

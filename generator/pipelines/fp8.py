@@ -19,13 +19,13 @@ import logging
 import torch
 from torch import nn
 
-from ._common import repeated_blocks, transformers_of
+from ._common import FLOAT8_ALIGNMENT as ALIGNMENT
+from ._common import float8_eligible, repeated_blocks, transformers_of
 
 log = logging.getLogger(__name__)
 
 FLOAT8 = torch.float8_e4m3fn
 FLOAT8_MAX = torch.finfo(FLOAT8).max
-ALIGNMENT = 16  # `_scaled_mm` needs both matrix sides to be multiples of 16 on CUDA
 _SMALLEST_SCALE = 1e-12  # a row of zeros would otherwise divide by zero
 
 
@@ -101,7 +101,7 @@ def quantize_blocks(module: nn.Module) -> list[tuple[nn.Module, str, nn.Linear]]
     for block in repeated_blocks(module):
         for parent in list(block.modules()):
             for name, child in list(parent.named_children()):
-                if type(child) is nn.Linear and _eligible(child):
+                if type(child) is nn.Linear and float8_eligible(child):
                     setattr(parent, name, Float8Linear(child))
                     replaced.append((parent, name, child))
     return replaced
@@ -129,7 +129,3 @@ def quantize_transformers(pipeline: object, kernels: str = "hanul") -> list[tupl
         raise ValueError("GENERATOR_FP8: the model's transformer has no linear layers in repeated blocks to convert")
     log.info("FP8: %d linear layers of the transformer blocks now multiply in float8", len(replaced))
     return replaced
-
-
-def _eligible(linear: nn.Linear) -> bool:
-    return linear.in_features % ALIGNMENT == 0 and linear.out_features % ALIGNMENT == 0

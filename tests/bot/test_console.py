@@ -144,7 +144,7 @@ async def test_a_model_that_is_not_here_stops_the_console_with_the_download_comm
 async def assert_pending(data, count: int) -> None:
     from bot.models import PENDING
     from bot.store import Store
-    from generator.db import create_engine
+    from hanul_core.db import create_engine
 
     engine = create_engine(bot_settings(data).resolved_database_url)
     try:

@@ -3,30 +3,29 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import inspect, select, text
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
 from bot.models import Conversation, ConversationMessage, Generation, User
-from generator.db import create_engine, downgrade_database, session_factory, upgrade_database
 from generator.models import VideoArtifact, VideoJob
+from hanul_core.db import create_engine, session_factory
+from hanul_core.migrate import downgrade_database, upgrade_database
+from tests.support.migrations import BOT_TABLES, GENERATOR_TABLES, HISTORIES, table_names, upgrade_both
 
-ALL_TABLES = {"users", "conversations", "messages", "generations", "video_jobs", "video_artifacts"}
-
-
-async def table_names(engine) -> set[str]:
-    async with engine.connect() as connection:
-        return set(await connection.run_sync(lambda c: inspect(c).get_table_names()))
+ALL_TABLES = BOT_TABLES | GENERATOR_TABLES
+VERSION_TABLES = {"alembic_version_generator", "alembic_version_bot"}
 
 
 async def test_upgrade_creates_every_table_and_downgrade_removes_them(database_url):
     engine = create_engine(database_url)
     try:
-        await upgrade_database(engine)
+        await upgrade_both(engine)
         assert ALL_TABLES <= await table_names(engine)
-        await upgrade_database(engine)  # running it again at the next start is harmless
-        await downgrade_database(engine, "base")
-        assert await table_names(engine) <= {"alembic_version"}
-        await upgrade_database(engine)
+        await upgrade_both(engine)  # running it again at the next start is harmless
+        for history, _ in HISTORIES.values():
+            await downgrade_database(engine, history, "base")
+        assert await table_names(engine) <= VERSION_TABLES
+        await upgrade_both(engine)
         assert ALL_TABLES <= await table_names(engine)
     finally:
         await engine.dispose()
@@ -40,7 +39,7 @@ async def test_sqlite_runs_in_wal_mode_with_foreign_keys(sqlite_engine):
 
 async def test_sqlite_file_and_folder_are_created(tmp_path):
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'new' / 'folder' / 'hanul.db'}")
-    await upgrade_database(engine)
+    await upgrade_both(engine)
     await engine.dispose()
     assert (tmp_path / "new" / "folder" / "hanul.db").exists()
 
@@ -131,11 +130,13 @@ async def test_foreign_keys_are_enforced(engine):
 
 
 async def test_services_starting_together_migrate_once(database_url):
-    """A fleet's processes all run `upgrade head` at start; on PostgreSQL an advisory lock serialises them, and
-    upgrades started together inside one process (Alembic's context is one per process) take turns."""
+    """A fleet's processes all run `upgrade head` at start (each service its own history); on PostgreSQL an advisory
+    lock serialises them, and upgrades started together inside one process (Alembic's context is one per process)
+    take turns."""
     engines = [create_engine(database_url) for _ in range(4)]
+    histories = [history for history, _ in HISTORIES.values()]
     try:
-        await asyncio.gather(*(upgrade_database(engine) for engine in engines))
+        await asyncio.gather(*(upgrade_database(e, histories[i % 2]) for i, e in enumerate(engines)))
         assert ALL_TABLES <= await table_names(engines[0])
     finally:
         for engine in engines:
@@ -152,7 +153,7 @@ async def test_a_new_sqlite_file_locked_by_another_process_still_migrates_and_en
     asyncio.get_running_loop().call_later(0.5, other.execute, "COMMIT")
     engine = create_engine(f"sqlite+aiosqlite:///{path}")
     try:
-        await upgrade_database(engine)
+        await upgrade_both(engine)
         assert ALL_TABLES <= await table_names(engine)
     finally:
         await engine.dispose()

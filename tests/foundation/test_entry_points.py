@@ -7,9 +7,9 @@ import pytest
 
 from generator import encode
 from generator.encode import decode_video
-from generator.logs import SecretScrubber, configure_logging
 from generator.oneshot import generate_to_file
 from generator.settings import GeneratorSettings
+from hanul_core.logs import SecretScrubber, configure_logging
 
 
 def run_module(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -48,6 +48,29 @@ def test_migrate_command_creates_the_database(tmp_path):
     result = run_module("generator", "migrate", env_extra={"HANUL_DATA_DIR": str(tmp_path / "data")})
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "data" / "hanul.db").stat().st_size > 0
+
+
+def test_generator_migrate_creates_only_its_tables_and_needs_no_bot_code(tmp_path):
+    """A generator-only host: `python -m generator migrate` with the bot package missing makes the generator's
+    tables and its version table, nothing of the bot's."""
+    import os
+    import sqlite3
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "GENERATOR_", "LLM_", "HANUL_"))}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    env["HANUL_DATA_DIR"] = str(tmp_path / "data")
+    without_the_bot = (
+        "import sys; sys.modules['bot'] = None\n"  # any `import bot...` now raises ImportError
+        "from generator.__main__ import main\n"
+        "sys.exit(main(['migrate']))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", without_the_bot], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    with sqlite3.connect(tmp_path / "data" / "hanul.db") as database:
+        tables = {name for (name,) in database.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert tables == {"video_jobs", "video_artifacts", "alembic_version_generator"}
 
 
 def test_scrubber_hides_known_secrets_and_token_shapes():

@@ -1,17 +1,25 @@
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
+import pytest
 
-import bot.models  # noqa: F401
-import generator.models  # noqa: F401
-from generator.db import Base
+from hanul_core.db import create_engine
+from hanul_core.migrate import upgrade_database
+from tests.support.migrations import HISTORIES, schema_differences, table_names
 
 
-async def test_migrations_produce_exactly_the_models_schema(engine):
-    """A model change without a reviewed revision fails here."""
+@pytest.mark.parametrize("service", sorted(HISTORIES))
+async def test_migrations_produce_exactly_the_models_schema(engine, service):
+    """A model change without a reviewed revision in its service's history fails here."""
+    _, metadata = HISTORIES[service]
+    assert await schema_differences(engine, metadata) == []
 
-    def diff(connection):
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        return compare_metadata(context, Base.metadata)
 
-    async with engine.connect() as connection:
-        assert await connection.run_sync(diff) == []
+@pytest.mark.parametrize("service", sorted(HISTORIES))
+async def test_each_history_alone_creates_exactly_its_services_tables(database_url, service):
+    """A generator-only host has no bot tables (and a bot whose generator runs elsewhere no generator tables)."""
+    history, metadata = HISTORIES[service]
+    engine = create_engine(database_url)
+    try:
+        await upgrade_database(engine, history)
+        assert await table_names(engine) == set(metadata.tables) | {history.version_table}
+        assert await schema_differences(engine, metadata) == []
+    finally:
+        await engine.dispose()

@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 
 from bot.settings import BotSettings
-from generator.settings import GeneratorSettings, SettingsError, load_settings
+from generator.settings import GeneratorSettings
+from hanul_core.settings import SettingsError, load_settings
 
 
 def test_defaults_put_everything_in_the_data_folder():

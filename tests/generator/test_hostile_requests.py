@@ -12,9 +12,9 @@ import aiohttp
 import openai
 import pytest
 
-from generator.db import StorageError
 from generator.service import ORPHAN_FOLDER_SECONDS
 from generator.storage import new_video_id
+from hanul_core.db import StorageError
 from tests.support.generator_service import poll, running_generator, sdk_client
 
 PATHS = ("/v1/videos", "/v1/videos/extensions", "/v1/videos/video_0123456789abcdef0123456789abcdef/remix")

@@ -13,7 +13,8 @@ from generator.catalog import PRESETS
 from generator.pipelines import RenderRequest, load_backend
 from generator.pipelines.memory import choose_tier, estimate_needs, place
 from generator.pipelines.tiny import build_tiny_ltx_pipeline, build_tiny_wan_pipeline
-from generator.settings import GeneratorSettings, SettingsError, load_settings
+from generator.settings import GeneratorSettings
+from hanul_core.settings import SettingsError, load_settings
 from tests.support.hub_cache import cache_tiny_like, preset_settings
 
 

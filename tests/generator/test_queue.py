@@ -9,11 +9,11 @@ from datetime import timedelta
 import pytest
 
 from generator import models
-from generator.db import read_only_session_factory, session_factory, utcnow
 from generator.errors import APIError
 from generator.models import VideoJob
 from generator.queue import JobQueue, QueueLimits
 from generator.storage import new_video_id
+from hanul_core.db import read_only_session_factory, session_factory, utcnow
 from tests.support.sqlite_writer import sqlite_with_outside_writer
 
 

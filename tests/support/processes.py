@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from generator.db import create_engine, session_factory
 from generator.models import VideoArtifact, VideoJob
+from hanul_core.db import create_engine, session_factory
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 _READY = re.compile(r"Hanul generator: (http://\S+/v1)")

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from generator.db import create_engine, upgrade_database
+from hanul_core.db import create_engine
+from tests.support.migrations import upgrade_both
 
 
 @asynccontextmanager
@@ -18,7 +19,7 @@ async def sqlite_with_outside_writer(folder: Path) -> AsyncIterator[tuple[AsyncE
     """(engine, writer): `writer.execute("BEGIN IMMEDIATE")` takes the lock the engine's writers wait for."""
     path = folder / "hanul.db"
     engine = create_engine(f"sqlite+aiosqlite:///{path}")
-    await upgrade_database(engine)
+    await upgrade_both(engine)
     writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
         yield engine, writer

@@ -1,4 +1,6 @@
-"""The database both services share: the declarative base, engine creation and `alembic upgrade head`."""
+"""Database plumbing both services use: the column types and naming rules, engine creation, sessions, and the
+checks that a SQLite file and its folder can be written. (Each service's tables and its declarative base are its
+own; `hanul_core.migrate` runs their migration histories.)"""
 
 from __future__ import annotations
 
@@ -6,9 +8,6 @@ import asyncio
 import logging
 import os
 import sqlite3
-import threading
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,18 +15,11 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, TypeDecorator, event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase
 
 log = logging.getLogger(__name__)
 
-_MIGRATION_LOCK = 0x48414E4D  # PostgreSQL advisory lock id ("HANM") held while migrating
-# Alembic's `context` is one global per process: two upgrades interleaved on an event loop (or in two threads)
-# would run inside each other's migration context. One at a time per process; across processes the database's
-# own locks serialise them (PostgreSQL's advisory lock, SQLite's BEGIN IMMEDIATE).
-_IN_PROCESS_MIGRATION = threading.Lock()
 _SQLITE_BUSY_SECONDS = 30  # how long a SQLite connection waits for another's write lock
 _READ_ONLY = "hanul_read_only"  # execution option of read-only sessions
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 # Stable constraint names, so Alembic revisions can drop and alter them on every backend.
 NAMING_CONVENTION = {
@@ -66,9 +58,14 @@ def utcnow() -> datetime:
 BigIntId = BigInteger().with_variant(Integer(), "sqlite")
 
 
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}  # noqa: RUF012
+# What each service's declarative base maps Python annotations to.
+TYPE_ANNOTATION_MAP: dict[Any, Any] = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+def new_metadata() -> MetaData:
+    """A fresh MetaData with Hanul's constraint names, for one service's declarative base (each service has its
+    own tables and its own migration history, so its own metadata)."""
+    return MetaData(naming_convention=NAMING_CONVENTION)
 
 
 class StorageError(Exception):
@@ -159,7 +156,7 @@ def _try_wal(cursor: Any) -> bool:
 
     SQLite refuses the switch at once, without waiting out the busy timeout, while another connection holds a
     write lock (waiting could deadlock). That happens when services start together on a new file: the one
-    migrating holds the lock. The switch is then left to `upgrade_database`, which retries it.
+    migrating holds the lock. The switch is then left to `ensure_wal_mode`, which retries it after migrating.
     """
     cursor.execute("PRAGMA journal_mode")
     if cursor.fetchone()[0] == "wal":
@@ -174,7 +171,12 @@ def _try_wal(cursor: Any) -> bool:
         return False
 
 
-async def _ensure_wal(engine: AsyncEngine) -> None:
+async def ensure_wal_mode(engine: AsyncEngine) -> None:
+    """On a SQLite file: wait until it is in WAL mode (a switch refused while another process migrated is retried
+    until it takes); other databases are left as they are."""
+    if engine.dialect.name != "sqlite" or not _is_sqlite_file(engine.url):
+        return
+
     def attempt(connection: Connection) -> bool:
         cursor = connection.connection.dbapi_connection.cursor()  # bare cursor: no BEGIN before the PRAGMA
         try:
@@ -190,17 +192,6 @@ async def _ensure_wal(engine: AsyncEngine) -> None:
         raise TimeoutError(f"could not switch the SQLite database to WAL mode in {_SQLITE_BUSY_SECONDS} s") from None
 
 
-@asynccontextmanager
-async def _one_migration_at_a_time() -> AsyncIterator[None]:
-    # Polled, not awaited in a thread: a cancelled waiter must never end up holding the lock.
-    while not _IN_PROCESS_MIGRATION.acquire(blocking=False):  # noqa: ASYNC110 (a thread lock: no Event to wait on)
-        await asyncio.sleep(0.02)
-    try:
-        yield
-    finally:
-        _IN_PROCESS_MIGRATION.release()
-
-
 def session_factory(engine: AsyncEngine) -> async_sessionmaker:
     return async_sessionmaker(engine, expire_on_commit=False)
 
@@ -209,44 +200,3 @@ def read_only_session_factory(engine: AsyncEngine) -> async_sessionmaker:
     """Sessions that only read. On SQLite they do not queue for the write lock behind claims and lease renewals
     (a write in one would fail with "database is locked" instead of waiting); elsewhere they are plain sessions."""
     return async_sessionmaker(engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False)
-
-
-def alembic_config(url: str) -> Any:
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    return config
-
-
-async def _migrate(engine: AsyncEngine, step: Callable[[Any, str], None], revision: str) -> None:
-    """Run one Alembic command (`command.upgrade` or `command.downgrade`) on this engine's database: one at a
-    time in this process, and on PostgreSQL one at a time across the fleet."""
-
-    def _run(connection: Connection) -> None:
-        if connection.dialect.name == "postgresql":
-            # Several generators of a fleet may start together: one migrates, the others wait, then find it done.
-            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
-        config = alembic_config(engine.url.render_as_string(hide_password=False))
-        config.attributes["connection"] = connection
-        step(config, revision)
-
-    async with _one_migration_at_a_time(), engine.begin() as connection:
-        await connection.run_sync(_run)
-
-
-async def upgrade_database(engine: AsyncEngine, revision: str = "head") -> None:
-    """Run Alembic migrations up to `revision` on this engine's database (services call this at start)."""
-    from alembic import command
-
-    await _migrate(engine, command.upgrade, revision)
-    if engine.dialect.name == "sqlite" and _is_sqlite_file(engine.url):
-        await _ensure_wal(engine)
-    log.info("database at %s is migrated to %s", engine.url.render_as_string(hide_password=True), revision)
-
-
-async def downgrade_database(engine: AsyncEngine, revision: str) -> None:
-    from alembic import command
-
-    await _migrate(engine, command.downgrade, revision)

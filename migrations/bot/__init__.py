@@ -1,0 +1,1 @@
+"""The bot's migration history (upgraded by the bot at start)."""

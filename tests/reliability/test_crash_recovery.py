@@ -12,8 +12,8 @@ from tests.support.generator_service import probe_mp4, wait_until
 from tests.support.processes import ProcessFactory, job_folder_contents, job_rows
 
 FILES_OF_A_COMPLETED_JOB = {"video.mp4", "thumbnail.webp", "spritesheet.jpg", "tail.mkv"}
-# A clip long enough (several segments, more steps) that the kill lands while it renders.
-LONG_CLIP = {"seconds": "15", "extra_body": {"num_inference_steps": 40, "seed": 7}}
+# Long enough that the tiny model is still rendering while a test kills its process (15 s at 40 steps took ~1 s).
+LONG_CLIP = {"seconds": "30", "extra_body": {"num_inference_steps": 100, "seed": 7}}
 RENDER_SHARE = 90  # progress below this is the render; above it, encoding
 
 
@@ -58,7 +58,7 @@ async def test_a_job_killed_mid_render_completes_once_after_a_restart(
         )
         assert [video.status for video in finished] == ["completed"] * 3
         clip = probe_mp4((await client.videos.download_content(long.id)).read())
-    assert len(clip["frames"]) == 15 * 8  # the whole clip, at the tiny model's 8 fps
+    assert len(clip["frames"]) == int(LONG_CLIP["seconds"]) * 8  # the whole clip, at the tiny model's 8 fps
 
     after = await job_rows(database_url)
     assert set(after) == set(before), "no job appeared or vanished"

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from generator import encode
 from generator.images import decode_fitted, fit_frames, fit_image, release_freed_memory
+from generator.media import EncodeError, joining, previews, reading, tails, writing
 from generator.params import RenderPlan, seconds_text
 from generator.pipelines.base import RenderCancelled, VideoBackend
 from generator.queue import ClaimedJob, JobQueue, Lease, NewArtifact
@@ -113,7 +113,7 @@ class Worker:
         cpu_pool: ThreadPoolExecutor,
         lease_seconds: float,
         poll_interval: float,
-        mp4_preset: str = encode.PRESET,
+        mp4_preset: str = writing.PRESET,
         encodes_in_flight: int = 2,
     ) -> None:
         self.name = name
@@ -234,7 +234,7 @@ class Worker:
         near_end = asyncio.Event()
         claim_ahead = asyncio.create_task(self._claim_ahead(near_end))
         finishing = False
-        along: encode.EncodeAlong | None = None
+        along: writing.EncodeAlong | None = None
         try:
             if started.error is not None:
                 raise started.error
@@ -326,27 +326,27 @@ class Worker:
         inputs.parent_video = await loop.run_in_executor(self.cpu_pool, video_path.read_bytes)
         if "tail" in parent:
             tail_path = self.store.resolve(parent["tail"].path)
-            inputs.parent_tail = await loop.run_in_executor(self.cpu_pool, encode.load_tail, tail_path)
+            inputs.parent_tail = await loop.run_in_executor(self.cpu_pool, tails.load_tail, tail_path)
         else:  # no lossless tail was kept: the MP4's frames are all there is
             inputs.parent_tail = await loop.run_in_executor(
                 self.cpu_pool, _load_clip, inputs.parent_video, plan.width, plan.height, None, conditioning
             )
         return inputs
 
-    def _encode_along(self, job: ClaimedJob, plan: RenderPlan, inputs: _Inputs) -> encode.EncodeAlong:
+    def _encode_along(self, job: ClaimedJob, plan: RenderPlan, inputs: _Inputs) -> writing.EncodeAlong:
         """What is encoded while the job renders: a new video's MP4; an uploaded clip's frames and then the new
         ones; for an extension of a rendered video, the new part alone, which then follows the parent's stream."""
         path = self._output(job, "video")
         if inputs.parent_video is not None:
             path = path.with_name(NEW_PART)
-        writer = encode.Mp4Writer(
+        writer = writing.Mp4Writer(
             path,
             plan.fps,
             preset=self.mp4_preset,
             follows=inputs.parent_video,
             convert_on=conversion_device(self.backend),
         )
-        along = encode.EncodeAlong(self.cpu_pool, writer)
+        along = writing.EncodeAlong(self.cpu_pool, writer)
         if inputs.parent_frames is not None:
             along.add(inputs.parent_frames)
         return along
@@ -387,7 +387,7 @@ class Worker:
         plan: RenderPlan,
         inputs: _Inputs,
         rendered: RenderedVideo,
-        along: encode.EncodeAlong,
+        along: writing.EncodeAlong,
         control: _JobControl,
         heartbeat: asyncio.Task[None],
         timings: dict[str, float],
@@ -420,7 +420,7 @@ class Worker:
             await _stopped(heartbeat)
 
     async def _write_files(
-        self, job: ClaimedJob, plan: RenderPlan, inputs: _Inputs, rendered: RenderedVideo, along: encode.EncodeAlong
+        self, job: ClaimedJob, plan: RenderPlan, inputs: _Inputs, rendered: RenderedVideo, along: writing.EncodeAlong
     ) -> tuple[list[NewArtifact], int]:
         """Into this attempt's own folder: the MP4 under the size cap while the thumbnail, spritesheet and lossless
         tail are written on another CPU thread (one after the other they added about a third to the job's time
@@ -438,7 +438,7 @@ class Worker:
         return [video, *others], total_frames
 
     async def _write_video(
-        self, job: ClaimedJob, plan: RenderPlan, inputs: _Inputs, new: np.ndarray, along: encode.EncodeAlong
+        self, job: ClaimedJob, plan: RenderPlan, inputs: _Inputs, new: np.ndarray, along: writing.EncodeAlong
     ) -> tuple[NewArtifact, int]:
         """The MP4 encoded along the render, finished (an extension's new part: appended to the parent's stream);
         when it is over the byte cap, the MP4 encoded again smaller on a CPU thread."""
@@ -478,12 +478,12 @@ class Worker:
         is encoded."""
         path = self._output(job, "video")
         if inputs.parent_video is not None:
-            encoded = encode.encode_extension(
+            encoded = joining.encode_extension(
                 inputs.parent_video, new, plan.fps, path, plan.max_bytes, preset=self.mp4_preset, part=part
             )
             return self._artifact(job, "video"), encoded.frames
         frames = new if inputs.parent_frames is None else np.concatenate([inputs.parent_frames, new])
-        encode.encode_mp4(
+        writing.encode_mp4(
             frames,
             plan.fps,
             path,
@@ -499,9 +499,9 @@ class Worker:
     ) -> list[NewArtifact]:
         """Runs on a CPU thread."""
         shown = _frames_shown(plan, inputs, rendered.frames)
-        encode.write_thumbnail(shown[0], self._output(job, "thumbnail"))
-        encode.write_spritesheet(shown, self._output(job, "spritesheet"), count=len(shown))
-        encode.save_tail(rendered.tail, self._output(job, "tail"), plan.fps)
+        previews.write_thumbnail(shown[0], self._output(job, "thumbnail"))
+        previews.write_spritesheet(shown, self._output(job, "spritesheet"), count=len(shown))
+        tails.save_tail(rendered.tail, self._output(job, "tail"), plan.fps)
         return [self._artifact(job, kind) for kind in ("thumbnail", "spritesheet", "tail")]
 
     def _output(self, job: ClaimedJob, kind: str) -> Path:
@@ -581,15 +581,15 @@ def _frames_shown(plan: RenderPlan, inputs: _Inputs, new: np.ndarray) -> np.ndar
     include its parent's, of which (for a rendered parent) only these few are decoded."""
     opening = 0
     if inputs.parent_video is not None:
-        opening = encode.frame_count(inputs.parent_video)
+        opening = reading.frame_count(inputs.parent_video)
     elif inputs.parent_frames is not None:
         opening = len(inputs.parent_frames)
-    indices = encode.spritesheet_indices(opening + len(new))
+    indices = previews.spritesheet_indices(opening + len(new))
     before = [index for index in indices if index < opening]
     if not before:
         parent = new[:0]
     elif inputs.parent_video is not None:
-        decoded = encode.frames_at(inputs.parent_video, before)
+        decoded = reading.frames_at(inputs.parent_video, before)
         # A parent squeezed under the byte cap at a smaller size is fitted back, as for the frames it conditions on.
         parent = fit_frames(np.stack([decoded[index] for index in before]), plan.width, plan.height)
     else:
@@ -627,7 +627,7 @@ def _load_clip(
                 picture = frame.to_image(width=size[0], height=size[1], interpolation="AREA")
                 kept.append(fit_image(picture, width, height))
         if not kept:
-            raise encode.EncodeError("the clip has no video frames")
+            raise EncodeError("the clip has no video frames")
         frames = np.stack(kept)
     finally:
         kept.clear()

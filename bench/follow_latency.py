@@ -106,17 +106,17 @@ async def reads_when_followed_at_once(jobs: int, poll_interval: float) -> tuple[
     """Jobs of 2 s created at once and followed at once, as the bot follows a busy server's requests: how many
     times the generator read a job for a status request, and the seconds it took."""
     from bot.videos import VideoClient
-    from generator import jobs as job_views
+    from generator import videos
 
     reads = 0
-    real_view = job_views.VideoJobs._view
+    real_view = videos.Videos._view
 
     async def counted_view(self, job):
         nonlocal reads
         reads += 1
         return await real_view(self, job)
 
-    job_views.VideoJobs._view = counted_view  # type: ignore[method-assign]
+    videos.Videos._view = counted_view  # type: ignore[method-assign]
     try:
         async with tiny_generator([2.0] * jobs) as running:
             client = VideoClient(running.base_url)
@@ -129,7 +129,7 @@ async def reads_when_followed_at_once(jobs: int, poll_interval: float) -> tuple[
             finally:
                 await client.close()
     finally:
-        job_views.VideoJobs._view = real_view  # type: ignore[method-assign]
+        videos.Videos._view = real_view  # type: ignore[method-assign]
 
 
 def main() -> None:

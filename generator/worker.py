@@ -56,8 +56,8 @@ class WorkerState:
 
 
 @dataclass
-class _JobControl:
-    """Shared between the GPU thread and the loop for one job."""
+class _AttemptControl:
+    """Shared between the GPU thread and the loop for one attempt at a claimed job (one lease)."""
 
     fraction: float = 0.0
     stage: str = "render"
@@ -66,11 +66,11 @@ class _JobControl:
 
 
 @dataclass
-class _StartedJob:
-    """A claimed job whose lease is being renewed, with its inputs loaded or the error that loading raised."""
+class _HeldClaim:
+    """A claimed job this worker holds: its lease renewed, its inputs loaded or the error that loading raised."""
 
     job: ClaimedJob
-    control: _JobControl
+    control: _AttemptControl
     heartbeat: asyncio.Task[None]
     timings: dict[str, float]
     plan: RenderPlan | None = None
@@ -90,7 +90,12 @@ def is_out_of_memory(error: BaseException) -> bool:
 
 
 class Worker:
-    """Claims jobs from the queue and renders them with one resident pipeline."""
+    """Claims jobs from the queue and renders them with one resident pipeline.
+
+    About 300 lines, kept whole: claiming, claim-ahead, lease renewal, the GPU hand-over and the end of an attempt
+    (completed, failed, cancelled, given back) share one set of attempt controls and encode slots, and read best
+    in the order a job goes through them. Inputs and outputs live in `generator.inputs` and `generator.outputs`.
+    """
 
     def __init__(
         self,
@@ -121,7 +126,7 @@ class Worker:
         # Up to this many finished renders encoding while the next job renders: the GPU waits only when all are busy.
         self._finishing = asyncio.Semaphore(encodes_in_flight)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._controls: dict[Lease, _JobControl] = {}  # one per attempt: a worker may take its own job back
+        self._controls: dict[Lease, _AttemptControl] = {}  # one per attempt: a worker may take its own job back
         self._running: asyncio.Task[None] | None = None  # the task in `run`
 
     def wake(self) -> None:
@@ -140,7 +145,7 @@ class Worker:
             return
         log.info("worker %s ready (%s)", self.name, self.backend.profile.name)
         self.status.state = "idle"
-        upcoming: _StartedJob | None = None  # claimed while the previous job rendered
+        upcoming: _HeldClaim | None = None  # claimed while the previous job rendered
         while not self._stopping.is_set():
             if upcoming is None:
                 upcoming = await self._claim_and_start()
@@ -175,7 +180,7 @@ class Worker:
 
     # --- one job ---------------------------------------------------------------------------------
 
-    async def _claim_and_start(self) -> _StartedJob | None:
+    async def _claim_and_start(self) -> _HeldClaim | None:
         try:
             job = await self.queue.claim(self.name)
         except Exception:
@@ -183,15 +188,15 @@ class Worker:
             return None
         return None if job is None else await self._start(job)
 
-    async def _start(self, job: ClaimedJob) -> _StartedJob:
+    async def _start(self, job: ClaimedJob) -> _HeldClaim:
         """Keep the job's lease from now on and load its inputs. Errors are kept for `_process` to fail the job
         with, so a job claimed ahead fails in its turn, not while another renders."""
-        control = _JobControl()
+        control = _AttemptControl()
         self._controls[job.lease] = control
         if self._stopping.is_set():
             control.shutting_down = True
             control.cancel.set()
-        started = _StartedJob(
+        started = _HeldClaim(
             job=job,
             control=control,
             heartbeat=asyncio.create_task(self._keep_lease(job, control)),
@@ -212,11 +217,11 @@ class Worker:
             raise
         return started
 
-    async def _forget(self, started: _StartedJob) -> None:
+    async def _forget(self, started: _HeldClaim) -> None:
         self._controls.pop(started.job.lease, None)
         await _stopped(started.heartbeat)
 
-    async def _process(self, started: _StartedJob) -> _StartedJob | None:
+    async def _process(self, started: _HeldClaim) -> _HeldClaim | None:
         """Render one started job and hand it to an encode slot. Returns the next job if it was claimed ahead,
         while this one rendered its last stretch."""
         loop = asyncio.get_running_loop()
@@ -276,9 +281,9 @@ class Worker:
                 claim_ahead.cancel()
         upcoming = await asyncio.gather(claim_ahead, return_exceptions=True)
         self.status.next_job_id = None
-        return upcoming[0] if isinstance(upcoming[0], _StartedJob) else None
+        return upcoming[0] if isinstance(upcoming[0], _HeldClaim) else None
 
-    async def _claim_ahead(self, near_end: asyncio.Event) -> _StartedJob | None:
+    async def _claim_ahead(self, near_end: asyncio.Event) -> _HeldClaim | None:
         """Once the render is in its last stretch, claim the next job and load its inputs, unless this worker is
         stopping or every encode slot is busy (then the finished render waits for a slot, and the next job would
         hold its lease waiting too)."""
@@ -296,7 +301,7 @@ class Worker:
         job: ClaimedJob,
         plan: RenderPlan,
         inputs: RenderInputs,
-        control: _JobControl,
+        control: _AttemptControl,
         on_last_stretch: Callable[[], None],
         on_frames: Callable[[np.ndarray], None],
     ) -> RenderedVideo:
@@ -328,7 +333,7 @@ class Worker:
         inputs: RenderInputs,
         rendered: RenderedVideo,
         along: writing.EncodeAlong,
-        control: _JobControl,
+        control: _AttemptControl,
         heartbeat: asyncio.Task[None],
         timings: dict[str, float],
     ) -> None:
@@ -361,7 +366,7 @@ class Worker:
             self._finishing.release()
             await _stopped(heartbeat)
 
-    async def _keep_lease(self, job: ClaimedJob, control: _JobControl) -> None:
+    async def _keep_lease(self, job: ClaimedJob, control: _AttemptControl) -> None:
         """Renew the lease and publish progress until the job ends; flag cancellation for the GPU thread."""
         while True:
             await asyncio.sleep(self.heartbeat_interval)
@@ -379,7 +384,7 @@ class Worker:
                 if not beat.owned:
                     return
 
-    async def _stop_job(self, job: ClaimedJob, control: _JobControl) -> None:
+    async def _stop_job(self, job: ClaimedJob, control: _AttemptControl) -> None:
         if control.shutting_down:
             await self.queue.release(job.lease)
             log.info("worker %s: gave %s back to the queue (shutting down)", self.name, job.id)

@@ -11,7 +11,7 @@ import numpy as np
 import openai
 import pytest
 
-from generator import jobs
+from generator import videos
 from generator.inputs import load_clip
 from tests.support.generator_service import poll, running_generator, sdk_client
 
@@ -50,7 +50,7 @@ def test_only_the_last_frames_are_kept_when_only_they_are_needed():
 
 
 async def test_a_clip_too_large_in_all_is_refused_by_its_header(tmp_path, monkeypatch):
-    monkeypatch.setattr(jobs, "MAX_CLIP_PIXELS", 1920 * 1080 * 20)
+    monkeypatch.setattr(videos, "MAX_CLIP_PIXELS", 1920 * 1080 * 20)
     clip = black_mp4(1920, 1080, 30)
     async with running_generator(tmp_path, GENERATOR_WORKERS=0) as running, sdk_client(running) as client:
         with pytest.raises(openai.BadRequestError) as raised:

@@ -50,6 +50,14 @@ def transformers_of(pipeline: object) -> list[torch.nn.Module]:
 BLOCK_LISTS = ("transformer_blocks", "blocks")  # where LTX-Video's and Wan's transformers keep their repeated blocks
 
 
+FP8_ALIGNMENT = 16  # `_scaled_mm` needs both matrix sides to be multiples of 16 on CUDA
+
+
+def fp8_eligible(linear: torch.nn.Linear) -> bool:
+    """A linear layer float8 can take (fp8.py's kernels and torchao's alike): both sides multiples of FP8_ALIGNMENT."""
+    return linear.in_features % FP8_ALIGNMENT == 0 and linear.out_features % FP8_ALIGNMENT == 0
+
+
 def repeated_blocks(transformer: torch.nn.Module) -> list[torch.nn.Module]:
     """The transformer's repeated blocks, in order (what regional compile, FP8 and step caches work on)."""
     return [

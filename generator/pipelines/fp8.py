@@ -19,13 +19,12 @@ import logging
 import torch
 from torch import nn
 
-from ._common import repeated_blocks, transformers_of
+from ._common import FP8_ALIGNMENT, fp8_eligible, repeated_blocks, transformers_of
 
 log = logging.getLogger(__name__)
 
 FLOAT8 = torch.float8_e4m3fn
 FLOAT8_MAX = torch.finfo(FLOAT8).max
-ALIGNMENT = 16  # `_scaled_mm` needs both matrix sides to be multiples of 16 on CUDA
 _SMALLEST_SCALE = 1e-12  # a row of zeros would otherwise divide by zero
 
 
@@ -85,7 +84,7 @@ def check_fp8_support(device: torch.device) -> None:
                 f"GENERATOR_FP8 needs FP8 tensor cores (compute capability 8.9+: Ada, Hopper or newer); "
                 f"{name} is {major}.{minor}. Set GENERATOR_FP8=false."
             )
-    probe = torch.ones(ALIGNMENT, ALIGNMENT, device=device)
+    probe = torch.ones(FP8_ALIGNMENT, FP8_ALIGNMENT, device=device)
     scale = torch.ones(1, device=device)
     try:
         torch._scaled_mm(probe.to(FLOAT8), probe.to(FLOAT8).t(), scale_a=scale, scale_b=scale, out_dtype=torch.bfloat16)
@@ -101,7 +100,7 @@ def quantize_blocks(module: nn.Module) -> list[tuple[nn.Module, str, nn.Linear]]
     for block in repeated_blocks(module):
         for parent in list(block.modules()):
             for name, child in list(parent.named_children()):
-                if type(child) is nn.Linear and _eligible(child):
+                if type(child) is nn.Linear and fp8_eligible(child):
                     setattr(parent, name, Float8Linear(child))
                     replaced.append((parent, name, child))
     return replaced
@@ -129,7 +128,3 @@ def quantize_transformers(pipeline: object, kernels: str = "hanul") -> list[tupl
         raise ValueError("GENERATOR_FP8: the model's transformer has no linear layers in repeated blocks to convert")
     log.info("FP8: %d linear layers of the transformer blocks now multiply in float8", len(replaced))
     return replaced
-
-
-def _eligible(linear: nn.Linear) -> bool:
-    return linear.in_features % ALIGNMENT == 0 and linear.out_features % ALIGNMENT == 0

@@ -46,7 +46,8 @@ async def load_inputs(
     conditioning: int | None,
 ) -> RenderInputs:
     """Load what the job conditions on: its reference image, or the clip it extends. `conditioning`: how many of the
-    extended clip's last frames the model conditions on (None: all of an uploaded clip, a lossless tail as kept)."""
+    extended clip's last frames a continuation conditions on (the render copies them beside its new ones); None: all
+    of them."""
     loop = asyncio.get_running_loop()
     own = {artifact.kind: artifact for artifact in await queue.artifacts_of(job.id)}
     inputs = RenderInputs()
@@ -55,7 +56,6 @@ async def load_inputs(
         inputs.image = await loop.run_in_executor(pool, load_image, path, plan.width, plan.height)
     if job.kind != "extend":
         return inputs
-    # What a continuation conditions on: the last frames only (the render copies them beside its new ones).
     if "source" in own:  # an uploaded clip: its decoded frames are all we have, and all go into the new MP4
         path = store.resolve(own["source"].path)
         frames = await loop.run_in_executor(pool, load_clip, path, plan.width, plan.height, plan.fps)

@@ -3,7 +3,7 @@
 Random weights cost exactly what trained ones cost. The pipelines are built the way bench/baseline_ltx.py builds
 them (nothing is downloaded), wrapped in the generator's backend classes (LTXBackend / WanBackend with the real
 profiles, the speed levers of generator/pipelines/speed.py), and rendered through generator.render.render_video
-and generator.encode.encode_mp4; the queue case goes through the real service (HTTP API, queue, worker).
+and generator.media.writing.encode_mp4; the queue case goes through the real service (HTTP API, queue, worker).
 
 In the same run, on the same GPU and with the same weights, it times the plain diffusers call the way
 baseline_ltx.py does (median full call to numpy, median denoise-only call) and prints the ratio.
@@ -399,20 +399,20 @@ def one_clip(backend: Any, spec: Any, clock: StageClock, workdir: Path, parent: 
     (`encode_extension`); over the cap, `encode_mp4`'s smaller attempts. Stage times from the hooks."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from generator import encode
+    from generator.media import joining, writing
     from generator.render import render_video
     from generator.yuv import conversion_device
 
     cuda = clock.cuda
     path = workdir / "clip.mp4"
     convert_on = None if FEED["swscale"] else conversion_device(backend)
-    writer = encode.Mp4Writer(
+    writer = writing.Mp4Writer(
         path if parent is None else workdir / "part.mp4", spec.fps, follows=parent, convert_on=convert_on
     )
     sync(cuda)
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=1) as pool:
-        along = encode.EncodeAlong(pool, writer)
+        along = writing.EncodeAlong(pool, writer)
         try:
             rendered = render_video(backend, spec, on_frames=along.add)
             sync(cuda)
@@ -421,10 +421,10 @@ def one_clip(backend: Any, spec: Any, clock: StageClock, workdir: Path, parent: 
             along.encoded.result()
             encoded = writer.finish(sys.maxsize if parent is not None else CAP)
             if parent is not None:
-                encoded = encode.encode_extension(parent, rendered.frames, spec.fps, path, CAP, part=writer.path)
+                encoded = joining.encode_extension(parent, rendered.frames, spec.fps, path, CAP, part=writer.path)
             elif encoded is None:  # over the cap (random-weight noise): the smaller attempts
                 crf_size = writer.size_bytes
-                encoded = encode.encode_mp4(
+                encoded = writing.encode_mp4(
                     rendered.frames, spec.fps, path, CAP, crf_size=crf_size, convert_on=convert_on
                 )
         finally:
@@ -465,14 +465,14 @@ def run_direct(
     with tempfile.TemporaryDirectory() as folder:
         workdir = Path(folder)
         if size[3]:  # an extension continues a clip rendered first, from its lossless tail and its MP4
-            from generator import encode
+            from generator.media import writing
             from generator.render import render_video
 
             width, height, frames, _, _ = size
             first_clip = spec_for(backend, (width, height, frames, 0, 1), args, 1, None)
             first = render_video(backend, first_clip)
             parent, tail = workdir / "parent.mp4", first.tail[-size[3] :]
-            encode.encode_mp4(first.frames, first_clip.fps, parent, 10 * 1024 * 1024)
+            writing.encode_mp4(first.frames, first_clip.fps, parent, 10 * 1024 * 1024)
             clock.collect()
             if cache is not None:  # an extension's prompt is usually new
                 cache.clear()
@@ -905,7 +905,7 @@ def run_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[s
         def encodes() -> dict[str, Any]:
             """Random weights render noise, which no encoder compresses (it passes the byte cap and is encoded
             twice): the moving pattern of cpu_figures.py stands in for a real clip's content."""
-            from generator import encode
+            from generator.media import previews, tails, writing
 
             result: dict[str, Any] = {"cpu_count": os.cpu_count(), "frames_shape": list(clip_shape)}
             contents = {"moving_pattern": (natural.pattern_of(clip_shape), tuple(args.encode_presets))}
@@ -915,7 +915,9 @@ def run_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[s
                 for content, (frames, presets) in contents.items():
                     for preset in presets:
                         began = time.perf_counter()
-                        encoded = encode.encode_mp4(frames, 24, Path(folder) / "c.mp4", 10 * 1024 * 1024, preset=preset)
+                        encoded = writing.encode_mp4(
+                            frames, 24, Path(folder) / "c.mp4", 10 * 1024 * 1024, preset=preset
+                        )
                         result[f"{content}_{preset}"] = {
                             "s": round(time.perf_counter() - began, 3),
                             "bytes": encoded.size_bytes,
@@ -924,14 +926,14 @@ def run_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[s
                 # What a job writes beside its MP4 (a second CPU thread in the worker): previews, lossless tail.
                 pattern = contents["moving_pattern"][0]
                 began = time.perf_counter()
-                encode.write_thumbnail(pattern[0], Path(folder) / "t.webp")
-                encode.write_spritesheet(pattern, Path(folder) / "s.jpg")
+                previews.write_thumbnail(pattern[0], Path(folder) / "t.webp")
+                previews.write_spritesheet(pattern, Path(folder) / "s.jpg")
                 result["previews_s"] = round(time.perf_counter() - began, 3)
                 began = time.perf_counter()
-                tail = encode.save_tail(pattern[-17:], Path(folder) / "tail.mkv", 24)
+                tail = tails.save_tail(pattern[-17:], Path(folder) / "tail.mkv", 24)
                 result["tail_save_s"] = round(time.perf_counter() - began, 3)
                 began = time.perf_counter()
-                encode.load_tail(tail)
+                tails.load_tail(tail)
                 result["tail_load_s"] = round(time.perf_counter() - began, 3)
             return result
 

@@ -47,26 +47,26 @@ def extension_chain(height: int, width: int, folder: Path, links: int = 6) -> di
     """A clip extended `links` times by 40 frames each, as Hanul does it (the parent's MP4 continued as it is) and as
     it did before (the parent decoded and the whole video encoded again): the first clip's quality at the end of the
     chain (PSNR against the frames rendered), and the last link's encode time."""
-    from generator import encode
+    from generator.media import joining, reading, writing
 
     video = moving_pattern(41 + 40 * links, height, width)
     first = video[:41]
     parts = [video[41 + 40 * i : 81 + 40 * i] for i in range(links)]
-    appended = reencoded = encode.encode_mp4(first, 24, folder / "chain-0.mp4", 10 * 2**20).path
+    appended = reencoded = writing.encode_mp4(first, 24, folder / "chain-0.mp4", 10 * 2**20).path
     for index, part in enumerate(parts, 1):
         started = time.perf_counter()
-        appended = encode.encode_extension(appended, part, 24, folder / f"appended-{index}.mp4", 10 * 2**20).path
+        appended = joining.encode_extension(appended, part, 24, folder / f"appended-{index}.mp4", 10 * 2**20).path
         append_s = time.perf_counter() - started
         started = time.perf_counter()
-        whole = np.concatenate([encode.decode_video(reencoded)[0], part])
-        reencoded = encode.encode_mp4(whole, 24, folder / f"reencoded-{index}.mp4", 10 * 2**20).path
+        whole = np.concatenate([reading.decode_video(reencoded)[0], part])
+        reencoded = writing.encode_mp4(whole, 24, folder / f"reencoded-{index}.mp4", 10 * 2**20).path
         reencode_s = time.perf_counter() - started
 
     def opening(path: Path) -> np.ndarray:
-        picked = encode.frames_at(path, range(len(first)))
+        picked = reading.frames_at(path, range(len(first)))
         return np.stack([picked[index] for index in range(len(first))])
 
-    once = psnr(encode.decode_video(folder / "chain-0.mp4")[0], first)
+    once = psnr(reading.decode_video(folder / "chain-0.mp4")[0], first)
     return {
         f"extension_chain_{links}_first_clip_psnr_encoded_once_db": once,
         f"extension_chain_{links}_first_clip_psnr_appended_db": psnr(opening(appended), first),
@@ -81,25 +81,25 @@ def capped_chain(height: int, width: int, folder: Path, cap: int = 4_000_000, li
     under a byte cap that the chain passes at its fourth link, through `encode_extension` as the worker does it: how
     each link was written (`crf`, or its bitrate in kbit/s; `=` where the first clip kept its own bits, `~` where
     it was encoded again), the first clip's and the whole video's PSNR at the end, and the time of all links."""
-    from generator import encode
+    from generator.media import joining, reading, writing
 
     rng = np.random.default_rng(5)
     video = moving_pattern(41 + 40 * links, height, width)
     noise = rng.integers(-24, 25, video[121:].shape)
     video[121:] = np.clip(video[121:].astype(np.int16) + noise, 0, 255).astype(np.uint8)
     first = video[:41]
-    current = encode.encode_mp4(first, 24, folder / "capped-0.mp4", cap).path
-    encoded_once = encode.decode_video(current)[0]
+    current = writing.encode_mp4(first, 24, folder / "capped-0.mp4", cap).path
+    encoded_once = reading.decode_video(current)[0]
     written, seconds = [], 0.0
     for index in range(links):
         started = time.perf_counter()
         part = video[41 + 40 * index : 81 + 40 * index]
-        out = encode.encode_extension(current, part, 24, folder / f"capped-{index + 1}.mp4", cap)
+        out = joining.encode_extension(current, part, 24, folder / f"capped-{index + 1}.mp4", cap)
         seconds += time.perf_counter() - started
-        kept = np.array_equal(encode.decode_video(out.path)[0][:41], encoded_once)
+        kept = np.array_equal(reading.decode_video(out.path)[0][:41], encoded_once)
         written.append(("crf" if out.bitrate is None else f"{out.bitrate // 1000}k") + ("=" if kept else "~"))
         current = out.path
-    decoded = encode.decode_video(current)[0]
+    decoded = reading.decode_video(current)[0]
     return {
         f"capped_chain_{links}_links": written,
         f"capped_chain_{links}_first_clip_psnr_db": psnr(decoded[:41], first),
@@ -112,19 +112,19 @@ def spritesheet_of_a_long_parent(height: int, width: int, folder: Path, repeats:
     """An extension's spritesheet picks frames spread over its parent: here a 55 s chain (121 frames, then ten parts
     of 120 appended, each opening with a keyframe). Decoded in order up to the last picked frame (before
     2026-11-30) or each from the keyframe before it (`frames_at` now)."""
-    from generator import encode
+    from generator.media import joining, previews, reading, writing
 
     path = folder / "long-parent.mp4"
-    encode.encode_mp4(moving_pattern(121, height, width), 24, path, 10**8)
+    writing.encode_mp4(moving_pattern(121, height, width), 24, path, 10**8)
     for _ in range(10):
-        encode.append_to_mp4(path, moving_pattern(120, height, width), 24, folder / "next.mp4", 10**8)
+        joining.append_to_mp4(path, moving_pattern(120, height, width), 24, folder / "next.mp4", 10**8)
         (folder / "next.mp4").replace(path)
-    frames = encode.frame_count(path)
-    picked = [index for index in encode.spritesheet_indices(frames + 120) if index < frames]
+    frames = reading.frame_count(path)
+    picked = [index for index in previews.spritesheet_indices(frames + 120) if index < frames]
     name = f"spritesheet_frames_of_{width}x{height}x{frames}_parent"
     return {
-        f"{name}_in_order_s": timed(lambda: encode._frames_in_order(path, picked), repeats),
-        f"{name}_seeking_s": timed(lambda: encode._frames_by_seeking(path, picked), repeats),
+        f"{name}_in_order_s": timed(lambda: reading._frames_in_order(path, picked), repeats),
+        f"{name}_seeking_s": timed(lambda: reading._frames_by_seeking(path, picked), repeats),
     }
 
 
@@ -132,13 +132,13 @@ def encode_along(frames: np.ndarray, fps: int, folder: Path, part: int, repeats:
     """A long (chained) video's MP4 after its render: encoded whole then (before 2026-11-30), or encoded along the
     render one segment at a time, which leaves only the last segment and the flush (now). Segments give `part`
     new frames each, as LTX-Video's 121-frame calls after 17 context frames do."""
-    from generator import encode
+    from generator.media import writing
 
     starts = list(range(0, len(frames), part))
-    whole = timed(lambda: encode.encode_mp4(frames, fps, folder / "whole.mp4", 10 * 2**20), repeats)
+    whole = timed(lambda: writing.encode_mp4(frames, fps, folder / "whole.mp4", 10 * 2**20), repeats)
     after = []
     for _ in range(repeats):
-        writer = encode.Mp4Writer(folder / "along.mp4", fps)
+        writer = writing.Mp4Writer(folder / "along.mp4", fps)
         for start in starts[:-1]:  # written while later segments render
             writer.write(frames[start : start + part])
         tick = time.perf_counter()
@@ -160,7 +160,7 @@ def mp4_feed(frames: np.ndarray, folder: Path, repeats: int, device: str | None 
     import av
     import av.video.reformatter
 
-    from generator import encode
+    from generator.media import writing
     from generator.yuv import yuv420_planes
 
     height, width = frames.shape[1:3]
@@ -172,7 +172,7 @@ def mp4_feed(frames: np.ndarray, folder: Path, repeats: int, device: str | None 
     ]
     result[f"feed_{key}_swscale_context_per_frame_s"] = timed(swscale, repeats)
     reformatter = av.video.reformatter.VideoReformatter()
-    shared = lambda: [  # noqa: E731  (one context for all: how encode._encode_frames converts now)
+    shared = lambda: [  # noqa: E731  (one context for all: how writing.encode_frames converts now)
         reformatter.reformat(av.VideoFrame.from_ndarray(frame, format="rgb24"), interpolation="AREA", format="yuv420p")
         for frame in frames
     ]
@@ -188,14 +188,14 @@ def mp4_feed(frames: np.ndarray, folder: Path, repeats: int, device: str | None 
     def x264_only() -> float:
         prepared = wrap()
         started = time.perf_counter()
-        with encode._mp4_container(folder / "x264.mp4") as container:
-            stream = encode._x264_stream(container, 24, width, height, encode.PRESET, crf=encode.CRF)
+        with writing.mp4_container(folder / "x264.mp4") as container:
+            stream = writing._x264_stream(container, 24, width, height, writing.PRESET, crf=writing.CRF)
             for index, frame in enumerate(prepared):
                 frame.pts = index
                 for packet in stream.encode(frame):
                     container.mux(packet)
             flushed = time.perf_counter()
-            encode._flush(container, stream)
+            writing._flush(container, stream)
         result[f"feed_{key}_flush_close_s"] = round(time.perf_counter() - flushed, 4)
         return time.perf_counter() - started
 
@@ -206,7 +206,7 @@ def mp4_feed(frames: np.ndarray, folder: Path, repeats: int, device: str | None 
     for name, convert_on in ways.items():
 
         def written(convert_on=convert_on) -> None:
-            writer = encode.Mp4Writer(folder / "feed.mp4", 24, convert_on=convert_on)
+            writer = writing.Mp4Writer(folder / "feed.mp4", 24, convert_on=convert_on)
             writer.write(frames)
             assert writer.finish(10 * 2**30) is not None
 
@@ -237,7 +237,7 @@ def main() -> None:
         print(json.dumps(figures))
         return
 
-    from generator import encode
+    from generator.media import previews, tails, writing
     from generator.pipelines._common import tensor_to_frames
     from generator.pipelines.base import RenderRequest
     from generator.pipelines.ltx import LTXBackend
@@ -249,21 +249,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "clip.mp4"
         for preset in ("fast", "veryfast", "ultrafast"):
-            encode_once = lambda preset=preset: encode.encode_mp4(frames, 24, path, 10 * 2**20, preset=preset)  # noqa: E731
+            encode_once = lambda preset=preset: writing.encode_mp4(frames, 24, path, 10 * 2**20, preset=preset)  # noqa: E731
             result[f"mp4_encode_768x512x121_{preset}_s"] = timed(encode_once, args.repeats)
             result[f"mp4_{preset}_bytes"] = path.stat().st_size
         result.update(mp4_feed(frames, Path(folder), args.repeats))
         # What a job writes beside its MP4 (on a second CPU thread, in the worker): previews and the lossless tail.
         previews = lambda: (  # noqa: E731
-            encode.write_thumbnail(frames[0], Path(folder) / "thumbnail.webp"),
-            encode.write_spritesheet(frames, Path(folder) / "spritesheet.jpg"),
+            previews.write_thumbnail(frames[0], Path(folder) / "thumbnail.webp"),
+            previews.write_spritesheet(frames, Path(folder) / "spritesheet.jpg"),
         )
         result["previews_768x512x121_s"] = timed(previews, args.repeats)
         tail_path = Path(folder) / "tail.mkv"
-        result["tail_save_768x512x17_s"] = timed(lambda: encode.save_tail(frames[-17:], tail_path, 24), args.repeats)
+        result["tail_save_768x512x17_s"] = timed(lambda: tails.save_tail(frames[-17:], tail_path, 24), args.repeats)
         result["tail_bytes"] = tail_path.stat().st_size
         result["tail_raw_bytes"] = frames[-17:].nbytes
-        result["tail_load_768x512x17_s"] = timed(lambda: encode.load_tail(tail_path), args.repeats)
+        result["tail_load_768x512x17_s"] = timed(lambda: tails.load_tail(tail_path), args.repeats)
         result.update(extension_chain(512, 768, Path(folder)))
         result.update(capped_chain(512, 768, Path(folder)))
         result.update(spritesheet_of_a_long_parent(512, 768, Path(folder), args.repeats))

@@ -63,10 +63,10 @@ async def tiny_generator(delays: list[float]):
             await running.stop()
 
 
-def spec(index: int):
-    from bot.videos import VideoSpec
+def order(index: int):
+    from bot.videos import VideoOrder
 
-    return VideoSpec(prompt=f"a paper boat, take {index}", seconds=1, size="1280x720")
+    return VideoOrder(prompt=f"a paper boat, take {index}", seconds=1, size="1280x720")
 
 
 async def follow(jobs: int, poll_interval: float, held: bool) -> list[float]:
@@ -92,7 +92,7 @@ async def follow(jobs: int, poll_interval: float, held: bool) -> list[float]:
         seen_after = []
         try:
             for index in range(jobs):
-                video = await client.create(spec(index))
+                video = await client.create(order(index))
                 final = await client.track(video.id, poll_interval=poll_interval)
                 assert final.status == "completed", final
                 seen_after.append(time.monotonic() - completed[video.id])
@@ -106,22 +106,22 @@ async def reads_when_followed_at_once(jobs: int, poll_interval: float) -> tuple[
     """Jobs of 2 s created at once and followed at once, as the bot follows a busy server's requests: how many
     times the generator read a job for a status request, and the seconds it took."""
     from bot.videos import VideoClient
-    from generator import jobs as job_views
+    from generator.videos import Videos
 
     reads = 0
-    real_view = job_views.VideoJobs._view
+    real_view = Videos._view
 
     async def counted_view(self, job):
         nonlocal reads
         reads += 1
         return await real_view(self, job)
 
-    job_views.VideoJobs._view = counted_view  # type: ignore[method-assign]
+    Videos._view = counted_view  # type: ignore[method-assign]
     try:
         async with tiny_generator([2.0] * jobs) as running:
             client = VideoClient(running.base_url)
             try:
-                videos = [await client.create(spec(index)) for index in range(jobs)]
+                videos = [await client.create(order(index)) for index in range(jobs)]
                 started = time.monotonic()
                 finals = await asyncio.gather(*(client.track(v.id, poll_interval=poll_interval) for v in videos))
                 assert all(final.status == "completed" for final in finals), finals
@@ -129,7 +129,7 @@ async def reads_when_followed_at_once(jobs: int, poll_interval: float) -> tuple[
             finally:
                 await client.close()
     finally:
-        job_views.VideoJobs._view = real_view  # type: ignore[method-assign]
+        Videos._view = real_view  # type: ignore[method-assign]
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """The HTTP face of the generator: OpenAI's Videos API (`/v1/videos…`) and `/healthz`.
 
-Handlers parse the request, call `VideoJobs`, and render the result; every error leaves in OpenAI's shape.
+Handlers parse the request, call `Videos`, and render the result; every error leaves in OpenAI's shape.
 """
 
 from __future__ import annotations
@@ -21,14 +21,14 @@ from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel
 
 from generator.errors import APIError, invalid, unauthorized
-from generator.jobs import MAX_HOLD_SECONDS, Upload, VideoJobs, VideoView
 from generator.models import CANCELLED, FAILED, UNFINISHED
 from generator.params import CreateVideoBody, ExtendVideoBody, RemixVideoBody, parse_body
 from generator.settings import GeneratorSettings
+from generator.videos import MAX_HOLD_SECONDS, Upload, Videos, VideoView
 
 log = logging.getLogger(__name__)
 
-JOBS = web.AppKey("jobs", VideoJobs)
+VIDEOS = web.AppKey("videos", Videos)
 SETTINGS = web.AppKey("settings", GeneratorSettings)
 HEALTH = web.AppKey("health", Callable[[], Awaitable[dict[str, Any]]])
 
@@ -287,7 +287,7 @@ async def create_video(request: web.Request) -> web.Response:
     fields, files = await read_body(request, body_limits(request, CreateVideoBody, "input_reference"))
     upload = _take_file(files, fields, "input_reference")
     body = parse_body(CreateVideoBody, fields)
-    view = await request.app[JOBS].create(body, upload, idempotency_key(request), client_bucket(request))
+    view = await request.app[VIDEOS].create(body, upload, idempotency_key(request), client_bucket(request))
     return _json(video_json(view))
 
 
@@ -295,7 +295,7 @@ async def extend_video(request: web.Request) -> web.Response:
     fields, files = await read_body(request, body_limits(request, ExtendVideoBody, "video"))
     upload = _take_file(files, fields, "video")
     body = parse_body(ExtendVideoBody, fields)
-    view = await request.app[JOBS].extend(body, upload, idempotency_key(request), client_bucket(request))
+    view = await request.app[VIDEOS].extend(body, upload, idempotency_key(request), client_bucket(request))
     return _json(video_json(view))
 
 
@@ -303,8 +303,8 @@ async def remix_video(request: web.Request) -> web.Response:
     fields, files = await read_body(request, body_limits(request, RemixVideoBody))
     _refuse_files(files)
     body = parse_body(RemixVideoBody, fields)
-    jobs = request.app[JOBS]
-    view = await jobs.remix(request.match_info["video_id"], body, idempotency_key(request), client_bucket(request))
+    videos = request.app[VIDEOS]
+    view = await videos.remix(request.match_info["video_id"], body, idempotency_key(request), client_bucket(request))
     return _json(video_json(view))
 
 
@@ -312,7 +312,7 @@ async def retrieve_video(request: web.Request) -> web.Response:
     """With `?wait=S` (Hanul's addition), an unfinished job's answer is held up to S seconds until its state differs
     from `seen=status:progress:queue_position` (what the client last saw; by default, the state when asked)."""
     wait = _hold_seconds(request)
-    view = await request.app[JOBS].get(request.match_info["video_id"], wait=wait, seen=request.query.get("seen"))
+    view = await request.app[VIDEOS].get(request.match_info["video_id"], wait=wait, seen=request.query.get("seen"))
     headers = {"openai-poll-after-ms": POLL_AFTER_MS} if view.job.status in UNFINISHED else {}
     if wait > 0:
         headers[HELD_HEADER] = f"{wait:g}"  # tells the client this answer was held: it may ask again at once
@@ -349,7 +349,7 @@ async def list_videos(request: web.Request) -> web.Response:
     order = query.get("order", "desc")
     if order not in ("asc", "desc"):
         raise invalid("order", "Invalid 'order': use 'asc' or 'desc'.")
-    views, has_more = await request.app[JOBS].list(
+    views, has_more = await request.app[VIDEOS].list(
         after=query.get("after") or None, limit=limit, order=order, user=query.get("user") or None
     )
     data = [video_json(view) for view in views]
@@ -365,7 +365,7 @@ async def list_videos(request: web.Request) -> web.Response:
 
 
 async def delete_video(request: web.Request) -> web.Response:
-    job = await request.app[JOBS].delete(request.match_info["video_id"])
+    job = await request.app[VIDEOS].delete(request.match_info["video_id"])
     return _json({"id": job.id, "object": "video.deleted", "deleted": True})
 
 
@@ -373,7 +373,7 @@ async def download_content(request: web.Request) -> web.StreamResponse:
     for name in request.query:
         if name != "variant":
             raise invalid(name, f"Unknown query parameter: '{name[:60]}'.", code="unknown_parameter")
-    path, content_type = await request.app[JOBS].content(
+    path, content_type = await request.app[VIDEOS].content(
         request.match_info["video_id"], request.query.get("variant", "video")
     )
     response = web.FileResponse(path, headers={"Content-Type": content_type, "Cache-Control": "private, max-age=60"})
@@ -383,7 +383,7 @@ async def download_content(request: web.Request) -> web.StreamResponse:
 async def list_models(request: web.Request) -> web.Response:
     """OpenAI's model list with the one model this generator renders, and what a client needs to prompt and size
     for it (family, native sizes, fps, longest segment, defaults)."""
-    profile = await request.app[JOBS].profile_source()
+    profile = await request.app[VIDEOS].profile_source()
     entry = {
         "id": profile.name,
         "object": "model",
@@ -408,14 +408,14 @@ async def health(request: web.Request) -> web.Response:
 
 
 def create_app(
-    settings: GeneratorSettings, jobs: VideoJobs, health_report: Callable[[], Awaitable[dict[str, Any]]]
+    settings: GeneratorSettings, videos: Videos, health_report: Callable[[], Awaitable[dict[str, Any]]]
 ) -> web.Application:
     """The aiohttp application: routes, size cap, auth and error shaping."""
     api_key = settings.api_key.get_secret_value() if settings.api_key else None
     app = web.Application(
         client_max_size=settings.max_request_bytes, middlewares=[error_middleware, auth_middleware(api_key)]
     )
-    app[JOBS] = jobs
+    app[VIDEOS] = videos
     app[SETTINGS] = settings
     app[HEALTH] = health_report
     app.router.add_get("/healthz", health)
@@ -433,4 +433,4 @@ def create_app(
 
 async def _release_held(app: web.Application) -> None:
     """Shutting down: held `GET /v1/videos/{id}?wait=` requests answer now instead of delaying the stop."""
-    app[JOBS].release_held()
+    app[VIDEOS].release_held()

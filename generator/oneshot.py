@@ -8,9 +8,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from generator import encode
 from generator.errors import APIError
 from generator.hub import ModelUnavailable
+from generator.media import EncodeError, writing
 from generator.params import CreateVideoBody, parse_body, plan_render, plan_size
 from generator.pipelines import load_backend
 from generator.render import render_video
@@ -74,8 +74,8 @@ def generate_to_file(
     output.parent.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hanul-encode") as pool:
         # Encoded on a second thread while later segments render, as the service does.
-        writer = encode.Mp4Writer(output, plan.fps, preset=settings.mp4_preset, convert_on=conversion_device(backend))
-        along = encode.EncodeAlong(pool, writer)
+        writer = writing.Mp4Writer(output, plan.fps, preset=settings.mp4_preset, convert_on=conversion_device(backend))
+        along = writing.EncodeAlong(pool, writer)
         try:
             rendered = render_video(
                 backend,
@@ -91,7 +91,7 @@ def generate_to_file(
     print(_progress_bar(1.0, started), file=sys.stderr)
     if encoded is None:  # over the byte cap: encoded again smaller, without repeating the first attempt
         try:
-            encoded = encode.encode_mp4(
+            encoded = writing.encode_mp4(
                 rendered.frames,
                 plan.fps,
                 output,
@@ -99,7 +99,7 @@ def generate_to_file(
                 preset=settings.mp4_preset,
                 crf_size=along.writer.size_bytes,
             )
-        except encode.EncodeError as error:
+        except EncodeError as error:
             print(f"hanul generate: {error} (GENERATOR_MAX_BYTES is {plan.max_bytes})", file=sys.stderr)
             return 1
     print(

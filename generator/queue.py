@@ -87,7 +87,11 @@ class NewArtifact:
 
 
 class JobQueue:
-    """Enqueue, claim, renew, finish and cancel video jobs in the shared database."""
+    """Enqueue, claim, renew, finish and cancel video jobs in the shared database.
+
+    Over 300 lines, kept whole: every method is one transaction on `video_jobs` guarded by the same lease rules, and
+    the waiters woken by those changes (`wait_for_change`) must see every one of them.
+    """
 
     def __init__(
         self,

@@ -20,12 +20,12 @@ from aiohttp import web
 from generator.api import create_app
 from generator.errors import APIError
 from generator.hub import ModelUnavailable, resolve_model
-from generator.jobs import VideoJobs
 from generator.models import MIGRATIONS
 from generator.pipelines.base import ModelProfile, VideoBackend
 from generator.queue import JobQueue, QueueLimits
 from generator.settings import GeneratorSettings
 from generator.storage import ArtifactStore
+from generator.videos import Videos
 from generator.worker import Worker
 from hanul_core.db import (
     create_engine,
@@ -97,7 +97,7 @@ class GeneratorService:
         self.memory_tier: str | None = None  # GENERATOR_MEMORY as resolved by the first worker's load
         if profile is not None:
             self._profile.set_result(profile)
-        self.jobs: VideoJobs | None = None
+        self.videos: Videos | None = None
         self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> web.Application:
@@ -128,14 +128,14 @@ class GeneratorService:
             from generator.pipelines.describe import describe_model
 
             self._profile.set_result(describe_model(self.settings))
-        self.jobs = VideoJobs(
+        self.videos = Videos(
             queue=self.queue,
             store=self.store,
             profile_source=self.profile,
             settings=self.settings,
             on_enqueued=self._wake_workers,
         )
-        return create_app(self.settings, self.jobs, self.health)
+        return create_app(self.settings, self.videos, self.health)
 
     async def remove_orphan_folders(self, older_than: float = ORPHAN_FOLDER_SECONDS) -> list[str]:
         """Remove job folders that no job row names and in which nothing has changed for `older_than` seconds
@@ -226,8 +226,8 @@ class GeneratorService:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
         await asyncio.gather(*(worker.stop() for worker in self.workers), return_exceptions=True)
-        if self.jobs is not None:
-            self.jobs.close()
+        if self.videos is not None:
+            self.videos.close()
         for task in self._worker_tasks:
             task.cancel()
         await asyncio.gather(*self._worker_tasks, return_exceptions=True)

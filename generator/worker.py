@@ -5,31 +5,31 @@ pipeline runs on the worker's GPU thread and MP4 encoding on a CPU thread. A blo
 API (and, in-process, the bot's Discord heartbeats). Encoding of one job overlaps rendering of the next,
 and the next job is claimed and its inputs loaded while the current one renders its last stretch, so the GPU does
 not wait for the CPU or the database when the queue is full.
+
+This module schedules; what a job conditions on is loaded by `generator.inputs`, and a finished render's files are
+written by `generator.outputs`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
-import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from generator import encode
-from generator.images import decode_fitted, fit_frames, fit_image, release_freed_memory
+from generator.inputs import RenderInputs, load_inputs
+from generator.media import writing
+from generator.outputs import OutputWriter
 from generator.params import RenderPlan, seconds_text
 from generator.pipelines.base import RenderCancelled, VideoBackend
-from generator.queue import ClaimedJob, JobQueue, Lease, NewArtifact
+from generator.queue import ClaimedJob, JobQueue, Lease
 from generator.render import RenderedVideo, render_video
-from generator.storage import ARTIFACTS, ArtifactStore
+from generator.storage import ArtifactStore
 from generator.yuv import conversion_device
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,6 @@ RENDER_SHARE = 90  # progress percent given to rendering; the rest is encoding a
 # its inputs (an extension's parent tail, a reference image) before the GPU is free, short enough that it holds
 # its lease only briefly while another host might have been idle.
 CLAIM_AHEAD_SECONDS = 1.0
-NEW_PART = ".new-part.mp4"  # in an attempt's folder: an extension's new frames, encoded while they render
 
 
 @dataclass
@@ -57,8 +56,8 @@ class WorkerState:
 
 
 @dataclass
-class _JobControl:
-    """Shared between the GPU thread and the loop for one job."""
+class _AttemptControl:
+    """Shared between the GPU thread and the loop for one attempt at a claimed job (one lease)."""
 
     fraction: float = 0.0
     stage: str = "render"
@@ -67,25 +66,15 @@ class _JobControl:
 
 
 @dataclass
-class _Inputs:
-    image: np.ndarray | None = None
-    parent_tail: np.ndarray | None = None  # the last frames of the clip being extended: lossless, or decoded
-    # A rendered parent's MP4, read at the start: the extension's MP4 continues its stream, and deleting the parent
-    # while the extension renders cannot pull it away.
-    parent_video: bytes | None = None
-    parent_frames: np.ndarray | None = None  # an uploaded clip, decoded and fitted: its frames are re-encoded
-
-
-@dataclass
-class _StartedJob:
-    """A claimed job whose lease is being renewed, with its inputs loaded or the error that loading raised."""
+class _HeldClaim:
+    """A claimed job this worker holds: its lease renewed, its inputs loaded or the error that loading raised."""
 
     job: ClaimedJob
-    control: _JobControl
+    control: _AttemptControl
     heartbeat: asyncio.Task[None]
     timings: dict[str, float]
     plan: RenderPlan | None = None
-    inputs: _Inputs | None = None
+    inputs: RenderInputs | None = None
     error: Exception | None = None
 
 
@@ -101,7 +90,12 @@ def is_out_of_memory(error: BaseException) -> bool:
 
 
 class Worker:
-    """Claims jobs from the queue and renders them with one resident pipeline."""
+    """Claims jobs from the queue and renders them with one resident pipeline.
+
+    About 300 lines, kept whole: claiming, claim-ahead, lease renewal, the GPU hand-over and the end of an attempt
+    (completed, failed, cancelled, given back) share one set of attempt controls and encode slots, and read best
+    in the order a job goes through them. Inputs and outputs live in `generator.inputs` and `generator.outputs`.
+    """
 
     def __init__(
         self,
@@ -113,15 +107,15 @@ class Worker:
         cpu_pool: ThreadPoolExecutor,
         lease_seconds: float,
         poll_interval: float,
-        mp4_preset: str = encode.PRESET,
+        mp4_preset: str = writing.PRESET,
         encodes_in_flight: int = 2,
     ) -> None:
         self.name = name
-        self.mp4_preset = mp4_preset
         self.queue = queue
         self.store = store
         self.load_backend = load_backend
         self.cpu_pool = cpu_pool
+        self.outputs = OutputWriter(store, cpu_pool, mp4_preset)
         self.gpu_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"hanul-gpu-{name}")
         self.heartbeat_interval = min(lease_seconds / 3, 1.0)
         self.poll_interval = poll_interval
@@ -132,7 +126,7 @@ class Worker:
         # Up to this many finished renders encoding while the next job renders: the GPU waits only when all are busy.
         self._finishing = asyncio.Semaphore(encodes_in_flight)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._controls: dict[Lease, _JobControl] = {}  # one per attempt: a worker may take its own job back
+        self._controls: dict[Lease, _AttemptControl] = {}  # one per attempt: a worker may take its own job back
         self._running: asyncio.Task[None] | None = None  # the task in `run`
 
     def wake(self) -> None:
@@ -151,7 +145,7 @@ class Worker:
             return
         log.info("worker %s ready (%s)", self.name, self.backend.profile.name)
         self.status.state = "idle"
-        upcoming: _StartedJob | None = None  # claimed while the previous job rendered
+        upcoming: _HeldClaim | None = None  # claimed while the previous job rendered
         while not self._stopping.is_set():
             if upcoming is None:
                 upcoming = await self._claim_and_start()
@@ -186,7 +180,7 @@ class Worker:
 
     # --- one job ---------------------------------------------------------------------------------
 
-    async def _claim_and_start(self) -> _StartedJob | None:
+    async def _claim_and_start(self) -> _HeldClaim | None:
         try:
             job = await self.queue.claim(self.name)
         except Exception:
@@ -194,15 +188,15 @@ class Worker:
             return None
         return None if job is None else await self._start(job)
 
-    async def _start(self, job: ClaimedJob) -> _StartedJob:
+    async def _start(self, job: ClaimedJob) -> _HeldClaim:
         """Keep the job's lease from now on and load its inputs. Errors are kept for `_process` to fail the job
         with, so a job claimed ahead fails in its turn, not while another renders."""
-        control = _JobControl()
+        control = _AttemptControl()
         self._controls[job.lease] = control
         if self._stopping.is_set():
             control.shutting_down = True
             control.cancel.set()
-        started = _StartedJob(
+        started = _HeldClaim(
             job=job,
             control=control,
             heartbeat=asyncio.create_task(self._keep_lease(job, control)),
@@ -211,7 +205,10 @@ class Worker:
         try:
             tick = time.perf_counter()
             started.plan = RenderPlan.from_params(job.params)
-            started.inputs = await self._prepare(job, started.plan)
+            conditioning = self.backend.profile.conditioning_frames if self.backend is not None else None
+            started.inputs = await load_inputs(
+                job, started.plan, queue=self.queue, store=self.store, pool=self.cpu_pool, conditioning=conditioning
+            )
             started.timings["prepare_s"] = time.perf_counter() - tick
         except Exception as error:
             started.error = error
@@ -220,11 +217,11 @@ class Worker:
             raise
         return started
 
-    async def _forget(self, started: _StartedJob) -> None:
+    async def _forget(self, started: _HeldClaim) -> None:
         self._controls.pop(started.job.lease, None)
         await _stopped(started.heartbeat)
 
-    async def _process(self, started: _StartedJob) -> _StartedJob | None:
+    async def _process(self, started: _HeldClaim) -> _HeldClaim | None:
         """Render one started job and hand it to an encode slot. Returns the next job if it was claimed ahead,
         while this one rendered its last stretch."""
         loop = asyncio.get_running_loop()
@@ -234,13 +231,13 @@ class Worker:
         near_end = asyncio.Event()
         claim_ahead = asyncio.create_task(self._claim_ahead(near_end))
         finishing = False
-        along: encode.EncodeAlong | None = None
+        along: writing.EncodeAlong | None = None
         try:
             if started.error is not None:
                 raise started.error
             plan, inputs = started.plan, started.inputs
             assert plan is not None and inputs is not None
-            along = self._encode_along(job, plan, inputs)
+            along = self.outputs.encode_along(job, plan, inputs, conversion_device(self.backend))
             tick = time.perf_counter()
             rendered = await loop.run_in_executor(
                 self.gpu_pool,
@@ -284,9 +281,9 @@ class Worker:
                 claim_ahead.cancel()
         upcoming = await asyncio.gather(claim_ahead, return_exceptions=True)
         self.status.next_job_id = None
-        return upcoming[0] if isinstance(upcoming[0], _StartedJob) else None
+        return upcoming[0] if isinstance(upcoming[0], _HeldClaim) else None
 
-    async def _claim_ahead(self, near_end: asyncio.Event) -> _StartedJob | None:
+    async def _claim_ahead(self, near_end: asyncio.Event) -> _HeldClaim | None:
         """Once the render is in its last stretch, claim the next job and load its inputs, unless this worker is
         stopping or every encode slot is busy (then the finished render waits for a slot, and the next job would
         hold its lease waiting too)."""
@@ -299,64 +296,12 @@ class Worker:
             log.info("worker %s: claimed %s ahead (attempt %d)", self.name, upcoming.job.id, upcoming.job.attempts)
         return upcoming
 
-    async def _prepare(self, job: ClaimedJob, plan: RenderPlan) -> _Inputs:
-        """Load what the job conditions on: its reference image, or the clip it extends."""
-        loop = asyncio.get_running_loop()
-        own = {artifact.kind: artifact for artifact in await self.queue.artifacts_of(job.id)}
-        inputs = _Inputs()
-        if "reference" in own:
-            path = self.store.resolve(own["reference"].path)
-            inputs.image = await loop.run_in_executor(self.cpu_pool, _load_image, path, plan.width, plan.height)
-        if job.kind != "extend":
-            return inputs
-        # What a continuation conditions on: the last frames only (the render copies them beside its new ones).
-        conditioning = self.backend.profile.conditioning_frames if self.backend is not None else None
-        if "source" in own:  # an uploaded clip: its decoded frames are all we have, and all go into the new MP4
-            path = self.store.resolve(own["source"].path)
-            frames = await loop.run_in_executor(self.cpu_pool, _load_clip, path, plan.width, plan.height, plan.fps)
-            inputs.parent_frames = frames
-            inputs.parent_tail = frames[-conditioning:] if conditioning else frames
-            return inputs
-        if job.parent_id is None:
-            raise RuntimeError("an extension without a parent video or an uploaded clip")
-        parent = {artifact.kind: artifact for artifact in await self.queue.artifacts_of(job.parent_id)}
-        if "video" not in parent:
-            raise RuntimeError(f"the parent video {job.parent_id} has no files any more")
-        video_path = self.store.resolve(parent["video"].path)
-        inputs.parent_video = await loop.run_in_executor(self.cpu_pool, video_path.read_bytes)
-        if "tail" in parent:
-            tail_path = self.store.resolve(parent["tail"].path)
-            inputs.parent_tail = await loop.run_in_executor(self.cpu_pool, encode.load_tail, tail_path)
-        else:  # no lossless tail was kept: the MP4's frames are all there is
-            inputs.parent_tail = await loop.run_in_executor(
-                self.cpu_pool, _load_clip, inputs.parent_video, plan.width, plan.height, None, conditioning
-            )
-        return inputs
-
-    def _encode_along(self, job: ClaimedJob, plan: RenderPlan, inputs: _Inputs) -> encode.EncodeAlong:
-        """What is encoded while the job renders: a new video's MP4; an uploaded clip's frames and then the new
-        ones; for an extension of a rendered video, the new part alone, which then follows the parent's stream."""
-        path = self._output(job, "video")
-        if inputs.parent_video is not None:
-            path = path.with_name(NEW_PART)
-        writer = encode.Mp4Writer(
-            path,
-            plan.fps,
-            preset=self.mp4_preset,
-            follows=inputs.parent_video,
-            convert_on=conversion_device(self.backend),
-        )
-        along = encode.EncodeAlong(self.cpu_pool, writer)
-        if inputs.parent_frames is not None:
-            along.add(inputs.parent_frames)
-        return along
-
     def _render(
         self,
         job: ClaimedJob,
         plan: RenderPlan,
-        inputs: _Inputs,
-        control: _JobControl,
+        inputs: RenderInputs,
+        control: _AttemptControl,
         on_last_stretch: Callable[[], None],
         on_frames: Callable[[np.ndarray], None],
     ) -> RenderedVideo:
@@ -385,10 +330,10 @@ class Worker:
         self,
         job: ClaimedJob,
         plan: RenderPlan,
-        inputs: _Inputs,
+        inputs: RenderInputs,
         rendered: RenderedVideo,
-        along: encode.EncodeAlong,
-        control: _JobControl,
+        along: writing.EncodeAlong,
+        control: _AttemptControl,
         heartbeat: asyncio.Task[None],
         timings: dict[str, float],
     ) -> None:
@@ -397,7 +342,9 @@ class Worker:
         control.stage, control.fraction = "encode", 1.0
         try:
             started = time.perf_counter()
-            artifacts, total_frames = await self._write_files(job, plan, inputs, rendered, along)
+            artifacts, total_frames = await self.outputs.write(
+                job, plan, inputs, rendered, along, conversion_device(self.backend)
+            )
             timings["encode_s"] = time.perf_counter() - started
             timings["total_s"] = time.time() - job.created_at_ts
             done = await self.queue.complete(
@@ -419,103 +366,7 @@ class Worker:
             self._finishing.release()
             await _stopped(heartbeat)
 
-    async def _write_files(
-        self, job: ClaimedJob, plan: RenderPlan, inputs: _Inputs, rendered: RenderedVideo, along: encode.EncodeAlong
-    ) -> tuple[list[NewArtifact], int]:
-        """Into this attempt's own folder: the MP4 under the size cap while the thumbnail, spritesheet and lossless
-        tail are written on another CPU thread (one after the other they added about a third to the job's time
-        after rendering). Returns the artifacts and the whole video's frame count."""
-        loop = asyncio.get_running_loop()
-        written = await asyncio.gather(
-            self._write_video(job, plan, inputs, rendered.frames, along),
-            loop.run_in_executor(self.cpu_pool, self._write_previews_and_tail, job, plan, inputs, rendered),
-            return_exceptions=True,  # wait for both, so nothing still writes into the folder once the job has ended
-        )
-        for result in written:
-            if isinstance(result, BaseException):
-                raise result
-        (video, total_frames), others = written
-        return [video, *others], total_frames
-
-    async def _write_video(
-        self, job: ClaimedJob, plan: RenderPlan, inputs: _Inputs, new: np.ndarray, along: encode.EncodeAlong
-    ) -> tuple[NewArtifact, int]:
-        """The MP4 encoded along the render, finished (an extension's new part: appended to the parent's stream);
-        when it is over the byte cap, the MP4 encoded again smaller on a CPU thread."""
-        loop = asyncio.get_running_loop()
-        extending = inputs.parent_video is not None
-        try:
-            await asyncio.wrap_future(along.encoded)
-            # A part is held to the cap together with its parent, by `encode_extension`.
-            encoded = await loop.run_in_executor(
-                self.cpu_pool, along.writer.finish, sys.maxsize if extending else plan.max_bytes
-            )
-            if extending:
-                return await loop.run_in_executor(
-                    self.cpu_pool, self._encode_video, job, plan, inputs, new, None, along.writer.path
-                )
-        finally:
-            await loop.run_in_executor(self.cpu_pool, along.abort)  # what a failure left
-            if extending:
-                along.writer.path.unlink(missing_ok=True)  # the part, appended or not
-        if encoded is not None:
-            return self._artifact(job, "video"), encoded.frames
-        # Over the cap: the smaller attempts need every frame again, but not the CRF encode just made.
-        crf_size = along.writer.size_bytes
-        return await loop.run_in_executor(self.cpu_pool, self._encode_video, job, plan, inputs, new, crf_size, None)
-
-    def _encode_video(
-        self,
-        job: ClaimedJob,
-        plan: RenderPlan,
-        inputs: _Inputs,
-        new: np.ndarray,
-        crf_size: int | None,
-        part: Path | None,
-    ) -> tuple[NewArtifact, int]:
-        """Runs on a CPU thread. An extension of a rendered video continues the parent's MP4 as it is when it can
-        (no generation loss, and only the new frames, or their `part` encoded already); otherwise the whole video
-        is encoded."""
-        path = self._output(job, "video")
-        if inputs.parent_video is not None:
-            encoded = encode.encode_extension(
-                inputs.parent_video, new, plan.fps, path, plan.max_bytes, preset=self.mp4_preset, part=part
-            )
-            return self._artifact(job, "video"), encoded.frames
-        frames = new if inputs.parent_frames is None else np.concatenate([inputs.parent_frames, new])
-        encode.encode_mp4(
-            frames,
-            plan.fps,
-            path,
-            plan.max_bytes,
-            preset=self.mp4_preset,
-            crf_size=crf_size,
-            convert_on=conversion_device(self.backend),
-        )
-        return self._artifact(job, "video"), len(frames)
-
-    def _write_previews_and_tail(
-        self, job: ClaimedJob, plan: RenderPlan, inputs: _Inputs, rendered: RenderedVideo
-    ) -> list[NewArtifact]:
-        """Runs on a CPU thread."""
-        shown = _frames_shown(plan, inputs, rendered.frames)
-        encode.write_thumbnail(shown[0], self._output(job, "thumbnail"))
-        encode.write_spritesheet(shown, self._output(job, "spritesheet"), count=len(shown))
-        encode.save_tail(rendered.tail, self._output(job, "tail"), plan.fps)
-        return [self._artifact(job, kind) for kind in ("thumbnail", "spritesheet", "tail")]
-
-    def _output(self, job: ClaimedJob, kind: str) -> Path:
-        return self.store.path_for(job.id, kind, job.attempts)
-
-    def _artifact(self, job: ClaimedJob, kind: str) -> NewArtifact:
-        return NewArtifact(
-            kind=kind,
-            path=self.store.relative_path(job.id, kind, job.attempts),
-            content_type=ARTIFACTS[kind][1],
-            bytes=self._output(job, kind).stat().st_size,
-        )
-
-    async def _keep_lease(self, job: ClaimedJob, control: _JobControl) -> None:
+    async def _keep_lease(self, job: ClaimedJob, control: _AttemptControl) -> None:
         """Renew the lease and publish progress until the job ends; flag cancellation for the GPU thread."""
         while True:
             await asyncio.sleep(self.heartbeat_interval)
@@ -533,7 +384,7 @@ class Worker:
                 if not beat.owned:
                     return
 
-    async def _stop_job(self, job: ClaimedJob, control: _JobControl) -> None:
+    async def _stop_job(self, job: ClaimedJob, control: _AttemptControl) -> None:
         if control.shutting_down:
             await self.queue.release(job.lease)
             log.info("worker %s: gave %s back to the queue (shutting down)", self.name, job.id)
@@ -574,67 +425,3 @@ def _free_gpu_memory() -> None:
             torch.cuda.empty_cache()
     except Exception:  # pragma: no cover - best effort
         log.debug("could not empty the CUDA cache", exc_info=True)
-
-
-def _frames_shown(plan: RenderPlan, inputs: _Inputs, new: np.ndarray) -> np.ndarray:
-    """The frames a spritesheet of the whole video shows, in order; the first is the thumbnail. An extension's
-    include its parent's, of which (for a rendered parent) only these few are decoded."""
-    opening = 0
-    if inputs.parent_video is not None:
-        opening = encode.frame_count(inputs.parent_video)
-    elif inputs.parent_frames is not None:
-        opening = len(inputs.parent_frames)
-    indices = encode.spritesheet_indices(opening + len(new))
-    before = [index for index in indices if index < opening]
-    if not before:
-        parent = new[:0]
-    elif inputs.parent_video is not None:
-        decoded = encode.frames_at(inputs.parent_video, before)
-        # A parent squeezed under the byte cap at a smaller size is fitted back, as for the frames it conditions on.
-        parent = fit_frames(np.stack([decoded[index] for index in before]), plan.width, plan.height)
-    else:
-        assert inputs.parent_frames is not None
-        parent = inputs.parent_frames[before]
-    return np.concatenate([parent, new[[index - opening for index in indices if index >= opening]]])
-
-
-def _load_image(path: Path, width: int, height: int) -> np.ndarray:
-    """A job's reference image (kept at the render size; a larger one, kept by an older version, is reduced)."""
-    return decode_fitted(path.read_bytes(), width, height, "reference")
-
-
-def _load_clip(
-    source: Path | bytes, width: int, height: int, fps: int | None = None, last: int | None = None
-) -> np.ndarray:
-    """Decode a clip fitted to the render size and, when `fps` is given, resampled to that frame rate; with `last`,
-    only its last `last` frames (before resampling).
-
-    Streamed: each frame is fitted as it is decoded, so the clip is never held at its own size (300 frames of an
-    uploaded 1080p clip were 1.9 GB as RGB, and twice that once stacked)."""
-    import av
-
-    kept: deque[np.ndarray] = deque(maxlen=last)
-    try:
-        with av.open(io.BytesIO(source) if isinstance(source, bytes) else str(source)) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            rate = stream.average_rate or stream.guessed_rate
-            for frame in container.decode(stream):
-                # The decoder's scaler takes the frame down to twice the size the fit needs (cheap, from YUV);
-                # LANCZOS does the rest as before.
-                scale = min(1.0, 2 * max(width / frame.width, height / frame.height))
-                size = (max(width, round(frame.width * scale)), max(height, round(frame.height * scale)))
-                picture = frame.to_image(width=size[0], height=size[1], interpolation="AREA")
-                kept.append(fit_image(picture, width, height))
-        if not kept:
-            raise encode.EncodeError("the clip has no video frames")
-        frames = np.stack(kept)
-    finally:
-        kept.clear()
-        release_freed_memory()
-    source_fps = float(rate) if rate else 0.0
-    if fps is not None and source_fps and abs(source_fps - fps) > 0.01:
-        count = max(1, round(len(frames) * fps / source_fps))
-        indices = np.minimum((np.arange(count) * source_fps / fps).round().astype(int), len(frames) - 1)
-        frames = frames[indices]
-    return frames

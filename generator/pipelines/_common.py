@@ -47,12 +47,12 @@ def transformers_of(pipeline: object) -> list[torch.nn.Module]:
     return [model for name in ("transformer", "transformer_2") if (model := getattr(pipeline, name, None)) is not None]
 
 
-FLOAT8_ALIGNMENT = 16  # `_scaled_mm` needs both matrix sides to be multiples of 16 on CUDA
+FP8_ALIGNMENT = 16  # `_scaled_mm` needs both matrix sides to be multiples of 16 on CUDA
 
 
-def float8_eligible(linear: torch.nn.Linear) -> bool:
-    """Whether a linear layer's sides suit float8 matmuls (both FP8 kernels convert exactly these layers)."""
-    return linear.in_features % FLOAT8_ALIGNMENT == 0 and linear.out_features % FLOAT8_ALIGNMENT == 0
+def fp8_eligible(linear: torch.nn.Linear) -> bool:
+    """A linear layer float8 can take (fp8.py's kernels and torchao's alike): both sides multiples of FP8_ALIGNMENT."""
+    return linear.in_features % FP8_ALIGNMENT == 0 and linear.out_features % FP8_ALIGNMENT == 0
 
 
 BLOCK_LISTS = ("transformer_blocks", "blocks")  # where LTX-Video's and Wan's transformers keep their repeated blocks

@@ -19,8 +19,7 @@ import logging
 import torch
 from torch import nn
 
-from ._common import FLOAT8_ALIGNMENT as ALIGNMENT
-from ._common import float8_eligible, repeated_blocks, transformers_of
+from ._common import FP8_ALIGNMENT, fp8_eligible, repeated_blocks, transformers_of
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +84,7 @@ def check_fp8_support(device: torch.device) -> None:
                 f"GENERATOR_FP8 needs FP8 tensor cores (compute capability 8.9+: Ada, Hopper or newer); "
                 f"{name} is {major}.{minor}. Set GENERATOR_FP8=false."
             )
-    probe = torch.ones(ALIGNMENT, ALIGNMENT, device=device)
+    probe = torch.ones(FP8_ALIGNMENT, FP8_ALIGNMENT, device=device)
     scale = torch.ones(1, device=device)
     try:
         torch._scaled_mm(probe.to(FLOAT8), probe.to(FLOAT8).t(), scale_a=scale, scale_b=scale, out_dtype=torch.bfloat16)
@@ -101,7 +100,7 @@ def quantize_blocks(module: nn.Module) -> list[tuple[nn.Module, str, nn.Linear]]
     for block in repeated_blocks(module):
         for parent in list(block.modules()):
             for name, child in list(parent.named_children()):
-                if type(child) is nn.Linear and float8_eligible(child):
+                if type(child) is nn.Linear and fp8_eligible(child):
                     setattr(parent, name, Float8Linear(child))
                     replaced.append((parent, name, child))
     return replaced

@@ -20,7 +20,7 @@ import logging
 import torch
 from torch import nn
 
-from ._common import float8_eligible, repeated_blocks, transformers_of
+from ._common import fp8_eligible, repeated_blocks, transformers_of
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def quantize_transformers(pipeline: object) -> list[tuple[nn.Module, str, nn.Lin
         for block in repeated_blocks(transformer):
             for parent in list(block.modules()):
                 for name, child in list(parent.named_children()):
-                    if type(child) is nn.Linear and float8_eligible(child):
+                    if type(child) is nn.Linear and fp8_eligible(child):
                         layer = _sharing_weights(child)
                         quantize_(layer, config)
                         setattr(parent, name, layer)

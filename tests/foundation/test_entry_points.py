@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from generator import encode
-from generator.encode import decode_video
+from generator.media import writing
+from generator.media.reading import decode_video
 from generator.oneshot import generate_to_file
 from generator.settings import GeneratorSettings
 from hanul_core.logs import SecretScrubber, configure_logging
@@ -143,11 +143,11 @@ def test_generate_encodes_a_long_clip_along_its_render_and_under_the_cap(tmp_pat
     """A clip of several segments: each segment is handed to the MP4 encoder as it is rendered; over the byte cap
     the clip is encoded again smaller."""
     parts = []
-    add = encode.EncodeAlong.add
-    monkeypatch.setattr(encode.EncodeAlong, "add", lambda self, frames: (parts.append(len(frames)), add(self, frames)))
+    add = writing.EncodeAlong.add
+    monkeypatch.setattr(writing.EncodeAlong, "add", lambda self, frames: (parts.append(len(frames)), add(self, frames)))
     smaller = []
-    encode_mp4 = encode.encode_mp4
-    monkeypatch.setattr(encode, "encode_mp4", lambda *a, **k: smaller.append(k) or encode_mp4(*a, **k))
+    encode_mp4 = writing.encode_mp4
+    monkeypatch.setattr(writing, "encode_mp4", lambda *a, **k: smaller.append(k) or encode_mp4(*a, **k))
     output = tmp_path / "long.mp4"
     settings = tiny_settings(tmp_path, GENERATOR_MAX_BYTES=64 * 1024)
     code = generate_to_file(

@@ -1,4 +1,5 @@
-"""MP4 encoding under a byte cap, thumbnails, spritesheets and lossless tails."""
+"""generator.media: MP4 encoding under a byte cap, reading and seeking, joins, thumbnails, spritesheets and lossless
+tails."""
 
 from __future__ import annotations
 
@@ -10,25 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from generator import encode
-from generator.encode import (
-    CRF,
-    EncodeError,
-    Mp4Writer,
-    append_part,
-    append_squeezed,
-    append_to_mp4,
-    decode_video,
-    encode_extension,
-    encode_mp4,
-    frame_count,
-    frames_at,
-    load_tail,
-    save_tail,
-    spritesheet_indices,
-    write_spritesheet,
-    write_thumbnail,
-)
+from generator.media import EncodeError, reading
+from generator.media.joining import append_part, append_squeezed, append_to_mp4, encode_extension
+from generator.media.previews import spritesheet_indices, write_spritesheet, write_thumbnail
+from generator.media.reading import decode_video, frame_count, frames_at
+from generator.media.tails import load_tail, save_tail
+from generator.media.writing import CRF, Mp4Writer, encode_mp4
 
 
 def textured_video(frames: int = 24, height: int = 128, width: int = 192, seed: int = 0) -> np.ndarray:
@@ -308,7 +296,7 @@ def test_frames_of_a_long_chain_are_each_decoded_from_the_keyframe_before_them(t
     every, _ = decode_video(chain)
     picked = [0, 7, 8, 9, 16, 23, 31, 33, 39]  # around the parts' first frames, which are keyframes
     for source in (chain, chain.read_bytes()):
-        seeking = encode._frames_by_seeking(source, picked)
+        seeking = reading._frames_by_seeking(source, picked)
         assert seeking is not None and sorted(seeking) == picked
         assert all(np.array_equal(seeking[index], every[index]) for index in picked)
         assert all(np.array_equal(frame, every[index]) for index, frame in frames_at(source, [39, 5, 16]).items())
@@ -319,7 +307,7 @@ def test_frames_of_a_long_chain_are_each_decoded_from_the_keyframe_before_them(t
 def test_frames_of_a_stream_whose_timing_counts_no_whole_frames_are_decoded_in_order(tmp_path: Path) -> None:
     frames = textured_video(frames=6)
     tail = save_tail(frames, tmp_path / "tail.mkv", 24)  # Matroska counts milliseconds: 1/24 s is not a whole number
-    assert encode._frames_by_seeking(tail, [1, 4]) is None
+    assert reading._frames_by_seeking(tail, [1, 4]) is None
     picked = frames_at(tail, [4, 1])
     assert np.array_equal(picked[1], frames[1]) and np.array_equal(picked[4], frames[4])
 

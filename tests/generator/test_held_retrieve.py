@@ -9,7 +9,7 @@ import time
 import aiohttp
 import pytest
 
-from generator import jobs
+from generator import videos
 from generator.service import start_generator
 from tests.support.generator_service import (
     HeldRenders,
@@ -30,7 +30,7 @@ async def held(client, video_id: str, wait: float, seen: str | None = None):
 
 
 async def test_a_held_answer_comes_when_the_video_is_finished(tmp_path, monkeypatch):
-    monkeypatch.setattr(jobs, "HELD_RECHECK_SECONDS", 60)  # so only this process's own change can end the hold
+    monkeypatch.setattr(videos, "HELD_RECHECK_SECONDS", 60)  # so only this process's own change can end the hold
     backend = HeldRenders(tiny_backend())
     async with running_generator(tmp_path, backend) as running, sdk_client(running) as client:
         try:

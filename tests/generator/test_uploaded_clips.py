@@ -11,8 +11,8 @@ import numpy as np
 import openai
 import pytest
 
-from generator import jobs
-from generator.worker import _load_clip
+from generator import videos
+from generator.inputs import load_clip
 from tests.support.generator_service import poll, running_generator, sdk_client
 
 
@@ -35,7 +35,7 @@ def test_a_clip_is_decoded_a_frame_at_a_time_at_the_render_size():
     clip = black_mp4(1920, 1080, 60)  # 373 MB as RGB at its own size; 746 MB once stacked
     tracemalloc.start()
     try:
-        frames = _load_clip(clip, 96, 64, fps=24)
+        frames = load_clip(clip, 96, 64, fps=24)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -46,11 +46,11 @@ def test_a_clip_is_decoded_a_frame_at_a_time_at_the_render_size():
 
 def test_only_the_last_frames_are_kept_when_only_they_are_needed():
     clip = black_mp4(320, 240, 40)
-    assert _load_clip(clip, 96, 64, last=9).shape == (9, 64, 96, 3)
+    assert load_clip(clip, 96, 64, last=9).shape == (9, 64, 96, 3)
 
 
 async def test_a_clip_too_large_in_all_is_refused_by_its_header(tmp_path, monkeypatch):
-    monkeypatch.setattr(jobs, "MAX_CLIP_PIXELS", 1920 * 1080 * 20)
+    monkeypatch.setattr(videos, "MAX_CLIP_PIXELS", 1920 * 1080 * 20)
     clip = black_mp4(1920, 1080, 30)
     async with running_generator(tmp_path, GENERATOR_WORKERS=0) as running, sdk_client(running) as client:
         with pytest.raises(openai.BadRequestError) as raised:

@@ -11,7 +11,8 @@ import threading
 import numpy as np
 import pytest
 
-from generator import encode, models
+from generator import models
+from generator.media import EncodeError, tails, writing
 from generator.service import start_generator
 from tests.generator.test_extensions import extend
 from tests.support.generator_service import (
@@ -29,14 +30,14 @@ from tests.support.generator_service import (
 async def test_the_next_render_waits_only_when_every_encode_slot_is_busy(tmp_path, monkeypatch, in_flight):
     gate = threading.Event()
     encoding: list[str] = []
-    real_finish = encode.Mp4Writer.finish
+    real_finish = writing.Mp4Writer.finish
 
     def held_finish(writer, max_bytes):  # the MP4 encoded along the render is finished after it
         encoding.append(str(writer.path))
         gate.wait(timeout=60)
         return real_finish(writer, max_bytes)
 
-    monkeypatch.setattr(encode.Mp4Writer, "finish", held_finish)
+    monkeypatch.setattr(writing.Mp4Writer, "finish", held_finish)
     backend = SlowBackend(tiny_backend())
     async with (
         running_generator(tmp_path / "generator", backend, GENERATOR_ENCODES_IN_FLIGHT=in_flight) as generator,
@@ -66,7 +67,7 @@ async def test_the_next_render_waits_only_when_every_encode_slot_is_busy(tmp_pat
 
 async def test_the_previews_and_tail_are_written_while_the_mp4_encodes(tmp_path, monkeypatch):
     tail_written = threading.Event()
-    real_finish, real_save_tail = encode.Mp4Writer.finish, encode.save_tail
+    real_finish, real_save_tail = writing.Mp4Writer.finish, tails.save_tail
 
     def finish_after_the_tail(writer, max_bytes):
         # One after the other, the tail would wait for the MP4 and the MP4 for the tail: the test times out.
@@ -78,8 +79,8 @@ async def test_the_previews_and_tail_are_written_while_the_mp4_encodes(tmp_path,
         tail_written.set()
         return written
 
-    monkeypatch.setattr(encode.Mp4Writer, "finish", finish_after_the_tail)
-    monkeypatch.setattr(encode, "save_tail", save_tail)
+    monkeypatch.setattr(writing.Mp4Writer, "finish", finish_after_the_tail)
+    monkeypatch.setattr(tails, "save_tail", save_tail)
     async with running_generator(tmp_path / "generator", tiny_backend()) as generator, sdk_client(generator) as client:
         video = await client.videos.create_and_poll(prompt="a lighthouse at dusk", seconds="1", poll_interval_ms=50)
         assert video.status == "completed"
@@ -88,11 +89,11 @@ async def test_the_previews_and_tail_are_written_while_the_mp4_encodes(tmp_path,
 
 
 async def test_a_failed_mp4_fails_the_job_only_after_the_other_files_are_written(tmp_path, monkeypatch):
-    real_save_tail = encode.save_tail
+    real_save_tail = tails.save_tail
     finished: list[str] = []
 
     def failing_finish(writer, max_bytes):
-        raise encode.EncodeError("cannot fit under the cap")
+        raise EncodeError("cannot fit under the cap")
 
     def slow_save_tail(frames, path, fps):
         threading.Event().wait(0.5)  # still writing when the MP4 has already failed
@@ -100,8 +101,8 @@ async def test_a_failed_mp4_fails_the_job_only_after_the_other_files_are_written
         finished.append("tail")
         return written
 
-    monkeypatch.setattr(encode.Mp4Writer, "finish", failing_finish)
-    monkeypatch.setattr(encode, "save_tail", slow_save_tail)
+    monkeypatch.setattr(writing.Mp4Writer, "finish", failing_finish)
+    monkeypatch.setattr(tails, "save_tail", slow_save_tail)
     async with running_generator(tmp_path / "generator", tiny_backend()) as generator, sdk_client(generator) as client:
         video = await client.videos.create_and_poll(prompt="a lighthouse at dusk", seconds="1", poll_interval_ms=50)
         assert video.status == "failed" and "cannot fit under the cap" in video.error.message
@@ -133,14 +134,14 @@ class HeldLastStep:
 
 async def test_the_next_jobs_inputs_are_loaded_while_the_current_one_renders(tmp_path, monkeypatch):
     backend = HeldLastStep(tiny_backend(), word="hold")
-    real_load_tail = encode.load_tail
+    real_load_tail = tails.load_tail
 
     def load_tail(path):
         tail = real_load_tail(path)
         backend.last_step.set()
         return tail
 
-    monkeypatch.setattr(encode, "load_tail", load_tail)
+    monkeypatch.setattr(tails, "load_tail", load_tail)
     async with running_generator(tmp_path, backend) as generator, sdk_client(generator) as client:
         parent = await client.videos.create_and_poll(prompt="a kite", seconds="1", poll_interval_ms=50)
         held = await client.videos.create(prompt="hold the camera still", seconds="1")
@@ -198,14 +199,14 @@ class SegmentsAfterWrites:
 def watch_writes(monkeypatch, backend: SegmentsAfterWrites) -> list[int]:
     """Patch the MP4 writer to tell `backend` of each part; returns the part sizes as they come."""
     parts: list[int] = []
-    real_write = encode.Mp4Writer.write
+    real_write = writing.Mp4Writer.write
 
     def write(writer, frames):
         real_write(writer, frames)
         parts.append(len(frames))
         backend.written.set()
 
-    monkeypatch.setattr(encode.Mp4Writer, "write", write)
+    monkeypatch.setattr(writing.Mp4Writer, "write", write)
     return parts
 
 
@@ -233,13 +234,13 @@ async def test_an_mp4_over_the_byte_cap_is_encoded_again_smaller_without_repeati
     tmp_path, monkeypatch
 ):
     attempts: list[dict] = []
-    real_attempt = encode._encode_attempt
+    real_attempt = writing.encode_attempt
 
     def counted(frames, fps, path, width, height, preset, **rate):
         attempts.append(rate)
         return real_attempt(frames, fps, path, width, height, preset, **rate)
 
-    monkeypatch.setattr(encode, "_encode_attempt", counted)
+    monkeypatch.setattr(writing, "encode_attempt", counted)
     async with running_generator(tmp_path) as generator, sdk_client(generator) as client:
         video = await client.videos.create_and_poll(
             prompt="detailed noise", seconds="2", size="256x256", extra_body={"max_bytes": 65536}, poll_interval_ms=50
@@ -258,7 +259,7 @@ async def test_an_extensions_new_part_is_encoded_while_it_renders_and_follows_th
         parent_frames = probe_mp4((await client.videos.download_content(parent.id)).read())["frames"]
         parts.clear()
         encodes_after: list[object] = []  # whole-clip encodes once the render is over: none, the part is used
-        monkeypatch.setattr(encode, "_encode_attempt", lambda *args, **kwargs: encodes_after.append(args))
+        monkeypatch.setattr(writing, "encode_attempt", lambda *args, **kwargs: encodes_after.append(args))
         child = await extend(client, parent.id, "the string snaps", "3")
         child = await client.videos.poll(child.id, poll_interval_ms=50)
         assert child.status == "completed", child.error

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from generator import encode
+from generator.media import reading, writing
 from generator.yuv import conversion_device, rgb_to_yuv420, yuv420_planes
 from tests.generator.test_encode import psnr, textured_video
 
@@ -66,11 +66,11 @@ def test_a_writer_fed_planes_writes_the_video_libswscale_would(tmp_path: Path) -
     frames = textured_video(frames=24)
     results = {}
     for name, convert_on in (("swscale", None), ("planes", "cpu")):
-        writer = encode.Mp4Writer(tmp_path / f"{name}.mp4", 24, convert_on=convert_on)
+        writer = writing.Mp4Writer(tmp_path / f"{name}.mp4", 24, convert_on=convert_on)
         writer.write(frames[:10])
         writer.write(frames[10:])
         results[name] = writer.finish(10 * 1024 * 1024)
-    decoded = {name: encode.decode_video(result.path)[0] for name, result in results.items()}
+    decoded = {name: reading.decode_video(result.path)[0] for name, result in results.items()}
 
     assert results["planes"].frames == 24 and decoded["planes"].shape == frames.shape
     # x264 is lossy: a chroma sample one level off changes its decisions, so compare what each keeps of the source.
@@ -82,12 +82,12 @@ def test_encode_mp4_feeds_planes_to_every_full_size_attempt_and_pads_odd_sides(t
     def no_libswscale(*args, **kwargs):
         raise AssertionError("full-size attempts get planes; libswscale only scales smaller pictures")
 
-    monkeypatch.setattr(encode, "_encode_frames", no_libswscale)
+    monkeypatch.setattr(writing, "encode_frames", no_libswscale)
     frames = textured_video(frames=24, height=63, width=95)
-    capped = encode.encode_mp4(frames, 24, tmp_path / "capped.mp4", max_bytes=18_000, convert_on="cpu")
+    capped = writing.encode_mp4(frames, 24, tmp_path / "capped.mp4", max_bytes=18_000, convert_on="cpu")
     assert (capped.width, capped.height) == (96, 64), "at full size: fed planes"
     assert capped.bitrate is not None and capped.size_bytes <= 18_000 and capped.padded
-    decoded, _ = encode.decode_video(capped.path)
+    decoded, _ = reading.decode_video(capped.path)
     assert decoded.shape[0] == 24 and psnr(decoded[:, :63, :95], frames) > 15
 
 
@@ -105,6 +105,6 @@ def test_a_failing_device_conversion_falls_back_to_libswscale(tmp_path: Path, mo
 
     monkeypatch.setattr("generator.yuv.yuv420_planes", out_of_memory)
     frames = textured_video(frames=6)
-    writer = encode.Mp4Writer(tmp_path / "v.mp4", 24, convert_on="cuda")
+    writer = writing.Mp4Writer(tmp_path / "v.mp4", 24, convert_on="cuda")
     writer.write(frames)
     assert writer.finish(10 * 1024 * 1024).frames == 6

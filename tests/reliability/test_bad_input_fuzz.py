@@ -25,8 +25,8 @@ import pytest
 from PIL import Image
 from yarl import URL
 
-from generator.encode import encode_mp4
 from generator.images import MAX_IMAGE_BYTES
+from generator.media.writing import encode_mp4
 from tests.support.generator_service import poll, probe_mp4, running_generator, sdk_client
 
 SEED = 8  # issue #8; change it to explore, keep it to reproduce

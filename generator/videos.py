@@ -75,8 +75,13 @@ class VideoView:
     eta_seconds: float | None
 
 
-class VideoJobs:
-    """Creates, reads and removes video jobs for the API."""
+class Videos:
+    """The API's operations on videos (`/v1/videos…`): create, extend, remix, read (held until a change), list,
+    delete, content. Each video is a `VideoJob` row on the `JobQueue`.
+
+    Over 300 lines, kept whole: one method per endpoint of the Videos API, each short, sharing the request checks,
+    the view of a row and the typical-render-time cache; split further they would pass those back and forth.
+    """
 
     def __init__(
         self,

@@ -1,0 +1,120 @@
+"""What a claimed job's render conditions on, loaded before the GPU takes it: its reference image, or the clip it
+extends (a rendered parent's MP4 and lossless tail, or an uploaded clip's frames).
+
+The file reads and decodes run on CPU threads; the worker loads a job's inputs while the job before it renders its
+last stretch (claim-ahead), so the GPU does not wait for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections import deque
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+from generator.images import decode_fitted, fit_image, release_freed_memory
+from generator.media import EncodeError, tails
+from generator.params import RenderPlan
+from generator.queue import ClaimedJob, JobQueue
+from generator.storage import ArtifactStore
+
+
+@dataclass
+class RenderInputs:
+    """What one render conditions on, beside its prompt and plan."""
+
+    image: np.ndarray | None = None
+    parent_tail: np.ndarray | None = None  # the last frames of the clip being extended: lossless, or decoded
+    # A rendered parent's MP4, read at the start: the extension's MP4 continues its stream, and deleting the parent
+    # while the extension renders cannot pull it away.
+    parent_video: bytes | None = None
+    parent_frames: np.ndarray | None = None  # an uploaded clip, decoded and fitted: its frames are re-encoded
+
+
+async def load_inputs(
+    job: ClaimedJob,
+    plan: RenderPlan,
+    *,
+    queue: JobQueue,
+    store: ArtifactStore,
+    pool: Executor,
+    conditioning: int | None,
+) -> RenderInputs:
+    """Load what the job conditions on: its reference image, or the clip it extends. `conditioning`: how many of the
+    extended clip's last frames a continuation conditions on (the render copies them beside its new ones); None: all
+    of them."""
+    loop = asyncio.get_running_loop()
+    own = {artifact.kind: artifact for artifact in await queue.artifacts_of(job.id)}
+    inputs = RenderInputs()
+    if "reference" in own:
+        path = store.resolve(own["reference"].path)
+        inputs.image = await loop.run_in_executor(pool, load_image, path, plan.width, plan.height)
+    if job.kind != "extend":
+        return inputs
+    if "source" in own:  # an uploaded clip: its decoded frames are all we have, and all go into the new MP4
+        path = store.resolve(own["source"].path)
+        frames = await loop.run_in_executor(pool, load_clip, path, plan.width, plan.height, plan.fps)
+        inputs.parent_frames = frames
+        inputs.parent_tail = frames[-conditioning:] if conditioning else frames
+        return inputs
+    if job.parent_id is None:
+        raise RuntimeError("an extension without a parent video or an uploaded clip")
+    parent = {artifact.kind: artifact for artifact in await queue.artifacts_of(job.parent_id)}
+    if "video" not in parent:
+        raise RuntimeError(f"the parent video {job.parent_id} has no files any more")
+    video_path = store.resolve(parent["video"].path)
+    inputs.parent_video = await loop.run_in_executor(pool, video_path.read_bytes)
+    if "tail" in parent:
+        tail_path = store.resolve(parent["tail"].path)
+        inputs.parent_tail = await loop.run_in_executor(pool, tails.load_tail, tail_path)
+    else:  # no lossless tail was kept: the MP4's frames are all there is
+        inputs.parent_tail = await loop.run_in_executor(
+            pool, load_clip, inputs.parent_video, plan.width, plan.height, None, conditioning
+        )
+    return inputs
+
+
+def load_image(path: Path, width: int, height: int) -> np.ndarray:
+    """A job's reference image (kept at the render size; a larger one, kept by an older version, is reduced)."""
+    return decode_fitted(path.read_bytes(), width, height, "reference")
+
+
+def load_clip(
+    source: Path | bytes, width: int, height: int, fps: int | None = None, last: int | None = None
+) -> np.ndarray:
+    """Decode a clip fitted to the render size and, when `fps` is given, resampled to that frame rate; with `last`,
+    only its last `last` frames (before resampling).
+
+    Streamed: each frame is fitted as it is decoded, so the clip is never held at its own size (300 frames of an
+    uploaded 1080p clip were 1.9 GB as RGB, and twice that once stacked)."""
+
+    kept: deque[np.ndarray] = deque(maxlen=last)
+    try:
+        with av.open(io.BytesIO(source) if isinstance(source, bytes) else str(source)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            rate = stream.average_rate or stream.guessed_rate
+            for frame in container.decode(stream):
+                # The decoder's scaler takes the frame down to twice the size the fit needs (cheap, from YUV);
+                # LANCZOS does the rest as before.
+                scale = min(1.0, 2 * max(width / frame.width, height / frame.height))
+                size = (max(width, round(frame.width * scale)), max(height, round(frame.height * scale)))
+                picture = frame.to_image(width=size[0], height=size[1], interpolation="AREA")
+                kept.append(fit_image(picture, width, height))
+        if not kept:
+            raise EncodeError("the clip has no video frames")
+        frames = np.stack(kept)
+    finally:
+        kept.clear()
+        release_freed_memory()
+    source_fps = float(rate) if rate else 0.0
+    if fps is not None and source_fps and abs(source_fps - fps) > 0.01:
+        count = max(1, round(len(frames) * fps / source_fps))
+        indices = np.minimum((np.arange(count) * source_fps / fps).round().astype(int), len(frames) - 1)
+        frames = frames[indices]
+    return frames

@@ -56,10 +56,10 @@ def check_gpu() -> None:
 def quantize_transformers(pipeline: object) -> list[tuple[nn.Module, str, nn.Linear]]:
     """torchao float8 for the eligible linear layers of each transformer's repeated blocks, where the weights are.
     Returns (parent, attribute, original) for `fp8.restore`."""
+    config = float8_config()  # first: without torchao, the error names the setting
+    check_gpu()
     from torchao.quantization import quantize_
 
-    config = float8_config()
-    check_gpu()
     replaced = []
     for transformer in transformers_of(pipeline):
         for block in repeated_blocks(transformer):

@@ -815,6 +815,34 @@ def approximate_levers(
     yield measured("back_to_exact_compiled", back_to_exact)
 
 
+def variant_runner(
+    case: str, args: argparse.Namespace, started: float, device: torch.device
+) -> Callable[..., dict[str, Any]]:
+    """A sweep's `measured(variant, body, needs_s)`: one JSON line per variant, skipped when fewer than `needs_s`
+    seconds of --deadline-s are left, its error recorded instead of raised, its wall time and GPU peak added."""
+    cuda = device.type == "cuda"
+
+    def measured(variant: str, body: Callable[[], dict[str, Any]], needs_s: float = 0.0) -> dict[str, Any]:
+        line: dict[str, Any] = {"case": case, "variant": variant}
+        left = args.deadline_s - (time.perf_counter() - started) if args.deadline_s else float("inf")
+        if left < needs_s:
+            return {**line, "skipped": f"under {needs_s:.0f} s left of --deadline-s"}
+        if cuda:
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        begun = time.perf_counter()
+        try:
+            line.update(body())
+        except Exception as error:
+            line["error"] = f"{type(error).__name__}: {error}"[:600]
+        line["variant_wall_s"] = round(time.perf_counter() - begun, 2)
+        if cuda:
+            line["peak_gpu_mem_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
+        return line
+
+    return measured
+
+
 def run_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[str, Any]]:
     """Every LTX measurement of a GPU session, in one process: the model is built once and the plain diffusers
     baseline is timed once, before anything is compiled. Yields one line per variant, in this order:
@@ -838,25 +866,7 @@ def run_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[s
     started = time.perf_counter()
     distilled = argparse.Namespace(**{**vars(args), "steps": 8 if not args.tiny else 2, "guidance": 1.0})
 
-    def seconds_left() -> float:
-        return args.deadline_s - (time.perf_counter() - started) if args.deadline_s else float("inf")
-
-    def measured(variant: str, body: Callable[[], dict[str, Any]], needs_s: float = 0.0) -> dict[str, Any]:
-        line: dict[str, Any] = {"case": "sweep", "variant": variant}
-        if seconds_left() < needs_s:
-            return {**line, "skipped": f"under {needs_s:.0f} s left of --deadline-s"}
-        if cuda:
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
-        begun = time.perf_counter()
-        try:
-            line.update(body())
-        except Exception as error:
-            line["error"] = f"{type(error).__name__}: {error}"[:600]
-        line["variant_wall_s"] = round(time.perf_counter() - begun, 2)
-        if cuda:
-            line["peak_gpu_mem_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
-        return line
+    measured = variant_runner("sweep", args, started, device)
 
     built = time.perf_counter()
     backend = make_backend("clip", args, device)
@@ -1090,23 +1100,7 @@ def run_wan_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[di
     size = (TINY if args.tiny else REAL)["wan"]
     started = time.perf_counter()
 
-    def measured(variant: str, body: Callable[[], dict[str, Any]], needs_s: float = 0.0) -> dict[str, Any]:
-        line: dict[str, Any] = {"case": "sweep_wan", "variant": variant}
-        left = args.deadline_s - (time.perf_counter() - started) if args.deadline_s else float("inf")
-        if left < needs_s:
-            return {**line, "skipped": f"under {needs_s:.0f} s left of --deadline-s"}
-        if cuda:
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
-        begun = time.perf_counter()
-        try:
-            line.update(body())
-        except Exception as error:
-            line["error"] = f"{type(error).__name__}: {error}"[:600]
-        line["variant_wall_s"] = round(time.perf_counter() - begun, 2)
-        if cuda:
-            line["peak_gpu_mem_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
-        return line
+    measured = variant_runner("sweep_wan", args, started, device)
 
     built = time.perf_counter()
     backend = make_backend("wan", args, device)

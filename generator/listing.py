@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .catalog import PRESETS, TIER_MEANINGS, TIERS, cards_that_fit
+from .catalog import PRESETS, TIER_MEANINGS, TIERS, MemoryNeeds, cards_that_fit
 from .hub import is_downloaded
 from .settings import GeneratorSettings
 
@@ -37,7 +37,7 @@ def model_rows(settings: GeneratorSettings) -> list[dict[str, str]]:
     return rows
 
 
-def _best_tier_on(needs, card_gib: int) -> str:
+def _best_tier_on(needs: MemoryNeeds, card_gib: int) -> str:
     return next((tier for tier in TIERS if card_gib in cards_that_fit(needs, tier)), "no")
 
 

@@ -112,7 +112,11 @@ def load_backend(settings: GeneratorSettings) -> VideoBackend:
 
 
 def place_pipeline(
-    pipeline: DiffusionPipeline, settings: GeneratorSettings, source: ModelSource, device: torch.device, dtype
+    pipeline: DiffusionPipeline,
+    settings: GeneratorSettings,
+    source: ModelSource,
+    device: torch.device,
+    dtype: torch.dtype,
 ) -> str:
     """Place the pipeline by its memory tier (or the older GENERATOR_CPU_OFFLOAD); returns the tier's name."""
     if settings.cpu_offload:
@@ -159,8 +163,7 @@ def _load_wan(source: ModelSource, dtype: torch.dtype) -> tuple[DiffusionPipelin
     from .wan import wan_profile
 
     assert source.folder is not None
-    class_name = _pipeline_class_name(source.folder) or (source.preset.pipeline_class if source.preset else "")
-    pipeline_class = WanVACEPipeline if class_name == "WanVACEPipeline" else WanPipeline
+    pipeline_class = WanVACEPipeline if pipeline_class_of(source) == "WanVACEPipeline" else WanPipeline
     # Wan's VAE loses detail in bfloat16; its authors run it in float32 (it is small).
     vae = AutoencoderKLWan.from_pretrained(source.folder, subfolder="vae", dtype=torch.float32)
     pipeline = pipeline_class.from_pretrained(source.folder, vae=vae, dtype=dtype)
@@ -175,6 +178,12 @@ def _wrap(family: str, pipeline: DiffusionPipeline, profile: ModelProfile, promp
     from .ltx import LTXBackend
 
     return LTXBackend(pipeline, profile, prompt_cache_size)
+
+
+def pipeline_class_of(source: ModelSource) -> str:
+    """The diffusers class that loads `source`: its folder's `model_index.json` says, else its preset ("" if
+    neither)."""
+    return _pipeline_class_name(source.folder) or (source.preset.pipeline_class if source.preset else "")
 
 
 def _pipeline_class_name(folder: Path | None) -> str | None:

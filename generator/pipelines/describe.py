@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..hub import identify
 from ..settings import GeneratorSettings
-from . import _apply_profile_file, _pipeline_class_name, detect_family
+from . import _apply_profile_file, detect_family, pipeline_class_of
 from .base import ModelProfile
 from .ltx import ltx_profile_for
 from .tiny import TINY_LTX_PROFILE, TINY_WAN_PROFILE
@@ -21,7 +21,6 @@ def describe_model(settings: GeneratorSettings) -> ModelProfile:
     if family == "ltx":
         profile = ltx_profile_for(settings.model, source.preset)
     else:
-        class_name = _pipeline_class_name(source.folder) or (source.preset.pipeline_class if source.preset else "")
-        vace = class_name == "WanVACEPipeline" or "vace" in settings.model.lower()
+        vace = pipeline_class_of(source) == "WanVACEPipeline" or "vace" in settings.model.lower()
         profile = wan_profile_for(settings.model, vace=vace, preset=source.preset)
     return _apply_profile_file(profile, source.folder)

@@ -23,6 +23,7 @@ from bot.cogs._common import (
     services_of,
     upload_limit,
 )
+from bot.cogs._translate import described, english, keyed
 from bot.i18n import text
 from bot.limits import Refusal
 from bot.studio import ImageInput, VideoOptions
@@ -31,6 +32,7 @@ from bot.videos import ASPECT_SIZES
 log = logging.getLogger(__name__)
 
 ASPECT_CHOICES = [app_commands.Choice(name=aspect, value=aspect) for aspect in ASPECT_SIZES]
+VIDEO_OPTIONS = ("prompt", "seconds", "aspect", "seed", "negative", "style", "image", "enhance")
 DM_CONTEXTS = app_commands.AppCommandContext(guild=True, dm_channel=True, private_channel=True)
 
 
@@ -42,7 +44,7 @@ class VideoCog(commands.Cog, name="Video"):
         self.studio = services.studio
         self.tree = tree
         self.extend_menu = app_commands.ContextMenu(
-            name=text("menu.extend", "en"), callback=self._extend_menu, allowed_contexts=DM_CONTEXTS
+            name=keyed("menu.extend"), callback=self._extend_menu, allowed_contexts=DM_CONTEXTS
         )
 
     async def cog_load(self) -> None:
@@ -53,17 +55,8 @@ class VideoCog(commands.Cog, name="Video"):
 
     # --- /video ----------------------------------------------------------------------------------
 
-    @app_commands.command(name="video", description="Make a short video from a description")
-    @app_commands.describe(
-        prompt="What should happen in the video (any language)",
-        seconds="Length in seconds",
-        aspect="Frame shape",
-        seed="Random seed (same seed + same prompt = same video)",
-        negative="What the video should avoid",
-        style="A visual style, e.g. 'anime', '35mm film', 'claymation'",
-        image="A picture to start the video from",
-        enhance="Let the director expand your prompt (default: your /settings)",
-    )
+    @app_commands.command(name=english("command.video.name"), description=english("command.video.description"))
+    @app_commands.describe(**described("video", *VIDEO_OPTIONS))
     @app_commands.choices(aspect=ASPECT_CHOICES)
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     async def video(

@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.source is None:
         parser.error("give a SOURCE file, or --init LANGUAGE")
-    names = DICTS if not args.dict else dict((spec.split("=", 1) + [""])[:2] for spec in args.dict)
+    names = DICTS if not args.dict else {name: prefix for name, _, prefix in (s.partition("=") for s in args.dict)}
     entries = read_dicts(args.source, names)
     for language, (added, changed) in merge(args.locales, entries).items():
         print(f"{catalog_path(args.locales, language)}: {added} added, {changed} changed")

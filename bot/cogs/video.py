@@ -24,9 +24,8 @@ from bot.cogs._common import (
     upload_limit,
 )
 from bot.cogs._translate import described, english, keyed
-from bot.i18n import text
-from bot.limits import Refusal
-from bot.studio import ImageInput, VideoOptions
+from bot.limits import Refusal, Requester
+from bot.studio import Destination, Draft, ImageInput, VideoOptions, check_picture
 from bot.videos import ASPECT_SIZES
 
 log = logging.getLogger(__name__)
@@ -34,6 +33,13 @@ log = logging.getLogger(__name__)
 ASPECT_CHOICES = [app_commands.Choice(name=aspect, value=aspect) for aspect in ASPECT_SIZES]
 VIDEO_OPTIONS = ("prompt", "seconds", "aspect", "seed", "negative", "style", "image", "enhance")
 DM_CONTEXTS = app_commands.AppCommandContext(guild=True, dm_channel=True, private_channel=True)
+
+
+async def picture_of(attachment: discord.Attachment) -> ImageInput:
+    """A member's attached picture, refused before it is downloaded when it is no image or too large."""
+    mime = (attachment.content_type or "").split(";")[0].strip().lower()
+    check_picture(mime, attachment.size)
+    return ImageInput(attachment.filename, await attachment.read(), mime)
 
 
 class VideoCog(commands.Cog, name="Video"):
@@ -74,9 +80,7 @@ class VideoCog(commands.Cog, name="Video"):
         """A refusal raised here is answered by the tree's error handler (`bot.cogs._common`)."""
         await interaction.response.defer(ephemeral=True, thinking=True)
         locale = await interaction_locale(interaction)
-        picture = None
-        if image is not None:
-            picture = ImageInput(image.filename, await image.read(), (image.content_type or "").split(";")[0])
+        picture = await picture_of(image) if image is not None else None
         options = VideoOptions(seconds, aspect, seed, negative, style, enhance, picture)
         destination = interaction_destination(interaction)
         draft = await self.studio.new_video(interaction_requester(interaction), prompt, options, destination)
@@ -107,26 +111,48 @@ class VideoCog(commands.Cog, name="Video"):
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        if message.author.bot or not message.content.strip():
+        """Words in a clip's thread refine it and a reply to a clip extends it; a picture posted there (the words,
+        if any, its request) starts a video from it instead, as `/video image:` does."""
+        if message.author.bot:
             return
         studio = self.studio
         words = message.content
+        attachment = message.attachments[0] if message.attachments else None
+        if attachment is None and not words.strip():
+            return
+
+        def animate(**source: int) -> StartDraft:
+            async def start(requester: Requester, destination: Destination) -> Draft:
+                assert attachment is not None
+                return await studio.animate(requester, await picture_of(attachment), words, destination, **source)
+
+            return start
+
         referenced = message.reference.message_id if message.reference else None
         if referenced is not None:
             record = await studio.generation_by_message(referenced)
             if record is not None and record.result_message_id == referenced:
-                await self._from_message(message, lambda r, d: studio.extend(r, record.id, words, d))
+                if attachment is not None:
+                    await self._from_message(message, animate(clip_id=record.id))
+                else:
+                    await self._from_message(message, lambda r, d: studio.extend(r, record.id, words, d))
                 return
             if record is not None and message.guild is None and record.conversation_id is not None:
                 # In a DM the reply chain is the conversation: answering a status message refines it.
                 if record.user_id == message.author.id:
                     conversation_id = record.conversation_id
-                    await self._from_message(message, lambda r, d: studio.refine(r, conversation_id, words, d))
+                    if attachment is not None:
+                        await self._from_message(message, animate(conversation_id=conversation_id))
+                    else:
+                        await self._from_message(message, lambda r, d: studio.refine(r, conversation_id, words, d))
                 return
         if isinstance(message.channel, discord.Thread):
             conversation = await studio.conversation_in_thread(message.channel.id)
             if conversation is not None and conversation.user_id == message.author.id:
-                await self._from_message(message, lambda r, d: studio.refine(r, conversation.id, words, d))
+                if attachment is not None:
+                    await self._from_message(message, animate(conversation_id=conversation.id))
+                else:
+                    await self._from_message(message, lambda r, d: studio.refine(r, conversation.id, words, d))
 
     async def _from_message(self, message: discord.Message, start: StartDraft) -> None:
         """Start a request from a member's message; what goes wrong is a reply (messages have no ephemeral

@@ -135,7 +135,7 @@ async def test_a_third_language_names_the_commands_too(with_french):
 
 # --- converting dict entries (branches written before the catalogs) ------------------------------------------
 
-OLD_STYLE = '''
+OLD_STYLE = """
 STRINGS: dict[str, dict[str, str]] = {
     "refusal.cooldown": {"en": "Slow down: {seconds}s.", "ko": "천천히요: {seconds}초."},
     "config.saved": {
@@ -145,7 +145,7 @@ STRINGS: dict[str, dict[str, str]] = {
     },
 }
 STATUS_WORDS = {"withheld": {"en": "withheld", "ko": "보류됨"}}
-'''
+"""
 
 
 def test_the_extract_script_turns_dict_entries_into_catalog_entries(tmp_path):

@@ -65,7 +65,7 @@ def test_status_words_cover_every_status():
 
 
 def test_multiline_sentences_survive_the_catalog():
-    assert text("help.text", "ko", queued=2, cooldown="", quota=10).count("\n") == 6
+    assert text("help.text", "ko", queued=2, cooldown="", quota=10).count("\n") == 7
     assert text("status.eta", "en", seconds=3) == " · about 3s left"  # the leading space is part of it
 
 

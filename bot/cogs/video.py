@@ -1,6 +1,6 @@
 """Making videos on Discord: `/video`, refinement by writing in a clip's thread, extension by replying to a
-clip (or the "Extend this video" message command), and the submitted extend and edit-prompt modals. The clip's
-buttons act on their own (`bot.cogs._clips`)."""
+clip (or the "Extend this video" message command), a video started from a picture posted in either place, and the
+submitted extend and edit-prompt modals. The clip's buttons act on their own (`bot.cogs._clips`)."""
 
 from __future__ import annotations
 
@@ -120,39 +120,47 @@ class VideoCog(commands.Cog, name="Video"):
         attachment = message.attachments[0] if message.attachments else None
         if attachment is None and not words.strip():
             return
-
-        def animate(**source: int) -> StartDraft:
-            async def start(requester: Requester, destination: Destination) -> Draft:
-                assert attachment is not None
-                return await studio.animate(requester, await picture_of(attachment), words, destination, **source)
-
-            return start
-
         referenced = message.reference.message_id if message.reference else None
         if referenced is not None:
             record = await studio.generation_by_message(referenced)
             if record is not None and record.result_message_id == referenced:
-                if attachment is not None:
-                    await self._from_message(message, animate(clip_id=record.id))
-                else:
-                    await self._from_message(message, lambda r, d: studio.extend(r, record.id, words, d))
+                await self._from_message(message, self._next_draft(attachment, words, clip_id=record.id))
                 return
             if record is not None and message.guild is None and record.conversation_id is not None:
                 # In a DM the reply chain is the conversation: answering a status message refines it.
                 if record.user_id == message.author.id:
-                    conversation_id = record.conversation_id
-                    if attachment is not None:
-                        await self._from_message(message, animate(conversation_id=conversation_id))
-                    else:
-                        await self._from_message(message, lambda r, d: studio.refine(r, conversation_id, words, d))
+                    start = self._next_draft(attachment, words, conversation_id=record.conversation_id)
+                    await self._from_message(message, start)
                 return
         if isinstance(message.channel, discord.Thread):
             conversation = await studio.conversation_in_thread(message.channel.id)
             if conversation is not None and conversation.user_id == message.author.id:
-                if attachment is not None:
-                    await self._from_message(message, animate(conversation_id=conversation.id))
-                else:
-                    await self._from_message(message, lambda r, d: studio.refine(r, conversation.id, words, d))
+                await self._from_message(message, self._next_draft(attachment, words, conversation_id=conversation.id))
+
+    def _next_draft(
+        self,
+        attachment: discord.Attachment | None,
+        words: str,
+        *,
+        clip_id: int | None = None,
+        conversation_id: int | None = None,
+    ) -> StartDraft:
+        """What a message in reply to a clip (`clip_id`) or in a clip's conversation starts: a video from its
+        picture when it has one, else an extension of the clip or a refinement of the conversation."""
+        studio = self.studio
+        if attachment is not None:
+
+            async def from_picture(requester: Requester, destination: Destination) -> Draft:
+                picture = await picture_of(attachment)
+                return await studio.animate(
+                    requester, picture, words, destination, clip_id=clip_id, conversation_id=conversation_id
+                )
+
+            return from_picture
+        if clip_id is not None:
+            return lambda r, d: studio.extend(r, clip_id, words, d)
+        assert conversation_id is not None
+        return lambda r, d: studio.refine(r, conversation_id, words, d)
 
     async def _from_message(self, message: discord.Message, start: StartDraft) -> None:
         """Start a request from a member's message; what goes wrong is a reply (messages have no ephemeral

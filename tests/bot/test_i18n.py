@@ -181,3 +181,12 @@ def test_the_extract_script_starts_a_new_language_from_english(tmp_path):
     catalogs = Catalogs.load(locales)
     assert "fr" in catalogs.languages
     assert text("refusal.empty", "en") == catalogs.text("refusal.empty", "fr")  # untranslated: English
+
+
+def test_the_catalogs_ship_in_the_package():
+    """The bot reads the .po files at run time, so an installed package needs them as package data."""
+    import tomllib
+
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["bot"]
+    shipped = {path for pattern in patterns for path in (ROOT / "bot").glob(pattern)}
+    assert set(LOCALE_DIR.rglob("*.po")) <= shipped

@@ -5,7 +5,12 @@ Hanul's sentences used to live in bot/i18n.py as `STRINGS = {key: {language: tex
 carries them into the catalogs, one `.po` file per language:
 
     git show OTHER-BRANCH:bot/i18n.py > /tmp/their_i18n.py
-    python scripts/i18n_extract.py /tmp/their_i18n.py          # adds new keys, updates changed ones
+    git show "$(git merge-base main OTHER-BRANCH)":bot/i18n.py > /tmp/base_i18n.py
+    python scripts/i18n_extract.py /tmp/their_i18n.py --base /tmp/base_i18n.py
+
+With `--base`, only what the branch added or changed since that file is carried over, so sentences changed in the
+catalogs since then are not put back to the branch's older copy; without it, every entry of the file is written
+(new keys added, changed ones updated).
 
 It reads the dict literals without running the file (`ast.literal_eval`), so any file that assigns `STRINGS` or
 `STATUS_WORDS` (or the names given with `--dict`) will do. A status word `queued` becomes the key
@@ -66,6 +71,17 @@ def read_dicts(source: Path, names: dict[str, str]) -> dict[str, dict[str, str]]
     return entries
 
 
+def changed_since(base: dict[str, dict[str, str]], entries: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """The entries, and within them the languages, that differ from `base`."""
+    changed = {}
+    for key, variants in entries.items():
+        before = base.get(key, {})
+        languages = {language: text for language, text in variants.items() if before.get(language) != text}
+        if languages:
+            changed[key] = languages
+    return changed
+
+
 def load_catalog(locale_dir: Path, language: str) -> Catalog:
     """The language's catalog, or a new empty one."""
     path = catalog_path(locale_dir, language)
@@ -99,9 +115,21 @@ def english_note(english: str | None) -> list[str]:
     return [f"English: {line}" for line in english.split("\n")] if english else []
 
 
+def _english_first(language: str) -> tuple[bool, str]:
+    return (language != SOURCE_LANGUAGE, language)
+
+
+def english_of(locale_dir: Path, key: str, variants: dict[str, str]) -> str | None:
+    """The English text of a key: the entry's own, else the English catalog's."""
+    if SOURCE_LANGUAGE in variants:
+        return variants[SOURCE_LANGUAGE]
+    message = load_catalog(locale_dir, SOURCE_LANGUAGE).get(key)
+    return message.string if message is not None else None
+
+
 def merge(locale_dir: Path, entries: dict[str, dict[str, str]]) -> dict[str, tuple[int, int]]:
     """Add or update `entries` in every language they name; returns {language: (added, changed)}."""
-    languages = sorted({language for variants in entries.values() for language in variants})
+    languages = sorted({language for variants in entries.values() for language in variants}, key=_english_first)
     report: dict[str, tuple[int, int]] = {}
     for language in languages:
         catalog = load_catalog(locale_dir, language)
@@ -110,7 +138,7 @@ def merge(locale_dir: Path, entries: dict[str, dict[str, str]]) -> dict[str, tup
             if language not in variants:
                 continue
             text = variants[language]
-            notes = [] if language == SOURCE_LANGUAGE else english_note(variants.get(SOURCE_LANGUAGE))
+            notes = [] if language == SOURCE_LANGUAGE else english_note(english_of(locale_dir, key, variants))
             existing = catalog.get(key)
             if existing is None:
                 catalog.add(key, text, auto_comments=notes)
@@ -148,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME[=PREFIX]",
         help="dict names to read, each with its key prefix (default: STRINGS and STATUS_WORDS=status_word.)",
     )
+    parser.add_argument(
+        "--base", type=Path, help="the same file as it was where the branch started: only its changes are carried"
+    )
     parser.add_argument("--init", metavar="LANGUAGE", help="start (or complete) LANGUAGE's catalog from English")
     args = parser.parse_args(argv)
     if args.init:
@@ -158,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give a SOURCE file, or --init LANGUAGE")
     names = DICTS if not args.dict else {name: prefix for name, _, prefix in (s.partition("=") for s in args.dict)}
     entries = read_dicts(args.source, names)
+    if args.base is not None:
+        entries = changed_since(read_dicts(args.base, names), entries)
     for language, (added, changed) in merge(args.locales, entries).items():
         print(f"{catalog_path(args.locales, language)}: {added} added, {changed} changed")
     return 0

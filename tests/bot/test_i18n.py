@@ -190,3 +190,29 @@ def test_the_catalogs_ship_in_the_package():
     patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["bot"]
     shipped = {path for pattern in patterns for path in (ROOT / "bot").glob(pattern)}
     assert set(LOCALE_DIR.rglob("*.po")) <= shipped
+
+
+def test_with_a_base_only_the_branchs_own_changes_are_carried(tmp_path):
+    """A branch's copy of the old dict also holds sentences changed in the catalogs since it started: those stay."""
+    locales = tmp_path / "locales"
+    shutil.copytree(LOCALE_DIR, locales)
+    base = tmp_path / "base_i18n.py"
+    base.write_text(
+        'STRINGS = {"status.done": {"en": "Done (old wording): {link}", "ko": "완성: {link} ({title})"},'
+        ' "refusal.empty": {"en": "Say something.", "ko": "말해 주세요."}}',
+        encoding="utf-8",
+    )
+    theirs = tmp_path / "their_i18n.py"
+    theirs.write_text(
+        'STRINGS = {"status.done": {"en": "Done (old wording): {link}", "ko": "완성: {link} ({title})"},'
+        ' "refusal.empty": {"en": "Say something.", "ko": "무엇이든 말해 주세요."},'
+        ' "sound.on": {"en": "Sound on.", "ko": "소리 켜짐."}}',
+        encoding="utf-8",
+    )
+    run = [sys.executable, str(EXTRACT), str(theirs), "--base", str(base), "--locales", str(locales)]
+    subprocess.run(run, capture_output=True, text=True, check=True)
+    catalogs = Catalogs.load(locales)
+    assert catalogs.text("sound.on", "ko") == "소리 켜짐."  # added by the branch
+    assert catalogs.text("refusal.empty", "ko") == "무엇이든 말해 주세요."  # changed by the branch
+    assert catalogs.text("refusal.empty", "en") == text("refusal.empty", "en")  # English untouched by it
+    assert catalogs.text("status.done", "en", title="t", link="l") == text("status.done", "en", title="t", link="l")

@@ -1,6 +1,7 @@
 """Drafting: a member's words checked, admitted against the limits (recorded as *pending*) and given a prompt by
-the director — a new video, a refinement, an extension, or a follow-up of an earlier clip (re-roll, re-run, a
-smaller version, an edited prompt). Every draft is built by one request builder (`_new_generation`)."""
+the director — a new video, a refinement, an extension, a picture animated in a clip's conversation, or a follow-up
+of an earlier clip (re-roll, re-run, a smaller version, an edited prompt). Every draft is built by one request
+builder (`_new_generation`)."""
 
 from __future__ import annotations
 

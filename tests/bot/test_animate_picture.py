@@ -85,3 +85,23 @@ async def test_a_file_that_is_no_picture_or_too_large_gets_a_clear_answer_and_is
 
 def _refused(call) -> bool:
     return "PNG, JPEG" in call.content
+
+
+async def test_video_image_option_takes_the_same_path(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    async with running_bot(data, monkeypatch) as (bot, fake):
+        green = fake.attachment("field.webp", picture("WEBP", (0, 255, 0)), "image/webp")
+        fake.slash(
+            "video",
+            {"prompt": "wind over a green field", "image": green["id"]},
+            types={"image": 11},
+            resolved={"attachments": {green["id"]: green}},
+        )
+        await wait_until(lambda: len(fake.clips()) == 1)
+        await bot.deliveries.wait_idle()
+        (record,) = await bot.studio.store.history(1001)
+
+    assert (record.kind, record.params["image"]) == ("generate", "field.webp")
+    assert fake.downloads == [green["url"]]
+    reference = reference_seen_by_generator(data, record.video_id)
+    assert reference[..., 1].mean() > 200 and reference[..., [0, 2]].mean() < 40

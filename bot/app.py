@@ -13,6 +13,7 @@ from discord.ext import commands
 
 from bot.cogs import EXTENSIONS
 from bot.cogs._common import Services, on_app_command_error
+from bot.cogs._translate import CatalogTranslator
 from bot.delivery import Deliveries
 from bot.retry import Backoff
 from bot.runtime import GeneratorSettings, Runtime, StartupError, open_runtime
@@ -83,6 +84,7 @@ class HanulBot(commands.Bot):
         self.deliveries = deliveries
         self.services = Services(self.settings, self.runtime.studio, deliveries.start)
         self.tree.on_error = on_app_command_error  # type: ignore[method-assign]
+        await self.tree.set_translator(CatalogTranslator())  # command names in each catalog's language
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         await self.sync_commands()

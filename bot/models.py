@@ -99,7 +99,9 @@ class Generation(Base):
         ForeignKey("conversations.id", ondelete="SET NULL"), default=None, index=True
     )
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("generations.id", ondelete="SET NULL"), default=None)
-    kind: Mapped[str] = mapped_column(String(16), default="generate")  # generate|refine|reroll|extend|edit
+    kind: Mapped[str] = mapped_column(
+        String(16), default="generate"
+    )  # generate|refine|extend|animate|reroll|rerun|smaller|edit
     request_text: Mapped[str] = mapped_column(Text)
     expanded_prompt: Mapped[str] = mapped_column(Text, default="")
     negative_prompt: Mapped[str | None] = mapped_column(Text, default=None)

@@ -8,6 +8,7 @@ from discord.ext import commands
 
 from bot.cogs._clips import PagerView, RerunButton
 from bot.cogs._common import answer, interaction_locale, interaction_requester, services_of
+from bot.cogs._translate import described, english
 from bot.i18n import status_word, text
 from bot.store import GenerationRecord
 from bot.studio import Studio
@@ -43,8 +44,8 @@ class LibraryCog(commands.Cog, name="Library"):
     def __init__(self, studio: Studio) -> None:
         self.studio = studio
 
-    @app_commands.command(name="history", description="Videos you (or another member) made")
-    @app_commands.describe(member="Whose videos (default: yours)")
+    @app_commands.command(name=english("command.history.name"), description=english("command.history.description"))
+    @app_commands.describe(**described("history", "member"))
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     async def history(self, interaction: discord.Interaction, member: discord.User | None = None) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -74,7 +75,7 @@ class LibraryCog(commands.Cog, name="Library"):
                 view.add_item(RerunButton(record.id, locale))
         return "\n".join(lines), view
 
-    @app_commands.command(name="queue", description="Your videos in progress (admins: all in this server)")
+    @app_commands.command(name=english("command.queue.name"), description=english("command.queue.description"))
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     async def queue(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -98,8 +99,8 @@ class LibraryCog(commands.Cog, name="Library"):
             )
         await answer(interaction, "\n".join(lines))
 
-    @app_commands.command(name="cancel", description="Stop a video that is still being made")
-    @app_commands.describe(video="The video's number (default: your newest one in progress)")
+    @app_commands.command(name=english("command.cancel.name"), description=english("command.cancel.description"))
+    @app_commands.describe(**described("cancel", "video"))
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     async def cancel(self, interaction: discord.Interaction, video: int | None = None) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)

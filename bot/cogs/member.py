@@ -7,6 +7,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.cogs._common import answer, interaction_locale, interaction_requester, services_of
+from bot.cogs._translate import described, english, keyed
 from bot.i18n import LANGUAGES, text
 from bot.settings import BotSettings
 from bot.store import UNCHANGED, MemberSettings
@@ -14,8 +15,9 @@ from bot.studio import Studio
 from bot.videos import ASPECT_SIZES
 
 CLEAR_WORDS = ("none", "-", "clear", "off", "없음")
-LANGUAGE_CHOICES = [app_commands.Choice(name="auto (Discord)", value="auto")] + [
-    app_commands.Choice(name=language, value=language) for language in LANGUAGES
+# Each language is offered under its own name, whatever the member's Discord language.
+LANGUAGE_CHOICES = [app_commands.Choice(name=keyed("choice.language.auto"), value="auto")] + [
+    app_commands.Choice(name=text("language.name", language), value=language) for language in LANGUAGES
 ]
 
 
@@ -39,14 +41,8 @@ class MemberCog(commands.Cog, name="Member"):
         self.settings = settings
         self.studio = studio
 
-    @app_commands.command(name="settings", description="Your defaults for new videos (no options: show them)")
-    @app_commands.describe(
-        seconds="Default length in seconds",
-        aspect="Default frame shape",
-        style="Default style ('none' clears it)",
-        enhance="Let the director expand your prompts",
-        language="Language Hanul answers you in",
-    )
+    @app_commands.command(name=english("command.settings.name"), description=english("command.settings.description"))
+    @app_commands.describe(**described("settings", "seconds", "aspect", "style", "enhance", "language"))
     @app_commands.choices(
         aspect=[app_commands.Choice(name=a, value=a) for a in ASPECT_SIZES], language=LANGUAGE_CHOICES
     )
@@ -75,7 +71,7 @@ class MemberCog(commands.Cog, name="Member"):
         lines.append(describe(member, self.settings.default_seconds, locale))
         await answer(interaction, "\n".join(lines))
 
-    @app_commands.command(name="help", description="How to use Hanul")
+    @app_commands.command(name=english("command.help.name"), description=english("command.help.description"))
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     async def help(self, interaction: discord.Interaction) -> None:
         locale = await interaction_locale(interaction)

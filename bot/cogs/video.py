@@ -1,6 +1,6 @@
 """Making videos on Discord: `/video`, refinement by writing in a clip's thread, extension by replying to a
-clip (or the "Extend this video" message command), and the submitted extend and edit-prompt modals. The clip's
-buttons act on their own (`bot.cogs._clips`)."""
+clip (or the "Extend this video" message command), a video started from a picture posted in either place, and the
+submitted extend and edit-prompt modals. The clip's buttons act on their own (`bot.cogs._clips`)."""
 
 from __future__ import annotations
 
@@ -23,15 +23,23 @@ from bot.cogs._common import (
     services_of,
     upload_limit,
 )
-from bot.i18n import text
-from bot.limits import Refusal
-from bot.studio import ImageInput, VideoOptions
+from bot.cogs._translate import described, english, keyed
+from bot.limits import Refusal, Requester
+from bot.studio import Destination, Draft, ImageInput, VideoOptions, check_picture
 from bot.videos import ASPECT_SIZES
 
 log = logging.getLogger(__name__)
 
 ASPECT_CHOICES = [app_commands.Choice(name=aspect, value=aspect) for aspect in ASPECT_SIZES]
+VIDEO_OPTIONS = ("prompt", "seconds", "aspect", "seed", "negative", "style", "image", "enhance")
 DM_CONTEXTS = app_commands.AppCommandContext(guild=True, dm_channel=True, private_channel=True)
+
+
+async def picture_of(attachment: discord.Attachment) -> ImageInput:
+    """A member's attached picture, refused before it is downloaded when it is no image or too large."""
+    mime = (attachment.content_type or "").split(";")[0].strip().lower()
+    check_picture(mime, attachment.size)
+    return ImageInput(attachment.filename, await attachment.read(), mime)
 
 
 class VideoCog(commands.Cog, name="Video"):
@@ -42,7 +50,7 @@ class VideoCog(commands.Cog, name="Video"):
         self.studio = services.studio
         self.tree = tree
         self.extend_menu = app_commands.ContextMenu(
-            name=text("menu.extend", "en"), callback=self._extend_menu, allowed_contexts=DM_CONTEXTS
+            name=keyed("menu.extend"), callback=self._extend_menu, allowed_contexts=DM_CONTEXTS
         )
 
     async def cog_load(self) -> None:
@@ -53,17 +61,8 @@ class VideoCog(commands.Cog, name="Video"):
 
     # --- /video ----------------------------------------------------------------------------------
 
-    @app_commands.command(name="video", description="Make a short video from a description")
-    @app_commands.describe(
-        prompt="What should happen in the video (any language)",
-        seconds="Length in seconds",
-        aspect="Frame shape",
-        seed="Random seed (same seed + same prompt = same video)",
-        negative="What the video should avoid",
-        style="A visual style, e.g. 'anime', '35mm film', 'claymation'",
-        image="A picture to start the video from",
-        enhance="Let the director expand your prompt (default: your /settings)",
-    )
+    @app_commands.command(name=english("command.video.name"), description=english("command.video.description"))
+    @app_commands.describe(**described("video", *VIDEO_OPTIONS))
     @app_commands.choices(aspect=ASPECT_CHOICES)
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     async def video(
@@ -81,9 +80,7 @@ class VideoCog(commands.Cog, name="Video"):
         """A refusal raised here is answered by the tree's error handler (`bot.cogs._common`)."""
         await interaction.response.defer(ephemeral=True, thinking=True)
         locale = await interaction_locale(interaction)
-        picture = None
-        if image is not None:
-            picture = ImageInput(image.filename, await image.read(), (image.content_type or "").split(";")[0])
+        picture = await picture_of(image) if image is not None else None
         options = VideoOptions(seconds, aspect, seed, negative, style, enhance, picture)
         destination = interaction_destination(interaction)
         draft = await self.studio.new_video(interaction_requester(interaction), prompt, options, destination)
@@ -114,26 +111,56 @@ class VideoCog(commands.Cog, name="Video"):
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        if message.author.bot or not message.content.strip():
+        """Words in a clip's thread refine it and a reply to a clip extends it; a picture posted there (the words,
+        if any, its request) starts a video from it instead, as `/video image:` does."""
+        if message.author.bot:
             return
         studio = self.studio
         words = message.content
+        attachment = message.attachments[0] if message.attachments else None
+        if attachment is None and not words.strip():
+            return
         referenced = message.reference.message_id if message.reference else None
         if referenced is not None:
             record = await studio.generation_by_message(referenced)
             if record is not None and record.result_message_id == referenced:
-                await self._from_message(message, lambda r, d: studio.extend(r, record.id, words, d))
+                await self._from_message(message, self._next_draft(attachment, words, clip_id=record.id))
                 return
             if record is not None and message.guild is None and record.conversation_id is not None:
                 # In a DM the reply chain is the conversation: answering a status message refines it.
                 if record.user_id == message.author.id:
-                    conversation_id = record.conversation_id
-                    await self._from_message(message, lambda r, d: studio.refine(r, conversation_id, words, d))
+                    start = self._next_draft(attachment, words, conversation_id=record.conversation_id)
+                    await self._from_message(message, start)
                 return
         if isinstance(message.channel, discord.Thread):
             conversation = await studio.conversation_in_thread(message.channel.id)
             if conversation is not None and conversation.user_id == message.author.id:
-                await self._from_message(message, lambda r, d: studio.refine(r, conversation.id, words, d))
+                await self._from_message(message, self._next_draft(attachment, words, conversation_id=conversation.id))
+
+    def _next_draft(
+        self,
+        attachment: discord.Attachment | None,
+        words: str,
+        *,
+        clip_id: int | None = None,
+        conversation_id: int | None = None,
+    ) -> StartDraft:
+        """What a message in reply to a clip (`clip_id`) or in a clip's conversation starts: a video from its
+        picture when it has one, else an extension of the clip or a refinement of the conversation."""
+        studio = self.studio
+        if attachment is not None:
+
+            async def from_picture(requester: Requester, destination: Destination) -> Draft:
+                picture = await picture_of(attachment)
+                return await studio.animate(
+                    requester, picture, words, destination, clip_id=clip_id, conversation_id=conversation_id
+                )
+
+            return from_picture
+        if clip_id is not None:
+            return lambda r, d: studio.extend(r, clip_id, words, d)
+        assert conversation_id is not None
+        return lambda r, d: studio.refine(r, conversation_id, words, d)
 
     async def _from_message(self, message: discord.Message, start: StartDraft) -> None:
         """Start a request from a member's message; what goes wrong is a reply (messages have no ephemeral

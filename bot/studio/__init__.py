@@ -3,8 +3,8 @@
 Both front ends (the Discord cogs and the terminal console) drive the same steps, each an operation of its own
 module:
 
-1. drafting (`drafts.py`): `new_video` / `refine` / `extend` / `reroll` / `rerun` / `smaller` / `edit` check the
-   request, admit it against the limits (recording it as *pending*) and have the director write the prompt;
+1. drafting (`drafts.py`): `new_video` / `refine` / `extend` / `animate` / `reroll` / `rerun` / `smaller` / `edit`
+   check the request, admit it against the limits (recording it as *pending*) and have the director write the prompt;
 2. submitting (`submit.py`): the front end says where the result will go (`attach`), so a restart knows, then
    `submit` queues it on the generator;
 3. following (`follow.py`): `follow` polls it, reporting progress, and downloads the clip;
@@ -39,7 +39,7 @@ from bot.studio.data import (
     UnreachableCallback,
     VideoOptions,
 )
-from bot.studio.drafts import Drafting, clean_text, new_seed
+from bot.studio.drafts import Drafting, check_picture, clean_text, new_seed
 from bot.studio.follow import MAX_DOWNLOAD_BYTES, Following
 from bot.studio.submit import Submitting
 from bot.videos import VideoClient
@@ -55,6 +55,7 @@ __all__ = [
     "StopWaiting",
     "Studio",
     "VideoOptions",
+    "check_picture",
     "clean_text",
     "new_seed",
 ]
@@ -101,6 +102,22 @@ class Studio:
     async def extend(self, requester: Requester, parent_id: int, what_next: str, destination: Destination) -> Draft:
         """Continue a finished clip with what happens next."""
         return await self._drafting.extend(requester, parent_id, what_next, destination)
+
+    async def animate(
+        self,
+        requester: Requester,
+        picture: ImageInput,
+        words: str,
+        destination: Destination,
+        *,
+        clip_id: int | None = None,
+        conversation_id: int | None = None,
+    ) -> Draft:
+        """Start the video from a picture posted in a clip's thread (`conversation_id`) or in a reply to a clip
+        (`clip_id`), as `/video image:` does; the member's words, or else the thread's prompt, are the request."""
+        return await self._drafting.animate(
+            requester, picture, words, destination, clip_id=clip_id, conversation_id=conversation_id
+        )
 
     async def reroll(self, requester: Requester, generation_id: int, destination: Destination) -> Draft:
         """The same prompt again with a new seed."""

@@ -1,6 +1,7 @@
 """Drafting: a member's words checked, admitted against the limits (recorded as *pending*) and given a prompt by
-the director — a new video, a refinement, an extension, or a follow-up of an earlier clip (re-roll, re-run, a
-smaller version, an edited prompt). Every draft is built by one request builder (`_new_generation`)."""
+the director — a new video, a refinement, an extension, a picture animated in a clip's conversation, or a follow-up
+of an earlier clip (re-roll, re-run, a smaller version, an edited prompt). Every draft is built by one request
+builder (`_new_generation`)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from bot.models import COMPLETED, POSTED
 from bot.settings import BotSettings
 from bot.store import GenerationRecord, NewGeneration, Store
 from bot.studio.access import Access
-from bot.studio.data import Destination, Draft, VideoOptions
+from bot.studio.data import Destination, Draft, ImageInput, VideoOptions
 from bot.studio.submit import DEFAULT_ASPECT, Submitting
 from bot.videos import ASPECT_SIZES
 
@@ -54,6 +55,13 @@ def _checked_words(value: str, limit: int = MAX_REQUEST_CHARS) -> str:
 def _check_length(value: str | None, limit: int) -> None:
     if value is not None and len(value) > limit:
         raise Refusal("too_long", {"length": len(value), "limit": limit})
+
+
+def check_picture(mime: str, size: int) -> None:
+    """Refuse a start picture that is not a PNG, JPEG or WebP image, or too large (checked before it is even
+    downloaded, when its size is known)."""
+    if mime not in IMAGE_TYPES or size > MAX_IMAGE_BYTES:
+        raise Refusal("image", {"limit": f"{MAX_IMAGE_BYTES // (1024 * 1024)} MiB"})
 
 
 def new_seed() -> int:
@@ -172,9 +180,8 @@ class Drafting:
             raise Refusal("seconds", {"seconds": f"{options.seconds:g}", "max": f"{self.settings.max_seconds:g}"})
         if options.aspect is not None and options.aspect not in ASPECT_SIZES:
             raise Refusal("aspect", {"aspect": options.aspect, "choices": ", ".join(ASPECT_SIZES)})
-        image = options.image
-        if image is not None and (image.mime not in IMAGE_TYPES or len(image.data) > MAX_IMAGE_BYTES):
-            raise Refusal("image", {"limit": f"{MAX_IMAGE_BYTES // (1024 * 1024)} MiB"})
+        if options.image is not None:
+            check_picture(options.image.mime, len(options.image.data))
 
     async def _write(self, record: GenerationRecord, write: Callable[[], Awaitable[_Prompt]]) -> _Prompt:
         """Run the director; a refusal or a crash leaves the request recorded as failed, never half-done."""
@@ -186,6 +193,20 @@ class Drafting:
         except Exception:
             await self.store.mark_failed(record.id, "the prompt director crashed")
             raise
+
+    def _writer(
+        self, text: str, *, negative: str | None, style: str | None, aspect: str, seconds: float, enhance: bool
+    ) -> Callable[[], Awaitable[_Prompt]]:
+        """How a request's prompt is written: by the director when `enhance`, else as typed (screened the same)."""
+
+        async def write() -> _Prompt:
+            if not enhance:
+                await self.director.screen(text, style)  # posted as typed: the same screen as any request
+                return _as_typed(text, negative, style)
+            result = await self.director.expand(text, style=style, aspect=aspect, seconds=seconds)
+            return _from_director(result, negative)
+
+        return write
 
     async def _save_prompt(self, record: GenerationRecord, written: _Prompt, **more: Any) -> GenerationRecord:
         return await self.store.update_generation(
@@ -231,14 +252,9 @@ class Drafting:
         record = await self.access.admit(requester, new)
         if options.image is not None:
             self.submitting.images[record.id] = options.image
-
-        async def write() -> _Prompt:
-            if not enhance:
-                await self.director.screen(text, style)  # posted as typed: the same screen as any request
-                return _as_typed(text, options.negative, style)
-            result = await self.director.expand(text, style=style, aspect=aspect, seconds=seconds)
-            return _from_director(result, options.negative)
-
+        write = self._writer(
+            text, negative=options.negative, style=style, aspect=aspect, seconds=seconds, enhance=enhance
+        )
         written = await self._write(record, write)
         conversation = await self.store.create_conversation(
             requester.user_id,
@@ -321,6 +337,69 @@ class Drafting:
         if parent.conversation_id is not None:
             await self.store.add_turn(parent.conversation_id, "user", what_next)
             await self.store.add_turn(parent.conversation_id, "assistant", written.prompt)
+        record = await self._save_prompt(record, written)
+        return Draft(record, notice=written.notice)
+
+    async def animate(
+        self,
+        requester: Requester,
+        picture: ImageInput,
+        words: str,
+        destination: Destination,
+        *,
+        clip_id: int | None = None,
+        conversation_id: int | None = None,
+    ) -> Draft:
+        """Start the video from a picture posted in a clip's thread (`conversation_id`: the thread's owner only) or
+        in a reply to a clip (`clip_id`): a new take in that clip's conversation with its settings, the picture
+        as its first frame. The member's words are the request; without words, the thread's prompt is."""
+        words = clean_text(words)
+        _check_length(words, MAX_REQUEST_CHARS)
+        check_picture(picture.mime, len(picture.data))
+        if conversation_id is not None:
+            conversation = await self.store.conversation(conversation_id)
+            if conversation is None or conversation.user_id != requester.user_id:
+                raise Refusal("not_found", {"id": conversation_id})
+            based_on = await self._latest_in(conversation_id)
+            if based_on is None:
+                raise Refusal("not_found", {"id": conversation_id})
+            source_prompt = conversation.current_prompt or based_on.expanded_prompt
+        else:
+            assert clip_id is not None, "animate needs a clip or a conversation"
+            based_on = await self.access.visible(requester, clip_id, destination)
+            source_prompt = based_on.expanded_prompt
+        if not source_prompt and not words:
+            raise Refusal("empty")
+        member = await self.store.ensure_member(requester.user_id, requester.name, requester.locale)
+        params = dict(based_on.params)
+        seconds = min(float(params.get("seconds") or self.settings.default_seconds), self.settings.max_seconds)
+        aspect = str(params.get("aspect") or DEFAULT_ASPECT)
+        style = params.get("style")
+        enhance = params["enhance"] if params.get("enhance") is not None else member.enhance
+        params.update(seconds=seconds, image=picture.filename, **size_caps(destination))
+        request = words or str(source_prompt)
+        new = _new_generation(
+            requester,
+            destination,
+            kind="animate",
+            request_text=request,
+            params=params,
+            seed=new_seed(),
+            based_on=based_on,
+        )
+        record = await self.access.admit(requester, new, follow_up=based_on.user_id == requester.user_id)
+        self.submitting.images[record.id] = picture  # submitted as the job's input_reference, as /video image: is
+        write = self._writer(request, negative=None, style=style, aspect=aspect, seconds=seconds, enhance=enhance)
+        written = await self._write(record, write)
+        if written.negative_prompt is None:
+            written.negative_prompt = based_on.negative_prompt
+        if based_on.conversation_id is not None:
+            await self.store.update_conversation(
+                based_on.conversation_id, prompt=written.prompt, negative_prompt=written.negative_prompt
+            )
+            if words:
+                await self.store.add_turn(based_on.conversation_id, "user", words)
+            await self.store.add_turn(based_on.conversation_id, "assistant", written.prompt)
         record = await self._save_prompt(record, written)
         return Draft(record, notice=written.notice)
 

@@ -242,14 +242,17 @@ class _DiscordError(Exception):
 class _Response:
     """Just enough of `aiohttp.ClientResponse` for discord.py's `HTTPClient.request`."""
 
-    def __init__(self, status: int, body: str, headers: dict[str, str]) -> None:
+    def __init__(self, status: int, body: str | bytes, headers: dict[str, str]) -> None:
         self.status = status
         self.reason = http.HTTPStatus(status).phrase
         self.headers = CIMultiDict(headers)
         self._body = body
 
     async def text(self, encoding: str = "utf-8") -> str:
-        return self._body
+        return self._body if isinstance(self._body, str) else self._body.decode(encoding)
+
+    async def read(self) -> bytes:
+        return self._body if isinstance(self._body, bytes) else self._body.encode()
 
 
 class _Exchange:
@@ -273,6 +276,10 @@ class _Session:
     def request(self, method: str, url: str, **kwargs: Any) -> _Exchange:
         return _Exchange(self.fake._exchange(method, url, kwargs))
 
+    def get(self, url: str, **kwargs: Any) -> _Exchange:
+        """A download from Discord's CDN (`Attachment.read`)."""
+        return _Exchange(self.fake._download(url))
+
     async def close(self) -> None:
         self.closed = True
 
@@ -289,6 +296,8 @@ class FakeDiscord:
         self.messages: dict[int, dict[str, Any]] = {}
         self.threads: dict[int, dict[str, Any]] = {}
         self.tokens: set[str] = set()  # bot tokens seen in Authorization headers
+        self.cdn: dict[str, bytes] = {}  # files members attached, by URL
+        self.downloads: list[str] = []  # CDN URLs the bot fetched
         self._ids = itertools.count(int(time.time() * 1000 - 1420070400000) << 22)
         self._faults: list[tuple[str, str, Callable[[Call], bool], Fault]] = []
         self._nonces: dict[str, int] = {}
@@ -562,6 +571,13 @@ class FakeDiscord:
         self.feed("THREAD_CREATE", dict(thread, newly_created=True))
         return thread
 
+    async def _download(self, url: str) -> _Response:
+        self.downloads.append(url)
+        await asyncio.sleep(0)
+        if url not in self.cdn:
+            return _Response(404, "<Error><Code>NoSuchKey</Code></Error>", {"Content-Type": "application/xml"})
+        return _Response(200, self.cdn[url], {"Content-Type": "application/octet-stream"})
+
     # --- interaction responses and follow-ups ----------------------------------------------------
 
     async def _webhook(
@@ -754,12 +770,40 @@ class FakeDiscord:
             5, {"custom_id": custom_id, "components": rows}, user_id=user_id, channel_id=channel_id, dm=dm
         )
 
+    def attachment(self, filename: str, data: bytes, content_type: str | None) -> dict[str, Any]:
+        """A file a member attaches, as Discord describes it; its bytes are served from the fake CDN."""
+        attachment_id = self.snowflake()
+        url = f"https://cdn.discordapp.com/attachments/{CHANNEL_ID}/{attachment_id}/{filename}"
+        self.cdn[url] = data
+        payload = {
+            "id": str(attachment_id),
+            "filename": filename,
+            "size": len(data),
+            "url": url,
+            "proxy_url": url.replace("cdn.discordapp.com", "media.discordapp.net"),
+        }
+        if content_type is not None:
+            payload["content_type"] = content_type
+        return payload
+
     def say(
-        self, channel_id: int, content: str, *, user_id: int = 1001, reply_to: int | None = None, dm: bool = False
+        self,
+        channel_id: int,
+        content: str,
+        *,
+        user_id: int = 1001,
+        reply_to: int | None = None,
+        dm: bool = False,
+        attachments: list[dict[str, Any]] = (),  # from `attachment(...)`
     ) -> dict[str, Any]:
-        """A member writes a message (optionally a reply)."""
+        """A member writes a message (optionally a reply, optionally with files)."""
         message = message_payload(
-            self.snowflake(), channel_id, user_payload(user_id), content, type=19 if reply_to else 0
+            self.snowflake(),
+            channel_id,
+            user_payload(user_id),
+            content,
+            type=19 if reply_to else 0,
+            attachments=list(attachments),
         )
         if not dm:
             message["guild_id"] = str(GUILD_ID)

@@ -49,6 +49,8 @@ class RenderedVideo:
     tail: np.ndarray  # last `conditioning_frames` frames of parent + new (fewer if the whole video is shorter)
     segments: int
     timings: dict[str, float] = field(default_factory=dict)
+    # The prompt's tokens and how many of them the text encoder took (the rest was cut), where the backend says.
+    prompt_tokens: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)

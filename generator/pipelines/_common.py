@@ -106,7 +106,6 @@ def check_request(request: RenderRequest, profile: ModelProfile) -> None:
                 f"got {frames.shape[0]} of {request.num_frames}"
             )
 
-
     if request.source is not None:
         if not profile.supports_edit:
             raise ValueError(f"{profile.name} cannot edit a video")

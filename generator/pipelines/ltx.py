@@ -22,6 +22,7 @@ from ._common import (
     check_request,
     frames_to_tensor,
     image_to_tensor,
+    prompt_token_counts,
     reset_render_state,
     step_callback,
     tensor_to_frames,
@@ -183,6 +184,10 @@ class LTXBackend:
         reference.set_timesteps(sigmas=np.linspace(1.0, 1 / steps, steps), mu=mu)
         return reference.timesteps.tolist()
 
+    def prompt_tokens(self, text: str) -> tuple[int, int]:
+        """The prompt's token count, and how many of them the text encoder takes (it cuts the rest)."""
+        return prompt_token_counts(self.pipeline, text, self.max_sequence_length)
+
     def _text(self, request: RenderRequest) -> dict[str, object]:
         """The prompt arguments of the call: the texts themselves, or their cached embeddings."""
         if self.prompt_cache.size <= 0:
@@ -219,7 +224,9 @@ class LTXBackend:
         elif request.image is not None:
             image = image_to_tensor(request.image, device)
             conditions.append(LTXVideoCondition(image=image, frame_index=0, strength=1.0))
-        for reference, frame_index in zip(request.references, reference_frame_indices(request, self.profile)):
+        for reference, frame_index in zip(
+            request.references, reference_frame_indices(request, self.profile), strict=True
+        ):
             image = image_to_tensor(reference, device)
             conditions.append(LTXVideoCondition(image=image, frame_index=frame_index, strength=CHARACTER_STRENGTH))
         return conditions

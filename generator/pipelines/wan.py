@@ -25,6 +25,7 @@ from ._common import (
     call_default,
     check_request,
     frames_to_tensor,
+    prompt_token_counts,
     reset_render_state,
     step_callback,
     tensor_to_frames,
@@ -153,6 +154,10 @@ class WanBackend:
             )
             self._video_to_video.set_progress_bar_config(disable=True)
         return self._video_to_video
+
+    def prompt_tokens(self, text: str) -> tuple[int, int]:
+        """The prompt's token count, and how many of them the text encoder takes (it cuts the rest)."""
+        return prompt_token_counts(self.pipeline, text, self.max_sequence_length)
 
     def _text(self, request: RenderRequest) -> dict[str, object]:
         """The prompt arguments of the call: the texts themselves, or their cached embeddings."""

@@ -64,6 +64,7 @@ def video_json(view: VideoView) -> dict[str, Any]:
         "fps": job.params.get("fps"),
         "queue_position": view.queue_position,
         "eta_seconds": view.eta_seconds,
+        "has_audio": job.artifact("audio") is not None,  # the MP4 carries sound (known once it is rendered)
     }
 
 
@@ -398,6 +399,8 @@ async def list_models(request: web.Request) -> web.Response:
         "default_guidance": profile.default_guidance,
         "supports_image": profile.supports_image,
         "supports_extension": profile.supports_video,
+        "audio": profile.has_sound,  # clips come with sound (ask for silence with the extra field sound=false)
+        "audio_sample_rate": profile.audio_sample_rate or None,
     }
     return _json({"object": "list", "data": [entry]})
 

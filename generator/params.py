@@ -11,6 +11,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from generator.errors import invalid
+from generator.media.audio import SoundTrack
 from generator.pipelines.base import ModelProfile
 from generator.render import VideoSpec
 
@@ -50,6 +51,7 @@ class RenderOptions(_Body):
     fps: int | None = Field(default=None, ge=1, le=60)
     max_bytes: int | None = Field(default=None, ge=64 * 1024, le=4 * 1024**3)
     user: str | None = Field(default=None, max_length=128)
+    sound: bool | None = None  # False: a silent clip even from a model with sound (default: sound when it has it)
 
 
 class CreateVideoBody(RenderOptions):
@@ -104,6 +106,7 @@ class RenderPlan:
     num_inference_steps: int
     guidance_scale: float
     max_bytes: int
+    sound: bool = False  # the clip gets the model's sound (asked for, and the model has it)
 
     def as_params(self) -> dict[str, Any]:
         return asdict(self)
@@ -115,6 +118,7 @@ class RenderPlan:
         seed: int,
         image: np.ndarray | None = None,
         parent_tail: np.ndarray | None = None,
+        parent_sound: SoundTrack | None = None,
     ) -> VideoSpec:
         """What the renderer needs to render this plan."""
         return VideoSpec(
@@ -129,11 +133,14 @@ class RenderPlan:
             seed=seed,
             image=image,
             parent_tail=parent_tail,
+            sound=self.sound,
+            parent_sound=parent_sound,
         )
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> RenderPlan:
-        return cls(**{name: params[name] for name in cls.__dataclass_fields__})
+        # Fields added later (sound) take their defaults for jobs stored before them.
+        return cls(**{name: params[name] for name in cls.__dataclass_fields__ if name in params})
 
 
 def check_model(requested: str | None, profile: ModelProfile) -> None:
@@ -207,4 +214,5 @@ def plan_render(
         num_inference_steps=options.num_inference_steps or profile.default_steps,
         guidance_scale=profile.default_guidance if options.guidance_scale is None else options.guidance_scale,
         max_bytes=options.max_bytes or default_max_bytes,
+        sound=profile.has_sound and options.sound is not False,
     )

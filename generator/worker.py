@@ -205,9 +205,17 @@ class Worker:
         try:
             tick = time.perf_counter()
             started.plan = RenderPlan.from_params(job.params)
-            conditioning = self.backend.profile.conditioning_frames if self.backend is not None else None
+            profile = self.backend.profile if self.backend is not None else None
+            conditioning = profile.conditioning_frames if profile is not None else None
+            sound_rate = profile.audio_sample_rate if profile is not None and started.plan.sound else 0
             started.inputs = await load_inputs(
-                job, started.plan, queue=self.queue, store=self.store, pool=self.cpu_pool, conditioning=conditioning
+                job,
+                started.plan,
+                queue=self.queue,
+                store=self.store,
+                pool=self.cpu_pool,
+                conditioning=conditioning,
+                sound_rate=sound_rate,
             )
             started.timings["prepare_s"] = time.perf_counter() - tick
         except Exception as error:
@@ -308,7 +316,9 @@ class Worker:
         """Runs on the GPU thread. Calls `on_last_stretch` once, when the steps so far say the render ends within
         CLAIM_AHEAD_SECONDS (or at its end), and `on_frames` with each segment's finished frames."""
         assert self.backend is not None
-        spec = plan.spec(job.prompt, job.negative_prompt, job.seed, inputs.image, inputs.parent_tail)
+        spec = plan.spec(
+            job.prompt, job.negative_prompt, job.seed, inputs.image, inputs.parent_tail, inputs.parent_sound
+        )
         started = time.perf_counter()
         announced = False
 

@@ -13,7 +13,9 @@ defaults in diffusers would each add a transformer pass per step); others run di
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,6 +34,14 @@ def sample_rate_of(pipeline: LTX2ConditionPipeline) -> int:
     """The rate of the sound the pipeline's vocoder writes (24 kHz for LTX-2.0's, 48 kHz with LTX-2.3's
     bandwidth extension)."""
     return int(pipeline.vocoder.config.output_sampling_rate)
+
+
+def vocoder_rate(folder: Path | None) -> int | None:
+    """The sound rate a local LTX-2 folder's vocoder config gives, without loading it; None when it has none."""
+    config = Path(folder) / "vocoder" / "config.json" if folder is not None else None
+    if config is None or not config.is_file():
+        return None
+    return json.loads(config.read_text()).get("output_sampling_rate")
 
 
 def ltx2_profile(name: str, pipeline: LTX2ConditionPipeline, preset: ModelPreset | None = None) -> ModelProfile:

@@ -243,10 +243,14 @@ def build_tiny_wan_pipeline(seed: int = 0, vace: bool = True, variant: str = "2.
     return pipeline
 
 
-def build_tiny_ltx2_pipeline(seed: int = 0) -> DiffusionPipeline:
-    """An `LTX2ConditionPipeline` (video and sound) with LTX-2's ratios (32x space, 8x time, 16 kHz sound with a
-    160-sample hop: its vocoder upsamples mel frames back to real time) and tiny layers. The text encoder is a
-    two-layer Gemma 3 language model: the pipeline stacks its hidden states as LTX-2 does Gemma 3 12B's."""
+_TINY_VOCODER_UPSAMPLING = {16_000: [8, 5, 4], 48_000: [8, 6, 10]}  # mel frames (100 a second) to samples
+
+
+def build_tiny_ltx2_pipeline(seed: int = 0, sample_rate: int = 16_000) -> DiffusionPipeline:
+    """An `LTX2ConditionPipeline` (video and sound) with LTX-2's ratios (32x space, 8x time, mel frames of a
+    160-sample hop at 16 kHz, which its vocoder upsamples back to real time at `sample_rate`: 16 kHz, or 48 kHz as
+    LTX-2.3's) and tiny layers. The text encoder is a two-layer Gemma 3 language model: the pipeline stacks its
+    hidden states as LTX-2 does Gemma 3 12B's."""
     from diffusers import (
         AutoencoderKLLTX2Audio,
         AutoencoderKLLTX2Video,
@@ -332,12 +336,12 @@ def build_tiny_ltx2_pipeline(seed: int = 0) -> DiffusionPipeline:
         in_channels=2 * 8,  # output channels x mel bins of the audio VAE
         hidden_channels=16,
         out_channels=2,
-        upsample_kernel_sizes=[16, 10, 8],
-        upsample_factors=[8, 5, 4],  # 160: one mel frame back to its hop of samples
+        upsample_kernel_sizes=[2 * factor for factor in _TINY_VOCODER_UPSAMPLING[sample_rate]],
+        upsample_factors=_TINY_VOCODER_UPSAMPLING[sample_rate],
         resnet_kernel_sizes=[3],
         resnet_dilations=[[1, 3, 5]],
         leaky_relu_negative_slope=0.1,
-        output_sampling_rate=16000,
+        output_sampling_rate=sample_rate,
     )
     pipeline = LTX2ConditionPipeline(
         scheduler=FlowMatchEulerDiscreteScheduler(),
@@ -356,7 +360,7 @@ def build_tiny_ltx2_pipeline(seed: int = 0) -> DiffusionPipeline:
 def build_tiny_like(preset: ModelPreset, seed: int = 0) -> DiffusionPipeline:
     """A tiny random-weight pipeline of the preset's class and config keys, as its hub repo would hold it."""
     if preset.family == "ltx2":
-        return build_tiny_ltx2_pipeline(seed)
+        return build_tiny_ltx2_pipeline(seed, sample_rate=preset.audio_sample_rate)
     if preset.family == "ltx":
         return build_tiny_ltx_pipeline(seed, variant="0.9.1" if preset.revision else "0.9.8")
     if preset.pipeline_class == "WanVACEPipeline":

@@ -64,6 +64,7 @@ STRINGS: dict[str, dict[str, str]] = {
     },
     "result.deleted": {"en": "🗑️ Clip deleted.", "ko": "🗑️ 영상을 삭제했습니다."},
     "console.saved": {"en": "🎞️ Saved: {path}", "ko": "🎞️ 저장됨: {path}"},
+    "console.saved_with_sound": {"en": "🎞️🔊 Saved, with sound: {path}", "ko": "🎞️🔊 소리와 함께 저장됨: {path}"},
     # --- buttons and modals ----------------------------------------------------------------------
     "button.reroll": {"en": "Re-roll", "ko": "다시 뽑기"},
     "button.extend": {"en": "Extend", "ko": "이어 만들기"},
@@ -199,9 +200,9 @@ STRINGS: dict[str, dict[str, str]] = {
     "cancel.done": {"en": "🛑 Cancelled #{id} ({title}).", "ko": "🛑 #{id} ({title})을(를) 취소했습니다."},
     "settings.show": {
         "en": "**Your defaults**\nLength: {seconds}s · Aspect: {aspect} · Style: {style} · "
-        "Prompt enhancement: {enhance} · Language: {language}",
+        "Prompt enhancement: {enhance} · Language: {language} · Sound: {sound}",
         "ko": "**기본 설정**\n길이: {seconds}초 · 화면비: {aspect} · 스타일: {style} · "
-        "프롬프트 보강: {enhance} · 언어: {language}",
+        "프롬프트 보강: {enhance} · 언어: {language} · 소리: {sound}",
     },
     "settings.saved": {"en": "Saved.", "ko": "저장했습니다."},
     "settings.none": {"en": "none", "ko": "없음"},
@@ -211,7 +212,8 @@ STRINGS: dict[str, dict[str, str]] = {
     "help.text": {
         "en": (
             "**Hanul** renders short videos on this server's own GPU.\n"
-            "• `/video <prompt>` — make a clip (options: seconds, aspect, seed, negative, style, image, enhance)\n"
+            "• `/video <prompt>` — make a clip (options: seconds, aspect, seed, negative, style, image, enhance, "
+            "sound)\n"
             '• Write in the clip\'s thread to refine it ("make it night time"); the video is rendered again\n'
             "• Reply to a clip, or right-click it → Apps → *Extend this video*, to continue it\n"
             "• Buttons under a clip: re-roll (new seed), extend, edit prompt, delete\n"
@@ -220,7 +222,8 @@ STRINGS: dict[str, dict[str, str]] = {
         ),
         "ko": (
             "**Hanul**은 이 서버의 GPU로 짧은 영상을 만듭니다.\n"
-            "• `/video <프롬프트>` — 영상 만들기 (옵션: seconds, aspect, seed, negative, style, image, enhance)\n"
+            "• `/video <프롬프트>` — 영상 만들기 (옵션: seconds, aspect, seed, negative, style, image, enhance, "
+            "sound)\n"
             '• 영상 스레드에 글을 쓰면 프롬프트를 다듬어 다시 렌더링합니다 ("밤으로 바꿔 줘")\n'
             "• 영상에 답장하거나, 우클릭 → 앱 → *Extend this video*로 영상을 이어 만듭니다\n"
             "• 영상 아래 버튼: 다시 뽑기(새 시드), 이어 만들기, 프롬프트 수정, 삭제\n"

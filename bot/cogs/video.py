@@ -63,6 +63,7 @@ class VideoCog(commands.Cog, name="Video"):
         style="A visual style, e.g. 'anime', '35mm film', 'claymation'",
         image="A picture to start the video from",
         enhance="Let the director expand your prompt (default: your /settings)",
+        sound="Sound with the clip, when the model makes it (default: your /settings)",
     )
     @app_commands.choices(aspect=ASPECT_CHOICES)
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
@@ -77,6 +78,7 @@ class VideoCog(commands.Cog, name="Video"):
         style: app_commands.Range[str, 1, 200] | None = None,
         image: discord.Attachment | None = None,
         enhance: bool | None = None,
+        sound: bool | None = None,
     ) -> None:
         """A refusal raised here is answered by the tree's error handler (`bot.cogs._common`)."""
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -84,7 +86,7 @@ class VideoCog(commands.Cog, name="Video"):
         picture = None
         if image is not None:
             picture = ImageInput(image.filename, await image.read(), (image.content_type or "").split(";")[0])
-        options = VideoOptions(seconds, aspect, seed, negative, style, enhance, picture)
+        options = VideoOptions(seconds, aspect, seed, negative, style, enhance, picture, sound)
         destination = interaction_destination(interaction)
         draft = await self.studio.new_video(interaction_requester(interaction), prompt, options, destination)
         status = await launch(self.services, draft, interaction.channel, locale)  # type: ignore[arg-type]

@@ -19,10 +19,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("users") as batch:
-        batch.add_column(sa.Column("sound", sa.Boolean(), nullable=False, server_default=sa.true()))
+    # A plain ADD COLUMN, never a batch copy: SQLite would drop and rebuild `users`, and with foreign keys on that
+    # DROP cascades to every conversation and generation of every member.
+    op.add_column("users", sa.Column("sound", sa.Boolean(), nullable=False, server_default=sa.true()))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("users") as batch:
-        batch.drop_column("sound")
+    op.drop_column("users", "sound")

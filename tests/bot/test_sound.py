@@ -55,3 +55,41 @@ def test_the_console_says_the_clip_has_sound(tmp_path) -> None:
     )
     assert code == 0
     assert "Saved, with sound: " in out.getvalue()
+
+
+# --- Discord -----------------------------------------------------------------------------------------------------
+
+
+def has_audio_stream(mp4: bytes) -> bool:
+    import av
+
+    with av.open(io.BytesIO(mp4)) as container:
+        return bool(container.streams.audio)
+
+
+async def test_discord_posts_clips_with_sound_and_silence_by_option_or_setting(tmp_path, monkeypatch) -> None:
+    from tests.support.discord_fake import EPHEMERAL
+    from tests.support.hanul_bot import running_bot, wait_until
+
+    async with running_bot(tmp_path / "data", monkeypatch, generator={"GENERATOR_MODEL": "tiny-sound"}) as (bot, fake):
+        video = next(c for c in fake.find("PUT", "/commands")[0].json if c["name"] == "video")
+        assert "sound" in {option["name"] for option in video["options"]}
+
+        async def clip(options: dict) -> bytes:
+            before = len(fake.clips())
+            fake.slash("video", {"prompt": "a bell rings in a temple", "seconds": 1.0, **options})
+            await wait_until(lambda: len(fake.clips()) > before)
+            ((name, data),) = fake.clips()[-1].files.items()
+            assert name.endswith(".mp4")
+            return data
+
+        assert has_audio_stream(await clip({}))  # the MP4 is posted as it is, sound and all
+        assert not has_audio_stream(await clip({"sound": False}))
+
+        fake.slash("settings", {"sound": False})
+        answer = await fake.wait_for("POST", "/webhooks/", lambda c: "Saved." in (c.content or ""))
+        assert "Sound: off" in answer.content and answer.json["flags"] & EPHEMERAL
+        assert not has_audio_stream(await clip({}))  # the member's default now
+        assert has_audio_stream(await clip({"sound": True}))  # the option wins over the default
+        records = await bot.studio.store.history(1001)
+        assert [record.params["has_audio"] for record in reversed(records)] == [True, False, False, True]

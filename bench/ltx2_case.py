@@ -98,7 +98,7 @@ def run_ltx2(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
         runs = []
         for repeat in range(max(1, args.repeats)):
             spec = VideoSpec(
-                prompt="a man walks on a beach at dawn; waves crash; he says, \"Good morning.\"",
+                prompt='a man walks on a beach at dawn; waves crash; he says, "Good morning."',
                 width=width,
                 height=height,
                 total_frames=frames,

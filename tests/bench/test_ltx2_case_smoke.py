@@ -13,7 +13,8 @@ def test_the_ltx2_case_renders_a_clip_with_sound_and_reports_it(tmp_path):
     import bench_generator
 
     out = tmp_path / "ltx2.jsonl"
-    (line,) = bench_generator.main(["--tiny", "--case", "ltx2", "--repeats", "1", "--out", str(out)], emit=lambda _: None)
+    argv = ["--tiny", "--case", "ltx2", "--repeats", "1", "--out", str(out)]
+    (line,) = bench_generator.main(argv, emit=lambda _: None)
     assert "error" not in line, line
     assert line["case"] == "ltx2" and line["size"] == "96x64x17" and line["steps"] == 2
     assert line["sound_rate"] == 16_000 and line["sound_samples"] == 17 * 16_000 // 8

@@ -119,6 +119,17 @@ def test_the_tiny_sound_model_round_trips_through_from_pretrained(tmp_path: Path
     assert abs(sound.shape[1] - 17 / FPS * RATE) < 4 * 160 * 4
 
 
+def test_an_image_start_renders_with_sound() -> None:
+    backend = tiny_sound_backend()
+    image = np.random.default_rng(5).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    plain = RenderRequest(
+        prompt="a drum", width=96, height=64, num_frames=9, seed=3, num_inference_steps=2, guidance_scale=1.0, fps=8
+    )
+    frames, sound = backend.render_with_sound(dataclasses.replace(plain, image=image))
+    assert frames.shape == (9, 64, 96, 3) and sound.shape[0] == 2
+    assert not np.array_equal(frames, backend.render(plain))  # the image reached the model
+
+
 def test_a_long_render_joins_its_segments_sound_without_a_gap() -> None:
     backend = tiny_sound_backend()
     frames = 3 * FPS  # more than one call renders (17 frames): two segments

@@ -1261,8 +1261,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--case",
         default="clip",
-        choices=[*CASES, "all", "sweep", "sweep_wan"],
-        help="sweep: every LTX measurement in one process; sweep_wan: Wan's levers and peer in one process",
+        choices=[*CASES, "all", "sweep", "sweep_wan", "ltx2"],
+        help="sweep: every LTX measurement in one process; sweep_wan: Wan's levers and peer in one process; "
+        "ltx2: an LTX-2 clip with sound end to end (bench/ltx2_case.py)",
     )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=None, help="default: 20 (baseline_ltx.py's), 30 for wan; tiny 2")
@@ -1340,6 +1341,10 @@ def main(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> 
         lines = run_sweep(defaults_for("clip", args), device)
     elif args.case == "sweep_wan":
         lines = run_wan_sweep(defaults_for("wan", args), device)
+    elif args.case == "ltx2":
+        import ltx2_case
+
+        lines = [ltx2_case.run_ltx2(args, device)]
     else:
         lines = (
             run_case(case, defaults_for(case, args), device) for case in (CASES if args.case == "all" else (args.case,))

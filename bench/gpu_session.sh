@@ -15,6 +15,7 @@ results=${1:-bench-results}
 total=${2:-570}
 wan_budget=${WAN_SECONDS:-170}  # build, plain WanPipeline, ours compiled, para-attn's recipe; 10 steps
 tiers_budget=${TIERS_SECONDS:-110}  # memory tiers (bench/memory_tiers.py): real-size presets, peak GiB per tier
+ltx2_budget=${LTX2_SECONDS:-60}  # an LTX-2 clip with sound (19B at random, 8 steps), MP4 with AAC: its own process
 started=$SECONDS
 mkdir -p "$results"
 export PYTHONUNBUFFERED=1
@@ -46,12 +47,15 @@ for text in sys.stdin:
 '
 }
 left=$((total - (SECONDS - started) - 15))  # 15 s: the summary, and each process's exit
-ltx=$((left - wan_budget - tiers_budget))
+ltx=$((left - wan_budget - tiers_budget - ltx2_budget))
 echo "== LTX sweep: ${ltx} s"
 # Left out, measured on the H200 already: eager native, the fast/ultrafast presets, FirstBlockCache, guidance stop.
 timeout $((ltx + 20)) python3 bench/bench_generator.py --case sweep --repeats 1 --jobs 8 --deadline-s "$((ltx - 10))" \
     --eager-backends sage --encode-presets veryfast --first-block-cache "" --guidance-stop "" \
     --out "$results/sweep.jsonl" $extra 2>&1 | quiet
+echo "== LTX-2 with sound: ${ltx2_budget} s"
+timeout "$ltx2_budget" python3 bench/bench_generator.py --case ltx2 --repeats 2 --out "$results/ltx2.jsonl" \
+    $extra 2>&1 | quiet
 # The Wan sweep leaves the memory tiers their share (on 2026-12-04 it took 304 s and left them 17).
 wan=$((total - (SECONDS - started) - 10 - tiers_budget))
 echo "== Wan sweep: ${wan} s"

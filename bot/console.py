@@ -208,7 +208,8 @@ class Console:
         path.write_bytes(outcome.video)
         await self.studio.mark_posted(record, None)
         self.last_clip = await self.studio.current(record)
-        self.say(text("console.saved", self.locale, path=str(path)))
+        sound = self.last_clip is not None and self.last_clip.params.get("has_audio") is True
+        self.say(text("console.saved_with_sound" if sound else "console.saved", self.locale, path=str(path)))
 
 
 class _Lines:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, true
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from hanul_core.db import TYPE_ANNOTATION_MAP, BigIntId, new_metadata, utcnow
@@ -45,6 +45,7 @@ class User(Base):
     default_aspect: Mapped[str | None] = mapped_column(String(16), default=None)
     default_style: Mapped[str | None] = mapped_column(String(200), default=None)
     enhance: Mapped[bool] = mapped_column(Boolean, default=True)
+    sound: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())  # when the model has sound
     last_request_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -50,6 +50,7 @@ class MemberSettings:
     aspect: str | None = None
     style: str | None = None
     enhance: bool = True
+    sound: bool = True  # clips with sound, when the model renders it
     last_request_at: datetime | None = None
 
     @property
@@ -153,6 +154,7 @@ def _member(row: User) -> MemberSettings:
         aspect=row.default_aspect,
         style=row.default_style,
         enhance=row.enhance,
+        sound=row.sound,
         last_request_at=row.last_request_at,
     )
 
@@ -221,6 +223,7 @@ class Store:
         style: str | None = UNCHANGED,
         enhance: bool = UNCHANGED,
         language: str | None = UNCHANGED,
+        sound: bool = UNCHANGED,
     ) -> MemberSettings:
         """Change some of a member's defaults; `None` clears one, `UNCHANGED` leaves it."""
         await self.ensure_member(user_id)
@@ -233,6 +236,7 @@ class Store:
                 ("default_style", style),
                 ("enhance", enhance),
                 ("language", language),
+                ("sound", sound),
             ):
                 if value is not UNCHANGED:
                     setattr(row, attribute, value)

@@ -42,6 +42,7 @@ class GeneratorModel:
     id: str
     family: str
     native_sizes: dict[str, str]  # orientation -> "WxH"
+    has_sound: bool = False  # its clips come with sound (the listing's `audio`)
 
     def size_for(self, aspect: str) -> str:
         """The model's own size for `aspect` (the generic OpenAI size when the model names none)."""
@@ -53,7 +54,7 @@ class GeneratorModel:
         entry = data[0] if data and isinstance(data[0], dict) else {}
         family = entry.get("family")
         sizes = entry.get("native_sizes")
-        if not isinstance(entry.get("id"), str) or family not in ("ltx", "wan"):
+        if not isinstance(entry.get("id"), str) or family not in ("ltx", "ltx2", "wan"):
             raise _invalid(f"the model list names no model of a known family: {_preview(entry)}")
         if not isinstance(sizes, dict):
             sizes = {}
@@ -62,7 +63,7 @@ class GeneratorModel:
             for orientation, size in sizes.items()
             if orientation in ASPECT_ORIENTATIONS.values() and isinstance(size, str) and _SIZE.match(size)
         }
-        return cls(id=entry["id"], family=family, native_sizes=native)
+        return cls(id=entry["id"], family=family, native_sizes=native, has_sound=entry.get("audio") is True)
 
 
 TERMINAL = ("completed", "failed")
@@ -86,6 +87,7 @@ class VideoOrder:
     seed: int | None = None
     negative_prompt: str | None = None
     max_bytes: int | None = None
+    sound: bool = True  # False asks for a silent clip (the extra field `sound`); a silent model ignores it
     user: str | None = None
     image: tuple[str, bytes, str] | None = None  # (filename, bytes, mime) for image-to-video
     # Sent as Idempotency-Key: if a create times out after the generator queued it, the retry gets that job.
@@ -105,6 +107,7 @@ class VideoState:
     seconds: str | None = None
     size: str | None = None
     error: str | None = None
+    has_audio: bool = False  # the finished MP4 carries sound
 
     @property
     def finished(self) -> bool:
@@ -218,6 +221,7 @@ def _state(video: Any) -> VideoState:
         seconds=str(seconds)[:20] if seconds is not None else None,
         size=str(size)[:20] if size is not None else None,
         error=detail[:500] if detail else None,
+        has_audio=extra.get("has_audio") is True,
     )
 
 
@@ -271,6 +275,8 @@ class VideoClient:
             extra["negative_prompt"] = order.negative_prompt
         if order.max_bytes:
             extra["max_bytes"] = order.max_bytes
+        if not order.sound:
+            extra["sound"] = False
         if order.user:
             extra["user"] = order.user
         return extra

@@ -84,6 +84,7 @@ def video_json(view: VideoView) -> dict[str, Any]:
         ),
         "queue_position": view.queue_position,
         "eta_seconds": view.eta_seconds,
+        "has_audio": job.artifact("audio") is not None,  # the MP4 carries sound (known once it is rendered)
     }
 
 
@@ -579,6 +580,8 @@ async def list_models(request: web.Request) -> web.Response:
         "supports_edit": profile.supports_edit,
         "subject_conditioning": profile.subject_conditioning or None,
         "same_subject": SAME_SUBJECT.get(profile.subject_conditioning, SAME_SUBJECT[""]),
+        "audio": profile.has_sound,  # clips come with sound (ask for silence with the extra field sound=false)
+        "audio_sample_rate": profile.audio_sample_rate or None,
     }
     return _json({"object": "list", "data": [entry]})
 

@@ -108,6 +108,7 @@ class ModelPreset:
     # What "same subject" rests on when a render names characters (SAME_SUBJECT says it in words).
     subject_conditioning: str = ""
     source: str = ""  # where the facts above were checked
+    audio_sample_rate: int = 0  # sound rendered with the frames, samples per second; 0: a silent model
 
     @property
     def distilled(self) -> bool:
@@ -131,6 +132,8 @@ _WAN_720P = {"landscape": (1280, 720), "portrait": (720, 1280), "square": (960, 
 # T5-XXL's encoder (LTX-Video) and UMT5-XXL's (Wan), in billions of parameters.
 _T5_XXL_B = 4.76
 _UMT5_XXL_B = 5.68
+# Gemma 3 12B, LTX-2's text encoder (its hidden states, every layer's, feed LTX-2's text connectors).
+_GEMMA3_12B_B = 12.2
 
 PRESETS: dict[str, ModelPreset] = {
     preset.name: preset
@@ -165,6 +168,34 @@ PRESETS: dict[str, ModelPreset] = {
             why="the default: Lightricks' newest LTX-Video, guidance- and timestep-distilled (8 steps, no guidance "
             "pass): the fastest current checkpoint that keeps extensions and image starts",
             source="diffusers docs api/pipelines/ltx_video.md (0.9.8 distilled; 0.9.7 distilled timesteps)",
+        ),
+        ModelPreset(
+            name="ltx2.3-distilled",
+            title="LTX-2.3 distilled (video with sound)",
+            family="ltx2",
+            repo="diffusers/LTX-2.3-Distilled-Diffusers",
+            revision=None,
+            pipeline_class="LTX2ConditionPipeline",  # loads the repo's LTX2Pipeline components, adds conditions
+            native_sizes=_LTX_SIZES,
+            fps=24,
+            frame_multiple=8,
+            size_multiple=32,
+            max_segment_frames=121,
+            conditioning_frames=17,
+            default_steps=8,
+            default_guidance=1.0,
+            # Estimates, not measured: a ~22B audio-video transformer (LTX-2 is 19B: 14B video, 5B audio),
+            # Gemma 3 12B as text encoder, video VAE, audio VAE and vocoder ~0.7B, text connectors ~1.5B. In
+            # bf16 that is ~68 GiB of weights: the full tier (~79 GiB) needs more than an 80 GB card (an H200);
+            # balanced (Gemma off the GPU while the transformer works, ~52 GiB) an 80 GB card; low (fp8,
+            # streamed, ~11 GiB) a 16 GB card. The text connectors count with the transformer here.
+            download_gib=70.0,
+            memory=MemoryNeeds(23.5, _GEMMA3_12B_B, 0.7, activations_gib=5.5, untiled_decode_gib=5.0),
+            why="clips with synchronized sound (ambience, speech, music) from one model, distilled to 8 steps "
+            "without guidance; image starts and extensions (its sound crossfaded at each seam)",
+            source="FACTS.md (repo, LTX2Pipeline, 8 steps, guidance 1); diffusers 0.42.1 pipelines/ltx2 (frames 8k+1, "
+            "sizes of 32, 24 fps example, vocoder output rate); parameter counts are estimates",
+            audio_sample_rate=48_000,
         ),
         ModelPreset(
             name="wan2.2-a14b",

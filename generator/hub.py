@@ -24,7 +24,7 @@ from .catalog import PRESETS, ModelPreset, find_preset
 log = logging.getLogger(__name__)
 
 LOCK_FILE = "models.lock.json"
-TINY_NAMES = ("tiny",)  # random-weight test models built in code (generator/pipelines/tiny.py)
+TINY_NAMES = ("tiny", "tiny-sound")  # random-weight test models built in code (generator/pipelines/tiny.py)
 DISK_MARGIN_BYTES = 2 * 1024**3  # left free after a download: the cache's own temporary files, logs, the database
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # Weight files the pipeline does not load when safetensors are there (diffusers prefers safetensors).

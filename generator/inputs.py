@@ -19,7 +19,7 @@ import av
 import numpy as np
 
 from generator.images import decode_fitted, fit_image, release_freed_memory
-from generator.media import EncodeError, tails
+from generator.media import EncodeError, audio, reading, tails
 from generator.params import RenderPlan
 from generator.queue import ClaimedJob, JobQueue
 from generator.storage import ArtifactStore
@@ -37,6 +37,9 @@ class RenderInputs:
     parent_frames: np.ndarray | None = None  # an uploaded clip, decoded and fitted: its frames are re-encoded
     source: np.ndarray | None = None  # an edit's source clip, every frame, fitted to the render size
     references: tuple[np.ndarray, ...] = ()  # the named characters' reference frames, fitted to the render size
+    # The extended clip's whole sound (its lossless track, an uploaded clip's own), or silence of its length when
+    # it has none and this part is to have sound; None: neither has any.
+    parent_sound: audio.SoundTrack | None = None
 
 
 async def load_inputs(
@@ -47,10 +50,11 @@ async def load_inputs(
     store: ArtifactStore,
     pool: Executor,
     conditioning: int | None,
+    sound_rate: int = 0,
 ) -> RenderInputs:
     """Load what the job conditions on: its reference image, or the clip it extends. `conditioning`: how many of the
     extended clip's last frames a continuation conditions on (the render copies them beside its new ones); None: all
-    of them."""
+    of them. `sound_rate`: the loaded model's sound rate when this job is to have sound (0: it is silent)."""
     loop = asyncio.get_running_loop()
     own = {artifact.kind: artifact for artifact in await queue.artifacts_of(job.id)}
     inputs = RenderInputs()
@@ -74,6 +78,8 @@ async def load_inputs(
         frames = await loop.run_in_executor(pool, load_clip, path, plan.width, plan.height, plan.fps)
         inputs.parent_frames = frames
         inputs.parent_tail = frames[-conditioning:] if conditioning else frames
+        if sound_rate:
+            inputs.parent_sound = await loop.run_in_executor(pool, clip_sound, path, len(frames), plan.fps, sound_rate)
         return inputs
     if job.parent_id is None:
         raise RuntimeError("an extension without a parent video or an uploaded clip")
@@ -89,6 +95,11 @@ async def load_inputs(
         inputs.parent_tail = await loop.run_in_executor(
             pool, load_clip, inputs.parent_video, plan.width, plan.height, None, conditioning
         )
+    if "audio" in parent:  # kept whatever this part asks: the parent's sound stays in the whole
+        inputs.parent_sound = await loop.run_in_executor(pool, audio.load_sound, store.resolve(parent["audio"].path))
+    elif sound_rate:
+        count = await loop.run_in_executor(pool, reading.frame_count, inputs.parent_video)
+        inputs.parent_sound = audio.silence(1, sound_rate, audio.sample_at(count, plan.fps, sound_rate))
     return inputs
 
 
@@ -122,6 +133,15 @@ def _exactly(frames: np.ndarray, count: int) -> np.ndarray:
     if len(frames) >= count:
         return np.ascontiguousarray(frames[:count])
     return np.concatenate([frames, np.repeat(frames[-1:], count - len(frames), axis=0)])
+
+
+def clip_sound(source: Path, frames: int, fps: int, rate: int) -> audio.SoundTrack:
+    """An uploaded clip's sound at `rate`, as long as its `frames` at `fps`; silence where it has none."""
+    length = audio.sample_at(frames, fps, rate)
+    track = audio.read_sound(source, rate=rate)
+    if track is None:
+        return audio.silence(1, rate, length)
+    return audio.SoundTrack(audio.fit_length(track.samples, length), rate)
 
 
 def load_image(path: Path, width: int, height: int) -> np.ndarray:

@@ -20,20 +20,23 @@ def model_rows(settings: GeneratorSettings) -> list[dict[str, str]]:
                 "download": f"~{preset.download_gib:.0f} GiB",
                 **{tier: f"{needs.peak_gib(tier):.0f} GiB{'' if needs.is_measured(tier) else ' ~'}" for tier in TIERS},
                 "24 GB card": _best_tier_on(needs, 24),
+                "sound": "yes" if preset.audio_sample_rate else "no",
                 "here": "yes" if is_downloaded(preset.name, settings.data_dir) else "no",
             }
         )
-    rows.append(
-        {
-            "name": "tiny" + (" *" if settings.model == "tiny" else ""),
-            "family": "ltx/wan",
-            "model": "random weights (tests)",
-            "download": "none",
-            **dict.fromkeys(TIERS, "-"),
-            "24 GB card": "full",
-            "here": "yes",
-        }
-    )
+    for name, family, sound in (("tiny", "ltx/wan", "no"), ("tiny-sound", "ltx2", "yes")):
+        rows.append(
+            {
+                "name": name + (" *" if settings.model == name else ""),
+                "family": family,
+                "model": "random weights (tests)" + (", with sound" if sound == "yes" else ""),
+                "download": "none",
+                **dict.fromkeys(TIERS, "-"),
+                "24 GB card": "full",
+                "sound": sound,
+                "here": "yes",
+            }
+        )
     return rows
 
 

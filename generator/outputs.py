@@ -3,7 +3,9 @@ finished, appended to the parent's stream, or encoded again smaller), the thumbn
 tail, and the artifact rows that name them for the queue.
 
 The MP4 is encoded on a CPU thread while the job renders (`encode_along`); after the render the previews and the tail
-are written on a second CPU thread beside the MP4's last stretch (`write`).
+are written on a second CPU thread beside the MP4's last stretch (`write`). A clip with sound gets its track muxed
+in as AAC once the video is written (the video encoded under the cap less the sound's budget), and kept losslessly
+beside it for its extensions.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import sys
 from concurrent.futures import Executor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from generator.images import fit_frames
 from generator.inputs import RenderInputs
-from generator.media import joining, previews, reading, tails, writing
+from generator.media import EncodeError, audio, joining, previews, reading, tails, writing
 from generator.media.writing import ConvertOn
 from generator.params import RenderPlan
 from generator.queue import ClaimedJob, NewArtifact
@@ -25,6 +28,7 @@ from generator.render import RenderedVideo
 from generator.storage import ARTIFACTS, ArtifactStore
 
 NEW_PART = ".new-part.mp4"  # in an attempt's folder: an extension's new frames, encoded while they render
+SOUND_TRIES = 3  # muxes of the sound before giving up on the cap
 
 
 class OutputWriter:
@@ -66,10 +70,16 @@ class OutputWriter:
     ) -> tuple[list[NewArtifact], int]:
         """Into this attempt's own folder: the MP4 under the size cap while the thumbnail, spritesheet and lossless
         tail are written on another CPU thread (one after the other they added about a third to the job's time
-        after rendering). Returns the artifacts and the whole video's frame count."""
+        after rendering). With sound, the video is held to the cap less the sound's budget, then the sound is muxed
+        in and kept as FLAC. Returns the artifacts and the whole video's frame count."""
         loop = asyncio.get_running_loop()
+        sound, bitrate, video_plan = rendered.sound, 0, plan
+        if sound is not None:
+            bitrate = audio.sound_bitrate(sound.channels, sound.seconds, plan.max_bytes)
+            budget = audio.sound_bytes(bitrate, sound.seconds)
+            video_plan = replace(plan, max_bytes=max(plan.max_bytes - budget, 1))
         written = await asyncio.gather(
-            self._write_video(job, plan, inputs, rendered.frames, along, convert_on),
+            self._write_video(job, video_plan, inputs, rendered.frames, along, convert_on),
             loop.run_in_executor(self.cpu_pool, self._write_previews_and_tail, job, plan, inputs, rendered),
             return_exceptions=True,  # wait for both, so nothing still writes into the folder once the job has ended
         )
@@ -77,7 +87,41 @@ class OutputWriter:
             if isinstance(result, BaseException):
                 raise result
         (video, total_frames), others = written
+        if sound is not None:
+            video = await self._add_sound(job, video_plan, inputs, rendered, bitrate, convert_on)
+            path = self.path(job, "audio")
+            await loop.run_in_executor(self.cpu_pool, audio.save_sound, sound, path)
+            others = [*others, self._artifact(job, "audio")]
         return [video, *others], total_frames
+
+    async def _add_sound(
+        self,
+        job: ClaimedJob,
+        video_plan: RenderPlan,
+        inputs: RenderInputs,
+        rendered: RenderedVideo,
+        bitrate: int,
+        convert_on: ConvertOn,
+    ) -> NewArtifact:
+        """Mux the sound into the written MP4. The AAC stream is budgeted, not measured, so where the whole still
+        passes the cap the video is encoded again under a cap lowered by the excess, a few times at most."""
+        loop = asyncio.get_running_loop()
+        path, cap = self.path(job, "video"), video_plan.max_bytes
+        sound = rendered.sound
+        assert sound is not None
+        limit = cap + audio.sound_bytes(bitrate, sound.seconds)  # the job's own cap
+        for _ in range(SOUND_TRIES):
+            size = await loop.run_in_executor(self.cpu_pool, audio.add_sound, path, sound, bitrate)
+            if size <= limit:
+                return self._artifact(job, "video")
+            cap -= int((size - limit) * 1.2) + 1
+            if cap <= 0:
+                break
+            smaller = replace(video_plan, max_bytes=cap)
+            await loop.run_in_executor(
+                self.cpu_pool, self._encode_video, job, smaller, inputs, rendered.frames, None, None, convert_on
+            )
+        raise EncodeError(f"the video and its sound do not fit under {limit} bytes")
 
     async def _write_video(
         self,

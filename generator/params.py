@@ -11,6 +11,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from generator.errors import invalid
+from generator.media.audio import SoundTrack
 from generator.pipelines.base import ModelProfile
 from generator.render import VideoSpec
 
@@ -70,6 +71,8 @@ class RenderOptions(_Body):
     @classmethod
     def _characters_as_list(cls, value: object) -> object:
         return character_ids(value)
+
+    sound: bool | None = None  # False: a silent clip even from a model with sound (default: sound when it has it)
 
 
 class CreateVideoBody(RenderOptions):
@@ -158,6 +161,7 @@ class RenderPlan:
     guidance_scale: float
     max_bytes: int
     strength: float | None = None  # an edit's: how far it departs from its source
+    sound: bool = False  # the clip gets the model's sound (asked for, and the model has it)
 
     def as_params(self) -> dict[str, Any]:
         return asdict(self)
@@ -171,6 +175,7 @@ class RenderPlan:
         parent_tail: np.ndarray | None = None,
         source: np.ndarray | None = None,
         references: tuple[np.ndarray, ...] = (),
+        parent_sound: SoundTrack | None = None,
     ) -> VideoSpec:
         """What the renderer needs to render this plan."""
         return VideoSpec(
@@ -188,10 +193,13 @@ class RenderPlan:
             source=source,
             strength=self.strength,
             references=references,
+            sound=self.sound,
+            parent_sound=parent_sound,
         )
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> RenderPlan:
+        # Fields added later (sound) take their defaults for jobs stored before them.
         return cls(**{name: params[name] for name in cls.__dataclass_fields__ if name in params})
 
 
@@ -277,4 +285,5 @@ def plan_render(
         num_inference_steps=options.num_inference_steps or profile.default_steps,
         guidance_scale=profile.default_guidance if options.guidance_scale is None else options.guidance_scale,
         max_bytes=options.max_bytes or default_max_bytes,
+        sound=profile.has_sound and options.sound is not False,
     )

@@ -3,6 +3,10 @@
 Each continuation is conditioned on the last frames of everything rendered so far (or on the parent's lossless
 tail for an extension), its re-rendering of those frames is dropped, and its colours are matched to the real
 frames so the seam does not jump. Exactly `total_frames` new frames come back, with no frame doubled or lost.
+
+A model with sound renders each segment's sound with its frames; the sound is kept by the same frames (from the
+first new frame's sample to the last's) and joined to what came before with a short crossfade over the context,
+so the whole track is continuous and exactly as long as the video (generator/media/audio.py).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .media.audio import SoundTrack, as_channels, fit_length, join, sample_at, silence
 from .pipelines.base import ModelProfile, RenderRequest, VideoBackend
 from .stitch import colour_stats, match_colours
 from .yuv import conversion_device
@@ -39,6 +44,9 @@ class VideoSpec:
     source: np.ndarray | None = None
     strength: float | None = None
     references: tuple[np.ndarray, ...] = ()  # characters' reference frames, (H, W, 3) uint8 each
+    sound: bool = False  # render the model's sound too (a model without sound renders none either way)
+    # The whole sound of the video being extended (silence of its length when it has none but this part will).
+    parent_sound: SoundTrack | None = None
 
 
 @dataclass
@@ -51,6 +59,8 @@ class RenderedVideo:
     timings: dict[str, float] = field(default_factory=dict)
     # The prompt's tokens and how many of them the text encoder took (the rest was cut), where the backend says.
     prompt_tokens: tuple[int, int] | None = None
+    # The whole video's track, parent's sound included (an extension's MP4 carries it all); None: a silent video.
+    sound: SoundTrack | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +135,7 @@ def render_video(
     video[: len(parent)] = parent
     filled = len(parent)
     timings = {"render": 0.0, "stitch": 0.0}
+    track = _SoundJoiner(spec, profile) if spec.sound and profile.has_sound else None
     for segment in segments:
         context = video[filled - segment.context_frames : filled] if segment.context_frames else None
         request = RenderRequest(
@@ -144,7 +155,12 @@ def render_video(
             references=spec.references,
         )
         tick = time.perf_counter()
-        frames = backend.render(request, on_step=_segment_progress(on_progress, segment.index, len(segments)))
+        on_step = _segment_progress(on_progress, segment.index, len(segments))
+        if track is not None:
+            frames, sound = backend.render_with_sound(request, on_step=on_step)
+            track.add(sound, segment, spec.fps)
+        else:
+            frames = backend.render(request, on_step=on_step)
         timings["render"] += time.perf_counter() - tick
         tick = time.perf_counter()
         new = frames[segment.context_frames : segment.context_frames + segment.keep]
@@ -162,7 +178,50 @@ def render_video(
         on_progress(1.0)
     timings["total"] = time.perf_counter() - started
     tail = video[max(0, filled - profile.conditioning_frames) :].copy()
-    return RenderedVideo(frames=video[len(parent) :], tail=tail, segments=len(segments), timings=timings)
+    if track is not None:
+        sound = track.whole()
+    elif spec.parent_sound is not None:  # silence asked of a part that continues a clip with sound
+        sound = _extended_with_silence(spec.parent_sound, spec.total_frames, spec.fps)
+    else:
+        sound = None
+    return RenderedVideo(frames=video[len(parent) :], tail=tail, segments=len(segments), timings=timings, sound=sound)
+
+
+class _SoundJoiner:
+    """The track of a render, segment by segment: the parent's sound (if any), then each segment's sound from its
+    first new frame on, crossfaded onto what came before over the end of its context frames."""
+
+    def __init__(self, spec: VideoSpec, profile: ModelProfile) -> None:
+        self.rate = profile.audio_sample_rate
+        parent = spec.parent_sound
+        if parent is not None and parent.rate != self.rate:
+            raise ValueError(f"the parent's sound is at {parent.rate} Hz, this model's at {self.rate} Hz")
+        self.channels = parent.channels if parent is not None else None
+        self.samples = parent.samples if parent is not None else None
+
+    def add(self, sound: np.ndarray, segment: Segment, fps: int) -> None:
+        if self.channels is None:
+            self.channels = sound.shape[0]
+        elif sound.shape[0] > self.channels:  # a mono parent (its silence, an uploaded clip's) under stereo sound
+            assert self.samples is not None
+            self.channels = sound.shape[0]
+            self.samples = as_channels(self.samples, self.channels)
+        sound = fit_length(as_channels(sound, self.channels), sample_at(segment.num_frames, fps, self.rate))
+        start = sample_at(segment.context_frames, fps, self.rate)  # where the first new frame's sound starts
+        new = sound[:, start : sample_at(segment.context_frames + segment.keep, fps, self.rate)]
+        if self.samples is None:
+            self.samples = np.ascontiguousarray(new)
+        else:
+            self.samples = join(self.samples, sound[:, :start], new, self.rate)
+
+    def whole(self) -> SoundTrack:
+        assert self.samples is not None
+        return SoundTrack(self.samples, self.rate)
+
+
+def _extended_with_silence(parent: SoundTrack, frames: int, fps: int) -> SoundTrack:
+    quiet = silence(parent.channels, parent.rate, sample_at(frames, fps, parent.rate))
+    return SoundTrack(np.concatenate([parent.samples, quiet.samples], axis=1), parent.rate)
 
 
 def _source_window(source: np.ndarray | None, start: int, count: int) -> np.ndarray | None:

@@ -18,7 +18,9 @@ class GeneratorSettings(CoreSettings):
     api_key: SecretStr | None = Field(default=None, validation_alias="GENERATOR_API_KEY")
     # A preset of the catalog (`python -m generator models`), a hub repo id or a local folder; `tiny` for tests.
     model: str = Field(default="ltx-13b-distilled", validation_alias="GENERATOR_MODEL")
-    model_family: Literal["auto", "ltx", "wan"] = Field(default="auto", validation_alias="GENERATOR_MODEL_FAMILY")
+    model_family: Literal["auto", "ltx", "ltx2", "wan"] = Field(
+        default="auto", validation_alias="GENERATOR_MODEL_FAMILY"
+    )
     device: str = Field(default="auto", validation_alias="GENERATOR_DEVICE")
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(default="auto", validation_alias="GENERATOR_DTYPE")
     # Memory tier (generator/pipelines/memory.py): `auto` picks from the card's free memory at start.

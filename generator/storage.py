@@ -22,6 +22,7 @@ ARTIFACTS = {
     "thumbnail": ("thumbnail.webp", "image/webp"),
     "spritesheet": ("spritesheet.jpg", "image/jpeg"),
     "tail": ("tail.mkv", "video/x-matroska"),  # lossless last frames (FFV1), for extensions
+    "audio": ("audio.flac", "audio/flac"),  # the whole clip's sound, lossless, for extensions; absent: silent
     "reference": ("reference.png", "image/png"),  # the input_reference image, normalised
     "source": ("source.mp4", "video/mp4"),  # an uploaded clip to extend or edit
 }

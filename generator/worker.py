@@ -205,9 +205,17 @@ class Worker:
         try:
             tick = time.perf_counter()
             started.plan = RenderPlan.from_params(job.params)
-            conditioning = self.backend.profile.conditioning_frames if self.backend is not None else None
+            profile = self.backend.profile if self.backend is not None else None
+            conditioning = profile.conditioning_frames if profile is not None else None
+            sound_rate = profile.audio_sample_rate if profile is not None and started.plan.sound else 0
             started.inputs = await load_inputs(
-                job, started.plan, queue=self.queue, store=self.store, pool=self.cpu_pool, conditioning=conditioning
+                job,
+                started.plan,
+                queue=self.queue,
+                store=self.store,
+                pool=self.cpu_pool,
+                conditioning=conditioning,
+                sound_rate=sound_rate,
             )
             started.timings["prepare_s"] = time.perf_counter() - tick
         except Exception as error:
@@ -326,6 +334,7 @@ class Worker:
             inputs.parent_tail,
             source=inputs.source,
             references=inputs.references,
+            parent_sound=inputs.parent_sound,
         )
         started = time.perf_counter()
         announced = False

@@ -31,6 +31,7 @@ def describe(member: MemberSettings, settings_seconds: float, locale: str | None
         style=member.style or none,
         enhance=text("settings.on" if member.enhance else "settings.off", locale),
         language=member.language or text("settings.auto", locale),
+        sound=text("settings.on" if member.sound else "settings.off", locale),
     )
 
 
@@ -42,7 +43,7 @@ class MemberCog(commands.Cog, name="Member"):
         self.studio = studio
 
     @app_commands.command(name=english("command.settings.name"), description=english("command.settings.description"))
-    @app_commands.describe(**described("settings", "seconds", "aspect", "style", "enhance", "language"))
+    @app_commands.describe(**described("settings", "seconds", "aspect", "style", "enhance", "language", "sound"))
     @app_commands.choices(
         aspect=[app_commands.Choice(name=a, value=a) for a in ASPECT_SIZES], language=LANGUAGE_CHOICES
     )
@@ -55,9 +56,10 @@ class MemberCog(commands.Cog, name="Member"):
         style: app_commands.Range[str, 1, 200] | None = None,
         enhance: bool | None = None,
         language: str | None = None,
+        sound: bool | None = None,
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        changed = any(value is not None for value in (seconds, aspect, style, enhance, language))
+        changed = any(value is not None for value in (seconds, aspect, style, enhance, language, sound))
         member = await self.studio.change_settings(
             interaction_requester(interaction),
             seconds=seconds if seconds is not None else UNCHANGED,
@@ -65,6 +67,7 @@ class MemberCog(commands.Cog, name="Member"):
             style=UNCHANGED if style is None else (None if style.strip().lower() in CLEAR_WORDS else style.strip()),
             enhance=enhance if enhance is not None else UNCHANGED,
             language=UNCHANGED if language is None else (None if language == "auto" else language),
+            sound=sound if sound is not None else UNCHANGED,
         )
         locale = member.language or str(interaction.locale.value)
         lines = [text("settings.saved", locale)] if changed else []

@@ -31,7 +31,7 @@ from bot.videos import ASPECT_SIZES
 log = logging.getLogger(__name__)
 
 ASPECT_CHOICES = [app_commands.Choice(name=aspect, value=aspect) for aspect in ASPECT_SIZES]
-VIDEO_OPTIONS = ("prompt", "seconds", "aspect", "seed", "negative", "style", "image", "enhance")
+VIDEO_OPTIONS = ("prompt", "seconds", "aspect", "seed", "negative", "style", "image", "enhance", "sound")
 DM_CONTEXTS = app_commands.AppCommandContext(guild=True, dm_channel=True, private_channel=True)
 
 
@@ -76,12 +76,13 @@ class VideoCog(commands.Cog, name="Video"):
         style: app_commands.Range[str, 1, 200] | None = None,
         image: discord.Attachment | None = None,
         enhance: bool | None = None,
+        sound: bool | None = None,
     ) -> None:
         """A refusal raised here is answered by the tree's error handler (`bot.cogs._common`)."""
         await interaction.response.defer(ephemeral=True, thinking=True)
         locale = await interaction_locale(interaction)
         picture = await picture_of(image) if image is not None else None
-        options = VideoOptions(seconds, aspect, seed, negative, style, enhance, picture)
+        options = VideoOptions(seconds, aspect, seed, negative, style, enhance, picture, sound)
         destination = interaction_destination(interaction)
         draft = await self.studio.new_video(interaction_requester(interaction), prompt, options, destination)
         status = await launch(self.services, draft, interaction.channel, locale)  # type: ignore[arg-type]

@@ -60,7 +60,26 @@ WAN = ModelStyle(
     enrichment="Cinematic shot, natural lighting, smooth camera movement, detailed and realistic.",
 )
 
-STYLES = {"ltx": LTX, "wan": WAN}
+# LTX-2 renders sound with the picture from the same prompt: Lightricks' guide for it adds the soundscape to the shot
+# description (ambience and effects, speech in quotation marks with who says it and how, music), in the flow.
+LTX2 = ModelStyle(
+    family="ltx2",
+    model_name="LTX-2 (video with synchronized sound)",
+    max_words=220,
+    guide=(
+        "One paragraph of flowing prose in the present tense, 80 to 200 words, never more than 220. Describe the "
+        "shot in chronological order: the main action first, then specific movements and gestures, the "
+        "appearance of characters and objects, the background, the camera angle and movement, the lighting and "
+        "colours, and the visual style. This model also renders the sound, so describe it where it happens: the "
+        "ambience and sound effects (rain on a tin roof, distant traffic), any speech in quotation marks with who "
+        'says it and how (a man says calmly, "We\'re almost there."), and music if there is any (soft piano). '
+        "Be literal and concrete; no thoughts, no lists or headings."
+    ),
+    negative_prompt=LTX.negative_prompt + ", distorted audio, noise, muffled speech",
+    enrichment="Cinematic shot with smooth camera movement, natural lighting and the ambient sound of the scene.",
+)
+
+STYLES = {"ltx": LTX, "ltx2": LTX2, "wan": WAN}
 
 
 def style_for(family: str) -> ModelStyle:

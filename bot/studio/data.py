@@ -30,6 +30,7 @@ class VideoOptions:
     style: str | None = None
     enhance: bool | None = None
     image: ImageInput | None = None
+    sound: bool | None = None  # False: a silent clip even when the model renders sound
 
 
 @dataclass(frozen=True)

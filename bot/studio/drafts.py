@@ -238,12 +238,14 @@ class Drafting:
         aspect = options.aspect or member.aspect or DEFAULT_ASPECT
         style = options.style if options.style is not None else member.style
         enhance = options.enhance if options.enhance is not None else member.enhance
+        sound = options.sound if options.sound is not None else member.sound
         params = {
             "seconds": seconds,
             "aspect": aspect,
             "size": await self.submitting.size_for(aspect),
             "style": style,
             "enhance": enhance,
+            "sound": sound,
             **size_caps(destination),
             "image": options.image.filename if options.image else None,
         }

@@ -139,7 +139,11 @@ class Following:
             if state.status == "failed":
                 failed = await self.store.mark_failed(record.id, state.error or "the generator gave no reason")
                 return Outcome(failed, error=failed.error)
-            params = dict(latest.params) | {"rendered_seconds": state.seconds, "rendered_size": state.size}
+            params = dict(latest.params) | {
+                "rendered_seconds": state.seconds,
+                "rendered_size": state.size,
+                "has_audio": state.has_audio,
+            }
             record = await self.store.mark_completed(
                 record.id,
                 completed_at=datetime.now(UTC),

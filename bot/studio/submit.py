@@ -86,6 +86,7 @@ class Submitting:
             seed=record.seed,
             negative_prompt=record.negative_prompt,
             max_bytes=record.params.get("max_bytes"),
+            sound=record.params.get("sound") is not False,
             user=f"discord:{record.user_id}",
             image=(image.filename, image.data, image.mime) if image else None,
             # One key per generation, whatever the number of attempts: the generator makes one job for it.

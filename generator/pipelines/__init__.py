@@ -15,7 +15,7 @@ from ..hub import ModelSource, resolve_model
 from ..settings import GeneratorSettings
 from . import memory
 from .base import ModelProfile, ProgressCallback, RenderCancelled, RenderRequest, VideoBackend
-from .tiny import PROFILE_FILE, TINY_LTX_PROFILE, TINY_NAME, TINY_WAN_PROFILE
+from .tiny import PROFILE_FILE, TINY_LTX_PROFILE, TINY_NAME, TINY_SOUND_NAME, TINY_SOUND_PROFILE, TINY_WAN_PROFILE
 
 __all__ = [
     "ModelProfile",
@@ -49,23 +49,25 @@ def resolve_dtype(setting: str, device: torch.device) -> torch.dtype:
 
 
 def detect_family(model: str, configured: str = "auto", folder: Path | None = None) -> str:
-    """`ltx` or `wan`: as configured, else the preset's, else from the folder's `model_index.json`, else from the
-    name."""
+    """`ltx`, `ltx2` (LTX-2: video with sound) or `wan`: as configured, else the preset's, else from the folder's
+    `model_index.json`, else from the name."""
     if configured != "auto":
         return configured
     preset = find_preset(model)
     if preset is not None:
         return preset.family
     class_name = _pipeline_class_name(folder or Path(model)) or ""
-    for family, marker in (("ltx", "ltx"), ("wan", "wan")):
+    for family, marker in (("ltx2", "ltx2"), ("ltx", "ltx"), ("wan", "wan")):
         if marker in class_name.lower():
             return family
     name = model.lower()
+    if model == TINY_SOUND_NAME or "ltx-2" in name or "ltx2" in name:
+        return "ltx2"
     if model == TINY_NAME or "ltx" in name:
         return "ltx"
     if "wan" in name:
         return "wan"
-    raise ValueError(f"cannot tell the model family of {model!r}; set GENERATOR_MODEL_FAMILY to ltx or wan")
+    raise ValueError(f"cannot tell the model family of {model!r}; set GENERATOR_MODEL_FAMILY to ltx, ltx2 or wan")
 
 
 def load_backend(settings: GeneratorSettings) -> VideoBackend:
@@ -83,6 +85,8 @@ def load_backend(settings: GeneratorSettings) -> VideoBackend:
         pipeline, profile = _build_tiny(family, dtype)
     elif family == "ltx":
         pipeline, profile = _load_ltx(source, dtype)
+    elif family == "ltx2":
+        pipeline, profile = _load_ltx2(source, dtype)
     else:
         pipeline, profile = _load_wan(source, dtype)
     profile = _apply_profile_file(profile, source.folder)
@@ -133,8 +137,13 @@ def place_pipeline(
 
 
 def _build_tiny(family: str, dtype: torch.dtype) -> tuple[DiffusionPipeline, ModelProfile]:
-    from .tiny import build_tiny_ltx_pipeline, build_tiny_wan_pipeline
+    from .tiny import build_tiny_ltx2_pipeline, build_tiny_ltx_pipeline, build_tiny_wan_pipeline
 
+    if family == "ltx2":
+        pipeline = build_tiny_ltx2_pipeline()
+        if dtype != torch.float32:
+            pipeline.to(dtype=dtype)
+        return pipeline, TINY_SOUND_PROFILE
     if family == "wan":
         pipeline, profile = build_tiny_wan_pipeline(), TINY_WAN_PROFILE
         vae = pipeline.vae
@@ -157,6 +166,17 @@ def _load_ltx(source: ModelSource, dtype: torch.dtype) -> tuple[DiffusionPipelin
     return pipeline, ltx_profile(source.name, pipeline, source.preset)
 
 
+def _load_ltx2(source: ModelSource, dtype: torch.dtype) -> tuple[DiffusionPipeline, ModelProfile]:
+    from diffusers import LTX2ConditionPipeline
+
+    from .ltx2 import ltx2_profile
+
+    # LTX2ConditionPipeline loads LTX2Pipeline checkpoints too (the same components, and an optional audio
+    # scheduler it copies from the video one when absent), and adds image and video conditions.
+    pipeline = LTX2ConditionPipeline.from_pretrained(source.folder, dtype=dtype)
+    return pipeline, ltx2_profile(source.name, pipeline, source.preset)
+
+
 def _load_wan(source: ModelSource, dtype: torch.dtype) -> tuple[DiffusionPipeline, ModelProfile]:
     from diffusers import AutoencoderKLWan, WanPipeline, WanVACEPipeline
 
@@ -175,6 +195,10 @@ def _wrap(family: str, pipeline: DiffusionPipeline, profile: ModelProfile, promp
         from .wan import WanBackend
 
         return WanBackend(pipeline, profile, prompt_cache_size)
+    if family == "ltx2":
+        from .ltx2 import LTX2Backend
+
+        return LTX2Backend(pipeline, profile, prompt_cache_size)
     from .ltx import LTXBackend
 
     return LTXBackend(pipeline, profile, prompt_cache_size)

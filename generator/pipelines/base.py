@@ -40,6 +40,12 @@ class ModelProfile:
     subject_conditioning: str = ""
     # A distilled checkpoint's own schedule, used when a render asks for exactly len(timesteps) steps.
     timesteps: tuple[float, ...] | None = None
+    # Samples per second of the sound the model renders with its frames (`SoundBackend`); 0: a silent model.
+    audio_sample_rate: int = 0
+
+    @property
+    def has_sound(self) -> bool:
+        return self.audio_sample_rate > 0
 
 
 @dataclass
@@ -88,6 +94,7 @@ def profile_from_preset(
         supports_edit=preset.supports_edit,
         subject_conditioning=preset.subject_conditioning,
         timesteps=preset.timesteps,
+        audio_sample_rate=preset.audio_sample_rate,
     )
 
 
@@ -106,4 +113,15 @@ class VideoBackend(Protocol):
         conditioning frames (so the caller can drop them and stitch). `on_step` is called after every
         denoising step; if it raises RenderCancelled, the render stops and the exception propagates.
         """
+        ...
+
+
+class SoundBackend(VideoBackend, Protocol):
+    """A backend whose model renders sound with the frames (`profile.audio_sample_rate` > 0)."""
+
+    def render_with_sound(
+        self, request: RenderRequest, on_step: ProgressCallback | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`render`'s frames, and the sound of the same stretch of time: (channels, samples) float32 in [-1, 1] at
+        `profile.audio_sample_rate`, about `num_frames / fps` seconds long (the vocoder's own length)."""
         ...

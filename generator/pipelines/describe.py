@@ -8,7 +8,8 @@ from ..settings import GeneratorSettings
 from . import _apply_profile_file, detect_family, pipeline_class_of
 from .base import ModelProfile
 from .ltx import ltx_profile_for
-from .tiny import TINY_LTX_PROFILE, TINY_WAN_PROFILE
+from .ltx2 import ltx2_profile_for, vocoder_rate
+from .tiny import TINY_LTX_PROFILE, TINY_SOUND_PROFILE, TINY_WAN_PROFILE
 from .wan import wan_profile_for
 
 
@@ -17,8 +18,10 @@ def describe_model(settings: GeneratorSettings) -> ModelProfile:
     source = identify(settings.model)
     family = detect_family(settings.model, settings.model_family, source.folder)
     if source.is_tiny:
-        return TINY_WAN_PROFILE if family == "wan" else TINY_LTX_PROFILE
-    if family == "ltx":
+        return {"wan": TINY_WAN_PROFILE, "ltx2": TINY_SOUND_PROFILE}.get(family, TINY_LTX_PROFILE)
+    if family == "ltx2":
+        profile = ltx2_profile_for(settings.model, source.preset, audio_sample_rate=vocoder_rate(source.folder))
+    elif family == "ltx":
         profile = ltx_profile_for(settings.model, source.preset)
     else:
         vace = pipeline_class_of(source) == "WanVACEPipeline" or "vace" in settings.model.lower()

@@ -72,6 +72,9 @@ def estimate_needs(pipeline: DiffusionPipeline) -> MemoryNeeds:
     )
 
 
+SMALL_PARTS = ("connectors", "audio_vae", "vocoder")
+
+
 def place(pipeline: DiffusionPipeline, tier: str, device: torch.device, compute_dtype: torch.dtype) -> None:
     """Put the pipeline's parts where `tier` says (see the module docstring)."""
     if tier == "full":
@@ -89,6 +92,10 @@ def place(pipeline: DiffusionPipeline, tier: str, device: torch.device, compute_
             num_blocks_per_group=TEXT_ENCODER_BLOCKS_PER_GROUP,
             use_stream=streams,
         )
+    for name in SMALL_PARTS:  # LTX-2's text connectors and sound decoders: small, they stay on the GPU
+        part = getattr(pipeline, name, None)
+        if part is not None:
+            part.to(device)
     if tier == "balanced":
         for transformer in transformers_of(pipeline):
             transformer.to(device)

@@ -31,6 +31,7 @@ from ..catalog import ModelPreset
 from .base import ModelProfile
 
 TINY_NAME = "tiny"
+TINY_SOUND_NAME = "tiny-sound"  # an LTX-2 shaped model: video with sound
 PROFILE_FILE = "hanul_profile.json"  # profile overrides a local model folder may carry (see load_profile_overrides)
 _TEXT_DIM = 32
 # The pipelines pad and cut prompts at their own max_sequence_length; the tokenizer only warns about prompts longer
@@ -67,6 +68,22 @@ TINY_WAN_PROFILE = ModelProfile(
     max_side=256,
     min_side=16,
     subject_conditioning="reference_images",  # the tiny Wan is a VACE pipeline
+)
+
+TINY_SOUND_PROFILE = ModelProfile(
+    family="ltx2",
+    name=TINY_SOUND_NAME,
+    fps=8,
+    frame_multiple=8,
+    size_multiple=32,
+    native_sizes={"landscape": (96, 64), "portrait": (64, 96), "square": (64, 64)},
+    max_segment_frames=17,
+    default_steps=2,
+    default_guidance=1.0,
+    conditioning_frames=9,
+    max_side=256,
+    min_side=32,
+    audio_sample_rate=16_000,
 )
 
 
@@ -228,8 +245,124 @@ def build_tiny_wan_pipeline(seed: int = 0, vace: bool = True, variant: str = "2.
     return pipeline
 
 
+_TINY_VOCODER_UPSAMPLING = {16_000: [8, 5, 4], 48_000: [8, 6, 10]}  # mel frames (100 a second) to samples
+
+
+def build_tiny_ltx2_pipeline(seed: int = 0, sample_rate: int = 16_000) -> DiffusionPipeline:
+    """An `LTX2ConditionPipeline` (video and sound) with LTX-2's ratios (32x space, 8x time, mel frames of a
+    160-sample hop at 16 kHz, which its vocoder upsamples back to real time at `sample_rate`: 16 kHz, or 48 kHz as
+    LTX-2.3's) and tiny layers. The text encoder is a two-layer Gemma 3 language model: the pipeline stacks its
+    hidden states as LTX-2 does Gemma 3 12B's."""
+    from diffusers import (
+        AutoencoderKLLTX2Audio,
+        AutoencoderKLLTX2Video,
+        LTX2ConditionPipeline,
+        LTX2VideoTransformer3DModel,
+    )
+    from diffusers.pipelines.ltx2 import LTX2TextConnectors
+    from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(seed)
+    tokenizer = _tiny_tokenizer()
+    text_config = Gemma3TextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=_TEXT_DIM,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+        max_position_embeddings=_TOKENIZER_MAX_LENGTH * 2,
+        sliding_window=64,
+    )
+    text_encoder = Gemma3ForCausalLM(text_config).eval()
+    split_rope = dict(rope_double_precision=False, rope_type="split")
+    transformer = LTX2VideoTransformer3DModel(
+        in_channels=8,
+        out_channels=8,
+        patch_size=1,
+        patch_size_t=1,
+        num_attention_heads=2,
+        attention_head_dim=8,
+        cross_attention_dim=16,
+        audio_in_channels=4,
+        audio_out_channels=4,
+        audio_num_attention_heads=2,
+        audio_attention_head_dim=4,
+        audio_cross_attention_dim=8,
+        num_layers=2,
+        caption_channels=_TEXT_DIM,
+        **split_rope,
+    )
+    connector = dict(num_attention_heads=4, attention_head_dim=8, num_layers=1, num_learnable_registers=None)
+    connectors = LTX2TextConnectors(
+        caption_channels=_TEXT_DIM,
+        text_proj_in_factor=text_config.num_hidden_layers + 1,  # every hidden state, embeddings included
+        **{f"{branch}_connector_{key}": value for branch in ("video", "audio") for key, value in connector.items()},
+        connector_rope_base_seq_len=32,
+        rope_theta=10000.0,
+        causal_temporal_positioning=False,
+        **split_rope,
+    )
+    vae = AutoencoderKLLTX2Video(
+        latent_channels=8,
+        block_out_channels=(8, 8, 8, 8),
+        decoder_block_out_channels=(8, 16, 32),  # each up block halves its input's channels, as in the real one
+        layers_per_block=(1, 1, 1, 1, 1),
+        decoder_layers_per_block=(1, 1, 1, 1),
+        decoder_causal=False,
+        decoder_spatial_padding_mode="zeros",  # reflect padding needs more than the tiny latents' 2x3
+        spatial_compression_ratio=32,
+        temporal_compression_ratio=8,
+    )
+    audio_vae = AutoencoderKLLTX2Audio(
+        base_channels=4,
+        output_channels=2,
+        ch_mult=(1,),
+        num_res_blocks=1,
+        attn_resolutions=None,
+        in_channels=2,
+        resolution=32,
+        latent_channels=2,
+        norm_type="pixel",
+        causality_axis="height",
+        dropout=0.0,
+        mid_block_add_attention=False,
+        sample_rate=16000,
+        mel_hop_length=160,
+        is_causal=True,
+        mel_bins=8,
+    )
+    vocoder = LTX2Vocoder(
+        in_channels=2 * 8,  # output channels x mel bins of the audio VAE
+        hidden_channels=16,
+        out_channels=2,
+        upsample_kernel_sizes=[2 * factor for factor in _TINY_VOCODER_UPSAMPLING[sample_rate]],
+        upsample_factors=_TINY_VOCODER_UPSAMPLING[sample_rate],
+        resnet_kernel_sizes=[3],
+        resnet_dilations=[[1, 3, 5]],
+        leaky_relu_negative_slope=0.1,
+        output_sampling_rate=sample_rate,
+    )
+    pipeline = LTX2ConditionPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        vae=vae,
+        audio_vae=audio_vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        connectors=connectors,
+        transformer=transformer,
+        vocoder=vocoder,
+    )
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
 def build_tiny_like(preset: ModelPreset, seed: int = 0) -> DiffusionPipeline:
     """A tiny random-weight pipeline of the preset's class and config keys, as its hub repo would hold it."""
+    if preset.family == "ltx2":
+        return build_tiny_ltx2_pipeline(seed, sample_rate=preset.audio_sample_rate)
     if preset.family == "ltx":
         return build_tiny_ltx_pipeline(seed, variant="0.9.1" if preset.revision else "0.9.8")
     if preset.pipeline_class == "WanVACEPipeline":
@@ -245,8 +378,10 @@ def save_tiny_pipeline(folder: Path, family: str = "ltx") -> Path:
         pipeline, profile = build_tiny_ltx_pipeline(), TINY_LTX_PROFILE
     elif family == "wan":
         pipeline, profile = build_tiny_wan_pipeline(), TINY_WAN_PROFILE
+    elif family == "ltx2":
+        pipeline, profile = build_tiny_ltx2_pipeline(), TINY_SOUND_PROFILE
     else:
-        raise ValueError(f"unknown tiny family {family!r}; use 'ltx' or 'wan'")
+        raise ValueError(f"unknown tiny family {family!r}; use 'ltx', 'ltx2' or 'wan'")
     pipeline.save_pretrained(folder)
     overrides = {key: value for key, value in asdict(profile).items() if key not in ("family", "name")}
     (folder / PROFILE_FILE).write_text(json.dumps(overrides, indent=2))

@@ -68,9 +68,15 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     lines = {
         name: [json.loads(line) for line in (results / f"{name}.jsonl").read_text().splitlines()]
-        for name in ("sweep", "wan", "tiers")
+        for name in ("sweep", "wan", "tiers", "ltx2")
     }
     return {"stdout": completed.stdout, **lines}
+
+
+def test_the_session_renders_an_ltx2_clip_with_sound(session) -> None:
+    (line,) = session["ltx2"]
+    assert "error" not in line, line
+    assert line["sound_rate"] > 0 and line["median"]["bytes"] > 0
 
 
 @pytest.fixture(scope="module")

@@ -35,6 +35,15 @@ def tiny_backend() -> VideoBackend:
     return _TINY["ltx"]
 
 
+def tiny_sound_backend() -> VideoBackend:
+    """One tiny LTX-2 backend (video with sound) per test session."""
+    if "ltx2" not in _TINY:
+        from generator.pipelines import load_backend
+
+        _TINY["ltx2"] = load_backend(generator_settings(Path("/nonexistent"), GENERATOR_MODEL="tiny-sound"))
+    return _TINY["ltx2"]
+
+
 def generator_settings(data_dir: Path, **overrides: Any) -> GeneratorSettings:
     values: dict[str, Any] = {
         "HANUL_DATA_DIR": str(data_dir),

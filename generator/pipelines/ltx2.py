@@ -1,0 +1,144 @@
+"""LTX-2 (video with sound) through diffusers' `LTX2ConditionPipeline`: text-to-video, image-to-video and
+continuation, each rendering the clip's sound with its frames.
+
+`LTX2ConditionPipeline` loads the same components as the `LTX2Pipeline` checkpoints (`diffusers/LTX-2.3-Distilled-
+Diffusers`), and takes a first image or the frames to continue from as conditions at frame 0, as
+`LTXConditionPipeline` does for LTX-Video. Its sound is conditioned on the text and the frames but not on earlier
+sound: an extension renders sound for its whole segment and render.py crossfades it onto what came before, over the
+frames the segment continued from.
+
+Distilled checkpoints run without any guidance pass (guidance 1, and no spatio-temporal or modality guidance, whose
+defaults in diffusers would each add a transformer pass per step); others run diffusers' LTX-2.3 defaults.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import LTX2ConditionPipeline
+from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
+
+from ..catalog import ModelPreset
+from ._common import PromptCache, check_request, reset_render_state, step_callback, tensor_to_frames
+from .base import ModelProfile, ProgressCallback, RenderRequest, profile_from_preset
+
+LTX2_NATIVE_SIZES = {"landscape": (768, 512), "portrait": (512, 768), "square": (512, 512)}
+_NO_GUIDANCE = dict(stg_scale=0.0, modality_scale=1.0, audio_guidance_scale=1.0, audio_stg_scale=0.0)
+
+
+def sample_rate_of(pipeline: LTX2ConditionPipeline) -> int:
+    """The rate of the sound the pipeline's vocoder writes (24 kHz for LTX-2.0's, 48 kHz with LTX-2.3's
+    bandwidth extension)."""
+    return int(pipeline.vocoder.config.output_sampling_rate)
+
+
+def vocoder_rate(folder: Path | None) -> int | None:
+    """The sound rate a local LTX-2 folder's vocoder config gives, without loading it; None when it has none."""
+    config = Path(folder) / "vocoder" / "config.json" if folder is not None else None
+    if config is None or not config.is_file():
+        return None
+    return json.loads(config.read_text()).get("output_sampling_rate")
+
+
+def ltx2_profile(name: str, pipeline: LTX2ConditionPipeline, preset: ModelPreset | None = None) -> ModelProfile:
+    """The profile of a loaded LTX-2 model: multiples from its VAE and transformer, the sound's rate from its
+    vocoder."""
+    return ltx2_profile_for(
+        name,
+        preset,
+        frame_multiple=pipeline.vae_temporal_compression_ratio,
+        size_multiple=pipeline.vae_spatial_compression_ratio * pipeline.transformer_spatial_patch_size,
+        audio_sample_rate=sample_rate_of(pipeline),
+    )
+
+
+def ltx2_profile_for(
+    name: str,
+    preset: ModelPreset | None = None,
+    *,
+    frame_multiple: int | None = None,
+    size_multiple: int | None = None,
+    audio_sample_rate: int | None = None,
+) -> ModelProfile:
+    """An LTX-2 profile: the catalog preset's, else LTX-2's usual call (guessed distilled or not from the name)."""
+    if preset is not None:
+        profile = profile_from_preset(name, preset, frame_multiple=frame_multiple, size_multiple=size_multiple)
+    else:
+        distilled = "distilled" in name.lower()
+        profile = ModelProfile(
+            family="ltx2",
+            name=name,
+            fps=24,
+            frame_multiple=frame_multiple or 8,
+            size_multiple=size_multiple or 32,
+            native_sizes=dict(LTX2_NATIVE_SIZES),
+            max_segment_frames=121,
+            default_steps=8 if distilled else 30,
+            default_guidance=1.0 if distilled else 3.0,
+            conditioning_frames=17,
+            audio_sample_rate=48_000,
+        )
+    if audio_sample_rate:
+        profile = replace(profile, audio_sample_rate=audio_sample_rate)
+    return profile
+
+
+class LTX2Backend:
+    """A resident `LTX2ConditionPipeline`; `render_with_sound` is one pipeline call, `render` its frames."""
+
+    memory_tier = "full"  # how load_backend placed it (generator/pipelines/memory.py)
+
+    def __init__(self, pipeline: LTX2ConditionPipeline, profile: ModelProfile, prompt_cache_size: int = 0) -> None:
+        self.pipeline = pipeline
+        self.profile = profile
+        # Kept for the interface; LTX-2 encodes its prompt inside the call (its connectors need the raw states).
+        self.prompt_cache = PromptCache(prompt_cache_size)
+        pipeline.set_progress_bar_config(disable=True)
+
+    @property
+    def device(self) -> torch.device:
+        return self.pipeline._execution_device
+
+    def render(self, request: RenderRequest, on_step: ProgressCallback | None = None) -> np.ndarray:
+        """Render `request` and return (num_frames, height, width, 3) uint8 frames (the sound is dropped)."""
+        return self.render_with_sound(request, on_step)[0]
+
+    def render_with_sound(
+        self, request: RenderRequest, on_step: ProgressCallback | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The frames, and the sound of the same stretch: (channels, samples) float32 at the vocoder's rate."""
+        check_request(request, self.profile)
+        reset_render_state(self.pipeline)
+        guidance = _NO_GUIDANCE if request.guidance_scale <= 1.0 else {}
+        generator = torch.Generator("cpu").manual_seed(request.seed)  # the same noise on any device
+        with torch.inference_mode():
+            output = self.pipeline(
+                conditions=self._conditions(request) or None,
+                prompt=request.prompt,
+                negative_prompt=request.negative_prompt or None,
+                width=request.width,
+                height=request.height,
+                num_frames=request.num_frames,
+                frame_rate=float(request.fps or self.profile.fps),
+                num_inference_steps=request.num_inference_steps,
+                guidance_scale=request.guidance_scale,
+                generator=generator,
+                output_type="pt",  # frames stay on the device for the uint8 conversion
+                callback_on_step_end=step_callback(on_step),
+                **guidance,
+            )
+        frames = tensor_to_frames(output.frames[0])
+        sound = output.audio[0].float().clamp(-1.0, 1.0).cpu().numpy()
+        return frames, np.ascontiguousarray(sound, dtype=np.float32)
+
+    def _conditions(self, request: RenderRequest) -> list[LTX2VideoCondition]:
+        # uint8 numpy as the pipeline takes it: a lone first image is re-compressed the way the model was trained.
+        if request.video is not None:
+            return [LTX2VideoCondition(frames=request.video, index=0, strength=1.0)]
+        if request.image is not None:
+            return [LTX2VideoCondition(frames=request.image, index=0, strength=1.0)]
+        return []

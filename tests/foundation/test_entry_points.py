@@ -70,7 +70,7 @@ def test_generator_migrate_creates_only_its_tables_and_needs_no_bot_code(tmp_pat
     assert result.returncode == 0, result.stderr
     with sqlite3.connect(tmp_path / "data" / "hanul.db") as database:
         tables = {name for (name,) in database.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert tables == {"video_jobs", "video_artifacts", "alembic_version_generator"}
+    assert tables == {"video_jobs", "video_artifacts", "files", "characters", "alembic_version_generator"}
 
 
 def test_scrubber_hides_known_secrets_and_token_shapes():

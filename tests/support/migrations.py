@@ -16,7 +16,7 @@ HISTORIES: dict[str, tuple[MigrationHistory, MetaData]] = {
     "generator": (generator.models.MIGRATIONS, generator.models.Base.metadata),
     "bot": (bot.models.MIGRATIONS, bot.models.Base.metadata),
 }
-GENERATOR_TABLES = {"video_jobs", "video_artifacts"}
+GENERATOR_TABLES = {"video_jobs", "video_artifacts", "files", "characters"}
 BOT_TABLES = {"users", "conversations", "messages", "generations"}
 
 

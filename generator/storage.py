@@ -24,6 +24,7 @@ ARTIFACTS = {
     "tail": ("tail.mkv", "video/x-matroska"),  # lossless last frames (FFV1), for extensions
     "reference": ("reference.png", "image/png"),  # the input_reference image, normalised
     "source": ("source.mp4", "video/mp4"),  # an uploaded clip to extend
+    "preview": ("preview.webp", "image/webp"),  # the latest live preview of a render in progress, overwritten
 }
 
 

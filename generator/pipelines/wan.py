@@ -23,7 +23,7 @@ from ._common import (
     step_callback,
     tensor_to_frames,
 )
-from .base import ModelProfile, ProgressCallback, RenderRequest, profile_from_preset
+from .base import LatentObserver, ModelProfile, ProgressCallback, RenderRequest, profile_from_preset
 
 WAN_NATIVE_SIZES = {"landscape": (832, 480), "portrait": (480, 832), "square": (624, 624)}
 
@@ -82,7 +82,9 @@ class WanBackend:
         self.max_sequence_length = call_default(pipeline, "max_sequence_length")
         pipeline.set_progress_bar_config(disable=True)
 
-    def render(self, request: RenderRequest, on_step: ProgressCallback | None = None) -> np.ndarray:
+    def render(
+        self, request: RenderRequest, on_step: ProgressCallback | None = None, preview: LatentObserver | None = None
+    ) -> np.ndarray:
         """Render `request` and return (num_frames, height, width, 3) uint8 frames."""
         check_request(request, self.profile)
         reset_render_state(self.pipeline)
@@ -95,7 +97,7 @@ class WanBackend:
             guidance_scale=request.guidance_scale,
             generator=generator,
             output_type="pt",  # uint8 conversion on the device (see frames.tensor_to_frames)
-            callback_on_step_end=step_callback(on_step),
+            callback_on_step_end=step_callback(on_step, preview),  # latents are (B, C, F, H, W) already
         )
         if isinstance(self.pipeline, WanVACEPipeline):
             call["video"], call["mask"] = self._vace_inputs(request)

@@ -27,6 +27,9 @@ from bot.videos import GeneratorError
 
 CONSOLE_USER_ID = 0
 QUIT_COMMANDS = ("/quit", "/exit")
+# A terminal has no edit rate limit: progress is printed as soon as it changes, not at Discord's pace
+# (HANUL_PROGRESS_INTERVAL, 3 s), which is longer than a whole render on a fast GPU and left 0 % the only line.
+CONSOLE_REPORT_SECONDS = 0.5
 log = logging.getLogger(__name__)
 
 
@@ -192,7 +195,13 @@ class Console:
         async def unreachable(current: GenerationRecord, error: GeneratorError, delay: float) -> None:
             await self._check_generator()
 
-        outcome = await self.studio.follow(record, report, poll_interval=self.poll_interval, on_unreachable=unreachable)
+        outcome = await self.studio.follow(
+            record,
+            report,
+            poll_interval=self.poll_interval,
+            on_unreachable=unreachable,
+            report_interval=CONSOLE_REPORT_SECONDS,
+        )
         if outcome.too_big is not None:
             limit = f"{MAX_DOWNLOAD_BYTES // (1024 * 1024)} MiB"
             error = text("console.too_big", self.locale, limit=limit)

@@ -9,7 +9,7 @@ import io
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 import discord
@@ -79,6 +79,15 @@ def _seconds_label(record: GenerationRecord) -> str:
     return f"{asked:g}" if isinstance(asked, int | float) else "?"
 
 
+def _upload_limit(record: GenerationRecord) -> int:
+    return int(record.params.get("upload_limit") or DEFAULT_UPLOAD_LIMIT)
+
+
+def _fits(record: GenerationRecord, outcome: Outcome) -> bool:
+    """Whether the clip itself can be posted where it goes (else it is offered smaller)."""
+    return outcome.video is not None and len(outcome.video) <= _upload_limit(record)
+
+
 class Deliveries:
     """Runs one delivery task per generation, never two."""
 
@@ -96,6 +105,7 @@ class Deliveries:
         self.poll_interval = poll_interval
         self.generator_problem = generator_problem  # why the generator cannot render anything, if it cannot
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._previewed: set[int] = set()  # generations whose status message carries a live preview
 
     def start(self, record: GenerationRecord) -> None:
         """Follow a submitted generation to its posted clip in the background."""
@@ -151,16 +161,29 @@ class Deliveries:
         return self._channel(record, channel_id).get_partial_message(record.status_message_id)
 
     async def _edit_status(
-        self, record: GenerationRecord, content: str, view: discord.ui.View | None, *, final: bool = False
+        self,
+        record: GenerationRecord,
+        content: str,
+        view: discord.ui.View | None,
+        *,
+        final: bool = False,
+        preview: bytes | None = None,
     ) -> None:
         """Edit the status message; a final edit (done, failed, cancelled) is retried through Discord's
-        trouble, since nothing would correct it later and the member would see a stuck progress bar."""
+        trouble, since nothing would correct it later and the member would see a stuck progress bar. `preview` (a
+        live preview of the render) replaces the message's attachment; a final edit takes the preview away."""
         message = self._status_message(record)
         if message is None:
             return
+        files: dict[str, Any] = {}
+        if final and record.id in self._previewed:
+            files["attachments"] = []
+            self._previewed.discard(record.id)
 
         async def edit() -> None:
-            await message.edit(content=content, view=view)
+            if preview is not None:  # a fresh file each try: discord.py closes it after sending
+                files["attachments"] = [discord.File(io.BytesIO(preview), filename=f"hanul-preview-{record.id}.webp")]
+            await message.edit(content=content, view=view, **files)
 
         try:
             if final:
@@ -170,6 +193,9 @@ class Deliveries:
         except DISCORD_ERRORS as error:
             # A deleted status message must not stop the clip from being posted.
             log.warning("could not edit the status message of #%d: %s", record.id, _describe(error))
+            return
+        if preview is not None:
+            self._previewed.add(record.id)
 
     async def _deliver(self, record: GenerationRecord) -> None:
         try:
@@ -200,13 +226,20 @@ class Deliveries:
         # Completed before this delivery began: a crash may have come after the upload but before it was noted.
         maybe_posted = record.status == COMPLETED
         waiting = False
+        shown_preview: int | None = None  # the generator's `preview_at` of the preview on the status message
 
         async def on_progress(progress: Progress) -> None:
-            nonlocal waiting
+            nonlocal waiting, shown_preview
             waiting = False
-            if not progress.state.finished:
-                line = progress_line(title, progress.state, locale)
-                await self._edit_status(progress.generation, line, status_view(record.id, locale))
+            state = progress.state
+            if not state.finished:
+                line = progress_line(title, state, locale)
+                preview = None
+                if state.preview_at is not None and state.preview_at != shown_preview:
+                    # Rides on the progress edit: no more edits than Discord's rate allows (HANUL_PROGRESS_INTERVAL).
+                    preview = await studio.preview(state.id)
+                    shown_preview = state.preview_at if preview is not None else shown_preview
+                await self._edit_status(progress.generation, line, status_view(record.id, locale), preview=preview)
 
         async def on_unreachable(current: GenerationRecord, error: GeneratorError, delay: float) -> None:
             # Said once per outage (edits are rate-limited); progress edits replace it when the generator is back.
@@ -232,6 +265,7 @@ class Deliveries:
             await self._edit_status(latest, broken, status_view(latest.id, locale), final=True)
             return
         if outcome.cancelled:
+            studio.metrics.deliveries.labels("cancelled").inc()
             await self._edit_status(outcome.generation, text("status.cancelled", locale, title=title), None, final=True)
         elif outcome.video is None and outcome.too_big is None:
             if outcome.generation.posted_at is None:
@@ -240,6 +274,7 @@ class Deliveries:
             await self._post(outcome, locale, maybe_posted=maybe_posted)
 
     async def _failed(self, record: GenerationRecord, error: str, locale: str | None) -> None:
+        self.studio.metrics.deliveries.labels("failed").inc()
         failed = text("status.failed", locale, title=record.display_title, error=error)
         await self._edit_status(record, failed, None, final=True)
 
@@ -263,6 +298,7 @@ class Deliveries:
             return
         if not await self.studio.mark_posted(record, sent.id):
             return
+        self.studio.metrics.deliveries.labels("posted" if _fits(record, outcome) else "too_big").inc()
         done = text("status.done", locale, title=record.display_title, link=sent.jump_url)
         await self._edit_status(record, done, None, final=True)
 
@@ -298,10 +334,10 @@ class Deliveries:
             reference = discord.MessageReference(
                 message_id=record.status_message_id, channel_id=target.id, fail_if_not_exists=False
             )
-        limit = int(record.params.get("upload_limit") or DEFAULT_UPLOAD_LIMIT)
+        limit = _upload_limit(record)
         mention = discord.AllowedMentions(users=[discord.Object(record.user_id)], roles=False, everyone=False)
         size = outcome.too_big or len(outcome.video or b"")
-        if outcome.video is None or size > limit:
+        if not _fits(record, outcome):
             shown = _mib(size) if outcome.too_big_exact else f"> {_mib(limit)}"
             return await target.send(
                 text("result.too_big", locale, size=shown, limit=_mib(limit)),

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import errno
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.director import Director
 from bot.limits import Limits
+from bot.metrics import BotMetrics, serve_metrics
 from bot.models import MIGRATIONS
 from bot.retry import Backoff
 from bot.settings import BotSettings
@@ -53,6 +55,8 @@ class Runtime:
     videos: VideoClient
     director: Director
     generator: Any | None = None  # generator.service.RunningGenerator when started in-process
+    metrics: BotMetrics = field(default_factory=BotMetrics)
+    metrics_server: web.AppRunner | None = None  # HANUL_METRICS_PORT's /metrics, when set
 
     async def generator_problem(self) -> str | None:
         """Why the in-process generator cannot render anything (its model failed to load), or None: then an
@@ -70,6 +74,8 @@ class Runtime:
         return errors[0] if errors else str(health.get("error") or "the generator reports an error")
 
     async def close(self) -> None:
+        if self.metrics_server is not None:
+            await self.metrics_server.cleanup()
         await self.videos.close()
         await self.director.close()
         if self.generator is not None:
@@ -91,6 +97,8 @@ async def open_runtime(
             raise StartupError(str(error)) from None
     engine = create_engine(settings.resolved_database_url)
     generator = None
+    metrics = BotMetrics()
+    metrics_server = None
     try:
         await upgrade_database(engine, MIGRATIONS)  # the bot's tables; the generator migrates its own at start
         base_url = settings.generator_url
@@ -101,15 +109,30 @@ async def open_runtime(
             log.info("started the generator in-process at %s", base_url)
         api_key = settings.generator_api_key.get_secret_value() if settings.generator_api_key else None
         videos = VideoClient(base_url, api_key, timeout=settings.generator_timeout)
-        director = Director.from_settings(settings)
+        director = Director.from_settings(settings, metrics=metrics)
         store = Store(engine)
-        studio = Studio(settings, store, Limits(settings, store), director, videos, backoff=backoff)
+        studio = Studio(settings, store, Limits(settings, store), director, videos, backoff=backoff, metrics=metrics)
+        if settings.metrics_port is not None:
+            metrics_server = await _serve_metrics(metrics, settings)
     except BaseException:
+        if metrics_server is not None:
+            await metrics_server.cleanup()
         if generator is not None:
             await generator.stop()
         await engine.dispose()
         raise
-    return Runtime(settings, engine, store, studio, videos, director, generator)
+    return Runtime(settings, engine, store, studio, videos, director, generator, metrics, metrics_server)
+
+
+async def _serve_metrics(metrics: BotMetrics, settings: BotSettings) -> web.AppRunner:
+    """HANUL_METRICS_PORT's server, its failure to listen said as a StartupError."""
+    try:
+        return await serve_metrics(metrics, settings.metrics_host, settings.metrics_port or 0)
+    except OSError as error:
+        raise StartupError(
+            f"the bot's metrics cannot listen on {settings.metrics_host}:{settings.metrics_port} "
+            f"({error.strerror or error}). Set HANUL_METRICS_PORT to a free port, or leave it empty to turn them off."
+        ) from None
 
 
 async def _start_generator(settings: GeneratorSettings) -> Any:

@@ -55,6 +55,9 @@ class BotSettings(CoreSettings):
     admin_user_ids: IdList = Field(default_factory=list, validation_alias="HANUL_ADMIN_USER_IDS")
     admin_role_ids: IdList = Field(default_factory=list, validation_alias="HANUL_ADMIN_ROLE_IDS")
     progress_edit_interval: float = Field(default=3.0, ge=1.0, validation_alias="HANUL_PROGRESS_INTERVAL")
+    # The bot's Prometheus metrics (bot/metrics.py) on their own port; unset: off (a bot opens no port unasked).
+    metrics_port: int | None = Field(default=None, ge=0, le=65535, validation_alias="HANUL_METRICS_PORT")
+    metrics_host: str = Field(default="127.0.0.1", validation_alias="HANUL_METRICS_HOST")
     # How long a request waits out an unreachable generator or Discord trouble before it is reported as failed.
     retry_minutes: float = Field(default=60.0, gt=0, le=10080, validation_alias="HANUL_RETRY_MINUTES")
 
@@ -69,6 +72,11 @@ class BotSettings(CoreSettings):
     @classmethod
     def _ids(cls, value: object) -> object:
         return _split_ids(value)
+
+    @field_validator("metrics_port", mode="before")
+    @classmethod
+    def _empty_port_is_off(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("blocked_words", mode="before")
     @classmethod

@@ -73,6 +73,7 @@ STATUSES = ("queued", "in_progress", "completed", "failed")  # the OpenAI Videos
 TRANSIENT = ("generator_down", "generator_busy")
 HOLD_SECONDS = 20.0  # `track` asks the generator to hold an unchanged answer this long (Hanul's `?wait=`)
 HELD_HEADER = "hanul-wait"  # a generator that holds answers says so with this header
+MAX_PREVIEW_BYTES = 512 * 1024  # a live preview is a few tens of kilobytes; anything far larger is not one
 MIN_ASK_GAP = 0.25  # against a generator that does not hold, `track` asks about one job at most this often
 
 
@@ -108,6 +109,7 @@ class VideoState:
     size: str | None = None
     error: str | None = None
     has_audio: bool = False  # the finished MP4 carries sound
+    preview_at: int | None = None  # when the generator last made a live preview of the render (Hanul's field)
 
     @property
     def finished(self) -> bool:
@@ -222,6 +224,7 @@ def _state(video: Any) -> VideoState:
         size=str(size)[:20] if size is not None else None,
         error=detail[:500] if detail else None,
         has_audio=extra.get("has_audio") is True,
+        preview_at=_number(extra.get("preview_at"), int),  # type: ignore[arg-type]
     )
 
 
@@ -350,6 +353,19 @@ class VideoClient:
             return bytes(data)
         finally:
             await streaming.__aexit__(None, None, None)
+
+    async def download_preview(self, video_id: str, max_bytes: int = MAX_PREVIEW_BYTES) -> bytes:
+        """The latest live preview of a job (Hanul's `preview` variant, an animated WebP); GeneratorError when there
+        is none ("not_found"), it is larger than `max_bytes`, or it is not a WebP."""
+        response = await self._call(
+            self._client.videos.with_raw_response.download_content(video_id, variant="preview")  # type: ignore[arg-type]
+        )
+        data = response.content
+        if len(data) > max_bytes:
+            raise _invalid(f"a preview of {len(data)} bytes")
+        if not (data[:4] == b"RIFF" and data[8:12] == b"WEBP"):
+            raise _invalid(f"the preview is not a WebP (it starts with {_preview(data[:24])})")
+        return data
 
     async def cancel(self, video_id: str) -> None:
         """Cancel an unfinished job or delete a finished one; a job the generator no longer has is fine."""

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from generator.catalog import SAME_SUBJECT
 from generator.errors import APIError, invalid, unauthorized
+from generator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from generator.models import CANCELLED, FAILED, UNFINISHED, Character, StoredFile
 from generator.params import (
     CreateCharacterBody,
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 VIDEOS = web.AppKey("videos", Videos)
 SETTINGS = web.AppKey("settings", GeneratorSettings)
 HEALTH = web.AppKey("health", Callable[[], Awaitable[dict[str, Any]]])
+METRICS = web.AppKey("metrics", Callable[[], Awaitable[bytes]])
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 POLL_AFTER_MS = "500"  # the SDK's poll helper reads openai-poll-after-ms
@@ -85,6 +87,7 @@ def video_json(view: VideoView) -> dict[str, Any]:
         "queue_position": view.queue_position,
         "eta_seconds": view.eta_seconds,
         "has_audio": job.artifact("audio") is not None,  # the MP4 carries sound (known once it is rendered)
+        "preview_at": int(preview.created_at.timestamp()) if (preview := job.artifact("preview")) else None,
     }
 
 
@@ -555,7 +558,9 @@ async def download_content(request: web.Request) -> web.StreamResponse:
     path, content_type = await request.app[VIDEOS].content(
         request.match_info["video_id"], request.query.get("variant", "video")
     )
-    response = web.FileResponse(path, headers={"Content-Type": content_type, "Cache-Control": "private, max-age=60"})
+    # A live preview is replaced every few seconds: never served from a cache.
+    caching = "no-store" if request.query.get("variant") == "preview" else "private, max-age=60"
+    response = web.FileResponse(path, headers={"Content-Type": content_type, "Cache-Control": caching})
     return response
 
 
@@ -586,13 +591,22 @@ async def list_models(request: web.Request) -> web.Response:
     return _json({"object": "list", "data": [entry]})
 
 
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus' text format (generator/metrics.py); behind the API key like every path but /healthz."""
+    body = await request.app[METRICS]()
+    return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE})
+
+
 async def health(request: web.Request) -> web.Response:
     report = await request.app[HEALTH]()
     return _json(report, status=200 if report.get("status") == "ok" else 503)
 
 
 def create_app(
-    settings: GeneratorSettings, videos: Videos, health_report: Callable[[], Awaitable[dict[str, Any]]]
+    settings: GeneratorSettings,
+    videos: Videos,
+    health_report: Callable[[], Awaitable[dict[str, Any]]],
+    metrics_text: Callable[[], Awaitable[bytes]] | None = None,
 ) -> web.Application:
     """The aiohttp application: routes, size cap, auth and error shaping."""
     api_key = settings.api_key.get_secret_value() if settings.api_key else None
@@ -605,6 +619,9 @@ def create_app(
     app[SETTINGS] = settings
     app[HEALTH] = health_report
     app.router.add_get("/healthz", health)
+    if metrics_text is not None:
+        app[METRICS] = metrics_text
+        app.router.add_get("/metrics", metrics)
     app.router.add_get("/v1/models", list_models)
     app.router.add_post("/v1/videos", create_video)
     app.router.add_get("/v1/videos", list_videos)

@@ -428,6 +428,25 @@ class JobQueue:
             )
             return result.rowcount == 1
 
+    async def record_preview(self, lease: Lease, path: str, size: int) -> bool:
+        """Note a new live preview of a job this lease still renders (one `preview` artifact row, its time moved on
+        each time); False, and nothing changed, once the lease is lost."""
+        async with self._writing(only=lease.video_id) as session:
+            if await session.scalar(select(VideoJob.id).where(self._owned(lease))) is None:
+                return False
+            row = await session.scalar(
+                select(VideoArtifact).where(VideoArtifact.job_id == lease.video_id, VideoArtifact.kind == "preview")
+            )
+            if row is None:
+                session.add(
+                    VideoArtifact(
+                        job_id=lease.video_id, kind="preview", path=path, content_type="image/webp", bytes=size
+                    )
+                )
+            else:
+                row.path, row.bytes, row.created_at = path, size, utcnow()
+            return True
+
     async def artifacts_of(self, video_id: str) -> list[VideoArtifact]:
         async with self.readers() as session:
             return list((await session.scalars(select(VideoArtifact).where(VideoArtifact.job_id == video_id))).all())

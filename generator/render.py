@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .media.audio import SoundTrack, as_channels, fit_length, join, sample_at, silence
-from .pipelines.base import ModelProfile, RenderRequest, VideoBackend
+from .pipelines.base import LatentObserver, ModelProfile, RenderRequest, VideoBackend
 from .stitch import colour_stats, match_colours
 from .yuv import conversion_device
 
@@ -121,10 +121,13 @@ def render_video(
     spec: VideoSpec,
     on_progress: ProgressFraction | None = None,
     on_frames: Callable[[np.ndarray], None] | None = None,
+    preview: LatentObserver | None = None,
 ) -> RenderedVideo:
     """Render `spec` with `backend`, chaining continuations when it is longer than one call allows. `on_frames` gets
     each segment's new frames as soon as they are final (stitched), in order: a read-only view, so a caller can
-    encode a long video while its later segments render."""
+    encode a long video while its later segments render. `preview` watches each segment's denoising (live
+    previews; only passed to backends that take it)."""
+    watching = {"preview": preview} if preview is not None else {}
     started = time.perf_counter()
     profile = backend.profile
     _check_spec(spec, profile)
@@ -160,7 +163,7 @@ def render_video(
             frames, sound = backend.render_with_sound(request, on_step=on_step)
             track.add(sound, segment, spec.fps)
         else:
-            frames = backend.render(request, on_step=on_step)
+            frames = backend.render(request, on_step=on_step, **watching)
         timings["render"] += time.perf_counter() - tick
         tick = time.perf_counter()
         new = frames[segment.context_frames : segment.context_frames + segment.keep]

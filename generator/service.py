@@ -22,8 +22,10 @@ from generator.characters import Characters
 from generator.errors import APIError
 from generator.files import Files
 from generator.hub import ModelUnavailable, resolve_model
+from generator.metrics import GeneratorMetrics
 from generator.models import MIGRATIONS
 from generator.pipelines.base import ModelProfile, VideoBackend
+from generator.previewing import LivePreviews
 from generator.queue import JobQueue, QueueLimits
 from generator.settings import GeneratorSettings
 from generator.storage import ArtifactStore
@@ -100,6 +102,10 @@ class GeneratorService:
         if profile is not None:
             self._profile.set_result(profile)
         self.videos: Videos | None = None
+        self.metrics = GeneratorMetrics()
+        self.previews = LivePreviews(
+            self.queue, self.store, self.cpu_pool, settings.preview_seconds, on_written=self.metrics.previews.inc
+        )
         self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> web.Application:
@@ -123,6 +129,8 @@ class GeneratorService:
                 poll_interval=self.settings.poll_interval,
                 mp4_preset=self.settings.mp4_preset,
                 encodes_in_flight=self.settings.encodes_in_flight,
+                previews=self.previews,
+                metrics=self.metrics,
             )
             self.workers.append(worker)
             self._worker_tasks.append(asyncio.create_task(worker.run(), name=f"worker {worker.name}"))
@@ -139,7 +147,7 @@ class GeneratorService:
             characters=Characters(session_factory(self.engine), self.store),
             on_enqueued=self._wake_workers,
         )
-        return create_app(self.settings, self.videos, self.health)
+        return create_app(self.settings, self.videos, self.health, self.metrics_text)
 
     async def remove_orphan_folders(self, older_than: float = ORPHAN_FOLDER_SECONDS) -> list[str]:
         """Remove job folders that no job row names and in which nothing has changed for `older_than` seconds
@@ -223,6 +231,12 @@ class GeneratorService:
             "queue": queue,
             "workers": workers,
         }
+
+    async def metrics_text(self) -> bytes:
+        """`GET /metrics`: the queue read now, GPU memory, and what the workers counted."""
+        self.metrics.observe_queue(await self.queue.counts())
+        self.metrics.observe_gpu()
+        return self.metrics.exposition()
 
     async def stop(self) -> None:
         """Stop workers (running jobs go back to the queue), then close the database."""

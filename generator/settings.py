@@ -51,6 +51,9 @@ class GeneratorSettings(CoreSettings):
     # Finished renders a worker may be encoding while it renders the next: more keeps the GPU busy when encoding a
     # clip takes longer than rendering one (fast distilled models), at the price of one decoded clip each in memory.
     encodes_in_flight: int = Field(default=2, ge=1, le=8, validation_alias="GENERATOR_ENCODES_IN_FLIGHT")
+    # Live previews: every this many seconds a rendering job's latents become a small animated WebP (no VAE decode),
+    # served as `GET /v1/videos/{id}/content?variant=preview` and shown on the bot's status message; 0 turns them off.
+    preview_seconds: float = Field(default=3.0, ge=0.0, le=600.0, validation_alias="GENERATOR_PREVIEW_SECONDS")
     workers: int = Field(default=1, ge=0, le=64, validation_alias="GENERATOR_WORKERS")
     max_queue: int = Field(default=100, ge=1, validation_alias="GENERATOR_MAX_QUEUE")
     max_queue_per_user: int = Field(default=10, ge=1, validation_alias="GENERATOR_MAX_QUEUE_PER_USER")

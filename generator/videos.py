@@ -389,10 +389,19 @@ class Videos:
         return job
 
     async def content(self, video_id: str, variant: str) -> tuple[Path, str]:
-        """The file behind a completed video's variant: video, thumbnail or spritesheet."""
-        if variant not in ("video", "thumbnail", "spritesheet"):
-            raise invalid("variant", f"Invalid 'variant': '{variant[:40]}'; use video, thumbnail or spritesheet.")
+        """The file behind a completed video's variant: video, thumbnail or spritesheet; or, at any time, the latest
+        live preview of its render (`preview`, Hanul's addition: 404 until the first one exists)."""
+        if variant not in ("video", "thumbnail", "spritesheet", "preview"):
+            raise invalid(
+                "variant", f"Invalid 'variant': '{variant[:40]}'; use video, thumbnail, spritesheet or preview."
+            )
         job = await self._visible(video_id)
+        if variant == "preview":
+            preview = job.artifact("preview")
+            path = self.store.resolve(preview.path) if preview else None
+            if path is None or not path.exists():
+                raise APIError(404, f"'{video_id}' has no preview yet.", param="variant", code="preview_not_ready")
+            return path, preview.content_type
         if job.status != models.COMPLETED:
             raise not_ready(video_id, job.status)
         artifact = job.artifact(variant)

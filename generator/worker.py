@@ -24,9 +24,11 @@ import numpy as np
 
 from generator.inputs import RenderInputs, load_inputs
 from generator.media import writing
+from generator.metrics import GeneratorMetrics
 from generator.outputs import OutputWriter
 from generator.params import RenderPlan, seconds_text
-from generator.pipelines.base import RenderCancelled, VideoBackend
+from generator.pipelines.base import LatentObserver, RenderCancelled, VideoBackend, takes_previews
+from generator.previewing import LivePreviews
 from generator.queue import ClaimedJob, JobQueue, Lease
 from generator.render import RenderedVideo, render_video
 from generator.storage import ArtifactStore
@@ -109,6 +111,8 @@ class Worker:
         poll_interval: float,
         mp4_preset: str = writing.PRESET,
         encodes_in_flight: int = 2,
+        previews: LivePreviews | None = None,
+        metrics: GeneratorMetrics | None = None,
     ) -> None:
         self.name = name
         self.queue = queue
@@ -116,6 +120,8 @@ class Worker:
         self.load_backend = load_backend
         self.cpu_pool = cpu_pool
         self.outputs = OutputWriter(store, cpu_pool, mp4_preset)
+        self.previews = previews  # None: no live previews
+        self.metrics = metrics or GeneratorMetrics()
         self.gpu_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"hanul-gpu-{name}")
         self.heartbeat_interval = min(lease_seconds / 3, 1.0)
         self.poll_interval = poll_interval
@@ -246,19 +252,28 @@ class Worker:
             plan, inputs = started.plan, started.inputs
             assert plan is not None and inputs is not None
             along = self.outputs.encode_along(job, plan, inputs, conversion_device(self.backend))
+            watcher = None
+            if self.previews is not None and takes_previews(self.backend):
+                watcher = self.previews.observer(job, self.backend.profile)
             tick = time.perf_counter()
-            rendered = await loop.run_in_executor(
-                self.gpu_pool,
-                self._render,
-                job,
-                plan,
-                inputs,
-                control,
-                lambda: loop.call_soon_threadsafe(near_end.set),
-                along.add,
-            )
+            try:
+                rendered = await loop.run_in_executor(
+                    self.gpu_pool,
+                    self._render,
+                    job,
+                    plan,
+                    inputs,
+                    control,
+                    lambda: loop.call_soon_threadsafe(near_end.set),
+                    along.add,
+                    watcher,
+                )
+            finally:  # a preview still being written must land before the job ends (and its files may go)
+                if self.previews is not None:
+                    await self.previews.settle(job.id)
             along.end()
             timings["render_s"] = time.perf_counter() - tick
+            self.metrics.render_seconds.observe(timings["render_s"])
             timings.update({f"render_{k}": v for k, v in rendered.timings.items()})
             if rendered.prompt_tokens is not None:
                 timings["prompt_tokens"], timings["prompt_tokens_used"] = rendered.prompt_tokens
@@ -322,6 +337,7 @@ class Worker:
         control: _AttemptControl,
         on_last_stretch: Callable[[], None],
         on_frames: Callable[[np.ndarray], None],
+        preview: LatentObserver | None = None,
     ) -> RenderedVideo:
         """Runs on the GPU thread. Calls `on_last_stretch` once, when the steps so far say the render ends within
         CLAIM_AHEAD_SECONDS (or at its end), and `on_frames` with each segment's finished frames."""
@@ -351,7 +367,7 @@ class Worker:
                     on_last_stretch()
 
         on_progress(0.0)
-        rendered = render_video(self.backend, spec, on_progress, on_frames)
+        rendered = render_video(self.backend, spec, on_progress, on_frames, preview)
         counting = getattr(self.backend, "prompt_tokens", None)  # a backend's own tokenizer, where it has one
         if counting is not None:
             rendered.prompt_tokens = counting(job.prompt)
@@ -377,6 +393,7 @@ class Worker:
                 job, plan, inputs, rendered, along, conversion_device(self.backend)
             )
             timings["encode_s"] = time.perf_counter() - started
+            self.metrics.encode_seconds.observe(timings["encode_s"])
             timings["total_s"] = time.time() - job.created_at_ts
             done = await self.queue.complete(
                 job.lease,
@@ -387,6 +404,7 @@ class Worker:
             if done:  # only the attempt that completed the job may clear out the others
                 await loop.run_in_executor(self.cpu_pool, self.store.remove_other_attempts, job.id, job.attempts)
                 self.status.jobs_done += 1
+                self.metrics.jobs_finished.labels("completed").inc()
                 log.info("worker %s: %s completed in %.2f s", self.name, job.id, timings["total_s"])
             else:
                 await self._stop_job(job, control)
@@ -423,6 +441,7 @@ class Worker:
         loop = asyncio.get_running_loop()
         if await self.queue.mark_cancelled(job.lease):
             log.info("worker %s: %s cancelled", self.name, job.id)
+            self.metrics.jobs_finished.labels("cancelled").inc()
             await loop.run_in_executor(self.cpu_pool, self.store.delete_job, job.id)
         else:  # the lease went to another attempt: only this attempt's own files are ours to remove
             log.warning(
@@ -438,7 +457,9 @@ class Worker:
         else:
             code, message = "render_failed", f"Rendering failed: {type(error).__name__}: {error}"
             log.error("worker %s: %s failed", self.name, job.id, exc_info=error)
-        await self.queue.fail(job.lease, code, message)
+        if await self.queue.fail(job.lease, code, message):
+            self.metrics.failures.labels(code).inc()
+            self.metrics.jobs_finished.labels("failed").inc()
 
 
 async def _stopped(task: asyncio.Task[None]) -> None:

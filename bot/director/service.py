@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import time
+from typing import Any
 
 import openai
 
 from bot.director import offline, prompts
-from bot.director.llm import InvalidReply, JSONChat, LLMFailure
+from bot.director.llm import Answer, InvalidReply, JSONChat, LLMFailure
 from bot.director.offline import TITLE_CHARS, Draft
 from bot.director.prompts import PromptReply, RefineReply
 from bot.director.results import PromptResult, Refinement, Turn, Usage
@@ -15,6 +17,7 @@ from bot.director.safety import BlockList, Moderator
 from bot.director.styles import ModelStyle, style_for
 from bot.director.text import cap_words, latin_share, normalize_language, one_line
 from bot.director.wording import Fallback, notice
+from bot.metrics import BotMetrics
 from bot.settings import BotSettings
 
 log = logging.getLogger(__name__)
@@ -54,7 +57,9 @@ class Director:
         video_model_family: str = "ltx",
         history_token_budget: int = 1500,
         max_output_tokens: int = 1024,
+        metrics: BotMetrics | None = None,
     ) -> None:
+        self.metrics = metrics or BotMetrics()
         self._style: ModelStyle = style_for(video_model_family)
         self._owns_client = client is None and bool(settings.llm_base_url)
         if self._owns_client:
@@ -107,7 +112,7 @@ class Director:
             self._style, request, video_style=style, aspect=aspect, seconds=seconds, image_description=image_description
         )
         try:
-            answer = await self._chat.ask(
+            answer = await self._ask(
                 "expand", messages, prompts.EXPAND_SCHEMA, PromptReply, self._check, language=draft.language
             )
         except LLMFailure as failure:
@@ -124,7 +129,7 @@ class Director:
             self._style, current_prompt, history, message, token_budget=self._history_token_budget
         )
         try:
-            answer = await self._chat.ask(
+            answer = await self._ask(
                 "refine", messages, prompts.REFINE_SCHEMA, RefineReply, self._check, language=draft.language
             )
         except LLMFailure as failure:
@@ -142,7 +147,7 @@ class Director:
             return self._offline_result(draft, Fallback.NOT_CONFIGURED)
         messages = prompts.extend_messages(self._style, parent_prompt, what_next)
         try:
-            answer = await self._chat.ask(
+            answer = await self._ask(
                 "extend", messages, prompts.EXPAND_SCHEMA, PromptReply, self._check, language=draft.language
             )
         except LLMFailure as failure:
@@ -150,6 +155,19 @@ class Director:
         return self._llm_result(answer.reply, draft, what_next, answer.usage)
 
     # -- steps -----------------------------------------------------------------------------------------------
+
+    async def _ask(self, task: str, *args: Any, **kwargs: Any) -> Answer[Any]:
+        """One LLM task through the chat, timed for the metrics (`ok`, or the failure's reason)."""
+        assert self._chat is not None
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            return await self._chat.ask(task, *args, **kwargs)
+        except LLMFailure as failure:
+            outcome = failure.reason.value
+            raise
+        finally:
+            self.metrics.llm_seconds.labels(task, outcome).observe(time.perf_counter() - started)
 
     async def screen(self, *texts: str | None) -> None:
         """Refuse (`Refused`) member text that is used as it is, with no prompt written (a prompt typed as-is or
@@ -196,8 +214,8 @@ class Director:
     def _log_failure(task: str, failure: LLMFailure) -> None:
         log.warning("LLM %s failed (%s); using the offline writer", task, failure)
 
-    @staticmethod
-    def _offline_result(draft: Draft, reason: Fallback) -> PromptResult:
+    def _offline_result(self, draft: Draft, reason: Fallback) -> PromptResult:
+        self.metrics.llm_fallbacks.labels(reason.value).inc()
         return PromptResult(
             prompt=draft.prompt,
             negative_prompt=draft.negative_prompt,

@@ -17,10 +17,13 @@ store stays behind it, the front ends asking it for what they show (history, que
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from bot.director import Director
 from bot.limits import Limits, Refusal, Requester
+from bot.metrics import BotMetrics
 from bot.models import COMPLETED, POSTED
 from bot.retry import DEFAULT_BACKOFF, Backoff
 from bot.settings import BotSettings
@@ -42,7 +45,7 @@ from bot.studio.data import (
 from bot.studio.drafts import Drafting, check_picture, clean_text, new_seed
 from bot.studio.follow import MAX_DOWNLOAD_BYTES, Following
 from bot.studio.submit import Submitting
-from bot.videos import VideoClient
+from bot.videos import GeneratorError, VideoClient
 
 __all__ = [
     "MAX_DOWNLOAD_BYTES",
@@ -61,6 +64,9 @@ __all__ = [
 ]
 
 
+log = logging.getLogger(__name__)
+
+
 class Studio:
     """The service behind every front end: no Discord types in or out."""
 
@@ -73,8 +79,10 @@ class Studio:
         videos: VideoClient,
         *,
         backoff: Backoff = DEFAULT_BACKOFF,
+        metrics: BotMetrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics or BotMetrics()  # the front ends count their deliveries here too
         self.backoff = backoff
         self.store = store  # for tests and the composition root; front ends use the operations below
         self.director = director
@@ -93,15 +101,15 @@ class Studio:
         self, requester: Requester, text: str, options: VideoOptions, destination: Destination
     ) -> Draft:
         """A brand-new clip (and a new conversation) from a member's request."""
-        return await self._drafting.new_video(requester, text, options, destination)
+        return await self._counted("new", self._drafting.new_video(requester, text, options, destination))
 
     async def refine(self, requester: Requester, conversation_id: int, message: str, destination: Destination) -> Draft:
         """The member said how to change the clip: the director revises the prompt; render again, same seed."""
-        return await self._drafting.refine(requester, conversation_id, message, destination)
+        return await self._counted("refine", self._drafting.refine(requester, conversation_id, message, destination))
 
     async def extend(self, requester: Requester, parent_id: int, what_next: str, destination: Destination) -> Draft:
         """Continue a finished clip with what happens next."""
-        return await self._drafting.extend(requester, parent_id, what_next, destination)
+        return await self._counted("extend", self._drafting.extend(requester, parent_id, what_next, destination))
 
     async def animate(
         self,
@@ -121,21 +129,34 @@ class Studio:
 
     async def reroll(self, requester: Requester, generation_id: int, destination: Destination) -> Draft:
         """The same prompt again with a new seed."""
-        return await self._drafting.again(requester, generation_id, destination, kind="reroll", seed=new_seed())
+        return await self._counted(
+            "reroll", self._drafting.again(requester, generation_id, destination, kind="reroll", seed=new_seed())
+        )
 
     async def rerun(self, requester: Requester, generation_id: int, destination: Destination) -> Draft:
         """The same request again, same prompt and seed (from /history)."""
-        return await self._drafting.again(requester, generation_id, destination, kind="rerun")
+        return await self._counted("rerun", self._drafting.again(requester, generation_id, destination, kind="rerun"))
 
     async def smaller(self, requester: Requester, generation_id: int, destination: Destination) -> Draft:
         """The same clip under a tighter byte cap, for a channel whose upload limit the first one missed; the
         generator's encoder picks the bitrate and resolution that fit."""
-        return await self._drafting.again(requester, generation_id, destination, kind="smaller", shrink=True)
+        return await self._counted(
+            "smaller", self._drafting.again(requester, generation_id, destination, kind="smaller", shrink=True)
+        )
 
     async def edit(self, requester: Requester, generation_id: int, prompt: str, destination: Destination) -> Draft:
         """The member's own wording of the prompt, rendered with the same seed (the original, if unfinished,
         cancelled)."""
-        return await self._drafting.edit(requester, generation_id, prompt, destination)
+        return await self._counted("edit", self._drafting.edit(requester, generation_id, prompt, destination))
+
+    async def _counted(self, kind: str, drafting: Awaitable[Draft]) -> Draft:
+        """A request of `kind` for the metrics, and its refusal by reason when it is refused."""
+        self.metrics.requests.labels(kind).inc()
+        try:
+            return await drafting
+        except Refusal as refusal:
+            self.metrics.refusals.labels(refusal.code).inc()
+            raise
 
     # --- submitting, following, posting ------------------------------------------------------------
 
@@ -148,7 +169,11 @@ class Studio:
     async def submit(self, record: GenerationRecord) -> GenerationRecord:
         """Queue the request on the generator (Refusal: it refused, and the request failed; GeneratorError: it is
         away, and the request stays pending for `follow` to submit)."""
-        return await self._submitting.submit(record)
+        try:
+            return await self._submitting.submit(record)
+        except Refusal as refusal:
+            self.metrics.refusals.labels(refusal.code).inc()
+            raise
 
     async def follow(
         self,
@@ -157,11 +182,25 @@ class Studio:
         *,
         poll_interval: float = 1.0,
         on_unreachable: UnreachableCallback | None = None,
+        report_interval: float | None = None,
     ) -> Outcome:
         """See the request through on the generator to its clip (see `Following.follow`)."""
         return await self._following.follow(
-            record, on_progress, poll_interval=poll_interval, on_unreachable=on_unreachable
+            record,
+            on_progress,
+            poll_interval=poll_interval,
+            on_unreachable=on_unreachable,
+            report_interval=report_interval,
         )
+
+    async def preview(self, video_id: str) -> bytes | None:
+        """The latest live preview of a clip being rendered (a small animated WebP), or None when there is none or
+        the generator cannot give it now (a preview is never worth waiting for)."""
+        try:
+            return await self.videos.download_preview(video_id)
+        except GeneratorError as error:
+            log.info("no preview of %s: %s", video_id, error)
+            return None
 
     async def mark_posted(self, record: GenerationRecord, message_id: int | None) -> bool:
         """Record the clip as posted (as `message_id`); False when it was already: post each clip once."""

@@ -45,12 +45,14 @@ class Following:
         *,
         poll_interval: float = 1.0,
         on_unreachable: UnreachableCallback | None = None,
+        report_interval: float | None = None,
     ) -> Outcome:
         """Wait for the generator's job, reporting progress, and download the finished clip (status `completed`).
 
         While the generator cannot be reached the request stays open (pending, queued or rendering) and every
         step is tried again with backoff, `on_unreachable` telling the member; only after
-        `backoff.give_up_after` seconds does it fail."""
+        `backoff.give_up_after` seconds does it fail. Progress is reported at most every `report_interval` seconds
+        (by default HANUL_PROGRESS_INTERVAL, Discord's edit rate; a terminal can take more)."""
 
         async def unreachable(error: GeneratorError, delay: float) -> None:
             latest = await self.store.generation(record.id)
@@ -60,7 +62,8 @@ class Following:
                 await on_unreachable(latest, error, delay)
 
         try:
-            return await self._follow(record, on_progress, poll_interval, unreachable)
+            interval = self.settings.progress_edit_interval if report_interval is None else report_interval
+            return await self._follow(record, on_progress, poll_interval, interval, unreachable)
         except _Cancelled:
             latest = await self.store.generation(record.id)
             assert latest is not None
@@ -79,6 +82,7 @@ class Following:
         record: GenerationRecord,
         on_progress: ProgressCallback | None,
         poll_interval: float,
+        report_interval: float,
         unreachable: Callable[[GeneratorError, float], Awaitable[None]],
     ) -> Outcome:
         if record.status == PENDING and record.video_id is None:
@@ -119,7 +123,7 @@ class Following:
                     video_id,
                     report,
                     poll_interval=poll_interval,
-                    report_interval=self.settings.progress_edit_interval,
+                    report_interval=report_interval,
                     backoff=self.backoff,
                     on_unreachable=unreachable,
                 )

@@ -1,7 +1,9 @@
-"""Previews of a video: a WebP thumbnail and a JPEG spritesheet (the variants of OpenAI's Videos API)."""
+"""Previews of a video: a WebP thumbnail and a JPEG spritesheet (the variants of OpenAI's Videos API), and the
+small animated WebP of a render in progress (Hanul's `preview` variant)."""
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +14,8 @@ from PIL import Image
 from generator.media._shared import check_frames, write_atomically
 
 SPRITES = 16  # tiles in a spritesheet
+LIVE_PREVIEW_SIDE = 256  # px: the longer side of a live preview
+LIVE_PREVIEW_MAX_BYTES = 100 * 1024  # small enough to upload with every progress edit
 
 
 @dataclass(frozen=True)
@@ -56,3 +60,34 @@ def write_spritesheet(
 def spritesheet_indices(total: int, count: int = SPRITES) -> tuple[int, ...]:
     """Which of `total` frames a spritesheet of up to `count` tiles shows: evenly spaced, first and last included."""
     return tuple(np.linspace(0, total - 1, min(count, total)).round().astype(int).tolist())
+
+
+def animated_preview(
+    frames: np.ndarray, frame_ms: int, *, side: int = LIVE_PREVIEW_SIDE, max_bytes: int = LIVE_PREVIEW_MAX_BYTES
+) -> bytes:
+    """A looping animated WebP of (F, H, W, 3) uint8 frames (a render's latent-resolution preview), scaled up so its
+    longer side is `side` pixels, at `frame_ms` per frame; quality and then size are lowered until it fits
+    `max_bytes`."""
+    frames = check_frames(frames)
+    height, width = frames.shape[1:3]
+    while True:
+        scale = side / max(height, width)
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        images = [Image.fromarray(frame).resize(size, Image.Resampling.BILINEAR) for frame in frames]
+        for quality in (60, 40, 20):
+            buffer = io.BytesIO()
+            images[0].save(
+                buffer,
+                "WEBP",
+                save_all=True,
+                append_images=images[1:],
+                duration=max(20, int(frame_ms)),
+                loop=0,
+                quality=quality,
+                method=4,
+            )
+            if buffer.tell() <= max_bytes:
+                return buffer.getvalue()
+        if side <= 32:
+            raise ValueError(f"a preview of {len(frames)} frames does not fit in {max_bytes} bytes")
+        side //= 2

@@ -11,7 +11,8 @@ from collections.abc import Callable, Hashable
 import numpy as np
 import torch
 
-from .base import ModelProfile, ProgressCallback, RenderRequest
+from .base import LatentObserver, ModelProfile, ProgressCallback, RenderRequest
+from .preview import denoised_estimate
 
 
 def frames_to_tensor(frames: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -129,16 +130,30 @@ def prompt_token_counts(pipeline: object, text: str, max_sequence_length: int) -
     return count, min(count, max_sequence_length)
 
 
-def step_callback(on_step: ProgressCallback | None):
+def step_callback(
+    on_step: ProgressCallback | None,
+    preview: LatentObserver | None = None,
+    unpack: Callable[[torch.Tensor], torch.Tensor] | None = None,
+):
     """diffusers' `callback_on_step_end` around `on_step`; its exceptions (RenderCancelled) propagate.
 
     diffusers calls the callback inside the denoising loop with no try/except around it, so raising stops the
-    render at once (tests/generator/test_pipelines.py checks this against the installed version).
+    render at once (tests/generator/test_pipelines.py checks this against the installed version). With `preview`,
+    each step's latents are kept until the next (for the denoised estimate, see preview.py) and, when a preview is
+    due, the estimate is handed over as (C, F, H, W) (`unpack` turns the loop's latents into that layout).
     """
+    previous: torch.Tensor | None = None
 
     def callback(pipeline: object, step: int, timestep: object, tensors: dict) -> dict:
+        nonlocal previous
         if on_step is not None:
             on_step(step + 1, pipeline.num_timesteps)
+        if preview is not None and "latents" in tensors:
+            latents = tensors["latents"]
+            if preview.due():
+                estimate = denoised_estimate(pipeline.scheduler, step, previous, latents)
+                preview.take(unpack(estimate) if unpack is not None else estimate[0])
+            previous = latents.detach().clone()
         return tensors
 
     return callback

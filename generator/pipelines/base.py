@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from ..catalog import ModelPreset
+
+if TYPE_CHECKING:
+    import torch
 
 
 class RenderCancelled(Exception):
@@ -101,17 +105,29 @@ def profile_from_preset(
 ProgressCallback = Callable[[int, int], None]  # (step done, total steps); may raise RenderCancelled
 
 
+class LatentObserver(Protocol):
+    """Watches the denoising loop for live previews (preview.LatentPreview): asked after each step whether it wants
+    the latents, and given them as (C, F, H, W), the denoiser's current estimate, when it does."""
+
+    def due(self) -> bool: ...
+
+    def take(self, latents: torch.Tensor) -> None: ...
+
+
 class VideoBackend(Protocol):
     """A resident diffusers pipeline on one device."""
 
     profile: ModelProfile
 
-    def render(self, request: RenderRequest, on_step: ProgressCallback | None = None) -> np.ndarray:
+    def render(
+        self, request: RenderRequest, on_step: ProgressCallback | None = None, preview: LatentObserver | None = None
+    ) -> np.ndarray:
         """Render and return frames as (num_frames, height, width, 3) uint8.
 
         When `request.video` is given, the returned frames start with the model's rendering of those
         conditioning frames (so the caller can drop them and stitch). `on_step` is called after every
-        denoising step; if it raises RenderCancelled, the render stops and the exception propagates.
+        denoising step; if it raises RenderCancelled, the render stops and the exception propagates. `preview`
+        (optional: a backend without it shows no live preview) watches the latents between steps.
         """
         ...
 
@@ -125,3 +141,11 @@ class SoundBackend(VideoBackend, Protocol):
         """`render`'s frames, and the sound of the same stretch of time: (channels, samples) float32 in [-1, 1] at
         `profile.audio_sample_rate`, about `num_frames / fps` seconds long (the vocoder's own length)."""
         ...
+
+
+def takes_previews(backend: VideoBackend) -> bool:
+    """Whether `backend.render` accepts a `preview` observer (wrappers written before previews may not)."""
+    try:
+        return "preview" in inspect.signature(backend.render).parameters
+    except (TypeError, ValueError):
+        return False

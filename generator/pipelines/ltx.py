@@ -27,7 +27,7 @@ from ._common import (
     step_callback,
     tensor_to_frames,
 )
-from .base import ModelProfile, ProgressCallback, RenderRequest, profile_from_preset
+from .base import LatentObserver, ModelProfile, ProgressCallback, RenderRequest, profile_from_preset
 
 log = logging.getLogger(__name__)
 # LTXConditionPipeline passes its own timesteps on every call, and the scheduler warns about it each time.
@@ -116,7 +116,9 @@ class LTXBackend:
         """Where the pipeline computes (the GPU even when its weights are offloaded to the CPU)."""
         return self.pipeline._execution_device
 
-    def render(self, request: RenderRequest, on_step: ProgressCallback | None = None) -> np.ndarray:
+    def render(
+        self, request: RenderRequest, on_step: ProgressCallback | None = None, preview: LatentObserver | None = None
+    ) -> np.ndarray:
         """Render `request` and return (num_frames, height, width, 3) uint8 frames."""
         check_request(request, self.profile)
         conditions = self._conditions(request)
@@ -140,7 +142,7 @@ class LTXBackend:
                 guidance_scale=request.guidance_scale,
                 generator=generator,
                 output_type="pt",  # stays on the device: the uint8 conversion happens there, not in CPU numpy
-                callback_on_step_end=step_callback(on_step),
+                callback_on_step_end=step_callback(on_step, preview, self._unpacker(request)),
                 **decode,
                 **edit,
             )
@@ -158,6 +160,21 @@ class LTXBackend:
             latents = retrieve_latents(pipeline.vae.encode(video), sample_mode="argmax")
             latents = pipeline._normalize_latents(latents, pipeline.vae.latents_mean, pipeline.vae.latents_std)
         return {"latents": latents.float(), "denoise_strength": float(request.strength or 1.0)}
+
+    def _unpacker(self, request: RenderRequest):
+        """The loop's packed latents (B, tokens, C·p·p·pt) of this request → (C, F, H, W), as the pipeline unpacks
+        them after the loop (conditioning tokens appended in front, if any, dropped)."""
+        pipeline = self.pipeline
+        size, size_t = pipeline.transformer_spatial_patch_size, pipeline.transformer_temporal_patch_size
+        frames = ((request.num_frames - 1) // pipeline.vae_temporal_compression_ratio + 1) // size_t
+        height = request.height // pipeline.vae_spatial_compression_ratio // size
+        width = request.width // pipeline.vae_spatial_compression_ratio // size
+        tokens = frames * height * width
+
+        def unpack(latents: torch.Tensor) -> torch.Tensor:
+            return pipeline._unpack_latents(latents[:, -tokens:], frames, height, width, size, size_t)[0]
+
+        return unpack
 
     def _shifted_timesteps(self, request: RenderRequest) -> list[float] | None:
         """For a scheduler that shifts by the video's size (see `take_over_dynamic_shifting`), the timesteps

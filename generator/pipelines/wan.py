@@ -30,7 +30,7 @@ from ._common import (
     step_callback,
     tensor_to_frames,
 )
-from .base import ModelProfile, ProgressCallback, RenderRequest, profile_from_preset
+from .base import LatentObserver, ModelProfile, ProgressCallback, RenderRequest, profile_from_preset
 
 WAN_NATIVE_SIZES = {"landscape": (832, 480), "portrait": (480, 832), "square": (624, 624)}
 
@@ -110,7 +110,9 @@ class WanBackend:
         pipeline.set_progress_bar_config(disable=True)
         self._video_to_video: WanVideoToVideoPipeline | None = None
 
-    def render(self, request: RenderRequest, on_step: ProgressCallback | None = None) -> np.ndarray:
+    def render(
+        self, request: RenderRequest, on_step: ProgressCallback | None = None, preview: LatentObserver | None = None
+    ) -> np.ndarray:
         """Render `request` and return (num_frames, height, width, 3) uint8 frames."""
         check_request(request, self.profile)
         reset_render_state(self.pipeline)
@@ -123,7 +125,7 @@ class WanBackend:
             guidance_scale=request.guidance_scale,
             generator=generator,
             output_type="pt",  # uint8 conversion on the device (see frames.tensor_to_frames)
-            callback_on_step_end=step_callback(on_step),
+            callback_on_step_end=step_callback(on_step, preview),  # latents are (B, C, F, H, W) already
         )
         pipeline = self.pipeline
         if isinstance(pipeline, WanVACEPipeline):

@@ -477,7 +477,13 @@ class FakeDiscord:
                 raise _DiscordError(404, 10008, "Unknown Message")
             if method == "PATCH":
                 message = self.messages[message_id]
-                message.update({k: v for k, v in (call.json or {}).items() if k in ("content", "components")})
+                body = call.json or {}
+                message.update({k: v for k, v in body.items() if k in ("content", "components")})
+                if "attachments" in body:  # the attachments kept (by id), then the files uploaded with the edit
+                    kept = {str(attachment.get("id")) for attachment in body["attachments"]}
+                    message["attachments"] = [a for a in message["attachments"] if a["id"] in kept] + [
+                        self._attachment(channel_id, name, data) for name, data in call.files.items()
+                    ]
                 message["edited_timestamp"] = datetime.now(UTC).isoformat()
                 return message
             if method == "DELETE":
@@ -517,17 +523,7 @@ class FakeDiscord:
             channel_id,
             user_payload(BOT_ID, "Hanul", bot=True),
             payload.get("content") or "",
-            attachments=[
-                {
-                    "id": str(self.snowflake()),
-                    "filename": name,
-                    "size": len(data),
-                    "url": f"https://cdn.discordapp.com/attachments/{channel_id}/{name}",
-                    "proxy_url": f"https://media.discordapp.net/attachments/{channel_id}/{name}",
-                    "content_type": "video/mp4" if name.endswith(".mp4") else "application/octet-stream",
-                }
-                for name, data in call.files.items()
-            ],
+            attachments=[self._attachment(channel_id, name, data) for name, data in call.files.items()],
             type=19 if reference else 0,
             components=payload.get("components") or [],
             flags=payload.get("flags") or 0,
@@ -545,6 +541,20 @@ class FakeDiscord:
             }
         self.messages[message_id] = message
         return message
+
+    def _attachment(self, channel_id: int, name: str, data: bytes) -> dict[str, Any]:
+        """An ATTACHMENT object for an uploaded file, as Discord describes it."""
+        types = {".mp4": "video/mp4", ".webp": "image/webp"}
+        return {
+            "id": str(self.snowflake()),
+            "filename": name,
+            "size": len(data),
+            "url": f"https://cdn.discordapp.com/attachments/{channel_id}/{name}",
+            "proxy_url": f"https://media.discordapp.net/attachments/{channel_id}/{name}",
+            "content_type": next(
+                (t for suffix, t in types.items() if name.endswith(suffix)), "application/octet-stream"
+            ),
+        }
 
     def _create_thread(self, channel_id: int, message_id: int, body: dict[str, Any]) -> dict[str, Any]:
         guild_id = self._guild_of(channel_id)

@@ -79,7 +79,9 @@ class SlowBackend:
         self.gate = gate
         self.prompts: list[str] = []
 
-    def render(self, request: RenderRequest, on_step: Callable[[int, int], None] | None = None) -> np.ndarray:
+    def render(
+        self, request: RenderRequest, on_step: Callable[[int, int], None] | None = None, preview: Any = None
+    ) -> np.ndarray:
         if self.gate is not None:
             self.gate.wait(timeout=60)
         self.prompts.append(request.prompt)
@@ -94,7 +96,7 @@ class SlowBackend:
             if on_step is not None:
                 on_step(step, total)
 
-        return self.inner.render(request, slow_step)
+        return self.inner.render(request, slow_step, preview)
 
 
 class HeldRenders:
@@ -106,10 +108,12 @@ class HeldRenders:
         self.profile = inner.profile
         self.started, self.release = threading.Event(), threading.Event()
 
-    def render(self, request: RenderRequest, on_step: Callable[[int, int], None] | None = None) -> np.ndarray:
+    def render(
+        self, request: RenderRequest, on_step: Callable[[int, int], None] | None = None, preview: Any = None
+    ) -> np.ndarray:
         self.started.set()
         assert self.release.wait(timeout=60)
-        return self.inner.render(request, on_step)
+        return self.inner.render(request, on_step, preview)
 
 
 class RecordingBackend:
@@ -120,8 +124,10 @@ class RecordingBackend:
         self.profile = inner.profile
         self.outputs: list[np.ndarray] = []
 
-    def render(self, request: RenderRequest, on_step: Callable[[int, int], None] | None = None) -> np.ndarray:
-        frames = self.inner.render(request, on_step)
+    def render(
+        self, request: RenderRequest, on_step: Callable[[int, int], None] | None = None, preview: Any = None
+    ) -> np.ndarray:
+        frames = self.inner.render(request, on_step, preview)
         self.outputs.append(frames.copy())
         return frames
 

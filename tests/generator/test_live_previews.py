@@ -1,0 +1,110 @@
+"""Live previews of a render in progress: latents projected to colour per family, written every few seconds while
+the tiny model renders, and served as the `preview` content variant with the Video object's `preview_at`."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from generator.media.previews import LIVE_PREVIEW_MAX_BYTES, animated_preview
+from generator.pipelines.base import RenderRequest
+from generator.pipelines.latent_rgb import PUBLISHED, factors_for
+from generator.pipelines.preview import LatentPreview, denoised_estimate, latents_to_rgb
+from tests.support.generator_service import SlowBackend, running_generator, sdk_client, tiny_backend, wait_until
+
+
+@pytest.mark.parametrize(
+    ("family", "channels", "published"),
+    [("ltx", 128, True), ("wan", 16, True), ("wan", 48, True), ("ltx", 8, False), ("wan", 7, False)],
+)
+def test_every_family_s_latents_become_frames_of_latent_size(family, channels, published):
+    latents = torch.randn(channels, 21, 6, 10, generator=torch.Generator().manual_seed(channels))
+    frames = latents_to_rgb(latents, family, max_frames=16)
+    assert frames.shape == (16, 6, 10, 3) and frames.dtype == np.uint8
+    assert factors_for(family, channels)[2] is published
+    assert frames.std() > 0  # a picture, not a flat colour
+
+
+def test_the_published_factors_have_one_row_per_latent_channel():
+    for (family, channels), (factors, bias) in PUBLISHED.items():
+        assert len(factors) == channels and all(len(row) == 3 for row in factors), family
+        assert len(bias) == 3
+
+
+def test_the_denoised_estimate_of_an_euler_step_is_the_clean_latents():
+    """x_t = (1 − σ)·x0 + σ·noise along a flow-matching path: two points on it give x0 back exactly."""
+    clean, noise = torch.randn(2, 4, 3, 5, 5, generator=torch.Generator().manual_seed(1))
+
+    class Scheduler:
+        sigmas = torch.tensor([1.0, 0.7, 0.3, 0.0])
+
+    before = (1 - 0.7) * clean + 0.7 * noise
+    after = (1 - 0.3) * clean + 0.3 * noise
+    estimate = denoised_estimate(Scheduler(), 1, before, after)
+    assert torch.allclose(estimate, clean, atol=1e-5)
+    assert denoised_estimate(Scheduler(), 0, None, after) is after  # the first step: nothing to compare with
+
+
+def test_a_preview_fits_the_size_cap_and_loops():
+    frames = np.random.default_rng(0).integers(0, 256, (16, 16, 24, 3), dtype=np.uint8)  # noise: the worst case
+    data = animated_preview(frames, frame_ms=333)
+    assert len(data) <= LIVE_PREVIEW_MAX_BYTES
+    image = Image.open(io.BytesIO(data))
+    assert image.format == "WEBP" and image.is_animated and image.n_frames == 16
+    assert max(image.size) <= 256
+
+
+@pytest.mark.parametrize("backend_name", ["tiny_ltx", "tiny_wan"])
+def test_a_render_hands_its_latents_to_the_preview_at_every_due_step(request, backend_name):
+    backend = request.getfixturevalue(backend_name)
+    shown: list[np.ndarray] = []
+    preview = LatentPreview(backend.profile.family, 0.0, shown.append)  # due at every step
+    size = backend.profile.size_multiple * 2
+    render = RenderRequest(
+        prompt="a cat", width=size, height=size, num_frames=17, seed=3, num_inference_steps=3, guidance_scale=1.0
+    )
+    frames = backend.render(render, preview=preview)
+    assert len(frames) == 17 and len(shown) == 3
+    spatial = 32 if backend.profile.family == "ltx" else 8  # the VAEs' compression
+    temporal = backend.profile.frame_multiple
+    assert shown[0].shape == ((17 - 1) // temporal + 1, size // spatial, size // spatial, 3)
+
+
+async def test_a_rendering_job_shows_its_preview_and_the_api_serves_it(tmp_path):
+    backend = SlowBackend(tiny_backend(), step_delay=0.2)
+    async with (
+        running_generator(tmp_path, backend, GENERATOR_PREVIEW_SECONDS=0.3) as running,
+        sdk_client(running) as client,
+    ):
+        video = await client.videos.create(prompt="a cat surfing", seconds="4", extra_body={"num_inference_steps": 6})
+        assert video.model_extra["preview_at"] is None
+        seen: dict[str, object] = {}
+
+        async def previewed() -> bool:
+            current = await client.videos.retrieve(video.id)
+            seen["video"] = current
+            return current.model_extra["preview_at"] is not None
+
+        await wait_until(previewed, limit=60)
+        assert seen["video"].status == "in_progress"  # shown before the render ends
+        response = await client.videos.with_raw_response.download_content(video.id, variant="preview")
+        assert response.headers["content-type"] == "image/webp"
+        assert response.headers["cache-control"] == "no-store"
+        image = Image.open(io.BytesIO(response.content))
+        assert image.format == "WEBP" and image.is_animated and image.n_frames > 1
+        assert abs(seen["video"].model_extra["preview_at"] - time.time()) < 60
+
+
+async def test_there_is_no_preview_until_one_is_made(tmp_path):
+    import openai
+
+    async with running_generator(tmp_path, GENERATOR_PREVIEW_SECONDS=0) as running, sdk_client(running) as client:
+        video = await client.videos.create_and_poll(prompt="a cat", seconds="1", poll_interval_ms=50)
+        assert video.status == "completed" and video.model_extra["preview_at"] is None
+        with pytest.raises(openai.NotFoundError, match="no preview yet"):
+            await client.videos.download_content(video.id, variant="preview")

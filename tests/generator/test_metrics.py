@@ -1,0 +1,68 @@
+"""`GET /metrics`: the generator's Prometheus metrics, read with prometheus_client's own parser."""
+
+from __future__ import annotations
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+from generator.metrics import GeneratorMetrics
+from tests.support.generator_service import SlowBackend, running_generator, sdk_client, tiny_backend
+
+
+async def scrape(base_url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of /metrics by (name, sorted labels)."""
+    async with aiohttp.ClientSession() as session, session.get(base_url.removesuffix("/v1") + "/metrics") as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/plain")
+        text = await response.text()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+async def test_metrics_count_jobs_renders_encodes_and_failures(tmp_path):
+    backend = SlowBackend(tiny_backend(), fail_on={"explode": RuntimeError("boom")})
+    async with running_generator(tmp_path, backend) as running, sdk_client(running) as client:
+        before = await scrape(running.base_url)
+        for name in (
+            "hanul_generator_queue_depth",
+            "hanul_generator_render_seconds_count",
+            "hanul_generator_encode_seconds_count",
+        ):
+            assert (name, ()) in before, name
+        assert before[("hanul_generator_jobs", (("status", "queued"),))] == 0
+        assert before[("hanul_generator_jobs_finished_total", (("status", "completed"),))] == 0
+        assert before[("hanul_generator_failures_total", (("kind", "render_failed"),))] == 0
+
+        done = await client.videos.create_and_poll(prompt="a cat", seconds="1", poll_interval_ms=50)
+        failed = await client.videos.create_and_poll(prompt="explode please", seconds="1", poll_interval_ms=50)
+        assert (done.status, failed.status) == ("completed", "failed")
+        after = await scrape(running.base_url)
+
+    assert after[("hanul_generator_render_seconds_count", ())] == 1  # the failed render never finished
+    assert after[("hanul_generator_render_seconds_sum", ())] > 0
+    assert after[("hanul_generator_encode_seconds_count", ())] == 1
+    assert after[("hanul_generator_jobs_finished_total", (("status", "completed"),))] == 1
+    assert after[("hanul_generator_jobs_finished_total", (("status", "failed"),))] == 1
+    assert after[("hanul_generator_failures_total", (("kind", "render_failed"),))] == 1
+    assert after[("hanul_generator_queue_depth", ())] == 0
+
+
+async def test_metrics_ask_for_the_api_key_like_the_api(tmp_path):
+    async with running_generator(tmp_path, GENERATOR_WORKERS=0, GENERATOR_API_KEY="sesame") as running:
+        url = running.base_url.removesuffix("/v1") + "/metrics"
+        async with aiohttp.ClientSession() as session:
+            async with session.get(url) as refused:
+                assert refused.status == 401
+            async with session.get(url, headers={"Authorization": "Bearer sesame"}) as allowed:
+                assert allowed.status == 200
+                assert "hanul_generator_queue_depth" in await allowed.text()
+
+
+def test_two_generators_in_one_process_keep_their_own_metrics():
+    first, second = GeneratorMetrics(), GeneratorMetrics()  # the global registry would refuse the second
+    first.previews.inc()
+    assert b"hanul_generator_previews_total 1.0" in first.exposition()
+    assert b"hanul_generator_previews_total 0.0" in second.exposition()

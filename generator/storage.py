@@ -25,6 +25,7 @@ ARTIFACTS = {
     "audio": ("audio.flac", "audio/flac"),  # the whole clip's sound, lossless, for extensions; absent: silent
     "reference": ("reference.png", "image/png"),  # the input_reference image, normalised
     "source": ("source.mp4", "video/mp4"),  # an uploaded clip to extend or edit
+    "preview": ("preview.webp", "image/webp"),  # the latest live preview of a render in progress, overwritten
 }
 MAX_SUBJECT_IMAGES = 8  # characters' reference frames one job may carry, copied into its folder at enqueue
 for _index in range(MAX_SUBJECT_IMAGES):

@@ -273,6 +273,106 @@ STRINGS: dict[str, dict[str, str]] = {
         "ko": "안녕히 가세요. 진행 중인 요청은 저장되어 있으며 다음에 콘솔을 시작하면 마저 만들어집니다.",
     },
     "console.bye": {"en": "Bye.", "ko": "안녕히 가세요."},
+    # --- a look at the result, and a server's output policy --------------------------------------
+    "status.held": {
+        "en": "🚫 **{title}** — not posted here: {link}",
+        "ko": "🚫 **{title}** — 여기에는 올리지 않음: {link}",
+    },
+    "result.withheld": {
+        "en": "🚫 {member}, your clip **{title}** was not posted: a look at it found something this server does not "
+        "allow to be shown. Try a different request.",
+        "ko": "🚫 {member}님, 영상 **{title}**은(는) 올리지 않았습니다: 확인해 보니 이 서버에서 보여 줄 수 없는 내용이 "
+        "있었어요. 다른 요청으로 시도해 주세요.",
+    },
+    "result.elsewhere": {
+        "en": "🔞 {member}, your clip **{title}** may only be posted in an age-restricted channel: {channels}. Ask "
+        "for it there (`/history` → Re-run makes the same clip).",
+        "ko": "🔞 {member}님, 영상 **{title}**은(는) 연령 제한 채널에만 올릴 수 있습니다: {channels}. 그 채널에서 "
+        "다시 요청해 주세요 (`/history` → 다시 실행하면 같은 영상이 만들어집니다).",
+    },
+    "result.no_age_restricted_channel": {
+        "en": "🔞 {member}, your clip **{title}** may only be posted in an age-restricted channel, and this server "
+        "has none where Hanul may post. Ask a server admin.",
+        "ko": "🔞 {member}님, 영상 **{title}**은(는) 연령 제한 채널에만 올릴 수 있는데, 이 서버에는 Hanul이 올릴 수 "
+        "있는 연령 제한 채널이 없습니다. 서버 관리자에게 문의하세요.",
+    },
+    "history.look": {"en": "\n  ↳ {description}", "ko": "\n  ↳ {description}"},
+    "history.withheld": {"en": " · 🚫 not posted", "ko": " · 🚫 올리지 않음"},
+    # --- /config: a server's own settings ----------------------------------------------------------
+    "refusal.config_not_manager": {
+        "en": "Only members who can manage this server can change Hanul's settings here.",
+        "ko": "이 서버의 Hanul 설정은 서버 관리 권한이 있는 멤버만 바꿀 수 있습니다.",
+    },
+    "refusal.config_no_server": {
+        "en": "`/config` sets Hanul up for one server: use it in that server.",
+        "ko": "`/config`는 서버별 설정입니다. 해당 서버에서 사용해 주세요.",
+    },
+    "refusal.config_number": {
+        "en": "`{field}` must be from {low} to {high} here (the operator's limits allow no more).",
+        "ko": "`{field}` 값은 이 서버에서 {low}부터 {high}까지입니다 (운영자가 정한 한도).",
+    },
+    "refusal.config_choice": {
+        "en": "`{field}` must be one of: {choices}.",
+        "ko": "`{field}` 값은 다음 중 하나여야 합니다: {choices}.",
+    },
+    "refusal.config_ids": {
+        "en": "`{field}` takes at most 25 channels or roles.",
+        "ko": "`{field}`에는 채널이나 역할을 최대 25개까지 넣을 수 있습니다.",
+    },
+    "refusal.config_style": {
+        "en": "The default style must be 1 to {limit} characters.",
+        "ko": "기본 스타일은 1~{limit}자여야 합니다.",
+    },
+    "refusal.config_field": {"en": "There is no setting called `{field}`.", "ko": "`{field}`라는 설정은 없습니다."},
+    "config.title": {
+        "en": "⚙️ **Hanul in this server** (✎ set here; the rest are the operator's defaults)",
+        "ko": "⚙️ **이 서버의 Hanul 설정** (✎ 이 서버에서 정한 값, 나머지는 운영자 기본값)",
+    },
+    "config.saved": {"en": "Saved.", "ko": "저장했습니다."},
+    "config.channels": {"en": "Channels: {value}", "ko": "채널: {value}"},
+    "config.roles": {"en": "Roles: {value}", "ko": "역할: {value}"},
+    "config.everywhere": {"en": "everywhere", "ko": "모든 채널"},
+    "config.everyone": {"en": "everyone", "ko": "모든 멤버"},
+    "config.limits": {
+        "en": "Per member: {queued} in progress at once · {quota} a day · {cooldown}s between requests",
+        "ko": "멤버당: 동시에 {queued}개 · 하루 {quota}개 · 요청 간격 {cooldown}초",
+    },
+    "config.lengths": {
+        "en": "Clips: longest {longest}s · default {seconds}s · shape {aspect} · style {style}",
+        "ko": "영상: 최대 {longest}초 · 기본 {seconds}초 · 화면비 {aspect} · 스타일 {style}",
+    },
+    "config.output": {"en": "Clips for adults: {policy}", "ko": "성인용 영상: {policy}"},
+    "config.language": {"en": "Language: {value}", "ko": "언어: {value}"},
+    "config.language.auto": {"en": "each member's Discord language", "ko": "각 멤버의 Discord 언어"},
+    "config.policy.post": {"en": "posted", "ko": "그대로 올림"},
+    "config.policy.spoiler": {"en": "posted as a spoiler", "ko": "스포일러로 올림"},
+    "config.policy.age_restricted_channels": {
+        "en": "posted only in age-restricted channels",
+        "ko": "연령 제한 채널에만 올림",
+    },
+    "config.policy.withhold": {"en": "withheld", "ko": "올리지 않음"},
+    "config.vision.sees": {
+        "en": "🔍 The LLM looks at each clip before it is posted (its verdict, and a line of alt text).",
+        "ko": "🔍 LLM이 영상을 올리기 전에 확인합니다 (판정과 대체 텍스트 한 줄).",
+    },
+    "config.vision.unknown": {
+        "en": "🔍 The LLM will be shown the next clip; whether it sees images is not known yet.",
+        "ko": "🔍 다음 영상을 LLM에게 보여 줄 예정입니다. 이미지를 볼 수 있는지는 아직 모릅니다.",
+    },
+    "config.vision.text_only": {
+        "en": "⚠️ The LLM does not accept images: clips are posted without a look, under the prompt checks alone "
+        "(block list, moderation). The operator can use a model that sees images.",
+        "ko": "⚠️ LLM이 이미지를 받지 않습니다: 영상은 확인 없이 프롬프트 검사(금지어, 검열)만 거쳐 올라갑니다. "
+        "운영자가 이미지를 볼 수 있는 모델로 바꿀 수 있습니다.",
+    },
+    "config.vision.off": {
+        "en": "ℹ️ Clips are not shown to the LLM (LLM_VISION=off): only the prompt checks apply.",
+        "ko": "ℹ️ 영상을 LLM에게 보여 주지 않습니다 (LLM_VISION=off): 프롬프트 검사만 적용됩니다.",
+    },
+    "config.vision.no_llm": {
+        "en": "ℹ️ No LLM is set up, so nobody looks at clips: only the prompt checks apply.",
+        "ko": "ℹ️ LLM이 설정되어 있지 않아 영상을 확인하지 않습니다: 프롬프트 검사만 적용됩니다.",
+    },
     "error.unexpected": {
         "en": "Something went wrong on my side (#{id}). Nothing was lost; try again, and tell an admin if it repeats.",
         "ko": "내부 오류가 발생했습니다 (#{id}). 잃어버린 것은 없습니다. "

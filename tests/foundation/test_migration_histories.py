@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, select, text
+from sqlalchemy import insert, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import bot.models
@@ -17,11 +17,23 @@ from generator.models import VideoArtifact, VideoJob
 from hanul_core.db import create_engine, session_factory
 from hanul_core.migrate import MigrationError, upgrade_database
 from tests.support.hanul import bot_settings
-from tests.support.migrations import BOT_TABLES, GENERATOR_TABLES, HISTORIES, schema_differences, table_names
+from tests.support.migrations import GENERATOR_TABLES, HISTORIES, schema_differences, table_names
 
 # The single history's revision 0001 as it was before the split (a copy of the file, unchanged), and an env.py.
 PRE_SPLIT_MIGRATIONS = Path(__file__).parent / "pre_split_migrations"
 SNOWFLAKE = 1_234_567_890_123_456_789
+# What the single history's 0001 made; later revisions of either history add tables and columns to these.
+PRE_SPLIT_TABLES = {"users", "conversations", "messages", "generations"} | GENERATOR_TABLES
+FIRST_REVISIONS = {"alembic_version_bot": ["bot_0001"], "alembic_version_generator": ["generator_0001"]}
+
+
+def heads() -> dict[str, list[str]]:
+    from alembic.script import ScriptDirectory
+
+    return {
+        history.version_table: [ScriptDirectory(str(history.directory)).get_current_head()]
+        for history, _ in HISTORIES.values()
+    }
 
 
 async def build_pre_split_database(engine: AsyncEngine) -> None:
@@ -72,29 +84,40 @@ async def fill_every_table(engine: AsyncEngine) -> None:
         await session.flush()
         session.add(ConversationMessage(conversation_id=conversation.id, role="user", content="밤으로 바꿔줘"))
         session.add(ConversationMessage(conversation_id=conversation.id, role="assistant", content="At night…"))
-        first = Generation(
-            user_id=SNOWFLAKE,
-            conversation_id=conversation.id,
-            request_text="비 오는 밤 도쿄 거리를 걷는 고양이",
-            expanded_prompt="A cat walks a rainy Tokyo street at night…",
-            params={"seconds": 5, "aspect": "16:9"},
-            seed=99,
-            video_id="video_parent",
-            status="posted",
+        # Generations as 0001 had them (a Core insert names only these columns; later revisions add others).
+        first = await session.scalar(
+            insert(Generation)
+            .values(
+                user_id=SNOWFLAKE,
+                conversation_id=conversation.id,
+                request_text="비 오는 밤 도쿄 거리를 걷는 고양이",
+                expanded_prompt="A cat walks a rainy Tokyo street at night…",
+                params={"seconds": 5, "aspect": "16:9"},
+                seed=99,
+                video_id="video_parent",
+                status="posted",
+            )
+            .returning(Generation.id)
         )
-        session.add(first)
-        await session.flush()
-        session.add(Generation(user_id=SNOWFLAKE, parent_id=first.id, kind="extend", request_text="it jumps"))
+        await session.execute(
+            insert(Generation).values(user_id=SNOWFLAKE, parent_id=first, kind="extend", request_text="it jumps")
+        )
 
 
-async def every_row(engine: AsyncEngine) -> dict[str, list[tuple]]:
-    """Each table's rows, in key order, as the database returns them."""
+async def every_row(engine: AsyncEngine) -> dict[str, list[dict]]:
+    """Each table's rows as 0001 made it (the columns later revisions added left aside), in key order, as the
+    database returns them."""
     async with engine.connect() as connection:
         rows = {}
-        for table in sorted(BOT_TABLES | GENERATOR_TABLES):
+        for table in sorted(PRE_SPLIT_TABLES):
             result = await connection.execute(text(f'SELECT * FROM "{table}" ORDER BY 1'))
-            rows[table] = [tuple(row) for row in result]
+            rows[table] = [dict(row._mapping) for row in result]
     return rows
+
+
+def kept(now: dict[str, list[dict]], before: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """`now`'s rows with only the columns `before` had."""
+    return {table: [{k: row[k] for k in before[table][0]} for row in rows] for table, rows in now.items()}
 
 
 async def versions(engine: AsyncEngine) -> dict[str, list[str]]:
@@ -120,15 +143,16 @@ async def test_a_database_made_before_the_split_upgrades_without_loss(database_u
 
         history, _ = HISTORIES[first]
         await upgrade_database(engine, history)
-        expected_versions = {"alembic_version_bot": ["bot_0001"], "alembic_version_generator": ["generator_0001"]}
-        assert await versions(engine) == expected_versions
-        assert await every_row(engine) == before
+        # The first service's history at its head, the other's stamped at its first revision.
+        table = history.version_table
+        assert await versions(engine) == FIRST_REVISIONS | {table: heads()[table]}
+        assert kept(await every_row(engine), before) == before
 
         for history, metadata in HISTORIES.values():  # each service's start, the first one's again too
             await upgrade_database(engine, history)
             assert await schema_differences(engine, metadata) == []
-        assert await versions(engine) == expected_versions
-        assert await every_row(engine) == before
+        assert await versions(engine) == heads()
+        assert kept(await every_row(engine), before) == before
         async with session_factory(engine)() as session:
             user = await session.get(User, SNOWFLAKE)
             assert user.name == "민지" and user.created_at == datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

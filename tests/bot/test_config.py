@@ -166,7 +166,7 @@ async def test_allowed_channels_and_the_servers_language(tmp_path, monkeypatch):
 def test_stored_choices_the_operator_no_longer_allows_are_ignored():
     """The operator lowered a limit after a server chose more: the server gets the operator's limit."""
     settings = BotSettings(HANUL_MAX_SECONDS=8, HANUL_DAILY_QUOTA=5, HANUL_DEFAULT_SECONDS=4)
-    config = resolve(settings, GUILD_ID, {"max_seconds": 12, "daily_quota": 3, "default_seconds": 6, "bogus": 1})
+    config = resolve(settings, GUILD_ID, {"max_seconds": 12, "daily_quota": 3, "default_seconds": 9, "bogus": 1})
     assert (config.max_seconds, config.daily_quota, config.default_seconds) == (8.0, 3, 4.0)
     assert config.overridden == frozenset({"daily_quota"})
     shorter = resolve(settings, GUILD_ID, {"max_seconds": 2})

@@ -1,6 +1,8 @@
 """Seeing a generation through on Discord: progress edits on its status message, then the clip posted in its
 thread (or as a reply in a DM) as a normal bot message — never through an interaction token, which dies after
-15 minutes. One task per generation; after a restart `resume_all` picks up every unfinished one."""
+15 minutes. Before it is posted the LLM may look at it (its description becomes the attachment's alt text), and
+the server's output policy decides whether it is posted, posted as a spoiler, kept for age-restricted channels or
+withheld. One task per generation; after a restart `resume_all` picks up every unfinished one."""
 
 from __future__ import annotations
 
@@ -14,14 +16,14 @@ from typing import Any, TypeVar
 import aiohttp
 import discord
 
-from bot.cogs._clips import clip_view, smaller_view, status_view
+from bot.cogs._clips import clip_view, held_view, smaller_view, status_view
 from bot.cogs._common import DEFAULT_UPLOAD_LIMIT
 from bot.i18n import text
 from bot.models import COMPLETED
 from bot.progress import progress_line
 from bot.retry import Backoff, retrying
 from bot.store import GenerationRecord
-from bot.studio import Outcome, Progress, StopWaiting, Studio
+from bot.studio import Outcome, Placement, Progress, StopWaiting, Studio, placement
 from bot.videos import GeneratorError
 
 log = logging.getLogger(__name__)
@@ -214,14 +216,14 @@ class Deliveries:
             if latest is None or not latest.is_open:
                 return
             failed = await self.studio.fail(latest, f"an unexpected error on my side ({type(error).__name__})")
-            locale = (await self.studio.member(latest.user_id)).reply_locale
+            locale = await self.studio.reply_locale(latest.user_id, latest.guild_id)
             await self._failed(failed, failed.error or "?", locale)
         except Exception:
             log.exception("could not record the failure of generation #%d", record.id)
 
     async def _deliver_once(self, record: GenerationRecord) -> None:
         studio = self.studio
-        locale = (await studio.member(record.user_id)).reply_locale
+        locale = await studio.reply_locale(record.user_id, record.guild_id)
         title = record.display_title
         # Completed before this delivery began: a crash may have come after the upload but before it was noted.
         maybe_posted = record.status == COMPLETED
@@ -287,9 +289,16 @@ class Deliveries:
             return
         target = self._channel(record, record.thread_id or record.channel_id or 0)
         earlier = await self._earlier_post(record, target) if maybe_posted else None
+        where = Placement.POST
+        if earlier is None and outcome.video is not None:
+            record = await self.studio.look(record)
+            config = await self.studio.config(record.guild_id)
+            where = placement(record.verdict, config.output_policy, self._age_restricted(record))
         try:
             sent = earlier or await with_retries(
-                f"posting the clip of #{record.id}", lambda: self._send(record, target, outcome, locale), self.backoff
+                f"posting the clip of #{record.id}",
+                lambda: self._send(record, target, outcome, locale, where),
+                self.backoff,
             )
         except DISCORD_ERRORS as error:
             log.warning("could not post the clip of #%d: %s", record.id, _describe(error))
@@ -298,34 +307,59 @@ class Deliveries:
             return
         if not await self.studio.mark_posted(record, sent.id):
             return
-        self.studio.metrics.deliveries.labels("posted" if _fits(record, outcome) else "too_big").inc()
-        done = text("status.done", locale, title=record.display_title, link=sent.jump_url)
+        posted = where in (Placement.POST, Placement.SPOILER)
+        outcome_label = ("posted" if _fits(record, outcome) else "too_big") if posted else "held"
+        self.studio.metrics.deliveries.labels(outcome_label).inc()
+        done = text("status.done" if posted else "status.held", locale, title=record.display_title, link=sent.jump_url)
         await self._edit_status(record, done, None, final=True)
+
+    def _age_restricted(self, record: GenerationRecord) -> bool:
+        """Whether the clip's channel is age-restricted (a thread is when its channel is); a DM never is."""
+        if record.guild_id is None:
+            return False
+        for channel_id in (record.thread_id, record.channel_id):
+            channel = self.client.get_channel(channel_id) if channel_id else None
+            if channel is not None and hasattr(channel, "is_nsfw"):
+                return bool(channel.is_nsfw())
+        return False
+
+    def _age_restricted_channels(self, record: GenerationRecord, allowed: tuple[int, ...]) -> list[int]:
+        """The server's age-restricted text channels where Hanul may be used."""
+        guild = self.client.get_guild(record.guild_id) if record.guild_id else None
+        if guild is None:
+            return []
+        return [c.id for c in guild.text_channels if c.is_nsfw() and (not allowed or c.id in allowed)]
 
     async def _earlier_post(
         self, record: GenerationRecord, target: discord.PartialMessageable
     ) -> discord.Message | None:
         """The clip (or its too-big notice) if this bot already posted it in the target channel."""
         me = self.client.user
-        filename = f"hanul-{record.id}.mp4"
-        smaller = f"hanul:smaller:{record.id}"
+        filenames = {f"hanul-{record.id}.mp4", f"SPOILER_hanul-{record.id}.mp4"}
+        # A too-big notice carries the smaller-version button; a withheld clip's notice its delete button.
+        markers = {f"hanul:smaller:{record.id}", f"hanul:delete:{record.id}"}
         try:
             async for message in target.history(limit=HISTORY_LOOKBACK):
                 if me is None or message.author.id != me.id:
                     continue
-                if any(a.filename == filename for a in message.attachments):
+                if any(a.filename in filenames for a in message.attachments):
                     return message
                 ids = [
                     getattr(c, "custom_id", None) for row in message.components for c in getattr(row, "children", [])
                 ]
-                if smaller in ids:
+                if markers & set(ids):
                     return message
         except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as error:
             log.warning("could not read the history of %s to check #%d: %s", target.id, record.id, _describe(error))
         return None
 
     async def _send(
-        self, record: GenerationRecord, target: discord.PartialMessageable, outcome: Outcome, locale: str | None
+        self,
+        record: GenerationRecord,
+        target: discord.PartialMessageable,
+        outcome: Outcome,
+        locale: str | None,
+        where: Placement = Placement.POST,
     ) -> discord.Message:
         """One upload attempt (a fresh file each time: discord.py closes it after sending)."""
         reference = None
@@ -346,6 +380,14 @@ class Deliveries:
                 allowed_mentions=mention,
                 nonce=f"hanul-big-{record.id}",
             )
+        if where in (Placement.WITHHOLD, Placement.ELSEWHERE):
+            return await target.send(
+                await self._held_notice(record, where, locale),
+                view=held_view(record.id, locale),
+                reference=reference,  # type: ignore[arg-type]
+                allowed_mentions=mention,
+                nonce=f"hanul-held-{record.id}",
+            )
         caption = text(
             "result.caption",
             locale,
@@ -357,9 +399,26 @@ class Deliveries:
         )
         return await target.send(
             caption,
-            file=discord.File(io.BytesIO(outcome.video), filename=f"hanul-{record.id}.mp4"),
+            file=discord.File(
+                io.BytesIO(outcome.video),
+                filename=f"hanul-{record.id}.mp4",
+                spoiler=where is Placement.SPOILER,
+                description=record.description or None,  # the LLM's one line: the clip's alt text
+            ),
             view=clip_view(record.id, locale),
             reference=reference,  # type: ignore[arg-type]
             allowed_mentions=mention,
             nonce=f"hanul-clip-{record.id}",
         )
+
+    async def _held_notice(self, record: GenerationRecord, where: Placement, locale: str | None) -> str:
+        """Why the clip is not here: withheld, or only for the server's age-restricted channels (named)."""
+        member = f"<@{record.user_id}>"
+        if where is Placement.WITHHOLD:
+            return text("result.withheld", locale, member=member, title=record.display_title)
+        config = await self.studio.config(record.guild_id)
+        channels = self._age_restricted_channels(record, config.allowed_channel_ids)
+        if not channels:
+            return text("result.no_age_restricted_channel", locale, member=member, title=record.display_title)
+        places = ", ".join(f"<#{c}>" for c in channels)
+        return text("result.elsewhere", locale, member=member, title=record.display_title, channels=places)

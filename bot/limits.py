@@ -1,5 +1,6 @@
 """Who may ask for a video, where, and how often: allow-lists, the per-member queue cap, cooldown and daily
-quota. Pure rules over the store; Discord-free, so the console and the bot share them."""
+quota, as the server asked from has them (its /config over the operator's defaults). Pure rules over the store;
+Discord-free, so the console and the bot share them."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
+from bot.guild_config import GuildConfig, GuildConfigs
 from bot.i18n import text
 from bot.settings import BotSettings
 from bot.store import GenerationRecord, Store
@@ -53,11 +55,18 @@ class Refusal(Exception):
 class Limits:
     """Applies the configured limits; `admit` is atomic per process so two quick requests can't both slip in."""
 
-    def __init__(self, settings: BotSettings, store: Store, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        settings: BotSettings,
+        store: Store,
+        clock: Callable[[], datetime] | None = None,
+        configs: GuildConfigs | None = None,
+    ) -> None:
         self._settings = settings
         self._store = store
         self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = asyncio.Lock()
+        self.configs = configs or GuildConfigs(settings, store.engine)  # each server's limits
 
     def is_global_admin(self, requester: Requester) -> bool:
         """Admins everywhere: only the ones the operator named in HANUL_ADMIN_USER_IDS (and the console)."""
@@ -92,19 +101,20 @@ class Limits:
             return True
         return record.guild_id is not None and record.guild_id == guild_id
 
-    def check_place(self, requester: Requester) -> None:
-        """Raise a Refusal when the channel or the member's roles are not allowed (DMs pass the channel test)."""
+    def check_place(self, requester: Requester, config: GuildConfig) -> None:
+        """Raise a Refusal when the channel or the member's roles are not allowed in the server's `config` (DMs
+        pass the channel test)."""
         if self.bypasses_limits(requester):
             return
-        allowed_channels = set(self._settings.allowed_channel_ids)
+        allowed_channels = set(config.allowed_channel_ids)
         if allowed_channels and requester.guild_id is not None:
             here = {requester.channel_id, requester.parent_channel_id} - {None}
             if not here & allowed_channels:
-                channels = ", ".join(f"<#{c}>" for c in self._settings.allowed_channel_ids)
+                channels = ", ".join(f"<#{c}>" for c in config.allowed_channel_ids)
                 raise Refusal("channel", {"channels": channels})
-        allowed_roles = set(self._settings.allowed_role_ids)
+        allowed_roles = set(config.allowed_role_ids)
         if allowed_roles and requester.guild_id is not None and not set(requester.role_ids) & allowed_roles:
-            roles = ", ".join(f"<@&{r}>" for r in self._settings.allowed_role_ids)
+            roles = ", ".join(f"<@&{r}>" for r in config.allowed_role_ids)
             raise Refusal("role", {"roles": roles})
 
     async def admit(self, requester: Requester, record: Callable[[], object], *, follow_up: bool = False) -> object:
@@ -112,19 +122,19 @@ class Limits:
         other request is checked. Raises Refusal with the reason otherwise. `follow_up`: the member is working
         on their own clip (refining, extending, re-rolling it), the product's main flow: the cooldown, meant
         against a burst of new requests, does not apply (the queue cap and the quota still do)."""
-        self.check_place(requester)
+        config = await self.configs.effective(requester.guild_id)
+        self.check_place(requester, config)
         async with self._lock:
             now = self._clock()
             if not self.bypasses_limits(requester):
-                await self._check_usage(requester.user_id, now, cooldown=not follow_up)
+                await self._check_usage(requester.user_id, now, config, cooldown=not follow_up)
             await self._store.record_request_time(requester.user_id, now)
             result = record()
             if asyncio.iscoroutine(result):
                 result = await result
             return result
 
-    async def _check_usage(self, user_id: int, now: datetime, *, cooldown: bool = True) -> None:
-        settings = self._settings
+    async def _check_usage(self, user_id: int, now: datetime, settings: GuildConfig, *, cooldown: bool = True) -> None:
         open_count = await self._store.count_open(user_id)
         if open_count >= settings.max_queued_per_user:
             raise Refusal("queue_full", {"count": open_count, "limit": settings.max_queued_per_user})

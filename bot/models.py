@@ -1,4 +1,5 @@
-"""The bot's tables: members and their settings, conversations (one per thread), and every generation."""
+"""The bot's tables: members and their settings, conversations (one per thread), every generation, and each
+server's own settings."""
 
 from __future__ import annotations
 
@@ -120,6 +121,10 @@ class Generation(Base):
     status_message_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
     result_message_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
+    # The LLM's look at the finished clip: fine | age_restricted | withhold (None: nobody looked), and one line
+    # describing it (the attachment's alt text, shown in /history).
+    verdict: Mapped[str | None] = mapped_column(String(16), default=None)
+    description: Mapped[str | None] = mapped_column(String(300), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(default=None)
     posted_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -128,3 +133,15 @@ class Generation(Base):
         Index("ix_generations_user_id_created_at", "user_id", "created_at"),
         Index("ix_generations_status", "status"),
     )
+
+
+class GuildSettings(Base):
+    """One server's own settings, chosen with /config: only the fields it set (field name -> value); every other
+    field is the operator's default from the environment. Removing a key resets that field."""
+
+    __tablename__ = "guild_settings"
+
+    guild_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    overrides: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_by: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
@@ -21,6 +21,9 @@ def _split_ids(value: object) -> object:
 
 
 IdList = Annotated[list[int], NoDecode]
+# What happens to a clip the LLM's look says needs an age-restricted channel (a server can choose its own, /config).
+OutputPolicy = Literal["post", "spoiler", "age_restricted_channels", "withhold"]
+OUTPUT_POLICIES: tuple[str, ...] = ("post", "spoiler", "age_restricted_channels", "withhold")
 
 
 class BotSettings(CoreSettings):
@@ -36,6 +39,9 @@ class BotSettings(CoreSettings):
     llm_timeout: float = Field(default=30.0, gt=0, validation_alias="LLM_TIMEOUT")
     llm_max_retries: int = Field(default=2, ge=0, le=10, validation_alias="LLM_MAX_RETRIES")
     llm_moderation: bool = Field(default=False, validation_alias="LLM_MODERATION")
+    # Whether the LLM is shown each finished clip (its spritesheet) before it is posted: auto asks once, and a
+    # server that refuses images is remembered as text-only until the bot restarts.
+    llm_vision: Literal["auto", "on", "off"] = Field(default="auto", validation_alias="LLM_VISION")
     blocked_words: Annotated[list[str], NoDecode] = Field(default_factory=list, validation_alias="HANUL_BLOCKED_WORDS")
 
     generator_url: str = Field(default="", validation_alias="GENERATOR_URL")
@@ -50,6 +56,7 @@ class BotSettings(CoreSettings):
     # clip never wait for it.
     cooldown_seconds: float = Field(default=0.0, ge=0, validation_alias="HANUL_COOLDOWN_SECONDS")
     daily_quota: int = Field(default=20, ge=0, validation_alias="HANUL_DAILY_QUOTA")  # 0 = unlimited
+    output_policy: OutputPolicy = Field(default="age_restricted_channels", validation_alias="HANUL_OUTPUT_POLICY")
     allowed_channel_ids: IdList = Field(default_factory=list, validation_alias="HANUL_ALLOWED_CHANNEL_IDS")
     allowed_role_ids: IdList = Field(default_factory=list, validation_alias="HANUL_ALLOWED_ROLE_IDS")
     admin_user_ids: IdList = Field(default_factory=list, validation_alias="HANUL_ADMIN_USER_IDS")
@@ -77,6 +84,10 @@ class BotSettings(CoreSettings):
     @classmethod
     def _empty_port_is_off(cls, value: object) -> object:
         return None if value == "" else value
+    @field_validator("llm_vision", "output_policy", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("blocked_words", mode="before")
     @classmethod

@@ -85,6 +85,8 @@ class GenerationRecord:
     status_message_id: int | None = None
     result_message_id: int | None = None
     error: str | None = None
+    verdict: str | None = None  # the LLM's look at the clip: fine | age_restricted | withhold; None: no look
+    description: str | None = None  # one line describing the clip (its alt text)
     created_at: datetime | None = None
     completed_at: datetime | None = None
     posted_at: datetime | None = None
@@ -179,6 +181,7 @@ class Store:
     rules would be repeated in three classes that the studio would then have to hold together."""
 
     def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine  # the servers' settings (`bot.guild_config`) live in the same database
         self._sessions: async_sessionmaker = session_factory(engine)
         # Reads need no write lock: on SQLite (shared with the in-process generator's claims and lease renewals)
         # they would otherwise queue for it, and hold it, like writes.

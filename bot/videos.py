@@ -74,6 +74,7 @@ TRANSIENT = ("generator_down", "generator_busy")
 HOLD_SECONDS = 20.0  # `track` asks the generator to hold an unchanged answer this long (Hanul's `?wait=`)
 HELD_HEADER = "hanul-wait"  # a generator that holds answers says so with this header
 MAX_PREVIEW_BYTES = 512 * 1024  # a live preview is a few tens of kilobytes; anything far larger is not one
+MAX_SPRITESHEET_BYTES = 8 * 1024 * 1024
 MIN_ASK_GAP = 0.25  # against a generator that does not hold, `track` asks about one job at most this often
 
 
@@ -365,6 +366,17 @@ class VideoClient:
             raise _invalid(f"a preview of {len(data)} bytes")
         if not (data[:4] == b"RIFF" and data[8:12] == b"WEBP"):
             raise _invalid(f"the preview is not a WebP (it starts with {_preview(data[:24])})")
+        return data
+
+    async def download_spritesheet(self, video_id: str, max_bytes: int = MAX_SPRITESHEET_BYTES) -> bytes:
+        """The finished clip's spritesheet (`?variant=spritesheet`, a JPEG grid of frames), for the LLM's look;
+        refused (generator_invalid) when it is not a JPEG or PNG or larger than `max_bytes`."""
+        response = await self._call(self._client.videos.download_content(video_id, variant="spritesheet"))
+        data = response.content
+        if len(data) > max_bytes:
+            raise _invalid(f"the spritesheet is {len(data)} bytes, more than {max_bytes}")
+        if not (data.startswith(b"\xff\xd8\xff") or data.startswith(b"\x89PNG")):
+            raise _invalid(f"the spritesheet is not an image (it starts with {_preview(data[:24])})")
         return data
 
     async def cancel(self, video_id: str) -> None:

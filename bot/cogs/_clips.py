@@ -289,6 +289,11 @@ def clip_view(generation_id: int, locale: str | None) -> discord.ui.View:
     )
 
 
+def held_view(generation_id: int, locale: str | None) -> discord.ui.View:
+    """Under a clip that was not posted (withheld, or kept for age-restricted channels): its owner may drop it."""
+    return _view(DeleteButton(generation_id, locale))
+
+
 def prompt_view(generation_id: int, locale: str | None) -> discord.ui.View:
     return _view(EditButton(generation_id, locale))
 

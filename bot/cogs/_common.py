@@ -95,16 +95,16 @@ def interaction_destination(interaction: discord.Interaction) -> Destination:
     return destination_for(interaction.channel, upload_limit(interaction, interaction.guild))
 
 
-async def member_locale(studio: Studio, user_id: int, fallback: str | None) -> str | None:
-    """The language to answer a member in: their /settings choice, else the Discord locale."""
-    member = await studio.member(user_id)
-    return member.language or fallback or member.locale
+async def member_locale(studio: Studio, user_id: int, fallback: str | None, guild_id: int | None = None) -> str | None:
+    """The language to answer a member in: their /settings choice, else their server's (/config), else the
+    Discord locale."""
+    return await studio.reply_locale(user_id, guild_id, fallback)
 
 
 async def interaction_locale(interaction: discord.Interaction) -> str | None:
     """The language to answer the member behind an interaction in."""
     return await member_locale(
-        services_of(interaction.client).studio, interaction.user.id, _discord_locale(interaction)
+        services_of(interaction.client).studio, interaction.user.id, _discord_locale(interaction), interaction.guild_id
     )
 
 

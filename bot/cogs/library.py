@@ -35,7 +35,14 @@ def history_line(record: GenerationRecord, locale: str | None) -> str:
         status=status_word(record.status, locale),
         title=record.display_title,
         link=f" · {link}" if link else "",
-    )
+    ) + _look(record, locale)
+
+
+def _look(record: GenerationRecord, locale: str | None) -> str:
+    """What the LLM saw in the clip (its alt text), or that it was not posted."""
+    if record.verdict == "withhold":
+        return text("history.withheld", locale)
+    return text("history.look", locale, description=record.description) if record.description else ""
 
 
 class LibraryCog(commands.Cog, name="Library"):

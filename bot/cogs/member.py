@@ -8,6 +8,7 @@ from discord.ext import commands
 
 from bot.cogs._common import answer, interaction_locale, interaction_requester, services_of
 from bot.cogs._translate import described, english, keyed
+from bot.guild_config import GuildConfig
 from bot.i18n import LANGUAGES, text
 from bot.settings import BotSettings
 from bot.store import UNCHANGED, MemberSettings
@@ -21,14 +22,15 @@ LANGUAGE_CHOICES = [app_commands.Choice(name=keyed("choice.language.auto"), valu
 ]
 
 
-def describe(member: MemberSettings, settings_seconds: float, locale: str | None) -> str:
+def describe(member: MemberSettings, server: GuildConfig, locale: str | None) -> str:
+    """A member's defaults; where they chose none, the server's (its /config over the operator's)."""
     none = text("settings.none", locale)
     return text(
         "settings.show",
         locale,
-        seconds=f"{member.seconds or settings_seconds:g}",
-        aspect=member.aspect or "16:9",
-        style=member.style or none,
+        seconds=f"{member.seconds or server.default_seconds:g}",
+        aspect=member.aspect or server.default_aspect,
+        style=member.style or server.default_style or none,
         enhance=text("settings.on" if member.enhance else "settings.off", locale),
         language=member.language or text("settings.auto", locale),
         sound=text("settings.on" if member.sound else "settings.off", locale),
@@ -69,16 +71,16 @@ class MemberCog(commands.Cog, name="Member"):
             language=UNCHANGED if language is None else (None if language == "auto" else language),
             sound=sound if sound is not None else UNCHANGED,
         )
-        locale = member.language or str(interaction.locale.value)
+        locale = await self.studio.reply_locale(member.user_id, interaction.guild_id, str(interaction.locale.value))
         lines = [text("settings.saved", locale)] if changed else []
-        lines.append(describe(member, self.settings.default_seconds, locale))
+        lines.append(describe(member, await self.studio.config(interaction.guild_id), locale))
         await answer(interaction, "\n".join(lines))
 
     @app_commands.command(name=english("command.help.name"), description=english("command.help.description"))
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     async def help(self, interaction: discord.Interaction) -> None:
         locale = await interaction_locale(interaction)
-        settings = self.settings
+        settings = await self.studio.config(interaction.guild_id)  # this server's limits
         quota = settings.daily_quota or text("quota.unlimited", locale)
         await answer(
             interaction,

@@ -167,7 +167,7 @@ class VideoCog(commands.Cog, name="Video"):
         """Start a request from a member's message; what goes wrong is a reply (messages have no ephemeral
         answers), worded as for an interaction."""
         member = await self.studio.member(message.author.id)
-        locale = member.reply_locale
+        locale = await self.studio.reply_locale(member.user_id, message.guild.id if message.guild else None)
         requester = requester_of(message.author, message.channel, member.locale)
         destination = destination_for(message.channel, upload_limit(None, message.guild))
         try:

@@ -20,7 +20,7 @@ from bot.director.wording import Fallback, phrase
 log = logging.getLogger(__name__)
 
 R = TypeVar("R", bound=pydantic.BaseModel)
-Message = dict[str, str]
+Message = dict[str, Any]  # content is a string, or a list of parts (text and image_url) for a model that sees
 
 _THINKING = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)  # reasoning models' preamble
 _FENCE = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.DOTALL)

@@ -62,6 +62,14 @@ class Refinement(PromptResult):
     summary: str
 
 
+@dataclass(frozen=True)
+class Look:
+    """What the LLM saw in a finished clip: whether it may be posted, and one line saying what it shows."""
+
+    verdict: Literal["fine", "age_restricted", "withhold"]
+    description: str  # in the member's language; the attachment's alt text
+
+
 class Refused(Exception):
     """The request was not written because of the block list, moderation or the LLM's own refusal."""
 

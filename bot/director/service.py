@@ -10,9 +10,10 @@ import openai
 
 from bot.director import offline, prompts
 from bot.director.llm import Answer, InvalidReply, JSONChat, LLMFailure
+from bot.director.look import Looker
 from bot.director.offline import TITLE_CHARS, Draft
 from bot.director.prompts import PromptReply, RefineReply
-from bot.director.results import PromptResult, Refinement, Turn, Usage
+from bot.director.results import Look, PromptResult, Refinement, Turn, Usage
 from bot.director.safety import BlockList, Moderator
 from bot.director.styles import ModelStyle, style_for
 from bot.director.text import cap_words, latin_share, normalize_language, one_line
@@ -69,6 +70,7 @@ class Director:
         self._blocklist = BlockList(settings.blocked_words)
         self._moderator = Moderator(client) if client and settings.llm_moderation else None
         self._history_token_budget = history_token_budget
+        self._looker = Looker(self._chat, settings.llm_vision, self._blocklist, settings.llm_model)
 
     @classmethod
     def from_settings(cls, settings: BotSettings, **options: object) -> Director:
@@ -82,6 +84,22 @@ class Director:
     @property
     def style(self) -> ModelStyle:
         return self._style
+
+    @property
+    def vision(self) -> str:
+        """Whether finished clips are shown to the LLM: `sees`, `unknown` (not asked yet), `text_only` (it
+        refused an image), `off` (LLM_VISION=off) or `no_llm`."""
+        return self._looker.state
+
+    @property
+    def looks(self) -> bool:
+        """Whether a finished clip is worth fetching for a look."""
+        return self._looker.active
+
+    async def look(self, image: bytes, mime: str, *, language: str = "en") -> Look | None:
+        """The LLM's verdict and one-line description of a finished clip from its spritesheet (see
+        `bot.director.look`); None when nobody looked."""
+        return await self._looker.look(image, mime, language=language)
 
     def follow_model(self, family: str) -> None:
         """Write prompts in the style of the video model family the generator renders (`ltx` or `wan`)."""

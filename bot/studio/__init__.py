@@ -8,8 +8,13 @@ module:
 2. submitting (`submit.py`): the front end says where the result will go (`attach`), so a restart knows, then
    `submit` queues it on the generator;
 3. following (`follow.py`): `follow` polls it, reporting progress, and downloads the clip;
-4. posting: the front end posts the clip and calls `mark_posted`, which succeeds once only;
-5. cancelling (`cancel.py`): `cancel` and `delete`, for the owner or an admin.
+4. looking (`look.py`): `look` shows the finished clip to the LLM when it sees images, and `placement` says
+   where it may go under the server's output policy;
+5. posting: the front end posts the clip and calls `mark_posted`, which succeeds once only;
+6. cancelling (`cancel.py`): `cancel` and `delete`, for the owner or an admin.
+
+Each server's own settings (its /config over the operator's environment) are read through `config` and changed
+through `configure`.
 
 `Studio` is the one object the front ends hold: it builds the parts and hands each call to its part; the
 store stays behind it, the front ends asking it for what they show (history, queue, a member's settings).
@@ -22,6 +27,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from bot.director import Director
+from bot.guild_config import BadConfig, GuildConfig
 from bot.limits import Limits, Refusal, Requester
 from bot.metrics import BotMetrics
 from bot.models import COMPLETED, POSTED
@@ -44,6 +50,7 @@ from bot.studio.data import (
 )
 from bot.studio.drafts import Drafting, check_picture, clean_text, new_seed
 from bot.studio.follow import MAX_DOWNLOAD_BYTES, Following
+from bot.studio.look import Looking, Placement, placement
 from bot.studio.submit import Submitting
 from bot.videos import GeneratorError, VideoClient
 
@@ -54,6 +61,7 @@ __all__ = [
     "HistoryPage",
     "ImageInput",
     "Outcome",
+    "Placement",
     "Progress",
     "StopWaiting",
     "Studio",
@@ -61,6 +69,7 @@ __all__ = [
     "check_picture",
     "clean_text",
     "new_seed",
+    "placement",
 ]
 
 
@@ -93,6 +102,7 @@ class Studio:
         self._cancelling = Cancelling(store, access, videos)
         self._drafting = Drafting(settings, store, access, director, self._submitting, self._cancelling.cancel_record)
         self._following = Following(settings, store, videos, self._submitting, backoff)
+        self._looking = Looking(store, director, videos)
         self._access = access
 
     # --- drafting --------------------------------------------------------------------------------
@@ -201,6 +211,10 @@ class Studio:
         except GeneratorError as error:
             log.info("no preview of %s: %s", video_id, error)
             return None
+    async def look(self, record: GenerationRecord) -> GenerationRecord:
+        """The finished clip with the LLM's look at it recorded (verdict, one-line description), when it sees
+        images; otherwise as it was (the prompt checks stand)."""
+        return await self._looking.look(record)
 
     async def mark_posted(self, record: GenerationRecord, message_id: int | None) -> bool:
         """Record the clip as posted (as `message_id`); False when it was already: post each clip once."""
@@ -281,6 +295,38 @@ class Studio:
     async def member(self, user_id: int) -> MemberSettings:
         """A member's settings (defaults when never seen)."""
         return await self.store.member(user_id)
+
+    async def reply_locale(self, user_id: int, guild_id: int | None, discord_locale: str | None = None) -> str | None:
+        """The language to answer a member in: the one they chose (/settings), else their server's (/config),
+        else their Discord language."""
+        member = await self.store.member(user_id)
+        if member.language:
+            return member.language
+        config = await self.config(guild_id)
+        return config.language or discord_locale or member.locale
+
+    # --- each server's settings --------------------------------------------------------------------
+
+    async def config(self, guild_id: int | None) -> GuildConfig:
+        """The settings in force in a server (the operator's defaults for a DM or the console)."""
+        return await self._limits.configs.effective(guild_id)
+
+    async def configure(
+        self, requester: Requester, guild_id: int | None, changes: dict[str, Any], *, reset: tuple[str, ...] = ()
+    ) -> GuildConfig:
+        """Change a server's settings: only someone who manages that server, asking from inside it (Refusal
+        `config_not_manager` otherwise); a value the server may not choose is refused (`config_value`), and nothing
+        is saved."""
+        if guild_id is None:
+            raise Refusal("config_no_server")
+        if not self._limits.is_guild_admin(requester, guild_id) and not self._limits.is_global_admin(requester):
+            raise Refusal("config_not_manager")
+        if not changes and not reset:
+            return await self.config(guild_id)
+        try:
+            return await self._limits.configs.change(guild_id, requester.user_id, changes, reset=reset)
+        except BadConfig as error:
+            raise Refusal(f"config_{error.code}", {"field": "?", **error.values}) from error
 
     async def enrol(self, requester: Requester) -> MemberSettings:
         """The member's settings, recording them (name, locale) when first seen."""

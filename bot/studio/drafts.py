@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.director import Director, PromptResult, Refused, Turn
+from bot.guild_config import GuildConfig
 from bot.limits import Refusal, Requester
 from bot.models import COMPLETED, POSTED
 from bot.settings import BotSettings
@@ -161,7 +162,9 @@ class Drafting:
 
     # --- checks and the prompt -------------------------------------------------------------------
 
-    def _check_options(self, text: str, options: VideoOptions) -> None:
+    def _check_options(self, text: str, options: VideoOptions, config: GuildConfig) -> None:
+        """The options as the server asked from allows them (its longest clip)."""
+        longest = config.max_seconds
         if not text.strip():
             raise Refusal("empty")
         _check_length(text, MAX_REQUEST_CHARS)
@@ -173,11 +176,11 @@ class Drafting:
             raise Refusal("seed", {"seed": str(seed)[:40], "max": MAX_SEED})
         seconds = options.seconds
         if seconds is not None and not isinstance(seconds, int | float):
-            raise Refusal("seconds", {"seconds": str(seconds)[:40], "max": f"{self.settings.max_seconds:g}"})
+            raise Refusal("seconds", {"seconds": str(seconds)[:40], "max": f"{longest:g}"})
         if options.aspect is not None and not isinstance(options.aspect, str):
             raise Refusal("aspect", {"aspect": str(options.aspect)[:40], "choices": ", ".join(ASPECT_SIZES)})
-        if options.seconds is not None and not 1 <= options.seconds <= self.settings.max_seconds:
-            raise Refusal("seconds", {"seconds": f"{options.seconds:g}", "max": f"{self.settings.max_seconds:g}"})
+        if options.seconds is not None and not 1 <= options.seconds <= longest:
+            raise Refusal("seconds", {"seconds": f"{options.seconds:g}", "max": f"{longest:g}"})
         if options.aspect is not None and options.aspect not in ASPECT_SIZES:
             raise Refusal("aspect", {"aspect": options.aspect, "choices": ", ".join(ASPECT_SIZES)})
         if options.image is not None:
@@ -231,12 +234,14 @@ class Drafting:
             negative=clean_text(options.negative) or None if options.negative is not None else None,
             style=clean_text(options.style) or None if options.style is not None else None,
         )
-        self._check_options(text, options)
+        config = await self.access.limits.configs.effective(destination.guild_id)
+        self._check_options(text, options, config)
         member = await self.store.ensure_member(requester.user_id, requester.name, requester.locale)
-        seconds = options.seconds or member.seconds or self.settings.default_seconds
-        seconds = min(seconds, self.settings.max_seconds)
-        aspect = options.aspect or member.aspect or DEFAULT_ASPECT
-        style = options.style if options.style is not None else member.style
+        # The member's own choice first, then the server's defaults (its /config over the operator's).
+        seconds = options.seconds or member.seconds or config.default_seconds
+        seconds = min(seconds, config.max_seconds)
+        aspect = options.aspect or member.aspect or config.default_aspect
+        style = options.style if options.style is not None else (member.style or config.default_style)
         enhance = options.enhance if options.enhance is not None else member.enhance
         sound = options.sound if options.sound is not None else member.sound
         params = {
@@ -316,10 +321,9 @@ class Drafting:
             raise Refusal("not_found", {"id": parent_id})
         if parent.status not in (COMPLETED, POSTED):
             raise Refusal("not_finished")
+        config = await self.access.limits.configs.effective(destination.guild_id)
         params = dict(parent.params)
-        params["seconds"] = min(
-            float(params.get("seconds") or self.settings.default_seconds), self.settings.max_seconds
-        )
+        params["seconds"] = min(float(params.get("seconds") or config.default_seconds), config.max_seconds)
         params.update(size_caps(destination))
         new = _new_generation(
             requester,

@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from bot.director import Director
+from bot.guild_config import DEFAULT_ASPECT
 from bot.limits import Refusal
 from bot.models import PENDING, QUEUED, RENDERING
 from bot.settings import BotSettings
@@ -15,8 +16,6 @@ from bot.studio.data import ImageInput
 from bot.videos import ASPECT_SIZES, GeneratorError, GeneratorModel, VideoClient, VideoOrder
 
 log = logging.getLogger(__name__)
-
-DEFAULT_ASPECT = "16:9"
 
 
 class Submitting:

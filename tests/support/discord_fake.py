@@ -690,8 +690,10 @@ class FakeDiscord:
         resolved: dict[str, Any] | None = None,
         types: dict[str, int] | None = None,
         guild_id: int = GUILD_ID,
+        subcommand: str | None = None,
     ) -> dict[str, Any]:
-        """Type a slash command; returns the INTERACTION_CREATE payload it sent."""
+        """Type a slash command (`subcommand`: of a command group, such as `/config limits`); returns the
+        INTERACTION_CREATE payload it sent."""
         kinds = {bool: 5, int: 4, float: 10, str: 3}
         data: dict[str, Any] = {
             "id": str(self.snowflake()),
@@ -702,6 +704,8 @@ class FakeDiscord:
                 for key, value in (options or {}).items()
             ],
         }
+        if subcommand is not None:
+            data["options"] = [{"name": subcommand, "type": 1, "options": data["options"]}]
         if not dm:
             data["guild_id"] = str(guild_id)
         if resolved:

@@ -9,9 +9,11 @@ from generator.settings import GeneratorSettings
 
 
 def bot_settings(data_dir: Path, **overrides: object) -> BotSettings:
-    """Bot settings for a test: its own data folder, no cooldown unless asked, fast progress reports."""
+    """Bot settings for a test: its own data folder, no cooldown unless asked, fast progress reports, and no look
+    at finished clips unless asked (LLM_VISION: a test's scripted LLM answers only what the test is about)."""
     values: dict[str, object] = {
         "HANUL_DATA_DIR": str(data_dir),
+        "LLM_VISION": "off",
         "HANUL_COOLDOWN_SECONDS": 0,
         "HANUL_PROGRESS_INTERVAL": 1,
         "HANUL_DEFAULT_SECONDS": 1,

@@ -14,7 +14,9 @@ Replies: `Reply.json(obj)`, `Reply.text(s)`, `Reply.malformed()`, `Reply.error(s
 any of them takes `delay=` (seconds, for timeouts), `headers=`, `prompt_tokens=`/`completion_tokens=`.
 `server.moderate(Moderation(("violence",)), Moderation(status=404))` scripts `/v1/moderations` verdicts (none
 queued: nothing is flagged). `server.json_schema = False` makes it reject JSON-schema `response_format`
-with a 400, like a server without structured outputs.
+with a 400, like a server without structured outputs. Messages may carry OpenAI's content parts (`text` and
+`image_url`); `RecordedRequest.images` decodes the images a request showed, and `server.vision = False` makes it a
+text-only model that answers any image with a 400 (as OpenAI and vLLM do), again without consuming a reply.
 
 Endpoints: `POST /v1/chat/completions` (non-streaming), `POST /v1/moderations`, `GET /v1/models`.
 Each chat request takes the next queued `Reply`; with none queued it answers 500 (without inviting a retry)
@@ -26,6 +28,7 @@ take a millisecond instead of its 0.5 s+ exponential backoff.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 import uuid
@@ -118,8 +121,30 @@ class RecordedRequest:
         return self.body.get("model")
 
     def text(self) -> str:
-        """All message contents joined, for assertions that something was (or was not) sent."""
-        return "\n".join(str(m.get("content", "")) for m in self.messages)
+        """All message texts joined (the text parts of multi-part contents), for assertions that something was (or
+        was not) sent."""
+        return "\n".join(_text_of(m.get("content", "")) for m in self.messages)
+
+    @property
+    def images(self) -> list[bytes]:
+        """The images the request's messages showed (`image_url` parts with base64 data URLs), decoded."""
+        found = []
+        for message in self.messages:
+            for part in _parts(message.get("content")):
+                if part.get("type") == "image_url":
+                    url = str((part.get("image_url") or {}).get("url", ""))
+                    found.append(base64.b64decode(url.split(",", 1)[1]) if url.startswith("data:") else url.encode())
+        return found
+
+
+def _parts(content: Any) -> list[dict[str, Any]]:
+    return [p for p in content if isinstance(p, dict)] if isinstance(content, list) else []
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, list):
+        return "\n".join(str(p.get("text", "")) for p in _parts(content) if p.get("type") == "text")
+    return str(content)
 
 
 def _estimate_tokens(text: str) -> int:
@@ -133,8 +158,9 @@ class LLMServer:
     `response_format: {"type": "json_schema"}` gets a 400 without consuming a queued reply.
     """
 
-    def __init__(self, *, json_schema: bool = True, model: str = "test-model") -> None:
+    def __init__(self, *, json_schema: bool = True, vision: bool = True, model: str = "test-model") -> None:
         self.json_schema = json_schema
+        self.vision = vision
         self.model = model
         self.requests: list[RecordedRequest] = []
         self.unscripted = 0
@@ -216,6 +242,9 @@ class LLMServer:
         response_format = recorded.response_format or {}
         if response_format.get("type") == "json_schema" and not self.json_schema:
             return _error(400, "response_format of type json_schema is not supported", param="response_format")
+        if recorded.images and not self.vision:
+            # What OpenAI answers a text-only model shown an image (vLLM's and others' are alike).
+            return _error(400, "Invalid content type. image_url is only supported by certain models.", param="messages")
         if recorded.body.get("stream"):
             return _error(400, "llm_server does not script streaming replies", param="stream")
         if not self._replies:

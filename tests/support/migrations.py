@@ -17,7 +17,7 @@ HISTORIES: dict[str, tuple[MigrationHistory, MetaData]] = {
     "bot": (bot.models.MIGRATIONS, bot.models.Base.metadata),
 }
 GENERATOR_TABLES = {"video_jobs", "video_artifacts", "files", "characters"}
-BOT_TABLES = {"users", "conversations", "messages", "generations"}
+BOT_TABLES = {"users", "conversations", "messages", "generations", "guild_settings"}
 
 
 async def upgrade_both(engine: AsyncEngine) -> None:

@@ -84,6 +84,7 @@ class BotSettings(CoreSettings):
     @classmethod
     def _empty_port_is_off(cls, value: object) -> object:
         return None if value == "" else value
+
     @field_validator("llm_vision", "output_policy", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:

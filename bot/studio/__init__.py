@@ -211,6 +211,7 @@ class Studio:
         except GeneratorError as error:
             log.info("no preview of %s: %s", video_id, error)
             return None
+
     async def look(self, record: GenerationRecord) -> GenerationRecord:
         """The finished clip with the LLM's look at it recorded (verdict, one-line description), when it sees
         images; otherwise as it was (the prompt checks stand)."""

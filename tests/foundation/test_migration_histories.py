@@ -42,7 +42,7 @@ async def build_pre_split_database(engine: AsyncEngine) -> None:
 async def fill_every_table(engine: AsyncEngine) -> None:
     created = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
     async with session_factory(engine).begin() as session:
-        # Through the model's column types, without the columns later revisions add (bot_0002: users.sound).
+        # Through the model's column types, without the columns later revisions add (bot_0003: users.sound).
         existing = await session.run_sync(lambda s: {c["name"] for c in inspect(s.connection()).get_columns("users")})
         users = Table("users", MetaData(), *(c._copy() for c in User.__table__.columns if c.name in existing))
         await session.execute(

@@ -2,8 +2,8 @@
 
 Existing members keep sound on (the server default), as the model gives it.
 
-Revision ID: bot_0002
-Revises: bot_0001
+Revision ID: bot_0003
+Revises: bot_0002
 Create Date: 2026-12-04
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "bot_0002"
-down_revision: str | None = "bot_0001"
+revision: str = "bot_0003"
+down_revision: str | None = "bot_0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -30,6 +30,7 @@ class VideoOptions:
     style: str | None = None
     enhance: bool | None = None
     image: ImageInput | None = None
+    characters: tuple[str, ...] = ()  # characters to show, by id or name (see `Characters.cast`)
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class Draft:
     generation: GenerationRecord
     notice: str | None = None  # why the prompt was not LLM-written, for the member
     summary: str | None = None  # what a refinement changed
+    change: str | None = None  # a refinement's: the director's judgement, `local` (look only) or `subject`
 
 
 @dataclass(frozen=True)

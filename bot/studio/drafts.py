@@ -7,17 +7,19 @@ from __future__ import annotations
 import dataclasses
 import re
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.director import Director, PromptResult, Refused, Turn
+from bot.director import CharacterNote, Director, PromptResult, Refused, Turn
 from bot.limits import Refusal, Requester
-from bot.models import COMPLETED, POSTED
+from bot.models import COMPLETED, POSTED, VIDEO_EDIT
 from bot.settings import BotSettings
 from bot.store import GenerationRecord, NewGeneration, Store
 from bot.studio.access import Access
+from bot.studio.characters import Characters
 from bot.studio.data import Destination, Draft, VideoOptions
+from bot.studio.edits import SOURCE_KEY, refinement_mode, source_clip
 from bot.studio.submit import DEFAULT_ASPECT, Submitting
 from bot.videos import ASPECT_SIZES
 
@@ -105,6 +107,7 @@ class _Prompt:
     llm_written: bool
     notice: str | None = None
     summary: str | None = None
+    change: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -118,11 +121,14 @@ def _from_director(result: PromptResult, negative: str | None = None) -> _Prompt
         llm_written=result.llm_written,
         notice=result.notice,
         summary=getattr(result, "summary", None),
+        change=getattr(result, "change", None),
     )
 
 
-def _as_typed(text: str, negative: str | None, style: str | None) -> _Prompt:
+def _as_typed(text: str, negative: str | None, style: str | None, descriptions: Sequence[str] = ()) -> _Prompt:
     prompt = f"{text.strip()}, {style.strip()}" if style else text.strip()
+    if descriptions:  # a character is shown as its description says, even in a prompt posted as typed
+        prompt = " ".join([prompt.rstrip(".") + ".", *(d.strip() for d in descriptions)])
     return _Prompt(prompt=prompt, negative_prompt=negative, title=_short_title(text), language=None, llm_written=False)
 
 
@@ -143,8 +149,10 @@ class Drafting:
         director: Director,
         submitting: Submitting,
         cancel: Callable[[GenerationRecord], Awaitable[GenerationRecord]],
+        characters: Characters,
     ) -> None:
         self.settings = settings
+        self.characters = characters
         self.store = store
         self.access = access
         self.director = director
@@ -211,6 +219,7 @@ class Drafting:
             style=clean_text(options.style) or None if options.style is not None else None,
         )
         self._check_options(text, options)
+        cast = await self.characters.cast(requester, options.characters, destination.guild_id)
         member = await self.store.ensure_member(requester.user_id, requester.name, requester.locale)
         seconds = options.seconds or member.seconds or self.settings.default_seconds
         seconds = min(seconds, self.settings.max_seconds)
@@ -226,6 +235,10 @@ class Drafting:
             **size_caps(destination),
             "image": options.image.filename if options.image else None,
         }
+        if cast:
+            # The generator's ids travel with every follow-up (refinements, extensions, re-rolls copy params).
+            params["characters"] = [{"id": c.id, "generator_id": c.generator_id, "name": c.name} for c in cast]
+        notes = [CharacterNote(c.name, c.description) for c in cast]
         seed = options.seed if options.seed is not None else new_seed()
         new = _new_generation(requester, destination, kind="generate", request_text=text, params=params, seed=seed)
         record = await self.access.admit(requester, new)
@@ -235,8 +248,8 @@ class Drafting:
         async def write() -> _Prompt:
             if not enhance:
                 await self.director.screen(text, style)  # posted as typed: the same screen as any request
-                return _as_typed(text, options.negative, style)
-            result = await self.director.expand(text, style=style, aspect=aspect, seconds=seconds)
+                return _as_typed(text, options.negative, style, [n.description for n in notes])
+            result = await self.director.expand(text, style=style, aspect=aspect, seconds=seconds, characters=notes)
             return _from_director(result, options.negative)
 
         written = await self._write(record, write)
@@ -260,8 +273,13 @@ class Drafting:
         if conversation is None or conversation.user_id != requester.user_id:
             raise Refusal("not_found", {"id": conversation_id})
         latest = await self._latest_in(conversation_id)
+        source = await source_clip(self.store, conversation_id)  # what a local change edits
         params = dict(latest.params) if latest else {"seconds": self.settings.default_seconds}
         params.update(size_caps(destination))
+        params.pop("switched_from", None)
+        params.pop(SOURCE_KEY, None)
+        if source is not None:
+            params[SOURCE_KEY] = source.id
         seed = latest.seed if latest and latest.seed is not None else new_seed()
         new = _new_generation(
             requester,
@@ -287,8 +305,11 @@ class Drafting:
         )
         await self.store.add_turn(conversation_id, "user", message)
         await self.store.add_turn(conversation_id, "assistant", written.summary or written.prompt)
-        record = await self._save_prompt(record, written)
-        return Draft(record, notice=written.notice, summary=written.summary)
+        # A change of look edits the finished clip, keeping its motion; anything else renders anew.
+        mode = refinement_mode(written.change, source)
+        edit = {"mode": mode, "parent_id": source.id} if mode == VIDEO_EDIT and source is not None else {}
+        record = await self._save_prompt(record, written, **edit)
+        return Draft(record, notice=written.notice, summary=written.summary, change=written.change)
 
     async def extend(self, requester: Requester, parent_id: int, what_next: str, destination: Destination) -> Draft:
         """Continue a finished clip with what happens next."""

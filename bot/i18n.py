@@ -63,6 +63,123 @@ STRINGS: dict[str, dict[str, str]] = {
         "ko": "⚠️ 영상 크기가 {size}인데 이 채널은 최대 {limit}까지 받습니다. 더 작은 버전으로 만들까요?",
     },
     "result.deleted": {"en": "🗑️ Clip deleted.", "ko": "🗑️ 영상을 삭제했습니다."},
+    # --- edits: a refinement that changes only the look edits the clip (issue 18) ---------------------------
+    "refine.edited": {
+        "en": "🎨 This only changes the look, so I'm editing the clip and keeping its motion. Not what you meant? "
+        "Press **Start over** under the new clip.",
+        "ko": "🎨 분위기만 바뀌는 요청이라 움직임은 그대로 두고 영상을 수정할게요. 원하던 게 아니라면 새 영상 아래의 "
+        "**처음부터 다시**를 누르세요.",
+    },
+    "refine.rendered": {
+        "en": "🎬 This changes what happens, so I'm rendering the clip anew. To keep its motion instead, press "
+        "**Keep the motion** under the new clip.",
+        "ko": "🎬 장면의 내용이 바뀌는 요청이라 영상을 새로 렌더링할게요. 움직임을 유지하고 싶다면 새 영상 아래의 "
+        "**움직임 유지**를 누르세요.",
+    },
+    "refine.switched_edit": {
+        "en": "🎨 Editing the clip instead, keeping its motion.",
+        "ko": "🎨 대신 움직임을 유지한 채 영상을 수정할게요.",
+    },
+    "refine.switched_render": {
+        "en": "🎬 Rendering the clip anew instead.",
+        "ko": "🎬 대신 영상을 새로 렌더링할게요.",
+    },
+    "result.made_edit": {"en": "🎨 edited, motion kept", "ko": "🎨 움직임 유지 수정"},
+    "result.made_render": {"en": "🎬 rendered anew", "ko": "🎬 새로 렌더링"},
+    "result.made_fallback": {
+        "en": "🎬 rendered anew (the clip could not be edited)",
+        "ko": "🎬 새로 렌더링 (영상을 수정할 수 없었어요)",
+    },
+    "button.keep_motion": {"en": "Keep the motion", "ko": "움직임 유지"},
+    "button.start_over": {"en": "Start over", "ko": "처음부터 다시"},
+    # --- characters (issue 18) ------------------------------------------------------------------------
+    "character.created": {
+        "en": "🧑‍🎨 **{name}** is ready{shared}. Use it with `/video character:{name}`.\n"
+        "Description ({by}): {description}",
+        "ko": "🧑‍🎨 **{name}** 캐릭터가 준비됐어요{shared}. `/video character:{name}`로 쓸 수 있어요.\n"
+        "설명 ({by}): {description}",
+    },
+    "character.shared": {"en": " and shared with this server", "ko": " (이 서버와 공유됨)"},
+    "character.by_director": {"en": "written by the director from the picture", "ko": "디렉터가 그림을 보고 작성"},
+    "character.by_member": {"en": "your words", "ko": "직접 쓴 설명"},
+    "character.list_title": {"en": "🧑‍🎨 Characters you can use here", "ko": "🧑‍🎨 여기서 쓸 수 있는 캐릭터"},
+    "character.line": {
+        "en": "`#{id}` **{name}**{whose} — {description}",
+        "ko": "`#{id}` **{name}**{whose} — {description}",
+    },
+    "character.whose_shared": {"en": " (shared by {owner})", "ko": " ({owner}님이 공유)"},
+    "character.whose_own_shared": {"en": " (yours, shared)", "ko": " (내 캐릭터, 공유 중)"},
+    "character.empty": {
+        "en": "No characters yet. Make one with `/character create name image:` (or `from_clip:`).",
+        "ko": "아직 캐릭터가 없어요. `/character create name image:`(또는 `from_clip:`)로 만들어 보세요.",
+    },
+    "character.deleted": {"en": "🗑️ Character **{name}** deleted.", "ko": "🗑️ **{name}** 캐릭터를 삭제했어요."},
+    "character.clip_choice": {"en": "#{id} {title}", "ko": "#{id} {title}"},
+    "refusal.not_switchable": {
+        "en": "Only a clip refined in its thread can switch between an edit and a new render.",
+        "ko": "스레드에서 다듬은 영상만 수정과 새 렌더링 사이를 바꿀 수 있어요.",
+    },
+    "refusal.nothing_to_edit": {
+        "en": "The clip this one changed is gone, so there is nothing to edit. Write the change in the thread again.",
+        "ko": "수정할 원래 영상이 없어졌어요. 스레드에 바꿀 점을 다시 써 주세요.",
+    },
+    "refusal.not_supported": {
+        "en": "The video generator doesn't offer that ({detail}); an admin may need to update it.",
+        "ko": "영상 생성기가 그 기능을 지원하지 않아요 ({detail}). 관리자가 업데이트해야 할 수 있어요.",
+    },
+    "refusal.character_name": {
+        "en": "A character needs a name of 1 to {limit} characters.",
+        "ko": "캐릭터 이름은 1~{limit}자여야 해요.",
+    },
+    "refusal.character_source": {
+        "en": "Give a character exactly one source: an `image`, or one of your clips with `from_clip`.",
+        "ko": "캐릭터의 원본을 하나만 주세요: `image`(그림) 또는 `from_clip`(내 영상).",
+    },
+    "refusal.character_exists": {
+        "en": "You already have a character called **{name}**. Pick another name, or `/character delete` it first.",
+        "ko": "이미 **{name}** 캐릭터가 있어요. 다른 이름을 쓰거나 먼저 `/character delete`로 지워 주세요.",
+    },
+    "refusal.character_description": {
+        "en": "The director can't look at pictures here, so describe your character in a few words with the "
+        '`description` option (e.g. "a small white cat with a red scarf").',
+        "ko": "디렉터가 여기서는 그림을 볼 수 없어요. `description` 옵션으로 캐릭터를 몇 단어로 설명해 주세요 "
+        '(예: "빨간 목도리를 한 작은 흰 고양이").',
+    },
+    "refusal.character_clip": {
+        "en": "Clip #{id} isn't one of your finished clips, so I can't make a character from it.",
+        "ko": "#{id} 영상은 완성된 내 영상이 아니라서 캐릭터를 만들 수 없어요.",
+    },
+    "refusal.character_not_found": {
+        "en": "I don't know a character called **{name}** that you can use here. See `/character list`.",
+        "ko": "여기서 쓸 수 있는 **{name}** 캐릭터가 없어요. `/character list`를 확인해 보세요.",
+    },
+    "refusal.character_not_owner": {
+        "en": "Only the member who made that character can delete it.",
+        "ko": "캐릭터를 만든 멤버만 삭제할 수 있어요.",
+    },
+    "refusal.character_too_many": {
+        "en": "A video can show at most {limit} characters.",
+        "ko": "한 영상에는 캐릭터를 최대 {limit}개까지 넣을 수 있어요.",
+    },
+    "console.character_usage": {
+        "en": "Characters: /character create <name> <image path | clip | #id> [description…] · /character list · "
+        "/character delete <name> · /character use <name> <request…> (quote names with spaces)",
+        "ko": "캐릭터: /character create <이름> <그림 경로 | clip | #번호> [설명…] · /character list · "
+        "/character delete <이름> · /character use <이름> <요청…> (띄어쓰기가 있는 이름은 따옴표로)",
+    },
+    "console.edited": {
+        "en": "🎨 Only the look changes: editing the clip, keeping its motion.",
+        "ko": "🎨 분위기만 바뀌어서 움직임은 그대로 두고 영상을 수정해요.",
+    },
+    "console.rendered": {
+        "en": "🎬 This changes what happens: rendering the clip anew.",
+        "ko": "🎬 장면의 내용이 바뀌어서 영상을 새로 렌더링해요.",
+    },
+    "console.character_created": {
+        "en": "🧑‍🎨 **{name}** is ready. Use it with `{use}`.\nDescription ({by}): {description}",
+        "ko": "🧑‍🎨 **{name}** 캐릭터가 준비됐어요. `{use}`로 쓸 수 있어요.\n설명 ({by}): {description}",
+    },
+    "console.no_file": {"en": "I can't read the file {path}.", "ko": "{path} 파일을 읽을 수 없어요."},
     "console.saved": {"en": "🎞️ Saved: {path}", "ko": "🎞️ 저장됨: {path}"},
     # --- buttons and modals ----------------------------------------------------------------------
     "button.reroll": {"en": "Re-roll", "ko": "다시 뽑기"},
@@ -214,7 +331,10 @@ STRINGS: dict[str, dict[str, str]] = {
             "• `/video <prompt>` — make a clip (options: seconds, aspect, seed, negative, style, image, enhance)\n"
             '• Write in the clip\'s thread to refine it ("make it night time"); the video is rendered again\n'
             "• Reply to a clip, or right-click it → Apps → *Extend this video*, to continue it\n"
-            "• Buttons under a clip: re-roll (new seed), extend, edit prompt, delete\n"
+            "• Buttons under a clip: re-roll (new seed), extend, edit prompt, delete; after a refinement, "
+            "*Keep the motion* (edit the clip) or *Start over* (render anew)\n"
+            "• `/character create name image:` (or `from_clip:`) makes a reusable subject; "
+            "`/video … character:` shows it; `/character list`, `/character delete`\n"
             "• `/history`, `/queue`, `/cancel`, `/settings` (your defaults), `/help`\n"
             "Limits: {queued} videos at once{cooldown}, {quota} a day."
         ),
@@ -223,7 +343,10 @@ STRINGS: dict[str, dict[str, str]] = {
             "• `/video <프롬프트>` — 영상 만들기 (옵션: seconds, aspect, seed, negative, style, image, enhance)\n"
             '• 영상 스레드에 글을 쓰면 프롬프트를 다듬어 다시 렌더링합니다 ("밤으로 바꿔 줘")\n'
             "• 영상에 답장하거나, 우클릭 → 앱 → *Extend this video*로 영상을 이어 만듭니다\n"
-            "• 영상 아래 버튼: 다시 뽑기(새 시드), 이어 만들기, 프롬프트 수정, 삭제\n"
+            "• 영상 아래 버튼: 다시 뽑기(새 시드), 이어 만들기, 프롬프트 수정, 삭제; 다듬은 영상에는 "
+            "*움직임 유지*(영상 수정) 또는 *처음부터 다시*(새로 렌더링)\n"
+            "• `/character create name image:`(또는 `from_clip:`)로 다시 쓸 캐릭터를 만들고 "
+            "`/video … character:`로 등장시켜요; `/character list`, `/character delete`\n"
             "• `/history`, `/queue`, `/cancel`, `/settings` (기본 설정), `/help`\n"
             "제한: 동시에 {queued}개{cooldown}, 하루 {quota}개."
         ),
@@ -237,11 +360,11 @@ STRINGS: dict[str, dict[str, str]] = {
         "en": (
             "Hanul console — describe a video and press Enter.\n"
             "  type more to refine the last clip · /extend <what happens next> · /new <request> · "
-            "/help · /quit"
+            "/character · /help · /quit"
         ),
         "ko": (
             "Hanul 콘솔 — 만들 영상을 설명하고 Enter를 누르세요.\n"
-            "  이어서 쓰면 마지막 영상을 다듬습니다 · /extend <다음 장면> · /new <요청> · /help · /quit"
+            "  이어서 쓰면 마지막 영상을 다듬습니다 · /extend <다음 장면> · /new <요청> · /character · /help · /quit"
         ),
     },
     "console.need_clip": {

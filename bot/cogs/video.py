@@ -23,6 +23,7 @@ from bot.cogs._common import (
     services_of,
     upload_limit,
 )
+from bot.cogs.characters import character_choices
 from bot.i18n import text
 from bot.limits import Refusal
 from bot.studio import ImageInput, VideoOptions
@@ -63,6 +64,7 @@ class VideoCog(commands.Cog, name="Video"):
         style="A visual style, e.g. 'anime', '35mm film', 'claymation'",
         image="A picture to start the video from",
         enhance="Let the director expand your prompt (default: your /settings)",
+        character="One of your characters, or one shared in this server (see /character)",
     )
     @app_commands.choices(aspect=ASPECT_CHOICES)
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
@@ -77,6 +79,7 @@ class VideoCog(commands.Cog, name="Video"):
         style: app_commands.Range[str, 1, 200] | None = None,
         image: discord.Attachment | None = None,
         enhance: bool | None = None,
+        character: app_commands.Range[str, 1, 100] | None = None,
     ) -> None:
         """A refusal raised here is answered by the tree's error handler (`bot.cogs._common`)."""
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -84,11 +87,19 @@ class VideoCog(commands.Cog, name="Video"):
         picture = None
         if image is not None:
             picture = ImageInput(image.filename, await image.read(), (image.content_type or "").split(";")[0])
-        options = VideoOptions(seconds, aspect, seed, negative, style, enhance, picture)
+        options = VideoOptions(
+            seconds, aspect, seed, negative, style, enhance, picture, characters=(character,) if character else ()
+        )
         destination = interaction_destination(interaction)
         draft = await self.studio.new_video(interaction_requester(interaction), prompt, options, destination)
         status = await launch(self.services, draft, interaction.channel, locale)  # type: ignore[arg-type]
         await answer(interaction, f"🎬 {status.jump_url}")
+
+    @video.autocomplete("character")
+    async def _character_choices(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return await character_choices(interaction, current)
 
     # --- Extend this video (message command) and submitted modals ---------------------------------
 

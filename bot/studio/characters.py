@@ -100,7 +100,9 @@ class Characters:
             await self._forget_on_generator(made.id)
             raise Refusal("character_exists", {"name": name}) from error
 
-    async def _material(self, requester: Requester, source: CharacterSource) -> tuple[tuple[str, bytes, str], ImageInput]:
+    async def _material(
+        self, requester: Requester, source: CharacterSource
+    ) -> tuple[tuple[str, bytes, str], ImageInput]:
         """What goes to the generator (an image or the clip's MP4) and the frame the director looks at."""
         if source.image is not None:
             image = source.image
@@ -142,9 +144,7 @@ class Characters:
             raise Refusal("character_not_found", {"name": wanted[:MAX_NAME_CHARS]})
         return named[0]  # their own first
 
-    async def cast(
-        self, requester: Requester, values: Sequence[str], guild_id: int | None
-    ) -> list[CharacterRecord]:
+    async def cast(self, requester: Requester, values: Sequence[str], guild_id: int | None) -> list[CharacterRecord]:
         """The characters a request names, each once, checked: usable here and no more than a render takes."""
         found: list[CharacterRecord] = []
         for value in values:

@@ -102,7 +102,13 @@ def _output_rules(style: ModelStyle, *, summary: bool = False, change: bool = Fa
         '"title": at most 8 words, in the language the member wrote in.\n'
         '"language": the BCP 47 code of that language ("en", "ko", "ja", "es", …).\n'
         + ('"summary": one short line, in the member\'s language, saying what you changed.\n' if summary else "")
-        + ('"change": "local" or "subject", as judged above.\n' if change else "")
+        + (
+            '"change": "local" if it only changes the look (light, time of day, weather, colour, style, a small '
+            'detail), so the clip can be edited keeping its motion; "subject" if it changes who or what is shown, '
+            "what they do, or the camera.\n"
+            if change
+            else ""
+        )
         + "Do not put text, captions, logos or watermarks in the scene unless the member asks for them.\n"
         f"Reply with only a JSON object with exactly the keys {keys}, each a string. No other text."
     )
@@ -160,10 +166,7 @@ def refine_messages(
         "Apply the change the member asks for in <message> to the prompt in <current_prompt>, and keep "
         "everything else as it is: the same subjects, setting and style unless the change is about them. "
         "Return the full revised prompt, not only the change. Keep the title unless the subject changed.\n"
-        'Then judge the change for "change": "local" when it only changes the look of the clip (lighting, time '
-        "of day, weather, colours, the visual style, or one small detail), so the finished clip can be edited "
-        'keeping its motion and framing; "subject" when it changes who or what is shown, what they do, or how '
-        "the camera moves, so the clip must be rendered anew.\n" + _output_rules(style, summary=True, change=True)
+        + _output_rules(style, summary=True, change=True)
     )
     current = "Current prompt:\n" + fence("current_prompt", current_prompt)
     latest = "The member's new message:\n" + fence("message", message)

@@ -14,7 +14,9 @@ Replies: `Reply.json(obj)`, `Reply.text(s)`, `Reply.malformed()`, `Reply.error(s
 any of them takes `delay=` (seconds, for timeouts), `headers=`, `prompt_tokens=`/`completion_tokens=`.
 `server.moderate(Moderation(("violence",)), Moderation(status=404))` scripts `/v1/moderations` verdicts (none
 queued: nothing is flagged). `server.json_schema = False` makes it reject JSON-schema `response_format`
-with a 400, like a server without structured outputs.
+with a 400, like a server without structured outputs. Messages may carry content parts (`text`, `image_url`)
+as OpenAI's vision models take them; `server.vision = False` rejects `image_url` parts with a 400 (without
+consuming a reply), like a server whose model cannot see images; `RecordedRequest.images()` lists the images sent.
 
 Endpoints: `POST /v1/chat/completions` (non-streaming), `POST /v1/moderations`, `GET /v1/models`.
 Each chat request takes the next queued `Reply`; with none queued it answers 500 (without inviting a retry)
@@ -118,8 +120,28 @@ class RecordedRequest:
         return self.body.get("model")
 
     def text(self) -> str:
-        """All message contents joined, for assertions that something was (or was not) sent."""
-        return "\n".join(str(m.get("content", "")) for m in self.messages)
+        """All message contents joined (the text parts of multi-part contents), for assertions that something was
+        (or was not) sent."""
+        return "\n".join(
+            "\n".join(p.get("text", "") for p in _parts(m.get("content")))
+            if isinstance(m.get("content"), list)
+            else str(m.get("content", ""))
+            for m in self.messages
+        )
+
+    def images(self) -> list[str]:
+        """The `image_url` URLs the messages carry (data URLs for uploaded frames), in order."""
+        return [
+            str((part.get("image_url") or {}).get("url", ""))
+            for m in self.messages
+            for part in _parts(m.get("content"))
+            if part.get("type") == "image_url"
+        ]
+
+
+def _parts(content: Any) -> list[dict[str, Any]]:
+    """A message's content parts (a string content has none)."""
+    return [part for part in content if isinstance(part, dict)] if isinstance(content, list) else []
 
 
 def _estimate_tokens(text: str) -> int:
@@ -133,8 +155,9 @@ class LLMServer:
     `response_format: {"type": "json_schema"}` gets a 400 without consuming a queued reply.
     """
 
-    def __init__(self, *, json_schema: bool = True, model: str = "test-model") -> None:
+    def __init__(self, *, json_schema: bool = True, vision: bool = True, model: str = "test-model") -> None:
         self.json_schema = json_schema
+        self.vision = vision
         self.model = model
         self.requests: list[RecordedRequest] = []
         self.unscripted = 0
@@ -216,6 +239,8 @@ class LLMServer:
         response_format = recorded.response_format or {}
         if response_format.get("type") == "json_schema" and not self.json_schema:
             return _error(400, "response_format of type json_schema is not supported", param="response_format")
+        if recorded.images() and not self.vision:
+            return _error(400, "this model does not support image inputs", param="messages")
         if recorded.body.get("stream"):
             return _error(400, "llm_server does not script streaming replies", param="stream")
         if not self._replies:

@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import urllib.parse
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,11 +21,21 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel
 
+from generator.catalog import SAME_SUBJECT
 from generator.errors import APIError, invalid, unauthorized
-from generator.models import CANCELLED, FAILED, UNFINISHED
-from generator.params import CreateVideoBody, ExtendVideoBody, RemixVideoBody, parse_body
+from generator.models import CANCELLED, FAILED, UNFINISHED, Character, StoredFile
+from generator.params import (
+    CreateCharacterBody,
+    CreateFileBody,
+    CreateVideoBody,
+    EditVideoBody,
+    ExtendVideoBody,
+    RemixVideoBody,
+    parse_body,
+)
 from generator.settings import GeneratorSettings
 from generator.videos import MAX_HOLD_SECONDS, Upload, Videos, VideoView
+from hanul_core.logs import REQUEST_ID, track_request_ids
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +47,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 POLL_AFTER_MS = "500"  # the SDK's poll helper reads openai-poll-after-ms
 OFF_LOOP_JSON_BYTES = 1024 * 1024  # JSON bodies larger than this are parsed on a thread
 HELD_HEADER = "hanul-wait"  # on answers to `?wait=`: the answer was held until the job changed (or the wait ended)
+REQUEST_ID_HEADER = "x-request-id"  # on every answer, errors included, and on the log lines of its request
 
 
 def video_json(view: VideoView) -> dict[str, Any]:
@@ -53,7 +65,7 @@ def video_json(view: VideoView) -> dict[str, Any]:
         "prompt": job.prompt,
         "remixed_from_video_id": job.remixed_from_id,
         "seconds": job.seconds,
-        "size": job.size,
+        "size": job.size,  # as asked (the spec's default when none was)
         "status": FAILED if failed else job.status,
         "error": {"code": job.error_code or "failed", "message": job.error_message or "Failed."} if failed else None,
         "seed": job.seed,
@@ -62,8 +74,45 @@ def video_json(view: VideoView) -> dict[str, Any]:
         "parent_video_id": job.parent_id,
         "user": job.user,
         "fps": job.params.get("fps"),
+        "rendered_size": f"{job.params['width']}x{job.params['height']}" if "width" in job.params else job.size,
+        "characters": job.params.get("characters", []),
+        "strength": job.params.get("strength"),
+        "prompt_tokens": job.timings.get("prompt_tokens"),
+        "prompt_tokens_used": job.timings.get("prompt_tokens_used"),
+        "prompt_truncated": (
+            job.timings["prompt_tokens_used"] < job.timings["prompt_tokens"] if "prompt_tokens" in job.timings else None
+        ),
         "queue_position": view.queue_position,
         "eta_seconds": view.eta_seconds,
+    }
+
+
+def character_json(character: Character) -> dict[str, Any]:
+    """The SDK's character object (`id`, `created_at`, `name`), plus Hanul's: owner, description, frames."""
+    return {
+        "id": character.id,
+        "object": "character",
+        "created_at": int(character.created_at.timestamp()),
+        "name": character.name,
+        "user": character.user,
+        "description": character.description,
+        "source": character.source,
+        "reference_frames": len(character.frames),
+    }
+
+
+def file_json(row: StoredFile) -> dict[str, Any]:
+    """The SDK's `FileObject`."""
+    return {
+        "id": row.id,
+        "object": "file",
+        "bytes": row.bytes,
+        "created_at": int(row.created_at.timestamp()),
+        "filename": row.filename,
+        "purpose": row.purpose,
+        "status": "processed",
+        "expires_at": None,
+        "status_details": None,
     }
 
 
@@ -73,6 +122,23 @@ def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -
 
 def _error_response(error: APIError) -> web.Response:
     return _json(error.body(), status=error.status, headers=error.headers)
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Name every request (`x-request-id` on its answer, and on every log line written while serving it)."""
+    request_id = f"req_{uuid.uuid4().hex}"
+    token = REQUEST_ID.set(request_id)
+    try:
+        response = await handler(request)
+    except web.HTTPException as passed_on:  # redirects and the like, which error_middleware lets through
+        passed_on.headers[REQUEST_ID_HEADER] = request_id
+        raise
+    finally:
+        REQUEST_ID.reset(token)
+    if not response.prepared:  # a streamed answer has sent its headers already (it sets the id itself)
+        response.headers[REQUEST_ID_HEADER] = request_id
+    return response
 
 
 @web.middleware
@@ -178,9 +244,22 @@ def _read_urlencoded(raw: bytes, charset: str | None, limits: BodyLimits) -> dic
         raise invalid(None, "The form body is not valid UTF-8 text.", code="invalid_form") from None
     except ValueError:  # parse_qsl: more than max_num_fields
         raise invalid(None, f"The form has more than {MAX_PARTS} fields.", code="too_many_fields") from None
-    for name, _ in pairs:
+    fields: dict[str, Any] = {}
+    for name, value in pairs:
         _check_field_name(name, limits, is_file=False)
-    return _nest(dict(pairs))
+        _add_field(fields, name, value)
+    return _nest(fields)
+
+
+def _add_field(fields: dict[str, Any], name: str, value: str) -> None:
+    """One form field; `name[]` fields (the openai SDK's lists, e.g. `characters[]`) gather into a list."""
+    if name.endswith("[]"):
+        fields.setdefault(name[:-2], [])
+        if not isinstance(fields[name[:-2]], list):
+            raise invalid(name[:60], f"'{name[:-2][:60]}' was sent both as a list and as one value.")
+        fields[name[:-2]].append(value)
+    else:
+        fields[name] = value
 
 
 def _check_field_name(name: str, limits: BodyLimits, *, is_file: bool) -> None:
@@ -195,7 +274,7 @@ def _check_field_name(name: str, limits: BodyLimits, *, is_file: bool) -> None:
 
 
 async def _read_multipart(request: web.Request, limits: BodyLimits) -> tuple[dict[str, Any], dict[str, Upload]]:
-    fields: dict[str, str] = {}
+    fields: dict[str, Any] = {}
     files: dict[str, Upload] = {}
     total = parts = 0
     try:
@@ -218,9 +297,10 @@ async def _read_multipart(request: web.Request, limits: BodyLimits) -> tuple[dic
                 files[part.name] = Upload(part.filename, part.headers.get("Content-Type", ""), data)
             else:
                 try:
-                    fields[part.name] = data.decode(part.get_charset("utf-8"))
+                    text = data.decode(part.get_charset("utf-8"))
                 except (UnicodeDecodeError, LookupError):
                     raise invalid(part.name, f"Field '{part.name}' is not valid UTF-8 text.") from None
+                _add_field(fields, part.name, text)
             # Parts already buffered are read without suspending: let other requests (/healthz) run between parts.
             await asyncio.sleep(0)
     except APIError:
@@ -230,7 +310,7 @@ async def _read_multipart(request: web.Request, limits: BodyLimits) -> tuple[dic
     return _nest(fields), files
 
 
-def _nest(flat: dict[str, str]) -> dict[str, Any]:
+def _nest(flat: dict[str, Any]) -> dict[str, Any]:
     """{"video[id]": "x"} → {"video": {"id": "x"}}, as the openai SDK encodes nested fields in forms."""
     nested: dict[str, Any] = {}
     for key, value in flat.items():
@@ -299,6 +379,85 @@ async def extend_video(request: web.Request) -> web.Response:
     return _json(video_json(view))
 
 
+async def edit_video(request: web.Request) -> web.Response:
+    fields, files = await read_body(request, body_limits(request, EditVideoBody, "video"))
+    upload = _take_file(files, fields, "video")
+    body = parse_body(EditVideoBody, fields)
+    view = await request.app[VIDEOS].edit(body, upload, idempotency_key(request), client_bucket(request))
+    return _json(video_json(view))
+
+
+async def create_character(request: web.Request) -> web.Response:
+    fields, files = await read_body(request, body_limits(request, CreateCharacterBody, "video"))
+    upload = _take_file(files, fields, "video")
+    body = parse_body(CreateCharacterBody, fields)
+    return _json(character_json(await request.app[VIDEOS].create_character(body, upload)))
+
+
+async def retrieve_character(request: web.Request) -> web.Response:
+    return _json(character_json(await request.app[VIDEOS].characters.get(request.match_info["character_id"])))
+
+
+async def list_characters(request: web.Request) -> web.Response:
+    query = list_query(request)
+    rows, has_more = await request.app[VIDEOS].characters.list(
+        after=query.after, limit=query.limit, order=query.order, user=query.filters["user"]
+    )
+    return _list_json([character_json(row) for row in rows], has_more)
+
+
+async def delete_character(request: web.Request) -> web.Response:
+    character = await request.app[VIDEOS].characters.delete(request.match_info["character_id"])
+    return _json({"id": character.id, "object": "character.deleted", "deleted": True})
+
+
+async def character_frame(request: web.Request) -> web.StreamResponse:
+    """A character's reference frame as PNG (`?index=N`, best first; 0 by default)."""
+    for name in request.query:
+        if name != "index":
+            raise invalid(name, f"Unknown query parameter: '{name[:60]}'.", code="unknown_parameter")
+    raw = request.query.get("index", "0")
+    if not raw.isdigit():
+        raise invalid("index", f"Invalid 'index': '{raw[:20]}' is not a frame number.")
+    characters = request.app[VIDEOS].characters
+    character = await characters.get(request.match_info["character_id"])
+    path = characters.frame_path(character, int(raw))
+    return web.FileResponse(path, headers={"Content-Type": "image/png", "Cache-Control": "private, max-age=60"})
+
+
+async def create_file(request: web.Request) -> web.Response:
+    fields, files = await read_body(request, body_limits(request, CreateFileBody, "file"))
+    upload = _take_file(files, fields, "file")
+    body = parse_body(CreateFileBody, fields)
+    if upload is None:
+        raise invalid("file", "Missing required parameter: 'file' (the file itself, as a multipart file part).")
+    stored = await request.app[VIDEOS].files.create(body.purpose, upload.filename, upload.content_type, upload.data)
+    return _json(file_json(stored))
+
+
+async def retrieve_file(request: web.Request) -> web.Response:
+    return _json(file_json(await request.app[VIDEOS].files.get(request.match_info["file_id"])))
+
+
+async def list_files(request: web.Request) -> web.Response:
+    query = list_query(request, filters=("purpose",), most=10_000)
+    rows, has_more = await request.app[VIDEOS].files.list(
+        after=query.after, limit=query.limit, order=query.order, purpose=query.filters["purpose"]
+    )
+    return _list_json([file_json(row) for row in rows], has_more)
+
+
+async def delete_file(request: web.Request) -> web.Response:
+    row = await request.app[VIDEOS].files.delete(request.match_info["file_id"])
+    return _json({"id": row.id, "object": "file", "deleted": True})
+
+
+async def file_content(request: web.Request) -> web.StreamResponse:
+    files = request.app[VIDEOS].files
+    row = await files.get(request.match_info["file_id"])
+    return web.FileResponse(files.path(row), headers={"Content-Type": row.content_type})
+
+
 async def remix_video(request: web.Request) -> web.Response:
     fields, files = await read_body(request, body_limits(request, RemixVideoBody))
     _refuse_files(files)
@@ -332,27 +491,38 @@ def _hold_seconds(request: web.Request) -> float:
     return seconds
 
 
-async def list_videos(request: web.Request) -> web.Response:
+@dataclass(frozen=True)
+class ListQuery:
+    after: str | None
+    limit: int
+    order: str
+    filters: dict[str, str | None]
+
+
+def list_query(request: web.Request, filters: tuple[str, ...] = ("user",), most: int = 100) -> ListQuery:
+    """A list endpoint's cursor query: `after`, `limit` (0 to `most`: 0 lists nothing and says whether there is
+    more), `order`, and its filters."""
     query = request.query
-    allowed = {"after", "limit", "order", "user"}
+    allowed = {"after", "limit", "order", *filters}
     for name in query:
         if name not in allowed:
             raise invalid(name, f"Unknown query parameter: '{name[:60]}'.", code="unknown_parameter")
     try:
         limit = int(query.get("limit", "20"))
     except ValueError:
-        raise invalid("limit", "Invalid 'limit': must be an integer from 1 to 100.") from None
-    if not 1 <= limit <= 100:
-        raise invalid("limit", "Invalid 'limit': must be an integer from 1 to 100.")
-    if "\x00" in query.get("user", ""):
-        raise invalid("user", "Invalid 'user': must not contain NUL (\\x00) characters.")
+        raise invalid("limit", f"Invalid 'limit': must be an integer from 0 to {most}.") from None
+    if not 0 <= limit <= most:
+        raise invalid("limit", f"Invalid 'limit': must be an integer from 0 to {most}.")
+    for name in filters:
+        if "\x00" in query.get(name, ""):
+            raise invalid(name, f"Invalid '{name}': must not contain NUL (\\x00) characters.")
     order = query.get("order", "desc")
     if order not in ("asc", "desc"):
         raise invalid("order", "Invalid 'order': use 'asc' or 'desc'.")
-    views, has_more = await request.app[VIDEOS].list(
-        after=query.get("after") or None, limit=limit, order=order, user=query.get("user") or None
-    )
-    data = [video_json(view) for view in views]
+    return ListQuery(query.get("after") or None, limit, order, {name: query.get(name) or None for name in filters})
+
+
+def _list_json(data: list[dict[str, Any]], has_more: bool) -> web.Response:
     return _json(
         {
             "object": "list",
@@ -362,6 +532,14 @@ async def list_videos(request: web.Request) -> web.Response:
             "has_more": has_more,
         }
     )
+
+
+async def list_videos(request: web.Request) -> web.Response:
+    query = list_query(request)
+    views, has_more = await request.app[VIDEOS].list(
+        after=query.after, limit=query.limit, order=query.order, user=query.filters["user"]
+    )
+    return _list_json([video_json(view) for view in views], has_more)
 
 
 async def delete_video(request: web.Request) -> web.Response:
@@ -398,6 +576,9 @@ async def list_models(request: web.Request) -> web.Response:
         "default_guidance": profile.default_guidance,
         "supports_image": profile.supports_image,
         "supports_extension": profile.supports_video,
+        "supports_edit": profile.supports_edit,
+        "subject_conditioning": profile.subject_conditioning or None,
+        "same_subject": SAME_SUBJECT.get(profile.subject_conditioning, SAME_SUBJECT[""]),
     }
     return _json({"object": "list", "data": [entry]})
 
@@ -412,8 +593,10 @@ def create_app(
 ) -> web.Application:
     """The aiohttp application: routes, size cap, auth and error shaping."""
     api_key = settings.api_key.get_secret_value() if settings.api_key else None
+    track_request_ids()
     app = web.Application(
-        client_max_size=settings.max_request_bytes, middlewares=[error_middleware, auth_middleware(api_key)]
+        client_max_size=settings.max_request_bytes,
+        middlewares=[request_id_middleware, error_middleware, auth_middleware(api_key)],
     )
     app[VIDEOS] = videos
     app[SETTINGS] = settings
@@ -423,6 +606,18 @@ def create_app(
     app.router.add_post("/v1/videos", create_video)
     app.router.add_get("/v1/videos", list_videos)
     app.router.add_post("/v1/videos/extensions", extend_video)
+    app.router.add_post("/v1/videos/edits", edit_video)
+    # Before `/v1/videos/{video_id}`, which would otherwise take "characters" for a video id.
+    app.router.add_post("/v1/videos/characters", create_character)
+    app.router.add_get("/v1/videos/characters", list_characters)
+    app.router.add_get("/v1/videos/characters/{character_id}", retrieve_character)
+    app.router.add_delete("/v1/videos/characters/{character_id}", delete_character)
+    app.router.add_get("/v1/videos/characters/{character_id}/content", character_frame)
+    app.router.add_post("/v1/files", create_file)
+    app.router.add_get("/v1/files", list_files)
+    app.router.add_get("/v1/files/{file_id}", retrieve_file)
+    app.router.add_delete("/v1/files/{file_id}", delete_file)
+    app.router.add_get("/v1/files/{file_id}/content", file_content)
     app.router.add_get("/v1/videos/{video_id}", retrieve_video)
     app.router.add_delete("/v1/videos/{video_id}", delete_video)
     app.router.add_get("/v1/videos/{video_id}/content", download_content)

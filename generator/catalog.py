@@ -102,12 +102,26 @@ class ModelPreset:
     timesteps: tuple[float, ...] | None = None
     supports_image: bool = True
     supports_video: bool = True
+    # Video-to-video (`/v1/videos/edits`): LTXConditionPipeline's denoise strength, Wan VACE's context video, or
+    # WanVideoToVideoPipeline (one transformer, no per-token timesteps: not Wan 2.2's A14B or TI2V 5B).
+    supports_edit: bool = True
+    # What "same subject" rests on when a render names characters (SAME_SUBJECT says it in words).
+    subject_conditioning: str = ""
     source: str = ""  # where the facts above were checked
 
     @property
     def distilled(self) -> bool:
         return self.default_guidance <= 1.0
 
+
+# What a character's reference frames do in a render, per `ModelPreset.subject_conditioning`.
+SAME_SUBJECT = {
+    "image_condition": "reference frames as LTX image conditions part-way through the clip, below full strength "
+    "(the first frame stays free), and the character's description in the prompt",
+    "reference_images": "Wan VACE's reference images (`reference_images=`), and the character's description in the "
+    "prompt",
+    "": "the character's description in the prompt alone (this pipeline takes no reference image)",
+}
 
 _LTX_SIZES = {"landscape": (768, 512), "portrait": (512, 768), "square": (512, 512)}
 _WAN_480P = {"landscape": (832, 480), "portrait": (480, 832), "square": (624, 624)}
@@ -128,6 +142,7 @@ PRESETS: dict[str, ModelPreset] = {
             repo="Lightricks/LTX-Video-0.9.8-13B-distilled",
             revision=None,
             pipeline_class="LTXConditionPipeline",
+            subject_conditioning="image_condition",
             native_sizes=_LTX_SIZES,
             fps=24,
             frame_multiple=8,
@@ -158,6 +173,7 @@ PRESETS: dict[str, ModelPreset] = {
             repo="Wan-AI/Wan2.2-T2V-A14B-Diffusers",
             revision=None,
             pipeline_class="WanPipeline",
+            supports_edit=False,
             native_sizes=_WAN_720P,
             fps=16,
             frame_multiple=4,
@@ -189,6 +205,7 @@ PRESETS: dict[str, ModelPreset] = {
             repo="Wan-AI/Wan2.2-TI2V-5B-Diffusers",
             revision=None,
             pipeline_class="WanPipeline",
+            supports_edit=False,
             native_sizes=_WAN22_5B,
             fps=24,
             frame_multiple=4,
@@ -238,6 +255,7 @@ PRESETS: dict[str, ModelPreset] = {
             repo="Wan-AI/Wan2.1-VACE-1.3B-diffusers",
             revision=None,
             pipeline_class="WanVACEPipeline",
+            subject_conditioning="reference_images",
             native_sizes=_WAN_480P,
             fps=16,
             frame_multiple=4,
@@ -258,6 +276,7 @@ PRESETS: dict[str, ModelPreset] = {
             repo="Lightricks/LTX-Video",
             revision="05be24f065a268e3b7881b63a114dbf52ce68fd1",
             pipeline_class="LTXConditionPipeline",
+            subject_conditioning="image_condition",
             native_sizes=_LTX_SIZES,
             fps=24,
             frame_multiple=8,

@@ -1,5 +1,6 @@
-"""What a claimed job's render conditions on, loaded before the GPU takes it: its reference image, or the clip it
-extends (a rendered parent's MP4 and lossless tail, or an uploaded clip's frames).
+"""What a claimed job's render conditions on, loaded before the GPU takes it: its reference image, the clip it
+extends (a rendered parent's MP4 and lossless tail, or an uploaded clip's frames), the clip it edits, and the
+reference frames of the characters it names.
 
 The file reads and decodes run on CPU threads; the worker loads a job's inputs while the job before it renders its
 last stretch (claim-ahead), so the GPU does not wait for them.
@@ -34,6 +35,8 @@ class RenderInputs:
     # while the extension renders cannot pull it away.
     parent_video: bytes | None = None
     parent_frames: np.ndarray | None = None  # an uploaded clip, decoded and fitted: its frames are re-encoded
+    source: np.ndarray | None = None  # an edit's source clip, every frame, fitted to the render size
+    references: tuple[np.ndarray, ...] = ()  # the named characters' reference frames, fitted to the render size
 
 
 async def load_inputs(
@@ -54,6 +57,16 @@ async def load_inputs(
     if "reference" in own:
         path = store.resolve(own["reference"].path)
         inputs.image = await loop.run_in_executor(pool, load_image, path, plan.width, plan.height)
+    subjects = sorted((kind for kind in own if kind.startswith("subject-")), key=lambda kind: int(kind.split("-")[1]))
+    inputs.references = tuple(
+        [
+            await loop.run_in_executor(pool, load_image, store.resolve(own[kind].path), plan.width, plan.height)
+            for kind in subjects
+        ]
+    )
+    if job.kind == "edit":
+        inputs.source = await _edit_source(job, plan, own, queue=queue, store=store, pool=pool)
+        return inputs
     if job.kind != "extend":
         return inputs
     if "source" in own:  # an uploaded clip: its decoded frames are all we have, and all go into the new MP4
@@ -77,6 +90,38 @@ async def load_inputs(
             pool, load_clip, inputs.parent_video, plan.width, plan.height, None, conditioning
         )
     return inputs
+
+
+async def _edit_source(
+    job: ClaimedJob, plan: RenderPlan, own: dict, *, queue: JobQueue, store: ArtifactStore, pool: Executor
+) -> np.ndarray:
+    """The clip an edit re-renders, `plan.num_frames` frames at the render size: an uploaded clip's decoded frames,
+    or a rendered video's MP4 with its last frames taken from its lossless tail (the frames a later extension would
+    continue from are then the very ones the source ended on)."""
+    loop = asyncio.get_running_loop()
+    if "source" in own:
+        path = store.resolve(own["source"].path)
+        frames = await loop.run_in_executor(pool, load_clip, path, plan.width, plan.height)
+        return _exactly(frames, plan.num_frames)
+    if job.parent_id is None:
+        raise RuntimeError("an edit without a source video or an uploaded clip")
+    parent = {artifact.kind: artifact for artifact in await queue.artifacts_of(job.parent_id)}
+    if "video" not in parent:
+        raise RuntimeError(f"the source video {job.parent_id} has no files any more")
+    video = await loop.run_in_executor(pool, store.resolve(parent["video"].path).read_bytes)
+    frames = _exactly(await loop.run_in_executor(pool, load_clip, video, plan.width, plan.height), plan.num_frames)
+    if "tail" in parent:
+        tail = await loop.run_in_executor(pool, tails.load_tail, store.resolve(parent["tail"].path))
+        if tail.shape[1:] == frames.shape[1:] and len(tail) <= len(frames):
+            frames[len(frames) - len(tail) :] = tail
+    return frames
+
+
+def _exactly(frames: np.ndarray, count: int) -> np.ndarray:
+    """`count` frames: the clip cut, or its last frame repeated (a container's count can differ by one)."""
+    if len(frames) >= count:
+        return np.ascontiguousarray(frames[:count])
+    return np.concatenate([frames, np.repeat(frames[-1:], count - len(frames), axis=0)])
 
 
 def load_image(path: Path, width: int, height: int) -> np.ndarray:

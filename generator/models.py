@@ -1,11 +1,11 @@
-"""The generator's tables: one row per video job, and the files each job produced."""
+"""The generator's tables: one row per video job and the files each job produced; uploaded files; characters."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from hanul_core.db import TYPE_ANNOTATION_MAP, BigIntId, new_metadata, utcnow
@@ -37,14 +37,14 @@ class VideoJob(Base):
     __tablename__ = "video_jobs"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16), default="generate")  # generate | extend | remix
+    kind: Mapped[str] = mapped_column(String(16), default="generate")  # generate | extend | edit
     status: Mapped[str] = mapped_column(String(16), default=QUEUED)
     progress: Mapped[int] = mapped_column(Integer, default=0)
     model: Mapped[str] = mapped_column(String(200))
     prompt: Mapped[str] = mapped_column(Text)
     negative_prompt: Mapped[str | None] = mapped_column(Text, default=None)
     seconds: Mapped[str] = mapped_column(String(16))  # as shown to clients: the rendered length
-    size: Mapped[str] = mapped_column(String(16))  # "WIDTHxHEIGHT" as rendered
+    size: Mapped[str] = mapped_column(String(16))  # "WIDTHxHEIGHT" as asked (rendered: params width × height)
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)  # frames, fps, steps, guidance, max_bytes…
     seed: Mapped[int] = mapped_column(BigInteger)
     user: Mapped[str | None] = mapped_column(String(128), default=None)
@@ -98,3 +98,36 @@ class VideoArtifact(Base):
     job: Mapped[VideoJob] = relationship(back_populates="artifacts")
 
     __table_args__ = (UniqueConstraint("job_id", "kind", name="uq_video_artifacts_job_id_kind"),)
+
+
+class StoredFile(Base):
+    """A file uploaded through the Files API (`POST /v1/files`), e.g. an image to use as `input_reference`."""
+
+    __tablename__ = "files"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # file-<hex>
+    filename: Mapped[str] = mapped_column(String(255))
+    purpose: Mapped[str] = mapped_column(String(32))
+    content_type: Mapped[str] = mapped_column(String(100))
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    path: Mapped[str] = mapped_column(String(500))  # relative to the artifacts folder
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_files_created_at", "created_at"),)
+
+
+class Character(Base):
+    """A named subject made from an uploaded clip or image (`POST /v1/videos/characters`): reference frames chosen
+    from the upload, kept as files, that condition later renders naming it."""
+
+    __tablename__ = "characters"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # char_<hex>
+    name: Mapped[str] = mapped_column(String(80))
+    user: Mapped[str | None] = mapped_column(String(128), default=None)
+    description: Mapped[str | None] = mapped_column(Text, default=None)
+    source: Mapped[str] = mapped_column(String(16))  # "video" | "image": what was uploaded
+    frames: Mapped[list[str]] = mapped_column(JSON, default=list)  # reference frames' paths, best first
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_characters_user_created_at", "user", "created_at"),)

@@ -35,6 +35,10 @@ class VideoSpec:
     negative_prompt: str | None = None
     image: np.ndarray | None = None  # first frame, (H, W, 3) uint8
     parent_tail: np.ndarray | None = None  # lossless last frames of the video being extended, (F, H, W, 3) uint8
+    # An edit's source, (total_frames, H, W, 3) uint8: each call re-renders its stretch of it by `strength`.
+    source: np.ndarray | None = None
+    strength: float | None = None
+    references: tuple[np.ndarray, ...] = ()  # characters' reference frames, (H, W, 3) uint8 each
 
 
 @dataclass
@@ -45,6 +49,8 @@ class RenderedVideo:
     tail: np.ndarray  # last `conditioning_frames` frames of parent + new (fewer if the whole video is shorter)
     segments: int
     timings: dict[str, float] = field(default_factory=dict)
+    # The prompt's tokens and how many of them the text encoder took (the rest was cut), where the backend says.
+    prompt_tokens: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +139,9 @@ def render_video(
             fps=spec.fps,
             image=spec.image if segment.index == 0 and context is None else None,
             video=context,
+            source=_source_window(spec.source, filled - segment.context_frames, segment.num_frames),
+            strength=spec.strength,
+            references=spec.references,
         )
         tick = time.perf_counter()
         frames = backend.render(request, on_step=_segment_progress(on_progress, segment.index, len(segments)))
@@ -156,6 +165,18 @@ def render_video(
     return RenderedVideo(frames=video[len(parent) :], tail=tail, segments=len(segments), timings=timings)
 
 
+def _source_window(source: np.ndarray | None, start: int, count: int) -> np.ndarray | None:
+    """The stretch of an edit's source one call re-renders: `count` frames from `start` (its context, the frames
+    already edited, included), the last frame repeated where the call renders past the source's end (trimmed
+    after)."""
+    if source is None:
+        return None
+    window = source[start : start + count]
+    if len(window) < count:
+        window = np.concatenate([window, np.repeat(window[-1:], count - len(window), axis=0)])
+    return window
+
+
 def _segment_progress(on_progress: ProgressFraction | None, index: int, count: int):
     """Map a segment's (step, total) onto the whole chain's 0..1."""
 
@@ -171,6 +192,18 @@ def _check_spec(spec: VideoSpec, profile: ModelProfile) -> None:
         raise ValueError(f"width and height must be multiples of {profile.size_multiple}")
     if spec.image is not None and spec.parent_tail is not None:
         raise ValueError("an extension continues its parent; it cannot also start from an image")
+    if spec.source is not None:
+        if spec.source.shape != (spec.total_frames, spec.height, spec.width, 3):
+            raise ValueError(
+                f"source must be ({spec.total_frames}, {spec.height}, {spec.width}, 3), got {spec.source.shape}"
+            )
+        if spec.image is not None or spec.parent_tail is not None:
+            raise ValueError("an edit re-renders its source; it neither extends nor starts from an image")
+        if not profile.supports_edit:
+            raise ValueError(f"{profile.name} cannot edit a video")
+    for reference in spec.references:
+        if reference.shape != (spec.height, spec.width, 3):
+            raise ValueError(f"references must be ({spec.height}, {spec.width}, 3) uint8, got {reference.shape}")
     if spec.image is not None and spec.image.shape != (spec.height, spec.width, 3):
         raise ValueError(f"image must be ({spec.height}, {spec.width}, 3) uint8, got {spec.image.shape}")
     if spec.parent_tail is not None:

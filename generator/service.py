@@ -18,7 +18,9 @@ from typing import Any
 from aiohttp import web
 
 from generator.api import create_app
+from generator.characters import Characters
 from generator.errors import APIError
+from generator.files import Files
 from generator.hub import ModelUnavailable, resolve_model
 from generator.models import MIGRATIONS
 from generator.pipelines.base import ModelProfile, VideoBackend
@@ -133,6 +135,8 @@ class GeneratorService:
             store=self.store,
             profile_source=self.profile,
             settings=self.settings,
+            files=Files(session_factory(self.engine), self.store),
+            characters=Characters(session_factory(self.engine), self.store),
             on_enqueued=self._wake_workers,
         )
         return create_app(self.settings, self.videos, self.health)

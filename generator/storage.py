@@ -23,8 +23,15 @@ ARTIFACTS = {
     "spritesheet": ("spritesheet.jpg", "image/jpeg"),
     "tail": ("tail.mkv", "video/x-matroska"),  # lossless last frames (FFV1), for extensions
     "reference": ("reference.png", "image/png"),  # the input_reference image, normalised
-    "source": ("source.mp4", "video/mp4"),  # an uploaded clip to extend
+    "source": ("source.mp4", "video/mp4"),  # an uploaded clip to extend or edit
 }
+MAX_SUBJECT_IMAGES = 8  # characters' reference frames one job may carry, copied into its folder at enqueue
+for _index in range(MAX_SUBJECT_IMAGES):
+    ARTIFACTS[f"subject-{_index}"] = (f"subject-{_index}.png", "image/png")
+FILE_ID = re.compile(r"^file-[0-9a-f]{32}$")
+CHARACTER_ID = re.compile(r"^char_[0-9a-f]{32}$")
+FILES = "files"  # uploaded files: root/files/<file id>
+CHARACTERS = "characters"  # characters' reference frames: root/characters/<character id>/frame-N.png
 
 
 def new_video_id() -> str:
@@ -33,6 +40,22 @@ def new_video_id() -> str:
 
 def is_video_id(value: str) -> bool:
     return bool(VIDEO_ID.match(value))
+
+
+def new_file_id() -> str:
+    return f"file-{uuid.uuid4().hex}"
+
+
+def is_file_id(value: str) -> bool:
+    return bool(FILE_ID.match(value))
+
+
+def new_character_id() -> str:
+    return f"char_{uuid.uuid4().hex}"
+
+
+def is_character_id(value: str) -> bool:
+    return bool(CHARACTER_ID.match(value))
 
 
 class ArtifactStore:
@@ -72,11 +95,33 @@ class ArtifactStore:
 
     def write_bytes(self, video_id: str, kind: str, data: bytes) -> Path:
         """Write atomically (temp file + rename), so a reader never sees half a file."""
-        path = self.path_for(video_id, kind)
-        temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        temporary.write_bytes(data)
-        os.replace(temporary, path)
-        return path
+        return _write_atomically(self.path_for(video_id, kind), data)
+
+    def write_file(self, file_id: str, data: bytes) -> str:
+        """Store an uploaded file (Files API); returns its path relative to the root."""
+        if not is_file_id(file_id):
+            raise ValueError(f"not a file id: {file_id!r}")
+        path = self.root / FILES / file_id
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomically(path, data)
+        return path.relative_to(self.root).as_posix()
+
+    def write_character_frame(self, character_id: str, index: int, png: bytes) -> str:
+        """Store one reference frame of a character; returns its path relative to the root."""
+        if not is_character_id(character_id):
+            raise ValueError(f"not a character id: {character_id!r}")
+        path = self.root / CHARACTERS / character_id / f"frame-{index}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomically(path, png)
+        return path.relative_to(self.root).as_posix()
+
+    def delete_character(self, character_id: str) -> None:
+        if is_character_id(character_id):
+            shutil.rmtree(self.root / CHARACTERS / character_id, ignore_errors=True)
+
+    def delete_relative(self, relative: str) -> None:
+        """Remove one stored file (an uploaded file being deleted)."""
+        self.resolve(relative).unlink(missing_ok=True)
 
     def remove_other_attempts(self, video_id: str, attempt: int) -> None:
         """Delete what earlier attempts (killed workers, lost leases) and half-finished writes left behind.
@@ -113,3 +158,10 @@ class ArtifactStore:
 
     def delete_job(self, video_id: str) -> None:
         shutil.rmtree(self.job_dir(video_id), ignore_errors=True)
+
+
+def _write_atomically(path: Path, data: bytes) -> Path:
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
+    return path

@@ -23,13 +23,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+import numpy as np
+
 from generator import models
+from generator.characters import (
+    CANDIDATE_FRAMES,
+    REFERENCE_LONG_SIDE,
+    Characters,
+    NewCharacter,
+    choose_reference_frames,
+)
 from generator.errors import APIError, invalid, not_found, not_ready
-from generator.images import read_image_header, reference_png, release_freed_memory
-from generator.models import VideoJob
+from generator.files import Files
+from generator.images import decode_fitted, read_image_header, reference_png, release_freed_memory, to_png
+from generator.models import Character, VideoJob
 from generator.params import (
+    DEFAULT_EDIT_STRENGTH,
     MAX_SEED,
+    SPEC_SIZE_OF,
+    CreateCharacterBody,
     CreateVideoBody,
+    EditVideoBody,
     ExtendVideoBody,
     RemixVideoBody,
     RenderPlan,
@@ -38,11 +52,12 @@ from generator.params import (
     plan_render,
     plan_size,
     seconds_text,
+    shown_size,
 )
 from generator.pipelines.base import ModelProfile
 from generator.queue import JobQueue, NewArtifact
 from generator.settings import GeneratorSettings
-from generator.storage import ARTIFACTS, ArtifactStore, is_video_id, new_video_id
+from generator.storage import ARTIFACTS, MAX_SUBJECT_IMAGES, ArtifactStore, is_video_id, new_video_id
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -90,10 +105,14 @@ class Videos:
         store: ArtifactStore,
         profile_source: Callable[[], Awaitable[ModelProfile]],
         settings: GeneratorSettings,
+        files: Files,
+        characters: Characters,
         on_enqueued: Callable[[], None] = lambda: None,
     ) -> None:
         self.queue = queue
         self.store = store
+        self.files = files
+        self.characters = characters
         self.profile_source = profile_source
         self.settings = settings
         self.on_enqueued = on_enqueued
@@ -117,7 +136,7 @@ class Videos:
         check_model(body.model, profile)
         if body.input_reference is not None and reference is not None:
             raise invalid("input_reference", "Send 'input_reference' once: as a file or as an image_url, not both.")
-        image_bytes = reference.data if reference is not None else _data_url_image(body.input_reference)
+        image_bytes = reference.data if reference is not None else await self._reference_image(body.input_reference)
         header = None
         if image_bytes is not None:
             if not profile.supports_image:
@@ -125,12 +144,15 @@ class Videos:
             header = await self._decode(read_image_header, image_bytes)
         seconds = DEFAULT_SECONDS if body.seconds is None else body.seconds
         if body.size is None and header is not None:
-            size = profile.native_sizes[orientation(header.width, header.height)]
+            # No size asked: the image's orientation, landscape or portrait (a square image: the spec's portrait).
+            shape = orientation(header.width, header.height)
+            shape = "portrait" if shape == "square" else shape
+            size, shown = profile.native_sizes[shape], SPEC_SIZE_OF[shape]
         else:
-            size = plan_size(body.size, profile)
+            size, shown = plan_size(body.size, profile), shown_size(body.size)
         plan = self._plan(profile, body, seconds=seconds, size=size)
-        job = self._new_job(profile, "generate", body.prompt, body.negative_prompt, plan, body.seed, body.user)
-        artifacts = []
+        job = self._new_job(profile, "generate", body.prompt, body.negative_prompt, plan, body.seed, body.user, shown)
+        artifacts = await self._subjects(job, body.characters)
         if image_bytes is not None:
             # Decoded to the render size in one call: nothing decoded outlives it or waits across an await.
             png = await self._decode(reference_png, image_bytes, plan.width, plan.height)
@@ -153,10 +175,10 @@ class Videos:
             raise invalid("video", "Give 'video' as a reference {\"id\": …} to a completed video, or upload an MP4.")
         new_seconds = DEFAULT_SECONDS if body.seconds is None else body.seconds
         if upload is None:
-            parent = await self._completed_parent(body.video)
+            parent = await self._completed_parent(body.video, "extend")
             parent_plan = RenderPlan.from_params(parent.params)
             parent_frames = round(float(parent.seconds) * parent_plan.fps)
-            size, fps = (parent_plan.width, parent_plan.height), parent_plan.fps
+            size, fps, shown = (parent_plan.width, parent_plan.height), parent_plan.fps, parent.size
             negative = body.negative_prompt if body.negative_prompt is not None else parent.negative_prompt
             steps = body.num_inference_steps or parent_plan.num_inference_steps
             guidance = parent_plan.guidance_scale if body.guidance_scale is None else body.guidance_scale
@@ -166,7 +188,7 @@ class Videos:
             width, height, fps_found, parent_frames = await self._decode(
                 _probe_mp4, upload.data, self.settings.max_seconds
             )
-            size = profile.native_sizes[orientation(width, height)]
+            size, shown = profile.native_sizes[orientation(width, height)], f"{width}x{height}"
             fps, negative, parent_id = profile.fps, body.negative_prompt, None
             parent_frames = round(parent_frames * fps / fps_found)
         if parent_frames / fps + new_seconds > self.settings.max_seconds + 1e-6:
@@ -176,10 +198,10 @@ class Videos:
                 f"at most {self.settings.max_seconds:g} s are allowed.",
             )
         plan = self._plan(profile, body, seconds=new_seconds, size=size, fps=fps)
-        job = self._new_job(profile, "extend", body.prompt, negative, plan, body.seed, body.user)
+        job = self._new_job(profile, "extend", body.prompt, negative, plan, body.seed, body.user, shown)
         job.parent_id = parent_id
         job.seconds = seconds_text(parent_frames + plan.num_frames, fps)
-        artifacts = []
+        artifacts = await self._subjects(job, body.characters)
         if upload is not None:
             artifacts.append(await self._store_file(job.id, "source", upload.data))
         return await self._enqueue(job, artifacts, idempotency_key, client, body.user)
@@ -209,12 +231,102 @@ class Videos:
             parent_id=source.parent_id,
             remixed_from_id=source.id,
         )
-        artifacts = []
+        if body.characters is not None:  # other characters than the source's: theirs replace its reference frames
+            params.pop("characters", None)
+            artifacts = await self._subjects(job, body.characters)
+        else:
+            artifacts = []
         for artifact in await self.queue.artifacts_of(source.id):
-            if artifact.kind in ("reference", "source"):
+            copied = artifact.kind in ("reference", "source") or (
+                artifact.kind.startswith("subject-") and body.characters is None
+            )
+            if copied:
                 data = await asyncio.to_thread(self.store.resolve(artifact.path).read_bytes)
                 artifacts.append(await self._store_file(job.id, artifact.kind, data))
         return await self._enqueue(job, artifacts, idempotency_key, client, body.user)
+
+    async def edit(
+        self,
+        body: EditVideoBody,
+        upload: Upload | None,
+        idempotency_key: str | None = None,
+        client: str = ANONYMOUS,
+    ) -> VideoView:
+        """A completed video (by id) or an uploaded clip re-rendered by a prompt (video-to-video): the result keeps
+        the source's length, size and fps, and as much of its motion and framing as `strength` leaves."""
+        profile = await self.profile_source()
+        check_model(body.model, profile)
+        if not profile.supports_edit:
+            raise invalid("video", f"The loaded model '{profile.name}' cannot edit videos.")
+        if (body.video is None) == (upload is None):
+            raise invalid("video", "Give 'video' as a reference {\"id\": …} to a completed video, or upload an MP4.")
+        strength = DEFAULT_EDIT_STRENGTH if body.strength is None else body.strength
+        negative, steps, guidance = body.negative_prompt, body.num_inference_steps, body.guidance_scale
+        if upload is None:
+            source = await self._completed_parent(body.video, "edit")
+            source_plan = RenderPlan.from_params(source.params)
+            frames = round(float(source.seconds) * source_plan.fps)
+            size, fps, shown = (source_plan.width, source_plan.height), source_plan.fps, source.size
+            negative = negative if negative is not None else source.negative_prompt
+            steps = steps or source_plan.num_inference_steps
+            guidance = source_plan.guidance_scale if guidance is None else guidance
+            source_id = source.id
+        else:
+            width, height, fps_found, frames = await self._decode(_probe_mp4, upload.data, self.settings.max_seconds)
+            fps, shown, source_id = min(60, max(1, round(fps_found))), f"{width}x{height}", None
+            size = _edit_size(width, height, profile)
+        if frames > profile.max_segment_frames and not profile.supports_video:
+            raise invalid(
+                "video",
+                f"The loaded model '{profile.name}' edits at most {profile.max_segment_frames} frames "
+                f"({profile.max_segment_frames / fps:g} s) at once and cannot chain longer edits.",
+            )
+        plan = RenderPlan(
+            width=size[0],
+            height=size[1],
+            num_frames=frames,
+            fps=fps,
+            num_inference_steps=steps or profile.default_steps,
+            guidance_scale=profile.default_guidance if guidance is None else guidance,
+            max_bytes=body.max_bytes or self.settings.default_max_bytes,
+            strength=strength,
+        )
+        job = self._new_job(profile, "edit", body.prompt, negative, plan, body.seed, body.user, shown)
+        job.parent_id = source_id
+        artifacts = await self._subjects(job, body.characters)
+        if upload is not None:
+            artifacts.append(await self._store_file(job.id, "source", upload.data))
+        return await self._enqueue(job, artifacts, idempotency_key, client, body.user)
+
+    # --- characters ------------------------------------------------------------------------------
+
+    async def create_character(self, body: CreateCharacterBody, upload: Upload | None) -> Character:
+        """A character from an uploaded clip (MP4: its best frames) or image (PNG, JPEG, WebP: itself)."""
+        if upload is None:
+            raise invalid("video", "Upload the character's clip (MP4) or image (PNG, JPEG, WebP) as 'video'.")
+        if _looks_like_image(upload.data):
+            source, pngs = "image", [await self._decode(_image_reference, upload.data)]
+        else:
+            source, pngs = "video", await self._decode(_clip_references, upload.data, self.settings.max_seconds)
+        return await self.characters.create(NewCharacter(body.name, body.user, body.description, source, pngs))
+
+    async def _subjects(self, job: VideoJob, ids: list[str] | None) -> list[NewArtifact]:
+        """The named characters' reference frames, copied into the job's folder (a character deleted while the job
+        waits takes nothing from it); their ids go into the job's params."""
+        if not ids:
+            return []
+        unique = list(dict.fromkeys(ids))
+        found = [await self.characters.get(character_id, param="characters") for character_id in unique]
+        paths = [path for character in found for path in character.frames]
+        if len(paths) > MAX_SUBJECT_IMAGES:  # more frames than a job carries: each character's best ones
+            per = MAX_SUBJECT_IMAGES // len(found)
+            paths = [path for character in found for path in character.frames[:per]]
+        artifacts = []
+        for index, path in enumerate(paths):
+            data = await asyncio.to_thread(self.store.resolve(path).read_bytes)
+            artifacts.append(await self._store_file(job.id, f"subject-{index}", data))
+        job.params = {**job.params, "characters": unique}
+        return artifacts
 
     # --- read and remove -------------------------------------------------------------------------
 
@@ -321,7 +433,9 @@ class Videos:
         plan: RenderPlan,
         seed: int | None,
         user: str | None,
+        shown: str,
     ) -> VideoJob:
+        """`shown`: the size the Video object shows (the one asked); the plan has the size rendered."""
         return VideoJob(
             id=new_video_id(),
             kind=kind,
@@ -329,7 +443,7 @@ class Videos:
             prompt=prompt,
             negative_prompt=negative,
             seconds=seconds_text(plan.num_frames, plan.fps),
-            size=f"{plan.width}x{plan.height}",
+            size=shown,
             params=plan.as_params(),
             seed=secrets.randbelow(2**31) if seed is None else min(seed, MAX_SEED),
             user=user,
@@ -373,6 +487,14 @@ class Videos:
         log.info("queued %s (%s, %s s, %s) for %s", job.id, job.kind, job.seconds, job.size, job.user or "anonymous")
         return await self._view(stored)
 
+    async def _reference_image(self, reference: dict[str, str] | None) -> bytes | None:
+        """`input_reference` given as JSON or form fields: a data URL, or a file uploaded through `/v1/files`."""
+        if reference is not None and "file_id" in reference:
+            if set(reference) != {"file_id"}:
+                raise invalid("input_reference", "Give 'input_reference' as a file_id or an image_url, not both.")
+            return await self.files.read(reference["file_id"], param="input_reference")
+        return _data_url_image(reference)
+
     async def _visible(self, video_id: str) -> VideoJob:
         if not is_video_id(video_id):
             raise not_found(video_id)
@@ -381,10 +503,10 @@ class Videos:
             raise not_found(video_id)
         return job
 
-    async def _completed_parent(self, reference: dict[str, str] | None) -> VideoJob:
+    async def _completed_parent(self, reference: dict[str, str] | None, purpose: str) -> VideoJob:
         parent_id = (reference or {}).get("id")
         if not parent_id:
-            raise invalid("video", "Missing 'video.id': the id of the completed video to extend.")
+            raise invalid("video", f"Missing 'video.id': the id of the completed video to {purpose}.")
         parent = await self._visible(parent_id)
         if parent.status != models.COMPLETED:
             raise not_ready(parent_id, parent.status)
@@ -433,13 +555,58 @@ def shown_state(view: VideoView) -> str:
     return f"{view.job.status}:{view.job.progress}:{position}"
 
 
+def _edit_size(width: int, height: int, profile: ModelProfile) -> tuple[int, int]:
+    """An uploaded clip's size on the model's grid, or the model's native size for its orientation when it is
+    outside what the model renders."""
+    step = profile.size_multiple
+    rounded = (max(step, round(width / step) * step), max(step, round(height / step) * step))
+    if max(rounded) > profile.max_side or min(rounded) < profile.min_side:
+        return profile.native_sizes[orientation(width, height)]
+    return rounded
+
+
+def _looks_like_image(data: bytes) -> bool:
+    """PNG, JPEG or WebP by their first bytes (a clip is read as MP4, anything else refused as one)."""
+    return data.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+
+
+def _image_reference(data: bytes) -> bytes:
+    """An uploaded image as a character's one reference frame: upright, at most REFERENCE_LONG_SIDE long."""
+    header = read_image_header(data, "video")
+    scale = min(1.0, REFERENCE_LONG_SIDE / max(header.width, header.height))
+    width, height = max(1, round(header.width * scale)), max(1, round(header.height * scale))
+    return to_png(decode_fitted(data, width, height, "video"))
+
+
+def _clip_references(data: bytes, max_seconds: float) -> list[bytes]:
+    """An uploaded clip's best frames as PNGs (see generator.characters), at most REFERENCE_LONG_SIDE long."""
+    import av
+
+    _, _, _, count = _probe_mp4(data, max_seconds)
+    wanted = set(np.linspace(0, count - 1, min(CANDIDATE_FRAMES, count)).round().astype(int).tolist())
+    candidates = []
+    with av.open(io.BytesIO(data), mode="r", format="mp4") as container:
+        stream = container.streams.video[0]
+        for index, frame in enumerate(container.decode(stream)):
+            if index in wanted:
+                scale = min(1.0, REFERENCE_LONG_SIDE / max(frame.width, frame.height))
+                size = max(1, round(frame.width * scale)), max(1, round(frame.height * scale))
+                candidates.append(np.asarray(frame.to_image(width=size[0], height=size[1]).convert("RGB")))
+    if not candidates:
+        raise invalid("video", "The uploaded video has no frames.")
+    return [to_png(candidates[index]) for index in choose_reference_frames(candidates)]
+
+
 def _data_url_image(reference: dict[str, str] | None) -> bytes | None:
-    """`{"image_url": "data:image/png;base64,…"}` → bytes. Remote URLs and file ids are not fetched."""
+    """`{"image_url": "data:image/png;base64,…"}` → bytes. Remote URLs are not fetched."""
     if reference is None:
         return None
     url = reference.get("image_url")
     if not url:
-        raise invalid("input_reference", 'Give \'input_reference\' as an uploaded file or {"image_url": "data:…"}.')
+        raise invalid(
+            "input_reference",
+            'Give \'input_reference\' as an uploaded file, {"image_url": "data:…"} or {"file_id": "file-…"}.',
+        )
     if not url.startswith("data:") or ";base64," not in url:
         raise invalid("input_reference", "Only data: URLs (base64) are accepted for 'input_reference.image_url'.")
     try:

@@ -252,6 +252,16 @@ class Worker:
             along.end()
             timings["render_s"] = time.perf_counter() - tick
             timings.update({f"render_{k}": v for k, v in rendered.timings.items()})
+            if rendered.prompt_tokens is not None:
+                timings["prompt_tokens"], timings["prompt_tokens_used"] = rendered.prompt_tokens
+                if rendered.prompt_tokens[1] < rendered.prompt_tokens[0]:
+                    log.warning(
+                        "worker %s: the prompt of %s was cut: the text encoder took %d of its %d tokens",
+                        self.name,
+                        job.id,
+                        rendered.prompt_tokens[1],
+                        rendered.prompt_tokens[0],
+                    )
             self.status.gpu_busy_seconds += timings["render_s"]
             await self._finishing.acquire()
             finishing = True
@@ -308,7 +318,15 @@ class Worker:
         """Runs on the GPU thread. Calls `on_last_stretch` once, when the steps so far say the render ends within
         CLAIM_AHEAD_SECONDS (or at its end), and `on_frames` with each segment's finished frames."""
         assert self.backend is not None
-        spec = plan.spec(job.prompt, job.negative_prompt, job.seed, inputs.image, inputs.parent_tail)
+        spec = plan.spec(
+            job.prompt,
+            job.negative_prompt,
+            job.seed,
+            inputs.image,
+            inputs.parent_tail,
+            source=inputs.source,
+            references=inputs.references,
+        )
         started = time.perf_counter()
         announced = False
 
@@ -324,7 +342,11 @@ class Worker:
                     on_last_stretch()
 
         on_progress(0.0)
-        return render_video(self.backend, spec, on_progress, on_frames)
+        rendered = render_video(self.backend, spec, on_progress, on_frames)
+        counting = getattr(self.backend, "prompt_tokens", None)  # a backend's own tokenizer, where it has one
+        if counting is not None:
+            rendered.prompt_tokens = counting(job.prompt)
+        return rendered
 
     async def _finish(
         self,

@@ -5,7 +5,12 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
+from contextvars import ContextVar
 from pathlib import Path
+
+# The id of the HTTP request being served (the generator's `x-request-id`), on every record logged while serving it.
+REQUEST_ID: ContextVar[str | None] = ContextVar("hanul_request_id", default=None)
+_RECORD_FACTORY = logging.getLogRecordFactory()
 
 _TOKEN_PATTERNS = [
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
@@ -42,6 +47,21 @@ class SecretScrubber(logging.Filter):
         return True
 
 
+def _record_with_request_id(*args: object, **kwargs: object) -> logging.LogRecord:
+    record = _RECORD_FACTORY(*args, **kwargs)
+    request_id = REQUEST_ID.get()
+    record.request_id = request_id
+    record.request = f" [{request_id}]" if request_id else ""
+    return record
+
+
+def track_request_ids() -> None:
+    """Give every log record the id of the request it was logged for (`record.request_id`, None outside one), shown
+    after the logger's name. Idempotent."""
+    if logging.getLogRecordFactory() is not _record_with_request_id:
+        logging.setLogRecordFactory(_record_with_request_id)
+
+
 def configure_logging(
     level: str, secrets: Iterable[str] = (), *, log_file: Path | None = None, terminal_level: str | None = None
 ) -> None:
@@ -55,7 +75,10 @@ def configure_logging(
         if getattr(handler, "_hanul", False):
             root.removeHandler(handler)
             handler.close()
-    formatter = logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    track_request_ids()
+    formatter = logging.Formatter(
+        "%(asctime)s %(levelname)-7s %(name)s%(request)s: %(message)s", defaults={"request": ""}
+    )
     scrubber = SecretScrubber(secrets)
     handlers: list[logging.Handler] = [logging.StreamHandler()]
     if terminal_level is not None:

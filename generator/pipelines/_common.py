@@ -106,6 +106,28 @@ def check_request(request: RenderRequest, profile: ModelProfile) -> None:
                 f"got {frames.shape[0]} of {request.num_frames}"
             )
 
+    if request.source is not None:
+        if not profile.supports_edit:
+            raise ValueError(f"{profile.name} cannot edit a video")
+        if request.source.shape != (request.num_frames, request.height, request.width, 3):
+            raise ValueError(
+                f"source must be ({request.num_frames}, {request.height}, {request.width}, 3), "
+                f"got {request.source.shape}"
+            )
+        if request.strength is None or not 0.0 < request.strength <= 1.0:
+            raise ValueError(f"an edit's strength must be in (0, 1], got {request.strength}")
+    for reference in request.references:
+        if reference.shape != (request.height, request.width, 3):
+            raise ValueError(f"references must be {request.height}x{request.width}x3, got {reference.shape}")
+
+
+def prompt_token_counts(pipeline: object, text: str, max_sequence_length: int) -> tuple[int, int]:
+    """How many tokens `text` is for the pipeline's own tokenizer, and how many of them its text encoder takes (the
+    pipelines cut the rest at `max_sequence_length`, end-of-text token included)."""
+    tokenizer = pipeline.tokenizer
+    count = len(tokenizer(text, add_special_tokens=True, truncation=False, verbose=False)["input_ids"])
+    return count, min(count, max_sequence_length)
+
 
 def step_callback(on_step: ProgressCallback | None):
     """diffusers' `callback_on_step_end` around `on_step`; its exceptions (RenderCancelled) propagate.

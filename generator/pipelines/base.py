@@ -34,6 +34,10 @@ class ModelProfile:
     min_side: int = 32
     supports_image: bool = True  # can take a first frame (image-to-video)
     supports_video: bool = True  # can continue from frames (extensions, long videos)
+    supports_edit: bool = True  # can re-render a video by a prompt (video-to-video: `/v1/videos/edits`)
+    # What a character's reference frames condition in a render ("same subject"): "reference_images" (Wan VACE),
+    # "image_condition" (LTX: an image condition part-way, below full strength), "" (none: the prompt alone).
+    subject_conditioning: str = ""
     # A distilled checkpoint's own schedule, used when a render asks for exactly len(timesteps) steps.
     timesteps: tuple[float, ...] | None = None
 
@@ -55,6 +59,12 @@ class RenderRequest:
     image: np.ndarray | None = None
     # Frames to continue from, placed at frame 0: (F, H, W, 3) uint8, F a valid frame count.
     video: np.ndarray | None = None
+    # An edit's stretch of source video to re-render (video-to-video), (num_frames, H, W, 3) uint8, by `strength`
+    # (0 keeps it, 1 ignores it); `video`, if given too, is the already edited context at its start.
+    source: np.ndarray | None = None
+    strength: float | None = None
+    # Characters' reference frames, (H, W, 3) uint8 each: condition the subject where the model can.
+    references: tuple[np.ndarray, ...] = ()
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -75,6 +85,8 @@ def profile_from_preset(
         conditioning_frames=preset.conditioning_frames,
         supports_image=preset.supports_image,
         supports_video=preset.supports_video,
+        supports_edit=preset.supports_edit,
+        subject_conditioning=preset.subject_conditioning,
         timesteps=preset.timesteps,
     )
 

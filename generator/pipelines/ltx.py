@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from diffusers import LTXConditionPipeline
 from diffusers.pipelines.ltx.pipeline_ltx import calculate_shift
-from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
+from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition, retrieve_latents
 
 from ..catalog import ModelPreset
 from ._common import (
@@ -22,6 +22,7 @@ from ._common import (
     check_request,
     frames_to_tensor,
     image_to_tensor,
+    prompt_token_counts,
     reset_render_state,
     step_callback,
     tensor_to_frames,
@@ -36,6 +37,9 @@ LTX_NATIVE_SIZES = {"landscape": (768, 512), "portrait": (512, 768), "square": (
 # 0.9.5+ VAEs decode with a little noise at a small timestep; these are Lightricks' recommended values.
 DECODE_TIMESTEP = 0.05
 DECODE_NOISE_SCALE = 0.025
+# A character's reference frame conditions the clip part-way through at this strength: below 1, so the frames
+# around it are free to move and the first frame is not frozen to the reference.
+CHARACTER_STRENGTH = 0.5
 
 
 def ltx_profile(name: str, pipeline: LTXConditionPipeline, preset: ModelPreset | None = None) -> ModelProfile:
@@ -116,6 +120,7 @@ class LTXBackend:
         """Render `request` and return (num_frames, height, width, 3) uint8 frames."""
         check_request(request, self.profile)
         conditions = self._conditions(request)
+        edit = self._edit_inputs(request)
         reset_render_state(self.pipeline)
         decode = {}
         if self.pipeline.vae.config.timestep_conditioning:
@@ -137,8 +142,22 @@ class LTXBackend:
                 output_type="pt",  # stays on the device: the uint8 conversion happens there, not in CPU numpy
                 callback_on_step_end=step_callback(on_step),
                 **decode,
+                **edit,
             )
         return tensor_to_frames(output.frames[0])
+
+    def _edit_inputs(self, request: RenderRequest) -> dict[str, object]:
+        """Video-to-video: the source's latents (the VAE's mean, normalised as the pipeline's own conditions are)
+        start the denoising at `denoise_strength`, which skips that share of the schedule's noisiest steps."""
+        if request.source is None:
+            return {}
+        pipeline = self.pipeline
+        video = frames_to_tensor(request.source, self.device).mul(2.0).sub(1.0)  # [-1, 1], as the VAE takes it
+        video = video.permute(1, 0, 2, 3)[None].to(pipeline.vae.dtype)  # (1, 3, F, H, W)
+        with torch.inference_mode():
+            latents = retrieve_latents(pipeline.vae.encode(video), sample_mode="argmax")
+            latents = pipeline._normalize_latents(latents, pipeline.vae.latents_mean, pipeline.vae.latents_std)
+        return {"latents": latents.float(), "denoise_strength": float(request.strength or 1.0)}
 
     def _shifted_timesteps(self, request: RenderRequest) -> list[float] | None:
         """For a scheduler that shifts by the video's size (see `take_over_dynamic_shifting`), the timesteps
@@ -164,6 +183,10 @@ class LTXBackend:
         reference = type(pipeline.scheduler).from_config(config)
         reference.set_timesteps(sigmas=np.linspace(1.0, 1 / steps, steps), mu=mu)
         return reference.timesteps.tolist()
+
+    def prompt_tokens(self, text: str) -> tuple[int, int]:
+        """The prompt's token count, and how many of them the text encoder takes (it cuts the rest)."""
+        return prompt_token_counts(self.pipeline, text, self.max_sequence_length)
 
     def _text(self, request: RenderRequest) -> dict[str, object]:
         """The prompt arguments of the call: the texts themselves, or their cached embeddings."""
@@ -194,9 +217,27 @@ class LTXBackend:
 
     def _conditions(self, request: RenderRequest) -> list[LTXVideoCondition]:
         device = self.device
+        conditions = []
         if request.video is not None:
             video = frames_to_tensor(request.video, device)
-            return [LTXVideoCondition(video=video, frame_index=0, strength=1.0)]
-        if request.image is not None:
-            return [LTXVideoCondition(image=image_to_tensor(request.image, device), frame_index=0, strength=1.0)]
+            conditions.append(LTXVideoCondition(video=video, frame_index=0, strength=1.0))
+        elif request.image is not None:
+            image = image_to_tensor(request.image, device)
+            conditions.append(LTXVideoCondition(image=image, frame_index=0, strength=1.0))
+        for reference, frame_index in zip(
+            request.references, reference_frame_indices(request, self.profile), strict=True
+        ):
+            image = image_to_tensor(reference, device)
+            conditions.append(LTXVideoCondition(image=image, frame_index=frame_index, strength=CHARACTER_STRENGTH))
+        return conditions
+
+
+def reference_frame_indices(request: RenderRequest, profile: ModelProfile) -> list[int]:
+    """Where characters' reference frames condition a clip: spread over its later part, each on a latent frame's
+    first pixel frame (a multiple of the frame multiple), never frame 0."""
+    count = len(request.references)
+    multiple = profile.frame_multiple
+    latent_frames = (request.num_frames - 1) // multiple  # latent frames after the first
+    if count == 0:
         return []
+    return [multiple * max(1, round(latent_frames * (index + 1) / (count + 1))) for index in range(count)]

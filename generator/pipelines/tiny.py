@@ -50,6 +50,7 @@ TINY_LTX_PROFILE = ModelProfile(
     conditioning_frames=9,
     max_side=256,
     min_side=32,
+    subject_conditioning="image_condition",
 )
 
 TINY_WAN_PROFILE = ModelProfile(
@@ -65,6 +66,7 @@ TINY_WAN_PROFILE = ModelProfile(
     conditioning_frames=5,
     max_side=256,
     min_side=16,
+    subject_conditioning="reference_images",  # the tiny Wan is a VACE pipeline
 )
 
 

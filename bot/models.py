@@ -138,7 +138,7 @@ class Character(Base):
     """A subject a member made reusable (`/character create`): the generator keeps its reference frames under
     `generator_id`; the bot keeps whose it is, whether their server may use it, and its description in words."""
 
-    __tablename__ = "characters"
+    __tablename__ = "member_characters"
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
@@ -152,6 +152,6 @@ class Character(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (
-        UniqueConstraint("user_id", "name", name="uq_characters_user_id_name"),
-        Index("ix_characters_guild_id_shared", "guild_id", "shared"),
+        UniqueConstraint("user_id", "name", name="uq_member_characters_user_id_name"),
+        Index("ix_member_characters_guild_id_shared", "guild_id", "shared"),
     )

@@ -106,7 +106,7 @@ class VideoState:
     eta_seconds: float | None = None
     seed: int | None = None
     seconds: str | None = None
-    size: str | None = None
+    size: str | None = None  # as rendered, when the generator says (else as asked)
     error: str | None = None
 
     @property
@@ -236,7 +236,9 @@ def _state(video: Any) -> VideoState:
     if error is not None and message is None and isinstance(error, dict):
         message = error.get("message")
     detail = str(message) if message else (str(error) if error is not None else None)
-    seconds, size = getattr(video, "seconds", None), getattr(video, "size", None)
+    # `size` is the size asked (the API's); Hanul's generator says what it rendered in `rendered_size`.
+    seconds = getattr(video, "seconds", None)
+    size = extra.get("rendered_size") or getattr(video, "size", None)
     return VideoState(
         id=video_id,
         status=str(status),

@@ -112,8 +112,11 @@ async def test_the_switch_buttons_work_after_a_restart(tmp_path, monkeypatch):
         await bot.deliveries.wait_idle()
         edited = (await generations(bot))[-1]
         message = fake.clip_messages()[-1]
+        thread = fake.threads[thread_id]
     async with running_bot(data, monkeypatch) as (bot, fake):
-        # The same message, as Discord still shows it, clicked on a freshly started bot.
+        # The same thread and message, as Discord still shows them, clicked on a freshly started bot.
+        fake.threads[thread_id] = thread
+        fake.feed("THREAD_CREATE", thread)
         fake.messages[int(message["id"])] = message
         fake.click(int(message["id"]), f"hanul:restart:{edited.id}")
         await wait_until(lambda: len(fake.clips()) == 1)
@@ -132,7 +135,7 @@ async def test_the_llm_judges_the_change(tmp_path, monkeypatch, llm_server):
         Reply.json(expansion(SURF_PROMPT, summary="Warmer colours.", change="local")),
     )
     async with running_bot(tmp_path / "data", monkeypatch, **with_llm(llm_server)) as (bot, fake):
-        thread_id, _ = await make_clip(fake)
+        thread_id, _ = await make_clip(fake, "Sunset surfing cat")  # the thread takes the LLM's title
         fake.say(thread_id, "make it night time")
         await wait_until(lambda: len(fake.clips()) == 2)
         fake.say(thread_id, "use warmer colours")

@@ -1,5 +1,6 @@
 """Edits and characters (issue 18): how each generation was made (`generations.mode`: rendered from its prompt, or
-its parent clip edited keeping the motion), and the characters members made.
+its parent clip edited keeping the motion), and the characters members made (`member_characters`: the generator's
+own `characters` table, with their reference frames, may share the database).
 
 Existing generations were all rendered: the column's server default fills them.
 
@@ -26,7 +27,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("mode", sa.String(length=16), server_default="render", nullable=False))
 
     op.create_table(
-        "characters",
+        "member_characters",
         sa.Column("id", BIG_ID, autoincrement=True, nullable=False),
         sa.Column("user_id", sa.BigInteger(), nullable=False),
         sa.Column("guild_id", sa.BigInteger(), nullable=True),
@@ -37,15 +38,17 @@ def upgrade() -> None:
         sa.Column("described_by", sa.String(length=16), nullable=False),
         sa.Column("source", sa.String(length=16), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_characters_user_id_users"), ondelete="CASCADE"),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_characters")),
-        sa.UniqueConstraint("user_id", "name", name="uq_characters_user_id_name"),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_member_characters_user_id_users"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_member_characters")),
+        sa.UniqueConstraint("user_id", "name", name="uq_member_characters_user_id_name"),
     )
-    op.create_index("ix_characters_guild_id_shared", "characters", ["guild_id", "shared"])
+    op.create_index("ix_member_characters_guild_id_shared", "member_characters", ["guild_id", "shared"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_characters_guild_id_shared", table_name="characters")
-    op.drop_table("characters")
+    op.drop_index("ix_member_characters_guild_id_shared", table_name="member_characters")
+    op.drop_table("member_characters")
     with op.batch_alter_table("generations") as batch:
         batch.drop_column("mode")

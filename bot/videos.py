@@ -236,9 +236,9 @@ def _state(video: Any) -> VideoState:
     if error is not None and message is None and isinstance(error, dict):
         message = error.get("message")
     detail = str(message) if message else (str(error) if error is not None else None)
-    # `size` is the size asked (the API's); Hanul's generator says what it rendered in `rendered_size`.
-    seconds = getattr(video, "seconds", None)
-    size = extra.get("rendered_size") or getattr(video, "size", None)
+    # `size` is the size asked (the spec's); what was rendered is the generator's `rendered_size` (other servers:
+    # `size` alone).
+    seconds, size = getattr(video, "seconds", None), extra.get("rendered_size") or getattr(video, "size", None)
     return VideoState(
         id=video_id,
         status=str(status),

@@ -62,7 +62,8 @@ def generate_to_file(
             body,
             profile=backend.profile,
             seconds=seconds,
-            size=plan_size(size, backend.profile),
+            # The command line keeps its landscape default (the API's is the spec's, portrait 720x1280).
+            size=plan_size(size, backend.profile) if size else backend.profile.native_sizes["landscape"],
             default_max_bytes=settings.default_max_bytes,
             max_seconds=settings.max_seconds,
         )

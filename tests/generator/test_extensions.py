@@ -168,7 +168,8 @@ async def test_image_to_video_takes_a_reference_image(client, tiny_generator, fm
     video = await client.videos.create(
         prompt="the red square slides", seconds="1", input_reference=(f"ref.{fmt.lower()}", data, mime)
     )
-    assert video.size == "96x64"  # a 3:2 image picks the landscape size
+    assert video.size == "1280x720"  # a 3:2 image picks the landscape size
+    assert video.model_extra["rendered_size"] == "96x64"
     stored = tiny_generator.service.store.root / video.id / "reference.png"
     with Image.open(stored) as reference:
         assert reference.size == (96, 64)  # kept at the render size: the original is never decoded again

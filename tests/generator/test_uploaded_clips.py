@@ -76,4 +76,5 @@ async def test_an_uploaded_1080p_clip_is_extended_at_the_render_size(tmp_path):
         video = await client.videos.extend(prompt="more", seconds="1", video=("clip.mp4", clip, "video/mp4"))
         done = await poll(client, video.id)
     assert done.status == "completed", done.error
-    assert done.size == "96x64"
+    assert done.size == "1920x1080"  # the uploaded clip's own size
+    assert done.model_extra["rendered_size"] == "96x64"

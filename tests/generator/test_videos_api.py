@@ -32,7 +32,8 @@ async def test_create_and_poll_renders_a_clip_the_sdk_can_download(client):
     assert video.status == "completed"
     assert video.progress == 100
     assert video.seconds == "4"
-    assert video.size == "96x64"  # the tiny model's native landscape size
+    assert video.size == "720x1280"  # no size asked: the spec's default
+    assert video.model_extra["rendered_size"] == "64x96"  # the tiny model's native portrait size
     assert video.completed_at >= video.created_at
     assert video.model == "tiny"
 
@@ -125,7 +126,8 @@ async def test_json_bodies_work_as_well_as_multipart(tiny_generator):
 )
 async def test_sizes_map_onto_what_the_model_renders(client, size, expected):
     video = await client.videos.create(prompt="x", seconds="1", size=size)
-    assert video.size == expected
+    assert video.size == size  # as asked
+    assert video.model_extra["rendered_size"] == expected
     await client.videos.delete(video.id)
 
 
@@ -195,7 +197,7 @@ async def test_max_bytes_caps_the_mp4(client):
     ("kwargs", "param"),
     [
         ({"prompt": ""}, "prompt"),
-        ({"prompt": "x" * 4001}, "prompt"),
+        ({"prompt": "x" * 32_001}, "prompt"),
         ({"prompt": "x", "seconds": "abc"}, "seconds"),
         ({"prompt": "x", "seconds": "0"}, "seconds"),
         ({"prompt": "x", "seconds": "61"}, "seconds"),
@@ -240,7 +242,8 @@ async def test_missing_prompt_in_json_is_named(tiny_generator):
         ("POST", "/videos", {"data": b"{not json", "headers": {"Content-Type": "application/json"}}, 400),
         ("POST", "/videos", {"data": b"[1, 2]", "headers": {"Content-Type": "application/json"}}, 400),
         ("POST", "/videos", {"data": b"prompt", "headers": {"Content-Type": "text/plain"}}, 400),
-        ("GET", "/videos?limit=0", {}, 400),
+        ("GET", "/videos?limit=-1", {}, 400),
+        ("GET", "/videos?limit=101", {}, 400),
         ("GET", "/videos?limit=many", {}, 400),
         ("GET", "/videos?order=sideways", {}, 400),
         ("GET", "/videos?after=../x", {}, 400),
@@ -348,7 +351,7 @@ async def test_real_loading_path_serves_a_saved_model_folder(tmp_path):
             video = await client.videos.create_and_poll(prompt="from a folder", seconds="1", poll_interval_ms=50)
             assert video.status == "completed"
             assert video.model == str(folder)
-            assert video.size == "96x64"  # the saved profile travels with the folder
+            assert video.model_extra["rendered_size"] == "64x96"  # the saved profile travels with the folder
     finally:
         await running.stop()
 

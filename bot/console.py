@@ -1,7 +1,8 @@
 """`python -m bot --console`: the same conversation as in Discord, in a terminal.
 
 Type a request, see the expanded prompt and the progress, get the MP4's path; type more to refine the last
-clip, `/extend …` to continue it. The console's member is the local admin (id 0), so no limits apply.
+clip (a change of look edits it, keeping its motion), `/extend …` to continue it, `/character …` to make and use
+characters. The console's member is the local admin (id 0), so no limits apply.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import mimetypes
+import shlex
 import sys
 import threading
 from collections.abc import Awaitable, Callable
@@ -18,11 +21,23 @@ from typing import TextIO
 from bot.director.text import detect_language
 from bot.i18n import LANGUAGES, text
 from bot.limits import Refusal, Requester
+from bot.models import VIDEO_EDIT
 from bot.progress import progress_line, prompt_source
 from bot.runtime import GeneratorSettings, StartupError, open_runtime
 from bot.settings import BotSettings
 from bot.store import GenerationRecord
-from bot.studio import MAX_DOWNLOAD_BYTES, Destination, Draft, Progress, StopWaiting, Studio, VideoOptions
+from bot.studio import (
+    MAX_DOWNLOAD_BYTES,
+    CharacterSource,
+    Destination,
+    Draft,
+    ImageInput,
+    Progress,
+    StopWaiting,
+    Studio,
+    VideoOptions,
+)
+from bot.studio.edits import switch_to
 from bot.videos import GeneratorError
 
 CONSOLE_USER_ID = 0
@@ -124,6 +139,8 @@ class Console:
             await self._new(rest)
         elif command == "/extend":
             await self._extend(rest)
+        elif command == "/character":
+            await self._character(rest)
         elif command:
             self.say(text("console.unknown", self.locale, command=command))
         elif self.conversation_id is None:
@@ -139,8 +156,9 @@ class Console:
         self.locale, self.chosen_language = language, True
         self.say(text("settings.saved", self.locale))
 
-    async def _new(self, request: str) -> None:
-        draft = await self.studio.new_video(self.requester, request, VideoOptions(), Destination())
+    async def _new(self, request: str, characters: tuple[str, ...] = ()) -> None:
+        options = VideoOptions(characters=characters)
+        draft = await self.studio.new_video(self.requester, request, options, Destination())
         self.conversation_id = draft.generation.conversation_id
         await self._render(draft)
 
@@ -149,6 +167,11 @@ class Console:
         draft = await self.studio.refine(self.requester, self.conversation_id, message, Destination())
         if draft.summary:
             self.say(text("refine.changed", self.locale, summary=draft.summary))
+        record = draft.generation
+        if record.mode == VIDEO_EDIT:
+            self.say(text("console.edited", self.locale))
+        elif switch_to(record) == VIDEO_EDIT:
+            self.say(text("console.rendered", self.locale))
         await self._render(draft)
 
     async def _extend(self, what_next: str) -> None:
@@ -158,6 +181,56 @@ class Console:
         draft = await self.studio.extend(self.requester, self.last_clip.id, what_next, Destination())
         self.say(text("extend.started", self.locale, title=self.last_clip.display_title, what=what_next.strip()))
         await self._render(draft)
+
+    async def _character(self, rest: str) -> None:
+        """`/character create NAME SOURCE [DESCRIPTION…]` (SOURCE: an image path, `clip` for the last clip, or
+        `#ID`), `/character list`, `/character delete NAME`, `/character use NAME REQUEST…`."""
+        try:
+            words = shlex.split(rest)
+        except ValueError:
+            words = []
+        action, args = (words[0].lower(), words[1:]) if words else ("", [])
+        if action == "list":
+            characters = await self.studio.characters(self.requester, None)
+            if not characters:
+                self.say(text("character.empty", self.locale))
+            for character in characters:
+                self.say(f"  {character.name} (#{character.id}) — {character.description}")
+        elif action == "delete" and len(args) == 1:
+            deleted = await self.studio.delete_character(self.requester, args[0])
+            self.say(text("character.deleted", self.locale, name=deleted.name))
+        elif action == "use" and len(args) >= 2:
+            self.conversation_id = None
+            await self._new(" ".join(args[1:]), characters=(args[0],))
+        elif action == "create" and len(args) >= 2:
+            await self._create_character(args[0], args[1], " ".join(args[2:]) or None)
+        else:
+            self.say(text("console.character_usage", self.locale))
+
+    async def _create_character(self, name: str, source: str, description: str | None) -> None:
+        if source.lower() == "clip" or source.startswith("#"):
+            clip_id = self.last_clip.id if source.lower() == "clip" and self.last_clip else None
+            if source.startswith("#"):
+                clip_id = int(source[1:]) if source[1:].isdigit() else 0
+            if clip_id is None:
+                self.say(text("console.need_clip", self.locale))
+                return
+            origin = CharacterSource(clip_id=clip_id)
+        else:
+            path = Path(source)
+            try:
+                data = await asyncio.to_thread(lambda: path.expanduser().read_bytes())
+            except OSError:
+                self.say(text("console.no_file", self.locale, path=str(path)))
+                return
+            mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            origin = CharacterSource(image=ImageInput(path.name, data, mime))
+        made = await self.studio.create_character(self.requester, name, origin, description=description)
+        by = text("character.by_director" if made.described_by == "director" else "character.by_member", self.locale)
+        use = f"/character use {shlex.quote(made.name)} …"
+        self.say(
+            text("console.character_created", self.locale, name=made.name, use=use, by=by, description=made.description)
+        )
 
     async def _render(self, draft: Draft) -> None:
         """Show the prompt, queue the request, print progress as it changes, save the MP4."""

@@ -16,14 +16,14 @@ from typing import Any, TypeVar
 import aiohttp
 import discord
 
-from bot.cogs._clips import clip_view, held_view, smaller_view, status_view
+from bot.cogs._clips import clip_view, held_view, made_label, smaller_view, status_view
 from bot.cogs._common import DEFAULT_UPLOAD_LIMIT
 from bot.i18n import text
 from bot.models import COMPLETED
 from bot.progress import progress_line
 from bot.retry import Backoff, retrying
 from bot.store import GenerationRecord
-from bot.studio import Outcome, Placement, Progress, StopWaiting, Studio, placement
+from bot.studio import Outcome, Placement, Progress, StopWaiting, Studio, placement, switch_to
 from bot.videos import GeneratorError
 
 log = logging.getLogger(__name__)
@@ -397,6 +397,9 @@ class Deliveries:
             seed=record.seed,
             member=f"<@{record.user_id}>",
         )
+        made = made_label(record, locale)
+        if made:
+            caption = f"{caption} · {made}"
         return await target.send(
             caption,
             file=discord.File(
@@ -405,7 +408,7 @@ class Deliveries:
                 spoiler=where is Placement.SPOILER,
                 description=record.description or None,  # the LLM's one line: the clip's alt text
             ),
-            view=clip_view(record.id, locale),
+            view=clip_view(record.id, locale, switch=switch_to(record)),
             reference=reference,  # type: ignore[arg-type]
             allowed_mentions=mention,
             nonce=f"hanul-clip-{record.id}",

@@ -1,12 +1,12 @@
-"""The bot's tables: members and their settings, conversations (one per thread), every generation, and each
-server's own settings."""
+"""The bot's tables: members and their settings, conversations (one per thread), every generation, each
+server's own settings, and the characters members made."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, true
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, true
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from hanul_core.db import TYPE_ANNOTATION_MAP, BigIntId, new_metadata, utcnow
@@ -21,6 +21,11 @@ POSTED = "posted"
 FAILED = "failed"
 CANCELLED = "cancelled"
 OPEN_STATUSES = (PENDING, QUEUED, RENDERING, COMPLETED)
+
+# How a generation is made on the generator.
+RENDER = "render"  # rendered from its prompt (a new video, a continuation of its parent for `extend`)
+VIDEO_EDIT = "edit"  # its parent clip changed by the prompt (`POST /v1/videos/edits`), keeping the motion
+MODES = (RENDER, VIDEO_EDIT)
 
 
 MIGRATIONS = MigrationHistory("bot")  # migrations/bot/, upgraded by the bot alone
@@ -104,6 +109,7 @@ class Generation(Base):
     kind: Mapped[str] = mapped_column(
         String(16), default="generate"
     )  # generate|refine|extend|animate|reroll|rerun|smaller|edit
+    mode: Mapped[str] = mapped_column(String(16), default=RENDER, server_default=RENDER)  # RENDER | VIDEO_EDIT
     request_text: Mapped[str] = mapped_column(Text)
     expanded_prompt: Mapped[str] = mapped_column(Text, default="")
     negative_prompt: Mapped[str | None] = mapped_column(Text, default=None)
@@ -145,3 +151,26 @@ class GuildSettings(Base):
     overrides: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_by: Mapped[int | None] = mapped_column(BigInteger, default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Character(Base):
+    """A subject a member made reusable (`/character create`): the generator keeps its reference frames under
+    `generator_id`; the bot keeps whose it is, whether their server may use it, and its description in words."""
+
+    __tablename__ = "member_characters"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    guild_id: Mapped[int | None] = mapped_column(BigInteger, default=None)  # the server it was made in
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)  # usable by everyone in `guild_id`
+    name: Mapped[str] = mapped_column(String(80))
+    generator_id: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text, default="")
+    described_by: Mapped[str] = mapped_column(String(16), default="member")  # member | director
+    source: Mapped[str] = mapped_column(String(16))  # image | clip
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("user_id", "name", name="uq_member_characters_user_id_name"),
+        Index("ix_member_characters_guild_id_shared", "guild_id", "shared"),
+    )

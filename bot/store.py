@@ -1,4 +1,5 @@
-"""The bot's memory: members and their defaults, conversations, and every generation, as plain dataclasses.
+"""The bot's memory: members and their defaults, conversations, every generation, and members' characters, as
+plain dataclasses.
 
 One `AsyncSession` per call (a unit of work); nothing Discord-shaped comes in or goes out.
 """
@@ -9,7 +10,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import false, func, or_, select, update
+from sqlalchemy import and_, delete, false, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
@@ -21,7 +22,9 @@ from bot.models import (
     PENDING,
     POSTED,
     QUEUED,
+    RENDER,
     RENDERING,
+    Character,
     Conversation,
     ConversationMessage,
     Generation,
@@ -70,6 +73,7 @@ class GenerationRecord:
     status: str
     conversation_id: int | None = None
     parent_id: int | None = None
+    mode: str = RENDER  # RENDER, or VIDEO_EDIT: the parent clip edited by the prompt
     expanded_prompt: str = ""
     negative_prompt: str | None = None
     title: str | None = None
@@ -137,6 +141,37 @@ class NewGeneration:
     guild_id: int | None = None
     channel_id: int | None = None
     thread_id: int | None = None
+    mode: str = RENDER
+
+
+@dataclass(frozen=True)
+class CharacterRecord:
+    """A member's character: its name, the generator's id for its reference frames, and its description."""
+
+    id: int
+    user_id: int
+    guild_id: int | None
+    shared: bool
+    name: str
+    generator_id: str
+    description: str
+    described_by: str  # member | director
+    source: str  # image | clip
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class NewCharacter:
+    """A character to record once the generator has made it."""
+
+    user_id: int
+    guild_id: int | None
+    shared: bool
+    name: str
+    generator_id: str
+    description: str
+    described_by: str
+    source: str
 
 
 _GENERATION_FIELDS = tuple(f.name for f in fields(GenerationRecord))
@@ -144,6 +179,13 @@ _GENERATION_FIELDS = tuple(f.name for f in fields(GenerationRecord))
 
 def _generation(row: Generation) -> GenerationRecord:
     return GenerationRecord(**{name: getattr(row, name) for name in _GENERATION_FIELDS})
+
+
+_CHARACTER_FIELDS = tuple(f.name for f in fields(CharacterRecord))
+
+
+def _character(row: Character) -> CharacterRecord:
+    return CharacterRecord(**{name: getattr(row, name) for name in _CHARACTER_FIELDS})
 
 
 def _member(row: User) -> MemberSettings:
@@ -262,6 +304,7 @@ class Store:
                 request_text=new.request_text,
                 conversation_id=new.conversation_id,
                 parent_id=new.parent_id,
+                mode=new.mode,
                 params=dict(new.params),
                 seed=new.seed,
                 guild_id=new.guild_id,
@@ -504,3 +547,38 @@ class Store:
                 )
             ).all()
             return [DialogueTurn(role=row.role, content=row.content) for row in reversed(rows)]
+
+    # --- characters ------------------------------------------------------------------------------
+
+    async def add_character(self, new: NewCharacter) -> CharacterRecord:
+        """Record a character the generator made (IntegrityError: the member has one of that name already)."""
+        async with self._sessions() as session, session.begin():
+            row = Character(**{f.name: getattr(new, f.name) for f in fields(NewCharacter)})
+            session.add(row)
+            await session.flush()
+            return _character(row)
+
+    async def character(self, character_id: int) -> CharacterRecord | None:
+        if not _possible_id(character_id):
+            return None
+        async with self._readers() as session:
+            row = await session.get(Character, character_id)
+            return _character(row) if row else None
+
+    async def usable_characters(self, user_id: int, guild_id: int | None) -> list[CharacterRecord]:
+        """The characters a member may use where they are: their own, and those shared in this server (a DM: their
+        own only); their own first, then by name."""
+        visible = Character.user_id == user_id
+        if guild_id is not None:
+            visible = or_(visible, and_(Character.guild_id == guild_id, Character.shared.is_(True)))
+        async with self._readers() as session:
+            rows = await session.scalars(
+                select(Character).where(visible).order_by((Character.user_id != user_id), Character.name, Character.id)
+            )
+            return [_character(row) for row in rows.all()]
+
+    async def delete_character(self, character_id: int) -> bool:
+        """Forget a character; False when it was gone already."""
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(delete(Character).where(Character.id == character_id))
+            return result.rowcount == 1

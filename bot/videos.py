@@ -1,6 +1,7 @@
 """The bot's only way to the generator: the `openai` SDK's `videos` resource, wrapped in plain dataclasses.
 
-`VideoClient` creates, extends, remixes, polls, downloads and cancels jobs; `track` follows one job until it
+`VideoClient` creates, extends, edits, remixes, polls, downloads and cancels jobs, and makes, reads and deletes
+characters; `track` follows one job until it
 finishes (asking the generator to hold each answer until the job changes), reporting progress no more often than
 asked, and hands back the final state.
 """
@@ -92,6 +93,8 @@ class VideoOrder:
     sound: bool = True  # False asks for a silent clip (the extra field `sound`); a silent model ignores it
     user: str | None = None
     image: tuple[str, bytes, str] | None = None  # (filename, bytes, mime) for image-to-video
+    characters: tuple[str, ...] = ()  # the generator's character ids whose reference frames condition the render
+    strength: float | None = None  # an edit's: how far it departs from its source (None: the generator's default)
     # Sent as Idempotency-Key: if a create times out after the generator queued it, the retry gets that job.
     request_key: str | None = None
 
@@ -107,7 +110,7 @@ class VideoState:
     eta_seconds: float | None = None
     seed: int | None = None
     seconds: str | None = None
-    size: str | None = None
+    size: str | None = None  # as rendered, when the generator says (else as asked)
     error: str | None = None
     has_audio: bool = False  # the finished MP4 carries sound
     preview_at: int | None = None  # when the generator last made a live preview of the render (Hanul's field)
@@ -127,13 +130,24 @@ class VideoState:
         return f"{self.status}:{self.progress}:{'' if self.queue_position is None else self.queue_position}"
 
 
+@dataclass(frozen=True)
+class CharacterState:
+    """A character as the generator describes it (`POST|GET /v1/videos/characters`)."""
+
+    id: str
+    name: str
+    created_at: int | None = None
+    description: str | None = None
+
+
 class GeneratorError(Exception):
     """The generator refused or could not be reached; `code` picks the member-facing sentence."""
 
     def __init__(self, code: str, detail: str = "") -> None:
         super().__init__(f"{code}: {detail}" if detail else code)
         # generator_busy | generator_down | generator_rejected | generator_invalid (an answer that is not the API's,
-        # e.g. a web page from a proxy or another server at GENERATOR_URL) | not_found
+        # e.g. a web page from a proxy or another server at GENERATOR_URL) | not_found | not_supported (the
+        # generator has no such endpoint: 405)
         self.code = code
         self.detail = detail
 
@@ -188,6 +202,23 @@ def _error_detail(error: openai.APIStatusError) -> str:
         if isinstance(inner, dict) and inner.get("message"):
             return str(inner["message"])
     return error.message
+
+
+def _character(answer: Any) -> CharacterState:
+    """The SDK's character response (or a list entry) as a CharacterState; generator_invalid when it is not one."""
+    data = answer if isinstance(answer, dict) else getattr(answer, "model_dump", lambda: None)()
+    if not isinstance(data, dict):
+        raise _invalid(f"expected a character, got {_preview(answer)}")
+    character_id, name = data.get("id"), data.get("name")
+    if not isinstance(character_id, str) or not _VIDEO_ID.fullmatch(character_id):
+        raise _invalid(f"the character id {_preview(character_id)} is not one")
+    description = data.get("description")
+    return CharacterState(
+        id=character_id,
+        name=str(name or "")[:80],
+        created_at=_number(data.get("created_at"), int),  # type: ignore[arg-type]
+        description=str(description)[:4000] if isinstance(description, str) else None,
+    )
 
 
 def _state(video: Any) -> VideoState:
@@ -264,6 +295,8 @@ class VideoClient:
         except (openai.BadRequestError, openai.UnprocessableEntityError, openai.ConflictError) as error:
             raise GeneratorError("generator_rejected", _error_detail(error)) from error
         except openai.APIStatusError as error:
+            if error.status_code == 405:
+                raise GeneratorError("not_supported", _error_detail(error)) from error
             if error.status_code >= 500:
                 raise GeneratorError("generator_down", _error_detail(error)) from error
             raise GeneratorError("generator_rejected", _error_detail(error)) from error
@@ -283,6 +316,9 @@ class VideoClient:
             extra["sound"] = False
         if order.user:
             extra["user"] = order.user
+        if order.characters:
+            # One form field, comma-separated: the SDK would send a list as repeated `characters[]` parts.
+            extra["characters"] = ",".join(order.characters)
         return extra
 
     async def create(self, order: VideoOrder) -> VideoState:
@@ -306,6 +342,20 @@ class VideoClient:
                 video=openai.omit,
                 extra_body=extra,
                 extra_headers=_headers(order),
+            )
+        )
+        return _state(video)
+
+    async def edit(self, source_video_id: str, order: VideoOrder) -> VideoState:
+        """Queue an edit of a finished clip: the prompt changes what it names, the motion and framing stay
+        (`POST /v1/videos/edits`; the length and size are the source's)."""
+        # As for `extend`, openai 3.x only takes an upload for `video`: the id reference travels in extra_body.
+        extra = self._extra_body(order) | {"video": {"id": source_video_id}}
+        if order.strength is not None:
+            extra["strength"] = order.strength
+        video = await self._call(
+            self._client.videos.edit(
+                prompt=order.prompt, video=openai.omit, extra_body=extra, extra_headers=_headers(order)
             )
         )
         return _state(video)
@@ -378,6 +428,57 @@ class VideoClient:
         if not (data.startswith(b"\xff\xd8\xff") or data.startswith(b"\x89PNG")):
             raise _invalid(f"the spritesheet is not an image (it starts with {_preview(data[:24])})")
         return data
+
+    async def download_thumbnail(self, video_id: str, max_bytes: int = 8 * 1024 * 1024) -> bytes:
+        """A finished clip's thumbnail (an image the director can look at), no larger than `max_bytes`."""
+        response = await self._call(self._client.videos.download_content(video_id, variant="thumbnail"))
+        data = response.content
+        if not isinstance(data, bytes):
+            raise _invalid(f"expected a thumbnail image, got {_preview(data)}")
+        if len(data) > max_bytes:
+            raise TooBig(len(data))
+        return data
+
+    # --- characters ------------------------------------------------------------------------------
+
+    async def create_character(
+        self,
+        name: str,
+        upload: tuple[str, bytes, str],
+        *,
+        user: str | None = None,
+        description: str | None = None,
+    ) -> CharacterState:
+        """Make a character from a clip or an image (`upload`: filename, bytes, mime); `user` says whose it is and
+        `description` the subject in words (both Hanul's extra fields)."""
+        extra: dict[str, Any] = {}
+        if user:
+            extra["user"] = user
+        if description:
+            extra["description"] = description
+        answer = await self._call(self._client.videos.create_character(name=name, video=upload, extra_body=extra))
+        return _character(answer)
+
+    async def get_character(self, character_id: str) -> CharacterState:
+        return _character(await self._call(self._client.videos.get_character(character_id)))
+
+    async def list_characters(self, user: str | None = None) -> list[CharacterState]:
+        """The generator's characters (`GET /v1/videos/characters`, which the SDK lacks), `user`'s only if given."""
+        query = {"user": user} if user else None
+        options: Any = {"params": query} if query else {}
+        page = await self._call(self._client.get("/videos/characters", cast_to=object, options=options))
+        data = page.get("data") if isinstance(page, dict) else None
+        if not isinstance(data, list):
+            raise _invalid(f"expected a character list, got {_preview(page)}")
+        return [_character(entry) for entry in data]
+
+    async def delete_character(self, character_id: str) -> None:
+        """Delete a character on the generator (`DELETE /v1/videos/characters/{id}`); one already gone is fine."""
+        try:
+            await self._call(self._client.delete(f"/videos/characters/{character_id}", cast_to=object))
+        except GeneratorError as error:
+            if error.code != "not_found":
+                raise
 
     async def cancel(self, video_id: str) -> None:
         """Cancel an unfinished job or delete a finished one; a job the generator no longer has is fine."""

@@ -26,8 +26,10 @@ from bot.cogs._common import (
 )
 from bot.i18n import text
 from bot.limits import Refusal, Requester
+from bot.models import RENDER, VIDEO_EDIT
 from bot.progress import prompt_source
-from bot.studio import Destination, Draft
+from bot.store import GenerationRecord
+from bot.studio import Destination, Draft, switch_to
 from bot.videos import GeneratorError
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,9 @@ async def launch(
     lines = [text("prompt.show", locale, how=prompt_source(record, locale), prompt=record.expanded_prompt)]
     if draft.summary:
         lines.insert(0, text("refine.changed", locale, summary=draft.summary))
+    how = how_refined(record, draft, locale)
+    if how:
+        lines.insert(1 if draft.summary else 0, how)
     if draft.notice:
         lines.append(text("prompt.notice", locale, notice=draft.notice))
     await (thread or channel).send(_clip("\n".join(lines)), view=prompt_view(record.id, locale))
@@ -90,6 +95,27 @@ async def launch(
         log.warning("generator unreachable for #%d (%s); the delivery will retry", record.id, error)
     services.deliver(record)
     return status
+
+
+def how_refined(record: GenerationRecord, draft: Draft, locale: str | None) -> str | None:
+    """For a refinement: whether the clip is edited keeping its motion or rendered anew, and how to switch."""
+    if record.kind != "refine":
+        return None
+    if "switched_from" in record.params:
+        return text("refine.switched_edit" if record.mode == VIDEO_EDIT else "refine.switched_render", locale)
+    if record.mode == VIDEO_EDIT:
+        return text("refine.edited", locale)
+    return text("refine.rendered", locale) if switch_to(record) == VIDEO_EDIT else None
+
+
+def made_label(record: GenerationRecord, locale: str | None) -> str | None:
+    """How a refinement's clip was made, for its caption (it may differ from the plan: a generator that cannot
+    edit renders anew)."""
+    if record.kind != "refine":
+        return None
+    if record.params.get("edit_fallback"):
+        return text("result.made_fallback", locale)
+    return text("result.made_edit" if record.mode == VIDEO_EDIT else "result.made_render", locale)
 
 
 async def start_here(interaction: discord.Interaction, start: StartDraft) -> None:
@@ -261,6 +287,30 @@ class SmallerButton(GenerationButton, template=r"hanul:smaller:(?P<id>[0-9]+)"):
         await start_here(interaction, lambda r, d: services.studio.smaller(r, self.generation_id, d))
 
 
+class KeepMotionButton(GenerationButton, template=r"hanul:keep:(?P<id>[0-9]+)"):
+    """A refinement rendered anew, made instead as an edit of the clip it refined, keeping its motion."""
+
+    key = "keep"
+    label_key = "button.keep_motion"
+    emoji = "🎨"
+    button_style = discord.ButtonStyle.primary
+
+    async def act(self, interaction: discord.Interaction, services: Services) -> None:
+        await start_here(interaction, lambda r, d: services.studio.switch(r, self.generation_id, VIDEO_EDIT, d))
+
+
+class StartOverButton(GenerationButton, template=r"hanul:restart:(?P<id>[0-9]+)"):
+    """A refinement made as an edit, rendered anew from its prompt instead."""
+
+    key = "restart"
+    label_key = "button.start_over"
+    emoji = "🎬"
+    button_style = discord.ButtonStyle.primary
+
+    async def act(self, interaction: discord.Interaction, services: Services) -> None:
+        await start_here(interaction, lambda r, d: services.studio.switch(r, self.generation_id, RENDER, d))
+
+
 DYNAMIC_ITEMS: tuple[type[GenerationButton], ...] = (
     RerollButton,
     ExtendButton,
@@ -269,6 +319,8 @@ DYNAMIC_ITEMS: tuple[type[GenerationButton], ...] = (
     CancelButton,
     RerunButton,
     SmallerButton,
+    KeepMotionButton,
+    StartOverButton,
 )
 
 
@@ -279,14 +331,20 @@ def _view(*items: discord.ui.Item[Any]) -> discord.ui.View:
     return view
 
 
-def clip_view(generation_id: int, locale: str | None) -> discord.ui.View:
-    """The buttons under a posted clip."""
-    return _view(
+def clip_view(generation_id: int, locale: str | None, *, switch: str | None = None) -> discord.ui.View:
+    """The buttons under a posted clip; `switch` (a refinement's, see `switch_to`) adds "Keep the motion" or
+    "Start over"."""
+    buttons: list[discord.ui.Item[Any]] = [
         RerollButton(generation_id, locale),
         ExtendButton(generation_id, locale),
         EditButton(generation_id, locale),
         DeleteButton(generation_id, locale),
-    )
+    ]
+    if switch == VIDEO_EDIT:
+        buttons.append(KeepMotionButton(generation_id, locale))
+    elif switch == RENDER:
+        buttons.append(StartOverButton(generation_id, locale))
+    return _view(*buttons)
 
 
 def held_view(generation_id: int, locale: str | None) -> discord.ui.View:

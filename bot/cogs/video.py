@@ -24,6 +24,7 @@ from bot.cogs._common import (
     upload_limit,
 )
 from bot.cogs._translate import described, english, keyed
+from bot.cogs.characters import character_choices
 from bot.limits import Refusal, Requester
 from bot.studio import Destination, Draft, ImageInput, VideoOptions, check_picture
 from bot.videos import ASPECT_SIZES
@@ -31,7 +32,7 @@ from bot.videos import ASPECT_SIZES
 log = logging.getLogger(__name__)
 
 ASPECT_CHOICES = [app_commands.Choice(name=aspect, value=aspect) for aspect in ASPECT_SIZES]
-VIDEO_OPTIONS = ("prompt", "seconds", "aspect", "seed", "negative", "style", "image", "enhance", "sound")
+VIDEO_OPTIONS = ("prompt", "seconds", "aspect", "seed", "negative", "style", "image", "enhance", "sound", "character")
 DM_CONTEXTS = app_commands.AppCommandContext(guild=True, dm_channel=True, private_channel=True)
 
 
@@ -77,16 +78,33 @@ class VideoCog(commands.Cog, name="Video"):
         image: discord.Attachment | None = None,
         enhance: bool | None = None,
         sound: bool | None = None,
+        character: app_commands.Range[str, 1, 100] | None = None,
     ) -> None:
         """A refusal raised here is answered by the tree's error handler (`bot.cogs._common`)."""
         await interaction.response.defer(ephemeral=True, thinking=True)
         locale = await interaction_locale(interaction)
         picture = await picture_of(image) if image is not None else None
-        options = VideoOptions(seconds, aspect, seed, negative, style, enhance, picture, sound)
+        options = VideoOptions(
+            seconds,
+            aspect,
+            seed,
+            negative,
+            style,
+            enhance,
+            picture,
+            sound,
+            characters=(character,) if character else (),
+        )
         destination = interaction_destination(interaction)
         draft = await self.studio.new_video(interaction_requester(interaction), prompt, options, destination)
         status = await launch(self.services, draft, interaction.channel, locale)  # type: ignore[arg-type]
         await answer(interaction, f"🎬 {status.jump_url}")
+
+    @video.autocomplete("character")
+    async def _character_choices(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return await character_choices(interaction, current)
 
     # --- Extend this video (message command) and submitted modals ---------------------------------
 

@@ -3,6 +3,7 @@ plain JSON (validated, repaired once) where it does not."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -41,16 +42,24 @@ class LLMFailure(Exception):
 
 @dataclass(frozen=True)
 class Schema:
-    """The JSON object a task wants back: a name for `response_format`, and each string key's description."""
+    """The JSON object a task wants back: a name for `response_format`, each string key's description, and the
+    values a key is limited to (`choices`)."""
 
     name: str
     fields: Mapping[str, str]
+    choices: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+
+    def _property(self, key: str, text: str) -> dict[str, Any]:
+        spec: dict[str, Any] = {"type": "string", "description": text}
+        if key in self.choices:
+            spec["enum"] = list(self.choices[key])
+        return spec
 
     def json_schema(self) -> dict[str, Any]:
         # Strict structured outputs need every key required and no others allowed.
         return {
             "type": "object",
-            "properties": {key: {"type": "string", "description": text} for key, text in self.fields.items()},
+            "properties": {key: self._property(key, text) for key, text in self.fields.items()},
             "required": list(self.fields),
             "additionalProperties": False,
         }

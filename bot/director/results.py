@@ -7,6 +7,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 Role = Literal["user", "assistant"]
+# What a refinement changes: only the look of the clip (light, time of day, weather, colour, style, a detail), so
+# the clip itself can be edited keeping its motion; or its subject or action, so it is rendered anew.
+Change = Literal["local", "subject"]
+LOCAL: Change = "local"
+SUBJECT: Change = "subject"
 
 
 @dataclass(frozen=True)
@@ -57,9 +62,19 @@ class PromptResult:
 
 @dataclass(frozen=True)
 class Refinement(PromptResult):
-    """A revised prompt and one line, in the member's language, saying what changed."""
+    """A revised prompt, one line in the member's language saying what changed, and whether the change is local
+    (`change`, judged by the LLM when `llm_written`, else by the offline rule)."""
 
     summary: str
+    change: Change = SUBJECT
+
+
+@dataclass(frozen=True)
+class Description:
+    """A character's description in words, for prompts (English), and who wrote it."""
+
+    text: str
+    by_director: bool  # False: the member's own words
 
 
 @dataclass(frozen=True)

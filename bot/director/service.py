@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import openai
@@ -12,8 +14,8 @@ from bot.director import offline, prompts
 from bot.director.llm import Answer, InvalidReply, JSONChat, LLMFailure
 from bot.director.look import Looker
 from bot.director.offline import TITLE_CHARS, Draft
-from bot.director.prompts import PromptReply, RefineReply
-from bot.director.results import Look, PromptResult, Refinement, Turn, Usage
+from bot.director.prompts import CharacterNote, DescribeReply, PromptReply, RefineReply
+from bot.director.results import Description, Look, PromptResult, Refinement, Turn, Usage
 from bot.director.safety import BlockList, Moderator
 from bot.director.styles import ModelStyle, style_for
 from bot.director.text import cap_words, latin_share, normalize_language, one_line
@@ -26,6 +28,8 @@ log = logging.getLogger(__name__)
 MIN_PROMPT_WORDS = 5  # a "prompt" shorter than this is a model misunderstanding the task
 NEGATIVE_WORDS, NEGATIVE_CHARS = 80, 600
 SUMMARY_CHARS = 200
+DESCRIPTION_WORDS, DESCRIPTION_CHARS = 60, 400  # a character's description, kept whole in every prompt
+MIN_DESCRIPTION_WORDS = 3
 # A placeholder key for local servers (Ollama, llama.cpp…) that need none; the SDK insists on one and would
 # otherwise read OPENAI_API_KEY from the environment behind the settings' back.
 NO_KEY = "not-needed"
@@ -120,14 +124,25 @@ class Director:
         aspect: str | None = None,
         seconds: float | None = None,
         image_description: str | None = None,
+        characters: Sequence[CharacterNote] = (),
     ) -> PromptResult:
-        """A detailed English prompt from a member's request, in any language."""
+        """A detailed English prompt from a member's request, in any language; each of `characters` is shown as
+        its description says, word for word."""
         await self._screen(request, style, image_description)
-        draft = offline.expand(self._style, request, video_style=style, image_description=image_description)
+        descriptions = [c.description for c in characters]
+        draft = offline.expand(
+            self._style, request, video_style=style, image_description=image_description, characters=descriptions
+        )
         if self._chat is None:
             return self._offline_result(draft, Fallback.NOT_CONFIGURED)
         messages = prompts.expand_messages(
-            self._style, request, video_style=style, aspect=aspect, seconds=seconds, image_description=image_description
+            self._style,
+            request,
+            video_style=style,
+            aspect=aspect,
+            seconds=seconds,
+            image_description=image_description,
+            characters=characters,
         )
         try:
             answer = await self._ask(
@@ -135,7 +150,11 @@ class Director:
             )
         except LLMFailure as failure:
             return self._failed("expand", draft, failure)
-        return self._llm_result(answer.reply, draft, request, answer.usage)
+        result = self._llm_result(answer.reply, draft, request, answer.usage)
+        # The description is what keeps the subject the same from clip to clip: an LLM that paraphrased it gets
+        # it back word for word.
+        prompt = offline.with_characters(result.prompt, descriptions, self._style)
+        return PromptResult(**{**_fields(result), "prompt": prompt})
 
     async def refine(self, current_prompt: str, history: list[Turn], message: str) -> Refinement:
         """The full prompt revised by the member's new message, and a line saying what changed."""
@@ -155,7 +174,9 @@ class Director:
             return self._offline_refinement(draft, failure.reason)
         result = self._llm_result(answer.reply, draft, message, answer.usage)
         summary = one_line(answer.reply.summary, SUMMARY_CHARS) or draft.summary
-        return Refinement(**_fields(result), summary=summary)
+        # The LLM's judgement of the change; a reply that did not give one gets the offline rule's.
+        change = answer.reply.change or draft.change
+        return Refinement(**_fields(result), summary=summary, change=change)
 
     async def extend(self, parent_prompt: str, what_next: str) -> PromptResult:
         """The prompt of the next segment, keeping the parent clip's subjects, setting and style."""
@@ -171,6 +192,26 @@ class Director:
         except LLMFailure as failure:
             return self._failed("extend", draft, failure)
         return self._llm_result(answer.reply, draft, what_next, answer.usage)
+
+    async def describe(self, name: str, image: bytes, mime: str, member_words: str | None) -> Description | None:
+        """A character's description: written by the LLM from `image` (a reference frame) when it can see images,
+        else the member's own words; None when neither is there (the member is asked for words)."""
+        await self._screen(name, member_words)
+        words = cap_words(member_words or "", DESCRIPTION_WORDS, DESCRIPTION_CHARS) or None
+        if self._chat is None:
+            return Description(words, by_director=False) if words else None
+        url = f"data:{mime};base64,{base64.b64encode(image).decode('ascii')}"
+        messages = prompts.describe_messages(name, url, member_words)
+        try:
+            answer = await self._chat.ask(
+                "describe", messages, prompts.DESCRIBE_SCHEMA, DescribeReply, self._check_description, language="en"
+            )
+        except LLMFailure as failure:
+            # A server whose model cannot see images answers 400: the member's words it is.
+            self._log_failure("describe", failure)
+            return Description(words, by_director=False) if words else None
+        text = cap_words(answer.reply.description, DESCRIPTION_WORDS, DESCRIPTION_CHARS)
+        return Description(text, by_director=True)
 
     # -- steps -----------------------------------------------------------------------------------------------
 
@@ -211,6 +252,16 @@ class Director:
         if blocked:
             raise InvalidReply("the reply contains words that are not allowed: " + ", ".join(blocked))
 
+    def _check_description(self, reply: DescribeReply) -> None:
+        words = len(reply.description.split())
+        if words < MIN_DESCRIPTION_WORDS:
+            raise InvalidReply(f"description has {words} words; describe the subject in a full sentence")
+        if latin_share(reply.description) < 0.9:
+            raise InvalidReply("description is not in English; write it in English")
+        blocked = self._blocklist.find(reply.description)
+        if blocked:
+            raise InvalidReply("the reply contains words that are not allowed: " + ", ".join(blocked))
+
     def _llm_result(self, reply: PromptReply, draft: Draft, member_text: str, usage: Usage) -> PromptResult:
         """The reply, capped: prompt to the model's word limit, title and negative prompt to a short line."""
         negative = cap_words(reply.negative_prompt, NEGATIVE_WORDS, NEGATIVE_CHARS) or draft.negative_prompt
@@ -245,7 +296,7 @@ class Director:
         )
 
     def _offline_refinement(self, draft: Draft, reason: Fallback) -> Refinement:
-        return Refinement(**_fields(self._offline_result(draft, reason)), summary=draft.summary)
+        return Refinement(**_fields(self._offline_result(draft, reason)), summary=draft.summary, change=draft.change)
 
 
 def _fields(result: PromptResult) -> dict[str, object]:

@@ -16,6 +16,9 @@ module:
 Each server's own settings (its /config over the operator's environment) are read through `config` and changed
 through `configure`.
 
+Beside them: `edits.py` (a refinement that changes only the look edits the clip, keeping its motion; the clip's
+button switches between an edit and a new render) and `characters.py` (members' reusable subjects).
+
 `Studio` is the one object the front ends hold: it builds the parts and hands each call to its part; the
 store stays behind it, the front ends asking it for what they show (history, queue, a member's settings).
 """
@@ -33,9 +36,18 @@ from bot.metrics import BotMetrics
 from bot.models import COMPLETED, POSTED
 from bot.retry import DEFAULT_BACKOFF, Backoff
 from bot.settings import BotSettings
-from bot.store import ANYWHERE, UNCHANGED, ConversationRecord, GenerationRecord, MemberSettings, Store
+from bot.store import (
+    ANYWHERE,
+    UNCHANGED,
+    CharacterRecord,
+    ConversationRecord,
+    GenerationRecord,
+    MemberSettings,
+    Store,
+)
 from bot.studio.access import Access
 from bot.studio.cancel import Cancelling
+from bot.studio.characters import Characters, CharacterSource
 from bot.studio.data import (
     Destination,
     Draft,
@@ -49,6 +61,7 @@ from bot.studio.data import (
     VideoOptions,
 )
 from bot.studio.drafts import Drafting, check_picture, clean_text, new_seed
+from bot.studio.edits import Edits, switch_to
 from bot.studio.follow import MAX_DOWNLOAD_BYTES, Following
 from bot.studio.look import Looking, Placement, placement
 from bot.studio.submit import Submitting
@@ -56,6 +69,7 @@ from bot.videos import GeneratorError, VideoClient
 
 __all__ = [
     "MAX_DOWNLOAD_BYTES",
+    "CharacterSource",
     "Destination",
     "Draft",
     "HistoryPage",
@@ -70,6 +84,7 @@ __all__ = [
     "clean_text",
     "new_seed",
     "placement",
+    "switch_to",
 ]
 
 
@@ -100,7 +115,11 @@ class Studio:
         access = Access(store, limits)
         self._submitting = Submitting(settings, store, director, videos)
         self._cancelling = Cancelling(store, access, videos)
-        self._drafting = Drafting(settings, store, access, director, self._submitting, self._cancelling.cancel_record)
+        self._characters = Characters(store, director, videos)
+        self._drafting = Drafting(
+            settings, store, access, director, self._submitting, self._cancelling.cancel_record, self._characters
+        )
+        self._edits = Edits(store, access, self._drafting.again)
         self._following = Following(settings, store, videos, self._submitting, backoff)
         self._looking = Looking(store, director, videos)
         self._access = access
@@ -167,6 +186,38 @@ class Studio:
         except Refusal as refusal:
             self.metrics.refusals.labels(refusal.code).inc()
             raise
+
+    async def switch(self, requester: Requester, generation_id: int, mode: str, destination: Destination) -> Draft:
+        """A refinement made the other way: an edit of the clip it refined, keeping the motion (`VIDEO_EDIT`), or
+        its prompt rendered anew (`RENDER`)."""
+        return await self._edits.switch(requester, generation_id, mode, destination)
+
+    # --- characters ------------------------------------------------------------------------------
+
+    async def create_character(
+        self,
+        requester: Requester,
+        name: str,
+        source: CharacterSource,
+        *,
+        description: str | None = None,
+        share: bool = False,
+    ) -> CharacterRecord:
+        """Make a character from an image or one of the member's clips (see `Characters.create`)."""
+        return await self._characters.create(requester, name, source, description=description, share=share)
+
+    async def characters(self, requester: Requester, guild_id: int | None) -> list[CharacterRecord]:
+        """The characters the member may use here: their own, and those shared in this server."""
+        return await self._characters.usable(requester, guild_id)
+
+    async def delete_character(self, requester: Requester, character: str) -> CharacterRecord:
+        """Delete one of the member's own characters (by id or name)."""
+        return await self._characters.delete(requester, character)
+
+    async def recent_clips(self, requester: Requester, limit: int = 25) -> list[GenerationRecord]:
+        """The member's newest finished clips (to make a character from), newest first."""
+        records = await self.store.history(requester.user_id, limit=limit * 2)
+        return [r for r in records if r.video_id is not None and r.status == POSTED and r.error != "deleted"][:limit]
 
     # --- submitting, following, posting ------------------------------------------------------------
 

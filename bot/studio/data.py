@@ -31,6 +31,7 @@ class VideoOptions:
     enhance: bool | None = None
     image: ImageInput | None = None
     sound: bool | None = None  # False: a silent clip even when the model renders sound
+    characters: tuple[str, ...] = ()  # characters to show, by id or name (see `Characters.cast`)
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Draft:
     generation: GenerationRecord
     notice: str | None = None  # why the prompt was not LLM-written, for the member
     summary: str | None = None  # what a refinement changed
+    change: str | None = None  # a refinement's: the director's judgement, `local` (look only) or `subject`
 
 
 @dataclass(frozen=True)

@@ -8,18 +8,20 @@ from __future__ import annotations
 import dataclasses
 import re
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.director import Director, PromptResult, Refused, Turn
+from bot.director import CharacterNote, Director, PromptResult, Refused, Turn
 from bot.guild_config import GuildConfig
 from bot.limits import Refusal, Requester
-from bot.models import COMPLETED, POSTED
+from bot.models import COMPLETED, POSTED, VIDEO_EDIT
 from bot.settings import BotSettings
 from bot.store import GenerationRecord, NewGeneration, Store
 from bot.studio.access import Access
+from bot.studio.characters import Characters
 from bot.studio.data import Destination, Draft, ImageInput, VideoOptions
+from bot.studio.edits import SOURCE_KEY, refinement_mode, source_clip
 from bot.studio.submit import DEFAULT_ASPECT, Submitting
 from bot.videos import ASPECT_SIZES
 
@@ -114,6 +116,7 @@ class _Prompt:
     llm_written: bool
     notice: str | None = None
     summary: str | None = None
+    change: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -127,11 +130,14 @@ def _from_director(result: PromptResult, negative: str | None = None) -> _Prompt
         llm_written=result.llm_written,
         notice=result.notice,
         summary=getattr(result, "summary", None),
+        change=getattr(result, "change", None),
     )
 
 
-def _as_typed(text: str, negative: str | None, style: str | None) -> _Prompt:
+def _as_typed(text: str, negative: str | None, style: str | None, descriptions: Sequence[str] = ()) -> _Prompt:
     prompt = f"{text.strip()}, {style.strip()}" if style else text.strip()
+    if descriptions:  # a character is shown as its description says, even in a prompt posted as typed
+        prompt = " ".join([prompt.rstrip(".") + ".", *(d.strip() for d in descriptions)])
     return _Prompt(prompt=prompt, negative_prompt=negative, title=_short_title(text), language=None, llm_written=False)
 
 
@@ -152,8 +158,10 @@ class Drafting:
         director: Director,
         submitting: Submitting,
         cancel: Callable[[GenerationRecord], Awaitable[GenerationRecord]],
+        characters: Characters,
     ) -> None:
         self.settings = settings
+        self.characters = characters
         self.store = store
         self.access = access
         self.director = director
@@ -198,15 +206,26 @@ class Drafting:
             raise
 
     def _writer(
-        self, text: str, *, negative: str | None, style: str | None, aspect: str, seconds: float, enhance: bool
+        self,
+        text: str,
+        *,
+        negative: str | None,
+        style: str | None,
+        aspect: str,
+        seconds: float,
+        enhance: bool,
+        characters: Sequence[CharacterNote] = (),
     ) -> Callable[[], Awaitable[_Prompt]]:
-        """How a request's prompt is written: by the director when `enhance`, else as typed (screened the same)."""
+        """How a request's prompt is written: by the director when `enhance`, else as typed (screened the same);
+        the named characters' descriptions are kept in it either way."""
 
         async def write() -> _Prompt:
             if not enhance:
                 await self.director.screen(text, style)  # posted as typed: the same screen as any request
-                return _as_typed(text, negative, style)
-            result = await self.director.expand(text, style=style, aspect=aspect, seconds=seconds)
+                return _as_typed(text, negative, style, [note.description for note in characters])
+            result = await self.director.expand(
+                text, style=style, aspect=aspect, seconds=seconds, characters=characters
+            )
             return _from_director(result, negative)
 
         return write
@@ -236,6 +255,7 @@ class Drafting:
         )
         config = await self.access.limits.configs.effective(destination.guild_id)
         self._check_options(text, options, config)
+        cast = await self.characters.cast(requester, options.characters, destination.guild_id)
         member = await self.store.ensure_member(requester.user_id, requester.name, requester.locale)
         # The member's own choice first, then the server's defaults (its /config over the operator's).
         seconds = options.seconds or member.seconds or config.default_seconds
@@ -254,13 +274,23 @@ class Drafting:
             **size_caps(destination),
             "image": options.image.filename if options.image else None,
         }
+        if cast:
+            # The generator's ids travel with every follow-up (refinements, extensions, re-rolls copy params).
+            params["characters"] = [{"id": c.id, "generator_id": c.generator_id, "name": c.name} for c in cast]
+        notes = [CharacterNote(c.name, c.description) for c in cast]
         seed = options.seed if options.seed is not None else new_seed()
         new = _new_generation(requester, destination, kind="generate", request_text=text, params=params, seed=seed)
         record = await self.access.admit(requester, new)
         if options.image is not None:
             self.submitting.images[record.id] = options.image
         write = self._writer(
-            text, negative=options.negative, style=style, aspect=aspect, seconds=seconds, enhance=enhance
+            text,
+            negative=options.negative,
+            style=style,
+            aspect=aspect,
+            seconds=seconds,
+            enhance=enhance,
+            characters=notes,
         )
         written = await self._write(record, write)
         conversation = await self.store.create_conversation(
@@ -283,8 +313,13 @@ class Drafting:
         if conversation is None or conversation.user_id != requester.user_id:
             raise Refusal("not_found", {"id": conversation_id})
         latest = await self._latest_in(conversation_id)
+        source = await source_clip(self.store, conversation_id)  # what a local change edits
         params = dict(latest.params) if latest else {"seconds": self.settings.default_seconds}
         params.update(size_caps(destination))
+        params.pop("switched_from", None)
+        params.pop(SOURCE_KEY, None)
+        if source is not None:
+            params[SOURCE_KEY] = source.id
         seed = latest.seed if latest and latest.seed is not None else new_seed()
         new = _new_generation(
             requester,
@@ -310,8 +345,11 @@ class Drafting:
         )
         await self.store.add_turn(conversation_id, "user", message)
         await self.store.add_turn(conversation_id, "assistant", written.summary or written.prompt)
-        record = await self._save_prompt(record, written)
-        return Draft(record, notice=written.notice, summary=written.summary)
+        # A change of look edits the finished clip, keeping its motion; anything else renders anew.
+        mode = refinement_mode(written.change, source)
+        edit = {"mode": mode, "parent_id": source.id} if mode == VIDEO_EDIT and source is not None else {}
+        record = await self._save_prompt(record, written, **edit)
+        return Draft(record, notice=written.notice, summary=written.summary, change=written.change)
 
     async def extend(self, requester: Requester, parent_id: int, what_next: str, destination: Destination) -> Draft:
         """Continue a finished clip with what happens next."""

@@ -9,11 +9,11 @@ from typing import Any
 from bot.director import Director
 from bot.guild_config import DEFAULT_ASPECT
 from bot.limits import Refusal
-from bot.models import PENDING, QUEUED, RENDERING
+from bot.models import PENDING, QUEUED, RENDER, RENDERING, VIDEO_EDIT
 from bot.settings import BotSettings
 from bot.store import GenerationRecord, Store
 from bot.studio.data import ImageInput
-from bot.videos import ASPECT_SIZES, GeneratorError, GeneratorModel, VideoClient, VideoOrder
+from bot.videos import ASPECT_SIZES, GeneratorError, GeneratorModel, VideoClient, VideoOrder, VideoState
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,7 @@ class Submitting:
             sound=record.params.get("sound") is not False,
             user=f"discord:{record.user_id}",
             image=(image.filename, image.data, image.mime) if image else None,
+            characters=tuple(str(c["generator_id"]) for c in record.params.get("characters") or ()),
             # One key per generation, whatever the number of attempts: the generator makes one job for it.
             request_key=f"hanul-{record.id}-{record.created_at.timestamp():.6f}",
         )
@@ -97,6 +98,8 @@ class Submitting:
                 if parent is None or parent.video_id is None:
                     raise GeneratorError("not_found", "the clip to extend is gone")
                 state = await self.videos.extend(parent.video_id, order)
+            elif record.mode == VIDEO_EDIT:
+                record, state = await self._edit(record, order)
             else:
                 state = await self.videos.create(order)
         except GeneratorError as error:
@@ -115,6 +118,23 @@ class Submitting:
             await self.videos.cancel(state.id)
             return await self.store.update_generation(record.id, video_id=state.id)
         return queued
+
+    async def _edit(self, record: GenerationRecord, order: VideoOrder) -> tuple[GenerationRecord, VideoState]:
+        """Queue an edit of the record's source clip; a generator without edits (405) or without the source any
+        more (it expired there) renders the prompt anew instead, and the record says so."""
+        source = await self.store.generation(record.parent_id) if record.parent_id else None
+        try:
+            if source is None or source.video_id is None:
+                raise GeneratorError("not_found", "the clip to edit is gone")
+            return record, await self.videos.edit(source.video_id, order)
+        except GeneratorError as error:
+            if error.code not in ("not_supported", "not_found"):
+                raise
+            log.info("#%d: the clip could not be edited (%s); rendering it anew", record.id, error.code)
+            why = "not_supported" if error.code == "not_supported" else "gone"
+        state = await self.videos.create(order)
+        params = dict(record.params) | {"edit_fallback": why}
+        return await self.store.update_generation(record.id, mode=RENDER, params=params), state
 
     async def submit_again(self, record: GenerationRecord) -> GenerationRecord:
         """Submit while following, putting the start image back when the generator was unreachable (it is

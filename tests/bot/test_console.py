@@ -188,3 +188,28 @@ async def test_quit_while_waiting_leaves_at_once_and_the_request_is_made_at_the_
     assert "↻ Finishing **a cat surfing at sunset**" in out.getvalue().replace("**A cat", "**a cat")
     (saved,) = [line.split(": ", 1)[1] for line in out.getvalue().splitlines() if "Saved: " in line]
     assert (await asyncio.to_thread(Path(saved).read_bytes))[4:8] == b"ftyp"
+
+
+def test_console_characters_are_made_from_an_image_used_in_a_prompt_listed_and_deleted(tmp_path):
+    from tests.bot.test_discord_edits_and_characters import MOCHI, png
+
+    picture = tmp_path / "mochi.png"
+    picture.write_bytes(png())
+    output = converse(
+        tmp_path,
+        [
+            f"/character create Mochi {picture} {MOCHI}",
+            "/character use Mochi surfing at sunset",
+            "make it night time",
+            "/character list",
+            "/character delete Mochi",
+            "/character list",
+            "/character use Mochi again",
+        ],
+    )
+    assert "**Mochi** is ready" in output and "/character use Mochi …" in output
+    assert MOCHI in output.split("/character use", 1)[1].casefold()  # the written prompt shows the description
+    assert "editing the clip, keeping its motion" in output  # a change of look in the console is an edit too
+    assert len([line for line in output.splitlines() if "Saved: " in line]) == 2
+    assert "Character **Mochi** deleted" in output and "No characters yet" in output
+    assert "I don't know a character called **Mochi**" in output

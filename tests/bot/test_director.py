@@ -402,7 +402,7 @@ async def test_a_refinement_dialogue_over_several_turns(llm_server, director):
 
 
 async def test_history_is_trimmed_oldest_first_but_the_current_prompt_stays(llm_server, make_director):
-    director = make_director(budget=900)
+    director = make_director(budget=1000)
     history = [Turn("user" if i % 2 == 0 else "assistant", f"turn {i}: " + "detail " * 60) for i in range(20)]
     llm_server.add(Reply.json(expansion(summary="Done.")))
 

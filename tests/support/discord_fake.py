@@ -10,6 +10,8 @@
 - Interaction responses and follow-ups: `AsyncWebhookAdapter.request` is replaced and recorded the same way.
 - Gateway events are fed to `client._connection.parsers[...]` with payloads shaped like the Discord API docs'
   (GUILD_CREATE, INTERACTION_CREATE, MESSAGE_CREATE, THREAD_CREATE).
+- Attachments a member uploads with a command (`upload(...)`) are served from a fake CDN, as
+  `Attachment.read()` fetches them.
 
 Creating a thread over REST also delivers THREAD_CREATE, as Discord does.
 """
@@ -382,6 +384,21 @@ class FakeDiscord:
         """Messages that exist now with an MP4 attached."""
         return [m for m in self.messages.values() if any(a["filename"].endswith(".mp4") for a in m["attachments"])]
 
+    def upload(self, filename: str, data: bytes, content_type: str) -> dict[str, Any]:
+        """A file a member attaches to a command: its ATTACHMENT object (for `resolved`), served by the CDN."""
+        attachment_id = self.snowflake()
+        url = f"https://cdn.discordapp.com/ephemeral-attachments/{APP_ID}/{attachment_id}/{filename}"
+        self.cdn[url] = data
+        return {
+            "id": str(attachment_id),
+            "filename": filename,
+            "size": len(data),
+            "url": url,
+            "proxy_url": url.replace("cdn.discordapp.com", "media.discordapp.net"),
+            "content_type": content_type,
+            "ephemeral": True,
+        }
+
     # --- REST ------------------------------------------------------------------------------------
 
     @staticmethod
@@ -692,20 +709,15 @@ class FakeDiscord:
         guild_id: int = GUILD_ID,
         subcommand: str | None = None,
     ) -> dict[str, Any]:
-        """Type a slash command (`subcommand`: of a command group, such as `/config limits`); returns the
-        INTERACTION_CREATE payload it sent."""
-        kinds = {bool: 5, int: 4, float: 10, str: 3}
-        data: dict[str, Any] = {
-            "id": str(self.snowflake()),
-            "name": name,
-            "type": 1,
-            "options": [
-                {"name": key, "type": (types or {}).get(key) or kinds[type(value)], "value": value}
-                for key, value in (options or {}).items()
-            ],
-        }
+        """Type a slash command (`"group sub"`, or `subcommand=`, for a subcommand such as `/config limits`); returns
+        the INTERACTION_CREATE payload it sent.
+        An option whose value is an ATTACHMENT object (`upload(...)`) is sent as Discord sends an attachment."""
         if subcommand is not None:
-            data["options"] = [{"name": subcommand, "type": 1, "options": data["options"]}]
+            name = f"{name} {subcommand}"
+        data = self._command_data(name, options, types)
+        attachments = {v["id"]: v for v in (options or {}).values() if isinstance(v, dict) and "filename" in v}
+        if attachments:
+            resolved = {**(resolved or {}), "attachments": attachments}
         if not dm:
             data["guild_id"] = str(guild_id)
         if resolved:
@@ -722,6 +734,52 @@ class FakeDiscord:
             size_limit=size_limit,
             guild_id=guild_id,
         )
+
+    def _command_data(
+        self,
+        name: str,
+        options: dict[str, Any] | None,
+        types: dict[str, int] | None,
+        focused: str | None = None,
+    ) -> dict[str, Any]:
+        kinds = {bool: 5, int: 4, float: 10, str: 3}
+        listed = []
+        for key, value in (options or {}).items():
+            if isinstance(value, dict) and "filename" in value:  # an attachment: its id, resolved below
+                listed.append({"name": key, "type": 11, "value": value["id"]})
+                continue
+            option = {"name": key, "type": (types or {}).get(key) or kinds[type(value)], "value": value}
+            if key == focused:
+                option["focused"] = True
+            listed.append(option)
+        command, _, sub = name.partition(" ")
+        if sub:
+            listed = [{"name": sub, "type": 1, "options": listed}]
+        return {"id": str(self.snowflake()), "name": command, "type": 1, "options": listed}
+
+    def autocomplete(
+        self, name: str, options: dict[str, Any], focused: str, *, user_id: int = 1001, dm: bool = False, **who: Any
+    ) -> dict[str, Any]:
+        """Type into a command's option (`focused`) that offers choices; the bot answers the callback with type 8."""
+        data = self._command_data(name, options, None, focused)
+        if not dm:
+            data["guild_id"] = str(who.get("guild_id", GUILD_ID))
+        return self._interact(
+            4,
+            data,
+            user_id=user_id,
+            channel_id=who.get("channel_id"),
+            dm=dm,
+            **{k: v for k, v in who.items() if k in ("locale", "guild_id")},
+        )
+
+    async def choices(self, interaction: dict[str, Any]) -> list[dict[str, Any]]:
+        """The autocomplete choices the bot answered `interaction` with (waiting for the answer)."""
+        answer = await self.wait_for(
+            "POST", f"/interactions/{interaction['id']}/", lambda c: c.path.endswith("/callback")
+        )
+        assert answer.json["type"] == 8  # APPLICATION_COMMAND_AUTOCOMPLETE_RESULT
+        return answer.json["data"]["choices"]
 
     def message_command(self, name: str, message_id: int, **who: Any) -> dict[str, Any]:
         """Right-click a message → Apps → `name`."""

@@ -136,6 +136,15 @@ class RecordedRequest:
                     found.append(base64.b64decode(url.split(",", 1)[1]) if url.startswith("data:") else url.encode())
         return found
 
+    def image_urls(self) -> list[str]:
+        """The `image_url` URLs the messages carry (data URLs for uploaded frames), in order."""
+        return [
+            str((part.get("image_url") or {}).get("url", ""))
+            for m in self.messages
+            for part in _parts(m.get("content"))
+            if part.get("type") == "image_url"
+        ]
+
 
 def _parts(content: Any) -> list[dict[str, Any]]:
     return [p for p in content if isinstance(p, dict)] if isinstance(content, list) else []

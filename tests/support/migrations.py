@@ -17,7 +17,7 @@ HISTORIES: dict[str, tuple[MigrationHistory, MetaData]] = {
     "bot": (bot.models.MIGRATIONS, bot.models.Base.metadata),
 }
 GENERATOR_TABLES = {"video_jobs", "video_artifacts", "files", "characters"}
-BOT_TABLES = {"users", "conversations", "messages", "generations", "guild_settings"}
+BOT_TABLES = {"users", "conversations", "messages", "generations", "guild_settings", "member_characters"}
 
 
 async def upgrade_both(engine: AsyncEngine) -> None:

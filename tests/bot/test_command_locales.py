@@ -39,6 +39,8 @@ async def test_the_registered_commands_carry_korean_names_and_descriptions(tmp_p
         "cancel": "취소",
         "settings": "설정",
         "help": "도움말",
+        "config": "서버설정",
+        "character": "캐릭터",
         "Extend this video": "이 영상 이어 만들기",  # the message command (context menu)
     }
     language = by_name(commands["settings"]["options"])["language"]

@@ -65,7 +65,7 @@ def test_status_words_cover_every_status():
 
 
 def test_multiline_sentences_survive_the_catalog():
-    assert text("help.text", "ko", queued=2, cooldown="", quota=10).count("\n") == 7
+    assert text("help.text", "ko", queued=2, cooldown="", quota=10).count("\n") == 8
     assert text("status.eta", "en", seconds=3) == " · about 3s left"  # the leading space is part of it
 
 
@@ -138,13 +138,13 @@ async def test_a_third_language_names_the_commands_too(with_french):
 OLD_STYLE = """
 STRINGS: dict[str, dict[str, str]] = {
     "refusal.cooldown": {"en": "Slow down: {seconds}s.", "ko": "천천히요: {seconds}초."},
-    "config.saved": {
+    "example.saved": {
         "en": "Saved for this server: "
         "{what}.",
         "ko": "이 서버에 저장했습니다: {what}.",
     },
 }
-STATUS_WORDS = {"withheld": {"en": "withheld", "ko": "보류됨"}}
+STATUS_WORDS = {"paused": {"en": "paused", "ko": "일시 중지됨"}}
 """
 
 
@@ -157,13 +157,13 @@ def test_the_extract_script_turns_dict_entries_into_catalog_entries(tmp_path):
     first = subprocess.run(run, capture_output=True, text=True, check=True)
     assert "ko/LC_MESSAGES/hanul.po: 2 added, 1 changed" in first.stdout
     catalogs = Catalogs.load(locales)
-    assert catalogs.text("config.saved", "en", what="limits") == "Saved for this server: limits."
-    assert catalogs.text("config.saved", "ko", what="제한") == "이 서버에 저장했습니다: 제한."
-    assert catalogs.status_word("withheld", "ko") == "보류됨"
+    assert catalogs.text("example.saved", "en", what="limits") == "Saved for this server: limits."
+    assert catalogs.text("example.saved", "ko", what="제한") == "이 서버에 저장했습니다: 제한."
+    assert catalogs.status_word("paused", "ko") == "일시 중지됨"
     assert catalogs.text("refusal.cooldown", "en", seconds=3) == "Slow down: 3s."
     assert catalogs.text("status.done", "ko", title="t", link="l") == text("status.done", "ko", title="t", link="l")
     with (locales / "ko" / "LC_MESSAGES" / "hanul.po").open("rb") as file:
-        saved = read_po(file).get("config.saved")
+        saved = read_po(file).get("example.saved")
     assert saved.auto_comments == ["English: Saved for this server: {what}."]  # for the translator
     before = {path: path.read_bytes() for path in locales.rglob("*.po")}
     again = subprocess.run(run, capture_output=True, text=True, check=True)

@@ -17,11 +17,15 @@ from generator.models import VideoArtifact, VideoJob
 from hanul_core.db import create_engine, session_factory
 from hanul_core.migrate import MigrationError, upgrade_database
 from tests.support.hanul import bot_settings
-from tests.support.migrations import BOT_TABLES, GENERATOR_TABLES, HISTORIES, schema_differences, table_names
+from tests.support.migrations import HISTORIES, schema_differences, table_names
 
 # The single history's revision 0001 as it was before the split (a copy of the file, unchanged), and an env.py.
 PRE_SPLIT_MIGRATIONS = Path(__file__).parent / "pre_split_migrations"
 SNOWFLAKE = 1_234_567_890_123_456_789
+
+
+# What the single history's 0001 made; later revisions of either history add tables and columns to these.
+PRE_SPLIT_TABLES = {"users", "conversations", "messages", "generations", "video_jobs", "video_artifacts"}
 
 
 async def build_pre_split_database(engine: AsyncEngine) -> None:
@@ -42,9 +46,9 @@ async def build_pre_split_database(engine: AsyncEngine) -> None:
 async def fill_every_table(engine: AsyncEngine) -> None:
     created = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
     async with session_factory(engine).begin() as session:
-        # Through the model's column types, without the columns later revisions add (bot_0003: users.sound).
-        existing = await session.run_sync(lambda s: {c["name"] for c in inspect(s.connection()).get_columns("users")})
-        users = Table("users", MetaData(), *(c._copy() for c in User.__table__.columns if c.name in existing))
+        # Through the model's column types, without the columns later revisions add (bot_0002–0004: verdicts,
+        # users.sound, generations.mode): what a database made before the split had.
+        users = await as_made_then(session, User)
         await session.execute(
             insert(users), [dict(id=SNOWFLAKE, name="민지", locale="ko", default_seconds=6.0, created_at=created)]
         )
@@ -77,26 +81,37 @@ async def fill_every_table(engine: AsyncEngine) -> None:
         await session.flush()
         session.add(ConversationMessage(conversation_id=conversation.id, role="user", content="밤으로 바꿔줘"))
         session.add(ConversationMessage(conversation_id=conversation.id, role="assistant", content="At night…"))
-        first = Generation(
-            user_id=SNOWFLAKE,
-            conversation_id=conversation.id,
-            request_text="비 오는 밤 도쿄 거리를 걷는 고양이",
-            expanded_prompt="A cat walks a rainy Tokyo street at night…",
-            params={"seconds": 5, "aspect": "16:9"},
-            seed=99,
-            video_id="video_parent",
-            status="posted",
+        generations = await as_made_then(session, Generation)
+        first = await session.scalar(
+            insert(generations).returning(generations.c.id),
+            dict(
+                user_id=SNOWFLAKE,
+                conversation_id=conversation.id,
+                request_text="비 오는 밤 도쿄 거리를 걷는 고양이",
+                expanded_prompt="A cat walks a rainy Tokyo street at night…",
+                params={"seconds": 5, "aspect": "16:9"},
+                seed=99,
+                video_id="video_parent",
+                status="posted",
+            ),
         )
-        session.add(first)
-        await session.flush()
-        session.add(Generation(user_id=SNOWFLAKE, parent_id=first.id, kind="extend", request_text="it jumps"))
+        await session.execute(
+            insert(generations), [dict(user_id=SNOWFLAKE, parent_id=first, kind="extend", request_text="it jumps")]
+        )
+
+
+async def as_made_then(session, model) -> Table:
+    """`model`'s table with only the columns the database has now (the ones later revisions add left out)."""
+    table = model.__tablename__
+    existing = await session.run_sync(lambda s: {c["name"] for c in inspect(s.connection()).get_columns(table)})
+    return Table(table, MetaData(), *(c._copy() for c in model.__table__.columns if c.name in existing))
 
 
 async def every_row(engine: AsyncEngine) -> dict[str, list[tuple]]:
     """Each table's rows, in key order, as the database returns them."""
     async with engine.connect() as connection:
         rows = {}
-        for table in sorted(BOT_TABLES | GENERATOR_TABLES):
+        for table in sorted(PRE_SPLIT_TABLES):
             result = await connection.execute(text(f'SELECT * FROM "{table}" ORDER BY 1'))
             rows[table] = [dict(row._mapping) for row in result]
     return rows

@@ -245,7 +245,7 @@ def test_wan_skips_the_negative_call_exactly_as_diffusers_without_guidance_would
         return tensors
 
     with monkeypatch.context() as patched:
-        patched.setattr(wan_module, "step_callback", lambda on_step: guidance_off_after_step_4)
+        patched.setattr(wan_module, "step_callback", lambda on_step, preview=None: guidance_off_after_step_4)
         reference = tiny_wan.render(request())
     backend = load_backend(tiny_settings(family="wan").model_copy(update={"guidance_stop": 0.5}))
     batches = block_batches(backend)

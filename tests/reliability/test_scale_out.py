@@ -59,7 +59,8 @@ async def test_two_generators_share_the_queue_and_take_over_a_killed_ones_job(
     for row in rows.values():
         assert row.status == "completed"
         assert row.attempts == (2 if row.id in held else 1), row.id
-        assert row.artifacts == {"video": 1, "thumbnail": 1, "spritesheet": 1, "tail": 1}, row.id
+        finished = {kind: count for kind, count in row.artifacts.items() if kind != "preview"}  # a preview may stay
+        assert finished == {"video": 1, "thumbnail": 1, "spritesheet": 1, "tail": 1}, row.id
 
     logs = "".join(process.log() for process in fleet.values())
     for video in every:

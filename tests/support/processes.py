@@ -187,9 +187,10 @@ async def job_rows(database_url: str) -> dict[str, JobRow]:
 
 
 def job_folder_contents(folder: Path) -> dict[str, set[str]]:
-    """The files under a job's folder, by subfolder ("." for the folder itself)."""
+    """The files under a job's folder, by subfolder ("." for the folder itself), less its live preview: one file per
+    job at the folder's root, overwritten in place by whichever attempt renders (not an attempt's own file)."""
     contents: dict[str, set[str]] = {}
     for path in folder.rglob("*"):
-        if path.is_file():
+        if path.is_file() and path.relative_to(folder).as_posix() != "preview.webp":
             contents.setdefault(path.parent.relative_to(folder).as_posix(), set()).add(path.name)
     return contents

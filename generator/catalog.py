@@ -176,6 +176,7 @@ PRESETS: dict[str, ModelPreset] = {
             repo="diffusers/LTX-2.3-Distilled-Diffusers",
             revision=None,
             pipeline_class="LTX2ConditionPipeline",  # loads the repo's LTX2Pipeline components, adds conditions
+            supports_edit=False,  # LTX2ConditionPipeline has no denoise strength over a source's latents
             native_sizes=_LTX_SIZES,
             fps=24,
             frame_multiple=8,

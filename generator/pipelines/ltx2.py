@@ -84,7 +84,8 @@ def ltx2_profile_for(
         )
     if audio_sample_rate:
         profile = replace(profile, audio_sample_rate=audio_sample_rate)
-    return profile
+    # No edits: LTX2ConditionPipeline takes no denoise strength over a source's latents (an edit would be a new render).
+    return replace(profile, supports_edit=False)
 
 
 class LTX2Backend:

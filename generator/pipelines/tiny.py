@@ -84,6 +84,7 @@ TINY_SOUND_PROFILE = ModelProfile(
     max_side=256,
     min_side=32,
     audio_sample_rate=16_000,
+    supports_edit=False,  # as LTX-2 itself (generator.pipelines.ltx2)
 )
 
 

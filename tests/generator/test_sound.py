@@ -172,6 +172,16 @@ async def test_a_clip_from_the_sound_model_has_aac_in_sync_with_its_video(sound_
     assert thumbnail[:4] == b"RIFF"
 
 
+async def test_an_edit_is_refused_where_the_model_cannot_edit(sound_client) -> None:
+    """LTX-2's pipeline has no denoise strength over a source: a clear 400, not a silent new render."""
+    client, _ = sound_client
+    video = await client.videos.create_and_poll(prompt="a dog barks", seconds="1", poll_interval_ms=50)
+    with pytest.raises(openai.BadRequestError) as refused:
+        await client.videos.edit(prompt="at night", video=openai.omit, extra_body={"video": {"id": video.id}})
+    assert refused.value.body["param"] == "video"
+    assert (await client.models.list()).data[0].model_extra["supports_edit"] is False
+
+
 async def test_the_models_listing_says_the_model_has_sound(sound_client) -> None:
     _, run = sound_client
     async with aiohttp.ClientSession() as session, session.get(f"{run.base_url}/models") as response:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import string
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -70,21 +70,14 @@ TINY_WAN_PROFILE = ModelProfile(
     subject_conditioning="reference_images",  # the tiny Wan is a VACE pipeline
 )
 
-TINY_SOUND_PROFILE = ModelProfile(
+# The tiny LTX's shape and limits; LTX-2's family, sound, and what LTX-2 cannot do (generator.pipelines.ltx2).
+TINY_SOUND_PROFILE = replace(
+    TINY_LTX_PROFILE,
     family="ltx2",
     name=TINY_SOUND_NAME,
-    fps=8,
-    frame_multiple=8,
-    size_multiple=32,
-    native_sizes={"landscape": (96, 64), "portrait": (64, 96), "square": (64, 64)},
-    max_segment_frames=17,
-    default_steps=2,
-    default_guidance=1.0,
-    conditioning_frames=9,
-    max_side=256,
-    min_side=32,
+    subject_conditioning="",
     audio_sample_rate=16_000,
-    supports_edit=False,  # as LTX-2 itself (generator.pipelines.ltx2)
+    supports_edit=False,
 )
 
 

@@ -386,18 +386,7 @@ class FakeDiscord:
 
     def upload(self, filename: str, data: bytes, content_type: str) -> dict[str, Any]:
         """A file a member attaches to a command: its ATTACHMENT object (for `resolved`), served by the CDN."""
-        attachment_id = self.snowflake()
-        url = f"https://cdn.discordapp.com/ephemeral-attachments/{APP_ID}/{attachment_id}/{filename}"
-        self.cdn[url] = data
-        return {
-            "id": str(attachment_id),
-            "filename": filename,
-            "size": len(data),
-            "url": url,
-            "proxy_url": url.replace("cdn.discordapp.com", "media.discordapp.net"),
-            "content_type": content_type,
-            "ephemeral": True,
-        }
+        return self.attachment(filename, data, content_type, ephemeral=True)
 
     # --- REST ------------------------------------------------------------------------------------
 
@@ -842,12 +831,16 @@ class FakeDiscord:
             5, {"custom_id": custom_id, "components": rows}, user_id=user_id, channel_id=channel_id, dm=dm
         )
 
-    def attachment(self, filename: str, data: bytes, content_type: str | None) -> dict[str, Any]:
-        """A file a member attaches, as Discord describes it; its bytes are served from the fake CDN."""
+    def attachment(
+        self, filename: str, data: bytes, content_type: str | None, *, ephemeral: bool = False
+    ) -> dict[str, Any]:
+        """A file a member attaches (`ephemeral`: to a command), as Discord describes it; its bytes are served from
+        the fake CDN."""
         attachment_id = self.snowflake()
-        url = f"https://cdn.discordapp.com/attachments/{CHANNEL_ID}/{attachment_id}/{filename}"
+        folder = f"ephemeral-attachments/{APP_ID}" if ephemeral else f"attachments/{CHANNEL_ID}"
+        url = f"https://cdn.discordapp.com/{folder}/{attachment_id}/{filename}"
         self.cdn[url] = data
-        payload = {
+        payload: dict[str, Any] = {
             "id": str(attachment_id),
             "filename": filename,
             "size": len(data),
@@ -856,6 +849,8 @@ class FakeDiscord:
         }
         if content_type is not None:
             payload["content_type"] = content_type
+        if ephemeral:
+            payload["ephemeral"] = True
         return payload
 
     def say(

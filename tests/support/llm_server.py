@@ -128,13 +128,10 @@ class RecordedRequest:
     @property
     def images(self) -> list[bytes]:
         """The images the request's messages showed (`image_url` parts with base64 data URLs), decoded."""
-        found = []
-        for message in self.messages:
-            for part in _parts(message.get("content")):
-                if part.get("type") == "image_url":
-                    url = str((part.get("image_url") or {}).get("url", ""))
-                    found.append(base64.b64decode(url.split(",", 1)[1]) if url.startswith("data:") else url.encode())
-        return found
+        return [
+            base64.b64decode(url.split(",", 1)[1]) if url.startswith("data:") else url.encode()
+            for url in self.image_urls()
+        ]
 
     def image_urls(self) -> list[str]:
         """The `image_url` URLs the messages carry (data URLs for uploaded frames), in order."""

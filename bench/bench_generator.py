@@ -389,7 +389,8 @@ def spec_for(
 
 
 CAP = 10 * 1024 * 1024  # Discord's default upload cap
-FEED: dict[str, Any] = {"swscale": False}  # True: the encoder converts with libswscale, as before issue 22
+# swscale True: the encoder converts with libswscale, as before issue 22; parts: GENERATOR_MP4_PARTS (media/parts.py).
+FEED: dict[str, Any] = {"swscale": False, "parts": 1}
 
 
 def one_clip(backend: Any, spec: Any, clock: StageClock, workdir: Path, parent: Path | None) -> dict[str, float]:
@@ -399,15 +400,19 @@ def one_clip(backend: Any, spec: Any, clock: StageClock, workdir: Path, parent: 
     (`encode_extension`); over the cap, `encode_mp4`'s smaller attempts. Stage times from the hooks."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from generator.media import joining, writing
+    from generator.media import joining, parts, writing
     from generator.render import render_video
     from generator.yuv import conversion_device
 
     cuda = clock.cuda
     path = workdir / "clip.mp4"
     convert_on = None if FEED["swscale"] else conversion_device(backend)
-    writer = writing.Mp4Writer(
-        path if parent is None else workdir / "part.mp4", spec.fps, follows=parent, convert_on=convert_on
+    writer = parts.mp4_writer(
+        path if parent is None else workdir / "part.mp4",
+        spec.fps,
+        parts=FEED["parts"],
+        follows=parent,
+        convert_on=convert_on,
     )
     sync(cuda)
     started = time.perf_counter()
@@ -1001,6 +1006,20 @@ def run_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[s
 
     yield measured("compiled_8_steps_no_guidance_swscale_feed", swscale_feed, needs_s=per_clip + 10)
 
+    for count in args.mp4_parts:
+
+        def parted(count: int = count) -> dict[str, Any]:
+            """The distilled request with its MP4 cut between `count` parallel encoders (GENERATOR_MP4_PARTS)."""
+            FEED["parts"] = count
+            try:
+                return with_ratio(
+                    run_direct(natural, size, distilled, clock, new_prompts=True), "baseline_8_steps_no_guidance"
+                )
+            finally:
+                FEED["parts"] = 1
+
+        yield measured(f"compiled_8_steps_no_guidance_mp4_parts_{count}", parted, needs_s=per_clip + 10)
+
     def peer(call_args: argparse.Namespace, baseline_key: str) -> dict[str, Any]:
         from generator.pipelines import speed
 
@@ -1308,6 +1327,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
         default=list(ENCODE_PRESETS),
         help="sweep: x264 presets timed on a moving pattern, comma-separated ('' skips mp4_encode_presets)",
+    )
+    parser.add_argument(
+        "--mp4-parts",
+        type=lambda text: [int(value) for value in text.split(",") if value.strip()],
+        default=[2, 4],
+        help="sweep: GENERATOR_MP4_PARTS values timed on the 8-step request, comma-separated ('' for none)",
     )
     parser.add_argument("--chain-seconds", type=int, default=60, help="sweep: the long video chained at 8 steps")
     parser.add_argument("--out", help="append the JSON lines to this file")

@@ -211,6 +211,34 @@ def mp4_feed(frames: np.ndarray, folder: Path, repeats: int, device: str | None 
             assert writer.finish(10 * 2**30) is not None
 
         result[f"feed_{key}_mp4_writer_{name}_s"] = timed(written, repeats)
+    result.update(mp4_parts(frames, folder, repeats))
+    return result
+
+
+MP4_PARTS = (1, 2, 3, 5)  # GENERATOR_MP4_PARTS values timed
+
+
+def mp4_parts(frames: np.ndarray, folder: Path, repeats: int, counts: tuple[int, ...] = MP4_PARTS) -> dict[str, float]:
+    """The whole clip handed to the writer at once (a one-segment render's frames after its decode), encoded by one
+    x264 or cut into parts on parallel encoders (media/parts.py): wall time from the frames to the finished MP4,
+    its bytes, and its quality (PSNR of the decoded MP4 against the frames)."""
+    from generator.media import parts, reading
+
+    key = f"{frames.shape[2]}x{frames.shape[1]}x{len(frames)}"
+    result: dict[str, float] = {}
+    for count in counts:
+        path = folder / f"parts_{count}.mp4"
+
+        def written(count: int = count, path: Path = path) -> None:
+            writer = parts.mp4_writer(path, 24, parts=count)
+            writer.write(frames)
+            assert writer.finish(10 * 2**30) is not None
+
+        result[f"mp4_parts_{key}_{count}_s"] = timed(written, repeats)
+        result[f"mp4_parts_{key}_{count}_bytes"] = path.stat().st_size
+        decoded, _ = reading.decode_video(path)
+        mse = float(np.mean((decoded.astype(np.float64) - frames.astype(np.float64)) ** 2))
+        result[f"mp4_parts_{key}_{count}_psnr_db"] = round(10 * np.log10(255**2 / max(mse, 1e-12)), 2)
     return result
 
 

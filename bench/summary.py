@@ -83,6 +83,9 @@ def row(case: str, line: dict[str, Any], peers: dict[str, tuple[str, float]]) ->
         note = ", ".join(
             f"{k.removesuffix('_s')} {v:.3f}" for k, v in figures.items() if "writer" in k or "swscale" in k
         )
+        parted = {k.rsplit("_", 2)[-2]: v for k, v in line.items() if k.startswith("mp4_parts_") and k.endswith("_s")}
+        if parted:  # GENERATOR_MP4_PARTS: seconds for the whole clip at once, first (the note is cut at 70)
+            note = "parts " + " ".join(f"{count}:{seconds:.2f}s" for count, seconds in parted.items()) + "; " + note
     elif variant == "mp4_encode_presets":
         note = ", ".join(f"{k} {v['s']:.2f}s" for k, v in line.items() if isinstance(v, dict) and "s" in v)
     if "ratio_to_baseline" in line:

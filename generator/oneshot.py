@@ -10,7 +10,7 @@ from pathlib import Path
 
 from generator.errors import APIError
 from generator.hub import ModelUnavailable
-from generator.media import EncodeError, writing
+from generator.media import EncodeError, parts, writing
 from generator.params import CreateVideoBody, parse_body, plan_render, plan_size
 from generator.pipelines import load_backend
 from generator.render import render_video
@@ -75,7 +75,13 @@ def generate_to_file(
     output.parent.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hanul-encode") as pool:
         # Encoded on a second thread while later segments render, as the service does.
-        writer = writing.Mp4Writer(output, plan.fps, preset=settings.mp4_preset, convert_on=conversion_device(backend))
+        writer = parts.mp4_writer(
+            output,
+            plan.fps,
+            parts=settings.mp4_parts,
+            preset=settings.mp4_preset,
+            convert_on=conversion_device(backend),
+        )
         along = writing.EncodeAlong(pool, writer)
         try:
             rendered = render_video(

@@ -20,7 +20,7 @@ import numpy as np
 
 from generator.images import fit_frames
 from generator.inputs import RenderInputs
-from generator.media import EncodeError, audio, joining, previews, reading, tails, writing
+from generator.media import EncodeError, audio, joining, parts, previews, reading, tails, writing
 from generator.media.writing import ConvertOn
 from generator.params import RenderPlan
 from generator.queue import ClaimedJob, NewArtifact
@@ -32,12 +32,16 @@ SOUND_TRIES = 3  # muxes of the sound before giving up on the cap
 
 
 class OutputWriter:
-    """Writes each finished render's files on the CPU threads of `cpu_pool`, with x264's `mp4_preset`."""
+    """Writes each finished render's files on the CPU threads of `cpu_pool`, with x264's `mp4_preset`, the MP4
+    encoded along the render cut between `mp4_parts` encoders (media/parts.py)."""
 
-    def __init__(self, store: ArtifactStore, cpu_pool: Executor, mp4_preset: str = writing.PRESET) -> None:
+    def __init__(
+        self, store: ArtifactStore, cpu_pool: Executor, mp4_preset: str = writing.PRESET, mp4_parts: int = 1
+    ) -> None:
         self.store = store
         self.cpu_pool = cpu_pool
         self.mp4_preset = mp4_preset
+        self.mp4_parts = mp4_parts
 
     def encode_along(
         self, job: ClaimedJob, plan: RenderPlan, inputs: RenderInputs, convert_on: ConvertOn
@@ -47,9 +51,10 @@ class OutputWriter:
         path = self.path(job, "video")
         if inputs.parent_video is not None:
             path = path.with_name(NEW_PART)
-        writer = writing.Mp4Writer(
+        writer = parts.mp4_writer(
             path,
             plan.fps,
+            parts=self.mp4_parts,
             preset=self.mp4_preset,
             follows=inputs.parent_video,
             convert_on=convert_on,

@@ -128,6 +128,7 @@ class GeneratorService:
                 lease_seconds=self.settings.lease_seconds,
                 poll_interval=self.settings.poll_interval,
                 mp4_preset=self.settings.mp4_preset,
+                mp4_parts=self.settings.mp4_parts,
                 encodes_in_flight=self.settings.encodes_in_flight,
                 previews=self.previews,
                 metrics=self.metrics,

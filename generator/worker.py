@@ -110,6 +110,7 @@ class Worker:
         lease_seconds: float,
         poll_interval: float,
         mp4_preset: str = writing.PRESET,
+        mp4_parts: int = 1,
         encodes_in_flight: int = 2,
         previews: LivePreviews | None = None,
         metrics: GeneratorMetrics | None = None,
@@ -119,7 +120,7 @@ class Worker:
         self.store = store
         self.load_backend = load_backend
         self.cpu_pool = cpu_pool
-        self.outputs = OutputWriter(store, cpu_pool, mp4_preset)
+        self.outputs = OutputWriter(store, cpu_pool, mp4_preset, mp4_parts)
         self.previews = previews  # None: no live previews
         self.metrics = metrics or GeneratorMetrics()
         self.gpu_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"hanul-gpu-{name}")

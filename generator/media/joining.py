@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +84,7 @@ def append_part(
     ):
         return None
     counts: list[int] = []
-    write_atomically(path, lambda tmp: counts.extend(_join_streams(parent, part, tmp)))
+    write_atomically(path, lambda tmp: counts.extend(join_streams([parent, part], tmp)))
     size = path.stat().st_size
     if size > max_bytes:  # the container's index grew past the cap: rare, and the full encode handles it
         path.unlink()
@@ -180,20 +180,20 @@ def _new_part(
         part.unlink(missing_ok=True)
 
 
-def _join_streams(first: VideoSource, second: Path, out_path: Path) -> tuple[int, int]:
-    """Copy the video packets of `first`, then those of `second` shifted to start where `first` ends, into one MP4
-    (+faststart). Returns how many frames each gave."""
-    counts = [0, 0]
-    with (
-        reading.open_video(first) as before,
-        av.open(str(second)) as after,
-        writing.mp4_container(out_path) as output,
-    ):
-        template = before.streams.video[0]
+def join_streams(sources: Sequence[VideoSource], out_path: Path) -> list[int]:
+    """Copy the video packets of each source in turn, each shifted to start where the one before ends, into one
+    MP4 (+faststart): streams made with the same settings (`stitchable` headers) become one stream. Returns how
+    many frames each gave."""
+    counts = [0] * len(sources)
+    with ExitStack() as opened:
+        inputs = [opened.enter_context(reading.open_video(source)) for source in sources]
+        output = opened.enter_context(writing.mp4_container(out_path))
+        template = inputs[0].streams.video[0]
         stream = output.add_stream_from_template(template)
         frame_ticks = round(1 / (template.average_rate * template.time_base))  # one frame in the stream's time units
         end = 0
-        for part, (source, shift) in enumerate(((before, 0), (after, None))):
+        for part, source in enumerate(inputs):
+            shift = None if part else 0
             for packet in source.demux(source.streams.video[0]):
                 if packet.dts is None:  # the demuxer's end-of-stream marker
                     continue
@@ -205,4 +205,4 @@ def _join_streams(first: VideoSource, second: Path, out_path: Path) -> tuple[int
                 packet.stream = stream
                 output.mux(packet)
                 counts[part] += 1
-    return counts[0], counts[1]
+    return counts

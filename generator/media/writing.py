@@ -1,5 +1,5 @@
 """Writing MP4s: H.264 under a byte cap (`encode_mp4`), or fed a part at a time while the video renders
-(`Mp4Writer`, `EncodeAlong`)."""
+(`Mp4Writer`, `EncodeAlong`; `parts.PartedMp4Writer` for parallel encoders)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import av
 import numpy as np
@@ -89,7 +89,7 @@ def encode_mp4(
             path, size, w, h, fps, len(frames), used_crf, bitrate, padded, attempts, time.perf_counter() - started
         )
 
-    planes = _planes(frames, convert_on)
+    planes = planes_for(frames, convert_on)
     size = (
         encode_attempt(frames, fps, path, width, height, preset, crf=crf, planes=planes)
         if crf_size is None
@@ -185,7 +185,7 @@ class Mp4Writer:
             self._stream = _x264_stream(
                 self._container, self.fps, width, height, self.preset, crf=self.crf, level=level
             )
-        planes = _planes(frames, self.convert_on)
+        planes = planes_for(frames, self.convert_on)
         if planes is not None:
             _encode_planes(self._container, self._stream, planes, self.fps, first=self.frames, flush=False)
         else:
@@ -229,13 +229,28 @@ class Mp4Writer:
         self._tmp.unlink(missing_ok=True)
 
 
+class Mp4Output(Protocol):
+    """What encodes a video along its render: `Mp4Writer` (one encoder), `parts.PartedMp4Writer` (parallel ones)."""
+
+    path: Path
+    frames: int
+    seconds: float
+    size_bytes: int | None
+
+    def write(self, frames: np.ndarray) -> None: ...
+
+    def finish(self, max_bytes: int) -> EncodedVideo | None: ...
+
+    def abort(self) -> None: ...
+
+
 class EncodeAlong:
     """An `Mp4Writer` fed from another thread, on a thread of `pool`: a render hands it each segment's frames as soon
     as they are stitched (`add`, in order; `render_video(on_frames=…)`), so for a long (chained) video most of the
     encode is done when the render ends; for one segment it is the same encode, begun a moment sooner. After `end`,
     `encoded` is done when every part is written; then `writer.finish`."""
 
-    def __init__(self, pool: Executor, writer: Mp4Writer) -> None:
+    def __init__(self, pool: Executor, writer: Mp4Output) -> None:
         self.writer = writer
         self._parts: queue.SimpleQueue[np.ndarray | None] = queue.SimpleQueue()
         self.encoded = pool.submit(self._encode)  # done when every part is encoded (the render has ended)
@@ -273,13 +288,16 @@ def encode_attempt(
     bitrate: int | None = None,
     level: int | None = None,
     planes: np.ndarray | None = None,
+    threads: int = 0,
 ) -> int:
     """One libx264 encode to `path` (replaced atomically); returns its size in bytes. `planes`: the frames already
-    in YUV 4:2:0 at this size (`_planes`)."""
+    in YUV 4:2:0 at this size (`planes_for`). `threads`: x264's frame threads (0: one per core)."""
 
     def write(tmp: Path) -> None:
         with mp4_container(tmp) as container:
-            stream = _x264_stream(container, fps, width, height, preset, crf=crf, bitrate=bitrate, level=level)
+            stream = _x264_stream(
+                container, fps, width, height, preset, crf=crf, bitrate=bitrate, level=level, threads=threads
+            )
             if planes is not None:
                 _encode_planes(container, stream, planes, fps)
             else:
@@ -304,13 +322,14 @@ def _x264_stream(
     crf: int | None = None,
     bitrate: int | None = None,
     level: int | None = None,
+    threads: int = 0,
 ):
     stream = container.add_stream("libx264", rate=Fraction(fps, 1))
     stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
     # PyAV asks for slice threads by default, which split each frame and scale poorly (an H100 box's 16 cores
     # encoded no faster than 2). Frame threads, one per core (0 = auto), are x264's own default mode.
     # On a busy CPU two encodes of the same frames can differ slightly; rendering stays bit-exact per seed.
-    stream.codec_context.thread_count = 0
+    stream.codec_context.thread_count = threads
     stream.codec_context.thread_type = "FRAME"
     # Headers that do not depend on the rate control (`stitchable`), so a part encoded at a capped bitrate has the
     # parameter sets of a CRF encode of that size and can continue its stream (`append_part`). x264 picks the
@@ -359,7 +378,7 @@ def _encode_planes(container, stream, planes: np.ndarray, fps: int, *, first: in
         _flush(container, stream)
 
 
-def _planes(frames: np.ndarray, convert_on: ConvertOn) -> np.ndarray | None:
+def planes_for(frames: np.ndarray, convert_on: ConvertOn) -> np.ndarray | None:
     """Even-sided RGB frames as YUV 4:2:0 planes converted by torch on `convert_on`, or None (no device given) where
     libswscale is to convert them frame by frame. Callers give a GPU: on a CPU libswscale is 4-7× quicker than
     torch (0.10 s vs 0.44-0.73 s for 121 frames of 768×512 on 2 cores); tests give "cpu" to check the path."""

@@ -158,6 +158,8 @@ def test_the_sweep_measures_every_variant_in_order_in_one_process(sweep) -> None
         "compiled",
         "compiled_8_steps_no_guidance",
         "compiled_8_steps_no_guidance_swscale_feed",
+        "compiled_8_steps_no_guidance_mp4_parts_2",
+        "compiled_8_steps_no_guidance_mp4_parts_4",
         "peer_para_attn_recipe",
         "peer_para_attn_recipe_8_steps_no_guidance",
         "compiled_fp8",
@@ -206,6 +208,13 @@ def test_the_mp4_feed_is_profiled_and_both_feeds_are_timed(sweep) -> None:
     assert feed["feed_96x64x17_mp4_writer_swscale_s"] > 0 and feed["feed_96x64x17_mp4_writer_planes_cpu_s"] > 0
     swscale = sweep["compiled_8_steps_no_guidance_swscale_feed"]["median"]
     assert swscale["end_to_end_s"] > 0 and swscale["mp4_encode_s"] > 0 and swscale["mp4_encoding_along_s"] > 0
+    # GENERATOR_MP4_PARTS: the whole clip through each part count (time, bytes, quality), and the request with 2 and 4.
+    for count in (1, 2, 3, 5):
+        assert feed[f"mp4_parts_96x64x17_{count}_s"] > 0 and feed[f"mp4_parts_96x64x17_{count}_bytes"] > 0
+        assert feed[f"mp4_parts_96x64x17_{count}_psnr_db"] > 20
+    for count in (2, 4):
+        parted = sweep[f"compiled_8_steps_no_guidance_mp4_parts_{count}"]["median"]
+        assert parted["end_to_end_s"] > 0 and parted["mp4_encode_s"] > 0
 
 
 def test_the_peer_recipe_is_timed_on_the_same_weights_with_its_ratio(sweep) -> None:

@@ -1,0 +1,169 @@
+"""An MP4 encoded as parts on parallel x264 encoders, joined into one H.264 stream by stream copy.
+
+After the last frames of a render are decoded, what is left of the request is their encode. One x264 encoder
+spreads a short clip over its frame threads poorly (121 frames of 768×512 at `veryfast` took 0.4 s after the
+render on a 16-core H200 box, about what 2 cores take), and the frames are fed to it one by one from one thread.
+Here each stretch of frames written is cut into up to `parts` parts of at least `MIN_PART_FRAMES`, each encoded by
+its own encoder on its own thread with a share of the cores, and `finish` copies the parts' packets one after the
+other into the MP4 (`joining.join_streams`). Their headers are the same (`stitchable`, one size, one level), so a
+player sees one stream; each part opens on a keyframe, which is the price: a few percent more bytes per part
+(`bench/cpu_figures.py`, `mp4_parts`). Which part count pays on which machine is measured by
+`bench/gpu_session.sh`; one part (`Mp4Writer`, a single encoder) stays the default until it has been.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
+from pathlib import Path
+
+import numpy as np
+
+from generator.media import joining, reading, writing
+from generator.media._shared import EncodeError, VideoSource, beside, check_frames
+from generator.media.writing import CRF, PRESET, ConvertOn, EncodedVideo, Mp4Output, Mp4Writer, pad_to_even
+
+MIN_PART_FRAMES = 24  # a second at 24 fps: shorter parts spend more on their keyframes than they save in time
+
+
+def mp4_writer(
+    path: Path,
+    fps: int,
+    *,
+    parts: int = 1,
+    crf: int = CRF,
+    preset: str = PRESET,
+    follows: VideoSource | None = None,
+    convert_on: ConvertOn = None,
+) -> Mp4Output:
+    """The writer of a video encoded along its render: one encoder (`Mp4Writer`) for `parts` = 1, else parts on
+    parallel encoders (`PartedMp4Writer`)."""
+    if parts == 1:
+        return Mp4Writer(path, fps, crf=crf, preset=preset, follows=follows, convert_on=convert_on)
+    return PartedMp4Writer(path, fps, parts=parts, crf=crf, preset=preset, follows=follows, convert_on=convert_on)
+
+
+def part_bounds(frames: int, parts: int) -> list[int]:
+    """Where `frames` frames are cut into at most `parts` parts of about equal length, none shorter than
+    `MIN_PART_FRAMES` (one part when there are too few): [0, …, frames]."""
+    count = max(1, min(parts, frames // MIN_PART_FRAMES))
+    return [round(index * frames / count) for index in range(count + 1)]
+
+
+class PartedMp4Writer:
+    """`Mp4Writer`'s CRF encode, each `write` cut into parts encoded at once on `parts` threads (x264 frame threads:
+    the cores shared between them). Use from one thread at a time: `write` each stretch in order, then `finish`,
+    or `abort` to leave nothing behind."""
+
+    def __init__(
+        self,
+        path: Path,
+        fps: int,
+        *,
+        parts: int,
+        crf: int = CRF,
+        preset: str = PRESET,
+        follows: VideoSource | None = None,
+        convert_on: ConvertOn = None,
+        cores: int | None = None,
+    ) -> None:
+        """`follows`: the video whose stream this one is to continue (`joining.append_part`): the parts take its
+        H.264 level. `convert_on`: a GPU to convert each part to YUV 4:2:0 on (`generator.yuv`)."""
+        if fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        if parts < 2:
+            raise ValueError(f"parts must be at least 2 (one part is Mp4Writer), got {parts}")
+        self.path, self.fps, self.crf, self.preset = Path(path), fps, crf, preset
+        self.parts = parts
+        self.convert_on = convert_on
+        self.threads = max(1, (cores or os.cpu_count() or 1) // parts)
+        self.frames = 0
+        self.padded = False
+        self.seconds = 0.0  # spent encoding, wall time
+        self.size_bytes: int | None = None  # once finished, also when over the cap
+        self._follows = follows
+        self._level: int | None = None
+        self._size: tuple[int, int] | None = None  # (width, height) of the frames, before padding
+        self._files: list[Path] = []  # the parts written so far, in order
+        self._pool: ThreadPoolExecutor | None = None
+
+    def write(self, frames: np.ndarray) -> None:
+        """The next frames of the video, all of one (H, W) size: back once all their parts are encoded."""
+        started = time.perf_counter()
+        frames = check_frames(frames)
+        size = (frames.shape[2], frames.shape[1])
+        if self._size is None:
+            self._size = size
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self._follows is not None:
+                self._level = reading.level_of(reading.stream_header(self._follows))
+            self._pool = ThreadPoolExecutor(max_workers=self.parts, thread_name_prefix="hanul-mp4-part")
+        elif size != self._size:
+            raise ValueError(f"every part must be {self._size[0]}x{self._size[1]}, got {size[0]}x{size[1]}")
+        assert self._pool is not None
+        frames, self.padded = pad_to_even(frames)
+        bounds = part_bounds(len(frames), self.parts)
+        jobs = []
+        for start, end in itertools.pairwise(bounds):
+            path = beside(self.path, f".part{len(self._files)}.mp4")
+            self._files.append(path)
+            jobs.append(self._pool.submit(self._encode_part, frames[start:end], path))
+        wait(jobs)  # all of them, so that no part is still being written when a failure removes the others
+        for job in jobs:
+            job.result()
+        self.frames += len(frames)
+        self.seconds += time.perf_counter() - started
+
+    def _encode_part(self, frames: np.ndarray, path: Path) -> None:
+        height, width = frames.shape[1:3]
+        planes = writing.planes_for(frames, self.convert_on)
+        writing.encode_attempt(
+            frames,
+            self.fps,
+            path,
+            width,
+            height,
+            self.preset,
+            crf=self.crf,
+            level=self._level,
+            planes=planes,
+            threads=self.threads,
+        )
+
+    def finish(self, max_bytes: int) -> EncodedVideo | None:
+        """Join the parts into the video and move it into place; None (and no file) when it is over `max_bytes`."""
+        if not self._files:
+            raise ValueError("no frames were written")
+        started = time.perf_counter()
+        tmp = beside(self.path, ".tmp")
+        try:
+            first = reading.stream_header(self._files[0])
+            for part in self._files[1:]:
+                if reading.stream_header(part) != first:  # never with one writer's settings; checked, not assumed
+                    raise EncodeError(f"the parts of {self.path.name} do not share one stream's headers")
+            counts = joining.join_streams(self._files, tmp)
+            if sum(counts) != self.frames:
+                raise EncodeError(f"the parts of {self.path.name} hold {sum(counts)} frames, {self.frames} written")
+            size = self.size_bytes = tmp.stat().st_size
+            if size > max_bytes:
+                return None
+            tmp.replace(self.path)
+        finally:
+            tmp.unlink(missing_ok=True)
+            self.abort()
+        width, height = first.width, first.height
+        seconds = self.seconds + time.perf_counter() - started
+        return EncodedVideo(
+            self.path, size, width, height, self.fps, self.frames, self.crf, None, self.padded, 1, seconds
+        )
+
+    def abort(self) -> None:
+        """Remove the parts (waiting for any still being encoded)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        for part in self._files:
+            part.unlink(missing_ok=True)
+        self._files = []

@@ -53,7 +53,7 @@ class GeneratorMetrics:
         )
         self.failures = Counter(
             "hanul_generator_failures",
-            "Failed jobs by kind (out_of_memory, render_failed).",
+            "Failed jobs by kind (out_of_memory, render_failed, worker_lost).",
             ["kind"],
             registry=registry,
         )
@@ -66,7 +66,7 @@ class GeneratorMetrics:
         )
         for status in ("completed", "failed", "cancelled"):
             self.jobs_finished.labels(status)  # present at 0 from the start: rates need a first sample
-        for kind in ("out_of_memory", "render_failed"):
+        for kind in ("out_of_memory", "render_failed", "worker_lost"):
             self.failures.labels(kind)
 
     def observe_queue(self, counts: dict[str, int]) -> None:

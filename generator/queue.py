@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -270,8 +270,13 @@ class JobQueue:
 
     # --- workers ---------------------------------------------------------------------------------
 
-    async def claim(self, worker_id: str) -> ClaimedJob | None:
-        """Take the next job: first one whose worker died (lease expired), else the fairest queued one."""
+    async def claim(self, worker_id: str, on_ended: Callable[[str, str], None] | None = None) -> ClaimedJob | None:
+        """Take the next job: first one whose worker died (lease expired), else the fairest queued one.
+
+        An abandoned job that is not taken over is ended instead: cancelled if that was asked, failed with
+        `worker_lost` once its workers were lost `max_attempts` times. Each such end is reported to `on_ended` as
+        (status, error code) once it is committed (the worker counts it in its metrics).
+        """
         while True:
             async with self._writing() as session:
                 now = utcnow()
@@ -282,31 +287,31 @@ class JobQueue:
                     .limit(1)
                     .with_for_update(skip_locked=True)
                 )
-                if abandoned is not None:
-                    if abandoned.cancel_requested:
-                        self._finish(abandoned, models.CANCELLED, "cancelled", "Cancelled while running.")
-                        continue
-                    if abandoned.attempts >= self.limits.max_attempts:
-                        self._finish(
-                            abandoned,
-                            models.FAILED,
-                            "worker_lost",
-                            f"The worker rendering this video stopped {abandoned.attempts} times; giving up.",
-                        )
-                        log.warning("job %s failed: its workers were lost %d times", abandoned.id, abandoned.attempts)
-                        continue
+                if abandoned is None:
+                    queued = await session.scalar(
+                        select(VideoJob)
+                        .where(VideoJob.status == models.QUEUED)
+                        .order_by(VideoJob.fair_rank, VideoJob.created_at, VideoJob.id)
+                        .limit(1)
+                        .with_for_update(skip_locked=True)
+                    )
+                    return None if queued is None else self._take(queued, worker_id, now)
+                if abandoned.cancel_requested:
+                    self._finish(abandoned, models.CANCELLED, "cancelled", "Cancelled while running.")
+                elif abandoned.attempts >= self.limits.max_attempts:
+                    self._finish(
+                        abandoned,
+                        models.FAILED,
+                        "worker_lost",
+                        f"The worker rendering this video stopped {abandoned.attempts} times; giving up.",
+                    )
+                    log.warning("job %s failed: its workers were lost %d times", abandoned.id, abandoned.attempts)
+                else:
                     log.warning("job %s: lease of %s expired, taking it over", abandoned.id, abandoned.lease_owner)
                     return self._take(abandoned, worker_id, now)
-                queued = await session.scalar(
-                    select(VideoJob)
-                    .where(VideoJob.status == models.QUEUED)
-                    .order_by(VideoJob.fair_rank, VideoJob.created_at, VideoJob.id)
-                    .limit(1)
-                    .with_for_update(skip_locked=True)
-                )
-                if queued is None:
-                    return None
-                return self._take(queued, worker_id, now)
+                ended = abandoned.status, abandoned.error_code
+            if on_ended is not None:  # committed: the job has really ended
+                on_ended(*ended)
 
     def _take(self, job: VideoJob, worker_id: str, now: Any) -> ClaimedJob:
         job.status = models.IN_PROGRESS

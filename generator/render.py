@@ -160,7 +160,7 @@ def render_video(
         tick = time.perf_counter()
         on_step = _segment_progress(on_progress, segment.index, len(segments))
         if track is not None:
-            frames, sound = backend.render_with_sound(request, on_step=on_step)
+            frames, sound = backend.render_with_sound(request, on_step=on_step, **watching)
             track.add(sound, segment, spec.fps)
         else:
             frames = backend.render(request, on_step=on_step, **watching)

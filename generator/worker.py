@@ -189,11 +189,18 @@ class Worker:
 
     async def _claim_and_start(self) -> _HeldClaim | None:
         try:
-            job = await self.queue.claim(self.name)
+            job = await self.queue.claim(self.name, on_ended=self._count_ended)
         except Exception:
             log.exception("worker %s: claiming failed; retrying", self.name)
             return None
         return None if job is None else await self._start(job)
+
+    def _count_ended(self, status: str, code: str) -> None:
+        """Count a job the claim ended instead of taking it over: cancelled while its worker was gone, or failed with
+        `worker_lost` (its workers were lost too many times)."""
+        self.metrics.jobs_finished.labels(status).inc()
+        if status == "failed":
+            self.metrics.failures.labels(code).inc()
 
     async def _start(self, job: ClaimedJob) -> _HeldClaim:
         """Keep the job's lease from now on and load its inputs. Errors are kept for `_process` to fail the job

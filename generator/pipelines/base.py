@@ -136,16 +136,21 @@ class SoundBackend(VideoBackend, Protocol):
     """A backend whose model renders sound with the frames (`profile.audio_sample_rate` > 0)."""
 
     def render_with_sound(
-        self, request: RenderRequest, on_step: ProgressCallback | None = None
+        self, request: RenderRequest, on_step: ProgressCallback | None = None, preview: LatentObserver | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """`render`'s frames, and the sound of the same stretch of time: (channels, samples) float32 in [-1, 1] at
-        `profile.audio_sample_rate`, about `num_frames / fps` seconds long (the vocoder's own length)."""
+        `profile.audio_sample_rate`, about `num_frames / fps` seconds long (the vocoder's own length). `preview`
+        watches the video latents between steps, as in `render`."""
         ...
 
 
 def takes_previews(backend: VideoBackend) -> bool:
-    """Whether `backend.render` accepts a `preview` observer (wrappers written before previews may not)."""
+    """Whether `backend.render`, and `render_with_sound` where the backend has it, accept a `preview` observer
+    (wrappers written before previews may not)."""
+    renders = [backend.render]
+    if (with_sound := getattr(backend, "render_with_sound", None)) is not None:
+        renders.append(with_sound)
     try:
-        return "preview" in inspect.signature(backend.render).parameters
+        return all("preview" in inspect.signature(render).parameters for render in renders)
     except (TypeError, ValueError):
         return False

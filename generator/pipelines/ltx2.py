@@ -24,7 +24,7 @@ from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
 
 from ..catalog import ModelPreset
 from ._common import PromptCache, check_request, reset_render_state, step_callback, tensor_to_frames
-from .base import ModelProfile, ProgressCallback, RenderRequest, profile_from_preset
+from .base import LatentObserver, ModelProfile, ProgressCallback, RenderRequest, profile_from_preset
 
 LTX2_NATIVE_SIZES = {"landscape": (768, 512), "portrait": (512, 768), "square": (512, 512)}
 _NO_GUIDANCE = dict(stg_scale=0.0, modality_scale=1.0, audio_guidance_scale=1.0, audio_stg_scale=0.0)
@@ -104,14 +104,17 @@ class LTX2Backend:
     def device(self) -> torch.device:
         return self.pipeline._execution_device
 
-    def render(self, request: RenderRequest, on_step: ProgressCallback | None = None) -> np.ndarray:
+    def render(
+        self, request: RenderRequest, on_step: ProgressCallback | None = None, preview: LatentObserver | None = None
+    ) -> np.ndarray:
         """Render `request` and return (num_frames, height, width, 3) uint8 frames (the sound is dropped)."""
-        return self.render_with_sound(request, on_step)[0]
+        return self.render_with_sound(request, on_step, preview)[0]
 
     def render_with_sound(
-        self, request: RenderRequest, on_step: ProgressCallback | None = None
+        self, request: RenderRequest, on_step: ProgressCallback | None = None, preview: LatentObserver | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The frames, and the sound of the same stretch: (channels, samples) float32 at the vocoder's rate."""
+        """The frames, and the sound of the same stretch: (channels, samples) float32 at the vocoder's rate.
+        `preview` sees the video latents only (the step callback is not given the sound's)."""
         check_request(request, self.profile)
         reset_render_state(self.pipeline)
         guidance = _NO_GUIDANCE if request.guidance_scale <= 1.0 else {}
@@ -129,12 +132,28 @@ class LTX2Backend:
                 guidance_scale=request.guidance_scale,
                 generator=generator,
                 output_type="pt",  # frames stay on the device for the uint8 conversion
-                callback_on_step_end=step_callback(on_step),
+                callback_on_step_end=step_callback(on_step, preview, self._unpacker(request)),
                 **guidance,
             )
         frames = tensor_to_frames(output.frames[0])
         sound = output.audio[0].float().clamp(-1.0, 1.0).cpu().numpy()
         return frames, np.ascontiguousarray(sound, dtype=np.float32)
+
+    def _unpacker(self, request: RenderRequest):
+        """The loop's packed video latents (B, tokens, C·p·p·pt) of this request → (C, F, H, W), still normalised,
+        as the pipeline unpacks them after the loop: the request's own tokens come first, and any condition tokens
+        appended after them are dropped."""
+        pipeline = self.pipeline
+        size, size_t = pipeline.transformer_spatial_patch_size, pipeline.transformer_temporal_patch_size
+        frames = ((request.num_frames - 1) // pipeline.vae_temporal_compression_ratio + 1) // size_t
+        height = request.height // pipeline.vae_spatial_compression_ratio // size
+        width = request.width // pipeline.vae_spatial_compression_ratio // size
+        tokens = frames * height * width
+
+        def unpack(latents: torch.Tensor) -> torch.Tensor:
+            return pipeline._unpack_latents(latents[:, :tokens], frames, height, width, size, size_t)[0]
+
+        return unpack
 
     def _conditions(self, request: RenderRequest) -> list[LTX2VideoCondition]:
         # uint8 numpy as the pipeline takes it: a lone first image is re-compressed the way the model was trained.

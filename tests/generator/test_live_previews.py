@@ -3,6 +3,7 @@ the tiny model renders, and served as the `preview` content variant with the Vid
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import time
 
@@ -14,8 +15,16 @@ from PIL import Image
 from generator.media.previews import LIVE_PREVIEW_MAX_BYTES, animated_preview
 from generator.pipelines.base import RenderRequest
 from generator.pipelines.latent_rgb import PUBLISHED, factors_for
+from generator.pipelines.ltx2 import _NO_GUIDANCE
 from generator.pipelines.preview import LatentPreview, denoised_estimate, latents_to_rgb
-from tests.support.generator_service import SlowBackend, running_generator, sdk_client, tiny_backend, wait_until
+from tests.support.generator_service import (
+    SlowBackend,
+    running_generator,
+    sdk_client,
+    tiny_backend,
+    tiny_sound_backend,
+    wait_until,
+)
 
 
 @pytest.mark.parametrize(
@@ -75,10 +84,71 @@ def test_a_render_hands_its_latents_to_the_preview_at_every_due_step(request, ba
     assert shown[0].shape == ((17 - 1) // temporal + 1, size // spatial, size // spatial, 3)
 
 
-async def test_a_rendering_job_shows_its_preview_and_the_api_serves_it(tmp_path):
-    backend = SlowBackend(tiny_backend(), step_delay=0.2)
+class KeptLatents:
+    """A preview observer due at every step that keeps the latents it is given."""
+
+    def __init__(self) -> None:
+        self.latents: list[torch.Tensor] = []
+
+    def due(self) -> bool:
+        return True
+
+    def take(self, latents: torch.Tensor) -> None:
+        self.latents.append(latents.detach().clone())
+
+
+SOUND_RENDER = RenderRequest(
+    prompt="rain on a tin roof", width=96, height=64, num_frames=17, seed=3, num_inference_steps=3, guidance_scale=1.0
+)
+
+
+@pytest.mark.parametrize("continues", [False, True], ids=["new", "continuation"])
+def test_a_render_with_sound_hands_its_video_latents_to_the_preview_at_every_step(continues):
+    backend = tiny_sound_backend()
+    render = SOUND_RENDER
+    if continues:
+        render = dataclasses.replace(render, video=backend.render(render)[:9])
+    kept = KeptLatents()
+    frames, sound = backend.render_with_sound(render, preview=kept)
+    assert len(kept.latents) == 3
+    channels = backend.pipeline.transformer.config.in_channels
+    latent_frames = (17 - 1) // backend.profile.frame_multiple + 1
+    assert all(latents.shape == (channels, latent_frames, 64 // 32, 96 // 32) for latents in kept.latents)
+    # The preview only watches: the same render without it gives the same frames and sound.
+    unwatched_frames, unwatched_sound = backend.render_with_sound(render)
+    assert np.array_equal(frames, unwatched_frames) and np.array_equal(sound, unwatched_sound)
+
+
+def test_the_last_preview_of_a_render_with_sound_is_the_latents_its_pipeline_ends_with():
+    """At the last step the denoised estimate is the loop's final latents: unpacked in the right order they equal
+    what the pipeline itself returns as latents, back in the loop's normalised space."""
+    backend = tiny_sound_backend()
+    kept = KeptLatents()
+    backend.render_with_sound(SOUND_RENDER, preview=kept)
+    pipeline, render = backend.pipeline, SOUND_RENDER
+    with torch.inference_mode():
+        ending = pipeline(  # the backend's own call (a render at guidance 1), stopped at the latents
+            prompt=render.prompt,
+            width=render.width,
+            height=render.height,
+            num_frames=render.num_frames,
+            frame_rate=float(backend.profile.fps),
+            num_inference_steps=render.num_inference_steps,
+            guidance_scale=render.guidance_scale,
+            generator=torch.Generator("cpu").manual_seed(render.seed),
+            output_type="latent",
+            **_NO_GUIDANCE,
+        ).frames
+    vae = pipeline.vae
+    normalised = pipeline._normalize_latents(ending, vae.latents_mean, vae.latents_std, vae.config.scaling_factor)
+    assert torch.allclose(kept.latents[-1], normalised[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("model", ["tiny", "tiny-sound"])
+async def test_a_rendering_job_shows_its_preview_and_the_api_serves_it(tmp_path, model):
+    backend = SlowBackend(tiny_sound_backend() if model == "tiny-sound" else tiny_backend(), step_delay=0.2)
     async with (
-        running_generator(tmp_path, backend, GENERATOR_PREVIEW_SECONDS=0.3) as running,
+        running_generator(tmp_path, backend, GENERATOR_MODEL=model, GENERATOR_PREVIEW_SECONDS=0.3) as running,
         sdk_client(running) as client,
     ):
         video = await client.videos.create(prompt="a cat surfing", seconds="4", extra_body={"num_inference_steps": 6})

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from generator import models
 from generator.metrics import GeneratorMetrics
-from tests.support.generator_service import SlowBackend, running_generator, sdk_client, tiny_backend
+from generator.models import VideoJob
+from generator.storage import new_video_id
+from hanul_core.db import utcnow
+from tests.support.generator_service import SlowBackend, running_generator, sdk_client, tiny_backend, wait_until
 
 
 async def scrape(base_url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -35,6 +41,7 @@ async def test_metrics_count_jobs_renders_encodes_and_failures(tmp_path):
         assert before[("hanul_generator_jobs", (("status", "queued"),))] == 0
         assert before[("hanul_generator_jobs_finished_total", (("status", "completed"),))] == 0
         assert before[("hanul_generator_failures_total", (("kind", "render_failed"),))] == 0
+        assert before[("hanul_generator_failures_total", (("kind", "worker_lost"),))] == 0
 
         done = await client.videos.create_and_poll(prompt="a cat", seconds="1", poll_interval_ms=50)
         failed = await client.videos.create_and_poll(prompt="explode please", seconds="1", poll_interval_ms=50)
@@ -48,6 +55,46 @@ async def test_metrics_count_jobs_renders_encodes_and_failures(tmp_path):
     assert after[("hanul_generator_jobs_finished_total", (("status", "failed"),))] == 1
     assert after[("hanul_generator_failures_total", (("kind", "render_failed"),))] == 1
     assert after[("hanul_generator_queue_depth", ())] == 0
+
+
+def abandoned_job(attempts: int, cancel_requested: bool = False) -> VideoJob:
+    """A job a host that is gone was rendering: in progress, its lease run out a second ago."""
+    return VideoJob(
+        id=new_video_id(),
+        model="tiny",
+        prompt="a lighthouse in fog",
+        seconds="1",
+        size="64x64",
+        seed=1,
+        params={},
+        status=models.IN_PROGRESS,
+        attempts=attempts,
+        lease_owner="lost-host/0",
+        lease_expires_at=utcnow() - timedelta(seconds=1),
+        cancel_requested=cancel_requested,
+    )
+
+
+async def test_metrics_count_the_jobs_a_claim_ends_instead_of_taking_over(tmp_path):
+    """A worker's claim fails a job whose workers were lost `max_attempts` times (`worker_lost`) and ends one that
+    was cancelled while its worker was gone: both count like the jobs a render ends."""
+    async with running_generator(tmp_path, GENERATOR_MAX_ATTEMPTS=2) as running:
+        lost, cancelled = abandoned_job(attempts=2), abandoned_job(attempts=1, cancel_requested=True)
+        async with running.service.queue.sessions.begin() as session:
+            session.add_all([lost, cancelled])
+        finished = ("hanul_generator_jobs_finished_total", (("status", "cancelled"),))
+
+        async def both_counted() -> bool:
+            after = await scrape(running.base_url)
+            return after[("hanul_generator_failures_total", (("kind", "worker_lost"),))] == 1 and after[finished] == 1
+
+        await wait_until(both_counted)
+        after = await scrape(running.base_url)
+        failed = await running.service.queue.get(lost.id)
+        assert (failed.status, failed.error_code) == (models.FAILED, "worker_lost")
+        assert (await running.service.queue.get(cancelled.id, include_deleted=True)).status == models.CANCELLED
+    assert after[("hanul_generator_jobs_finished_total", (("status", "failed"),))] == 1
+    assert after[("hanul_generator_failures_total", (("kind", "render_failed"),))] == 0
 
 
 async def test_metrics_ask_for_the_api_key_like_the_api(tmp_path):

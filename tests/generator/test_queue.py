@@ -128,9 +128,24 @@ async def test_a_job_whose_workers_keep_dying_fails_after_max_attempts(engine):
     await asyncio.sleep(0.1)
     await queue.claim("w2")
     await asyncio.sleep(0.1)
-    assert await queue.claim("w3") is None
+    ended: list[tuple[str, str]] = []
+    assert await queue.claim("w3", on_ended=lambda status, code: ended.append((status, code))) is None
     failed = await queue.get(video_id)
     assert failed.status == models.FAILED and failed.error_code == "worker_lost"
+    assert ended == [(models.FAILED, "worker_lost")]  # reported to the claiming worker, which counts it
+
+
+async def test_a_job_cancelled_while_its_worker_was_gone_is_ended_by_the_next_claim(engine):
+    queue = make_queue(engine, lease_seconds=0.05)
+    abandoned, waiting = await enqueue_all(queue, job(), job())
+    await queue.claim("w1")
+    await queue.request_cancel(abandoned)
+    await asyncio.sleep(0.1)
+    ended: list[tuple[str, str]] = []
+    taken = await queue.claim("w2", on_ended=lambda status, code: ended.append((status, code)))
+    assert taken.id == waiting  # the claim goes on to the next job
+    assert ended == [(models.CANCELLED, "cancelled")]
+    assert (await queue.get(abandoned, include_deleted=True)).status == models.CANCELLED
 
 
 async def test_heartbeat_renews_the_lease_and_reports_cancellation(engine):

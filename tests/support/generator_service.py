@@ -59,7 +59,8 @@ def generator_settings(data_dir: Path, **overrides: Any) -> GeneratorSettings:
 
 
 class SlowBackend:
-    """Wraps a backend to take `step_delay` seconds per denoising step (time to cancel), or fail on a word.
+    """Wraps a backend to take `step_delay` seconds per denoising step (time to cancel), or fail on a word; renders
+    with sound too when the backend has sound.
 
     With `gate`, every render first waits (up to a minute) until the test sets it: jobs stay open for as long as
     the test needs, however slow the machine.
@@ -82,6 +83,15 @@ class SlowBackend:
     def render(
         self, request: RenderRequest, on_step: Callable[[int, int], None] | None = None, preview: Any = None
     ) -> np.ndarray:
+        return self.inner.render(request, self._start(request, on_step), preview)
+
+    def render_with_sound(
+        self, request: RenderRequest, on_step: Callable[[int, int], None] | None = None, preview: Any = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return self.inner.render_with_sound(request, self._start(request, on_step), preview)
+
+    def _start(self, request: RenderRequest, on_step: Callable[[int, int], None] | None) -> Callable[[int, int], None]:
+        """Wait for the gate, fail on a word, and return `on_step` slowed down."""
         if self.gate is not None:
             self.gate.wait(timeout=60)
         self.prompts.append(request.prompt)
@@ -96,7 +106,7 @@ class SlowBackend:
             if on_step is not None:
                 on_step(step, total)
 
-        return self.inner.render(request, slow_step, preview)
+        return slow_step
 
 
 class HeldRenders:

@@ -7,9 +7,9 @@ and along the diagonal; smooth colour blobs moving across the frames) is encoded
 distribution and no sample, and normalised exactly as the denoising loop's latents are (each backend's
 `encode_as_loop_latents`). A latent pixel stands for a block of pixels and frames: ratio × ratio pixels (the VAE's
 spatial compression), and `frame_multiple` frames, but the first latent frame stands for the first frame alone
-(LTX's and Wan's VAEs are causal in time). Its target is the mean colour of that block, and a least-squares fit with a bias maps the latent
-channels onto those targets. A light ridge (a small multiple of the channels' mean variance added to the
-diagonal) keeps channels the clips barely move from getting large opposite weights.
+(LTX's and Wan's VAEs are causal in time). Its target is the mean colour of that block, and a least-squares fit
+with a bias maps the latent channels onto those targets. A light ridge (a small multiple of the channels' mean
+variance added to the diagonal) keeps channels the clips barely move from getting large opposite weights.
 
 A latent holds more than the mean colour of its block (edges, texture, its neighbours), and the denoiser's estimate
 early in a render lies off the latents a VAE gives, so previews show rough colours and shapes, never the decoded

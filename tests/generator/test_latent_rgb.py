@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from generator.pipelines import load_backend
 from generator.pipelines.latent_rgb import (
     LatentRGB,
     block_means,
@@ -24,6 +25,8 @@ from generator.pipelines.preview import latents_to_rgb
 from generator.pipelines.tiny import TINY_WAN_PROFILE, build_tiny_wan_pipeline
 from generator.pipelines.wan import WanBackend
 from tests.support.generator_service import tiny_sound_backend
+
+from .conftest import tiny_settings
 
 SPATIAL, TEMPORAL = 8, 4  # the synthetic encoder's compression, Wan's
 
@@ -153,3 +156,8 @@ def test_a_backend_without_fitted_colours_gets_none_and_a_warning(backend, caplo
         assert fit_backend_latent_rgb(backend) is None
     assert [record.levelno for record in caplog.records] == [logging.WARNING]
     assert "previews will show its latent channels" in caplog.records[0].getMessage()
+
+
+def test_with_previews_off_no_colours_are_fitted_at_load():
+    backend = load_backend(tiny_settings().model_copy(update={"preview_seconds": 0.0}))
+    assert backend.latent_rgb is None

@@ -7,7 +7,8 @@ weights, placed by the generator's own `memory.place` and rendered through its o
 Each tier gets a freshly built model (tiers add hooks that cannot be taken off): built on the GPU in bf16 (fast
 random init), moved to CPU memory as `from_pretrained` would leave it, then placed. A clip at the preset's native
 landscape size and longest segment renders with 2 steps (the peak comes from one step and the decode); seconds per
-step are timed over those steps. `--tiny` runs the same path with the tiny models on the CPU (the smoke test).
+step are timed over those steps. Then the live previews' colours are fitted from the placed VAE, as load_backend
+does (`preview_fit_s`). `--tiny` runs the same path with the tiny models on the CPU (the smoke test).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generator.catalog import GIB, PRESETS, TIERS
 from generator.pipelines import RenderRequest
 from generator.pipelines.base import profile_from_preset
+from generator.pipelines.latent_rgb import fit_backend_latent_rgb
 from generator.pipelines.memory import place
 
 DEFAULT_PRESETS = "ltx-2b-legacy,wan2.1-1.3b,ltx-13b-distilled,wan2.2-5b"
@@ -178,6 +180,12 @@ def measure(name: str, tier: str, args: argparse.Namespace, device: torch.device
     if cuda:
         row["peak_allocated_gib"] = round(torch.cuda.max_memory_allocated(device) / GIB, 2)
         row["peak_reserved_gib"] = round(torch.cuda.max_memory_reserved(device) / GIB, 2)
+    # What load_backend adds for live previews: their colours fitted from the VAE (its first encode of the run),
+    # after the peaks above so they stay the render's.
+    started = time.perf_counter()
+    colours = fit_backend_latent_rgb(backend)
+    row["preview_fit_s"] = round(time.perf_counter() - started, 3)
+    row["preview_fit_rms"] = None if colours is None else round(colours.error, 3)
     del backend, pipeline
     gc.collect()
     if cuda:

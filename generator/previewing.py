@@ -15,6 +15,7 @@ import numpy as np
 
 from generator.media.previews import animated_preview
 from generator.pipelines.base import ModelProfile
+from generator.pipelines.latent_rgb import LatentRGB
 from generator.pipelines.preview import LatentPreview
 from generator.queue import ClaimedJob, JobQueue
 from generator.storage import ArtifactStore
@@ -40,8 +41,10 @@ class LivePreviews:
         self.on_written = on_written
         self._writing: dict[str, asyncio.Task[None]] = {}
 
-    def observer(self, job: ClaimedJob, profile: ModelProfile) -> LatentPreview | None:
-        """What to hand the render of `job` (on the GPU thread), or None when previews are off. Call on the loop."""
+    def observer(self, job: ClaimedJob, profile: ModelProfile, colours: LatentRGB | None) -> LatentPreview | None:
+        """What to hand the render of `job` (on the GPU thread), or None when previews are off. `colours` is the
+        backend's latent-to-RGB map fitted from its VAE; None (load_backend has said why) shows its latent channels.
+        Call on the loop."""
         if self.every_seconds <= 0:
             return None
         loop = asyncio.get_running_loop()
@@ -54,7 +57,7 @@ class LivePreviews:
             busy.set()
             loop.call_soon_threadsafe(self._start, job, frames, frame_ms, busy)
 
-        return LatentPreview(profile.family, self.every_seconds, deliver)
+        return LatentPreview(colours, self.every_seconds, deliver)
 
     def _start(self, job: ClaimedJob, frames: np.ndarray, frame_ms: int, busy: threading.Event) -> None:
         self._writing[job.id] = asyncio.create_task(self._write(job, frames, frame_ms, busy))

@@ -262,7 +262,8 @@ class Worker:
             along = self.outputs.encode_along(job, plan, inputs, conversion_device(self.backend))
             watcher = None
             if self.previews is not None and takes_previews(self.backend):
-                watcher = self.previews.observer(job, self.backend.profile)
+                colours = getattr(self.backend, "latent_rgb", None)  # fitted by load_backend
+                watcher = self.previews.observer(job, self.backend.profile, colours)
             tick = time.perf_counter()
             try:
                 rendered = await loop.run_in_executor(

@@ -15,6 +15,7 @@ from ..hub import ModelSource, resolve_model
 from ..settings import GeneratorSettings
 from . import memory
 from .base import ModelProfile, ProgressCallback, RenderCancelled, RenderRequest, VideoBackend
+from .latent_rgb import fit_backend_latent_rgb
 from .tiny import PROFILE_FILE, TINY_LTX_PROFILE, TINY_NAME, TINY_SOUND_NAME, TINY_SOUND_PROFILE, TINY_WAN_PROFILE
 
 __all__ = [
@@ -109,6 +110,10 @@ def load_backend(settings: GeneratorSettings) -> VideoBackend:
         apply_guidance_stop(pipeline, settings.guidance_stop)
     backend = _wrap(family, pipeline, profile, settings.prompt_cache_size)
     backend.memory_tier = tier
+    if settings.preview_seconds > 0:
+        # Live previews' colours, fitted from the VAE here, once, while nothing renders (a fraction of a second on a
+        # GPU): fitting at the first preview would pause that render's GPU thread.
+        backend.latent_rgb = fit_backend_latent_rgb(backend)
     weights_move = settings.cpu_offload or memory.offloaded(tier)
     if speed.compile_wanted(settings.compile, device, weights_move):
         speed.compile_and_warm_up(backend, insist=settings.compile == "on")

@@ -1,240 +1,61 @@
-"""Latent-to-RGB factors per model family: a fixed linear map from a video model's latent channels to colour, so a
-preview of the render in progress costs one small matrix product instead of a VAE decode.
+"""Latent-to-RGB maps for live previews: a linear map from a video model's latent channels to colour, fitted from
+the model's own VAE when it loads, so a preview of the render in progress costs one small matrix product instead of
+a VAE decode. Use: rgb = latents(C) · factors(C×3) + bias, in [-1, 1].
 
-Data only. Source: ComfyUI's `comfy/latent_formats.py` (`latent_rgb_factors` and `latent_rgb_factors_bias` of
-its `LTXV`, `Wan21` and `Wan22` classes; read from the Comfy-Org/ComfyUI repository on 2026-12-04), where they serve
-the same purpose, its live previews. They were fitted there by least squares from each family's normalised latents
-(the space the denoising loop works in: diffusers' latents during `callback_on_step_end` are normalised the same
-way) to the decoded frames, so they give rough colours and shapes, never the decoded picture. They were copied as
-published, not re-fitted here (no real weights are at hand, and the tiny test models' random VAEs would fit
-nothing meaningful). Use: rgb = latents(C) · factors(C×3) + bias, in [-1, 1].
+The fit: a set of small synthetic clips (solid colours: the RGB cube's corners and greys; gradients across, down
+and along the diagonal; smooth colour blobs moving across the frames) is encoded by the VAE, the mean of its latent
+distribution and no sample, and normalised exactly as the denoising loop's latents are (each backend's
+`encode_as_loop_latents`). A latent pixel stands for a block of pixels and frames: ratio × ratio pixels (the VAE's
+spatial compression), and `frame_multiple` frames, but the first latent frame stands for the first frame alone
+(LTX's and Wan's VAEs are causal in time). Its target is the mean colour of that block, and a least-squares fit
+with a bias maps the latent channels onto those targets. A light ridge (a small multiple of the channels' mean
+variance added to the diagonal) keeps channels the clips barely move from getting large opposite weights.
 
-A latent space with no published factors (the tiny test models, an unknown checkpoint) gets `fallback_factors`:
-it shows where things are and move, not their colours.
+A latent holds more than the mean colour of its block (edges, texture, its neighbours), and the denoiser's estimate
+early in a render lies off the latents a VAE gives, so previews show rough colours and shapes, never the decoded
+picture. A backend without fitted colours (no VAE to fit from, a failed fit) shows `fallback_factors`: where things
+are and move, not their colours.
 """
 
 from __future__ import annotations
 
+import itertools
+import logging
 import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
-# LTX-Video (128 channels, 32× space, 8× time). ComfyUI `LTXV`.
-LTX_VIDEO_FACTORS = (
-    (0.011202, -0.00063815, -0.010021),
-    (0.086031, 0.065813, 0.00095409),
-    (-0.012576, -0.0075734, -0.0040528),
-    (0.0094063, -0.0021688, 0.0026093),
-    (0.0037636, 0.012765, 0.0091548),
-    (0.021024, -0.0052973, 0.0034373),
-    (-0.0088896, -0.019703, -0.018761),
-    (-0.01316, -0.010523, 0.0019709),
-    (-0.0015152, -0.0069891, -0.007581),
-    (-0.0017247, 0.0004656, -0.0033839),
-    (0.013617, 0.0047077, -0.0020045),
-    (0.010256, 0.0077318, 0.013948),
-    (-0.016108, -0.0062151, 0.0011561),
-    (0.0073407, 0.015628, 0.00044865),
-    (0.00095357, -0.0029518, -0.01476),
-    (0.019143, 0.010868, 0.012264),
-    (0.0044575, 3.6682e-05, -0.0068508),
-    (-0.00045681, 0.003257, 0.0077929),
-    (0.033902, 0.033405, 0.037454),
-    (-0.023001, -0.0024877, -0.0031033),
-    (0.050265, 0.038841, 0.033539),
-    (-0.0041018, -0.0011095, 0.0015859),
-    (-0.12689, -0.13107, -0.21005),
-    (0.026276, 0.014189, -0.0035963),
-    (-0.0048679, 0.0088486, 0.0078029),
-    (-0.001661, -0.0048597, -0.005206),
-    (-0.002101, 0.002361, 0.0093796),
-    (-0.022482, -0.021305, -0.015087),
-    (-0.015753, -0.010646, -0.0065083),
-    (-0.0046975, 0.0050288, -0.006739),
-    (0.011951, 0.020712, 0.016191),
-    (-0.0063704, -0.0084827, -0.0095483),
-    (0.007261, -0.0099326, -0.022978),
-    (-0.00091904, 0.0062882, 0.009572),
-    (-0.037178, -0.037123, -0.056713),
-    (-0.13373, -0.1072, -0.053801),
-    (-0.0053702, 0.0081256, 0.0088397),
-    (-0.15247, -0.21437, -0.21843),
-    (0.031441, 0.0070335, -0.0097541),
-    (0.0021528, -0.0089817, -0.021023),
-    (0.0038461, -0.0058957, -0.015014),
-    (-0.004347, -0.01294, -0.015972),
-    (-0.0054781, -0.010842, -0.0030204),
-    (-0.0065347, 0.0030806, -0.010163),
-    (-0.0050414, -0.0071503, -0.00089686),
-    (-0.0085851, -0.0024351, 0.0010674),
-    (-0.0090016, -0.0096493, 0.0015692),
-    (0.0050914, 0.012099, 0.019968),
-    (0.013758, 0.011669, 0.0081958),
-    (-0.010518, -0.011575, -0.0041307),
-    (-0.02841, -0.031266, -0.022149),
-    (0.0029336, 0.036511, 0.018717),
-    (-0.016703, -0.016696, -0.0044529),
-    (0.048818, 0.040063, 0.008741),
-    (-0.015066, -0.00057328, 0.0029785),
-    (-0.017613, -0.0081034, 0.013086),
-    (-0.0092633, 0.010803, -0.0063489),
-    (0.0030851, 0.0004775, 0.012347),
-    (-0.022785, -0.023043, -0.026005),
-    (-0.024787, -0.015389, -0.022104),
-    (-0.023572, 0.0010544, 0.012361),
-    (-0.0078915, -0.0012271, -0.0060968),
-    (-0.011478, -0.0012543, 0.0062679),
-    (-0.054229, 0.026644, 0.0063394),
-    (0.0044216, -0.0073338, -0.010464),
-    (-0.0045013, 0.0016082, 0.01442),
-    (0.013673, 0.0088877, 0.0041253),
-    (-0.010145, 0.0090072, 0.015695),
-    (-0.0056234, 0.0011847, 0.0081261),
-    (-0.0037171, -0.0053538, 0.001259),
-    (0.029476, 0.021424, 0.030424),
-    (-0.034925, -0.02434, -0.025316),
-    (-0.034127, -0.022406, -0.010589),
-    (-0.017342, -0.013249, -0.010719),
-    (-0.0021478, -0.0086051, -0.0029878),
-    (0.0012089, -0.0042391, -0.0068569),
-    (0.00090411, -0.0066886, -6.7547e-05),
-    (0.016048, -0.010057, -0.028929),
-    (0.001229, 0.010163, 0.018861),
-    (0.017264, 0.00027257, 0.013785),
-    (-0.013482, -0.0036427, 0.00067481),
-    (0.0046782, -0.0052423, 0.0024467),
-    (-0.0059113, -0.0062244, -0.0018162),
-    (0.015496, 0.014582, 0.0019514),
-    (0.0074958, 0.0015886, -0.0082305),
-    (0.019086, 0.001636, -0.0039674),
-    (-0.0057021, -0.0027307, -0.0041066),
-    (0.001745, 0.014602, 0.025794),
-    (-0.00082788, 0.0022902, 0.0045161),
-    (0.011632, 0.0089193, -0.0072813),
-    (0.0075721, 0.0026784, 0.011393),
-    (0.0051939, 0.0036903, 0.014049),
-    (-0.018383, -0.022529, -0.024477),
-    (0.00058842, -0.0057874, -0.01477),
-    (-0.016125, -0.0086101, -0.014533),
-    (0.02054, 0.020729, 0.0064338),
-    (0.0033587, -0.011226, -0.016444),
-    (-0.0014742, -0.010489, 0.0017097),
-    (0.02813, 0.023546, 0.032791),
-    (-0.018532, -0.012842, -0.0087756),
-    (-0.0080533, -0.010771, -0.017536),
-    (-0.0039009, 0.01615, 0.033359),
-    (-0.0074554, -0.014154, -0.006191),
-    (0.0034734, -0.01137, -0.010581),
-    (0.011476, 0.0039281, 0.0028231),
-    (0.0071639, -0.0014741, -0.0038066),
-    (0.002225, -0.0087552, -0.0095719),
-    (0.024146, 0.021696, 0.028056),
-    (-0.0054365, -0.024291, -0.017802),
-    (0.0074263, 0.01051, 0.012705),
-    (0.0062669, 0.0062658, 0.019211),
-    (0.016378, 0.0094933, 0.0066971),
-    (0.017173, 0.023601, 0.023296),
-    (-0.014568, -0.0098279, -0.011556),
-    (0.014431, 0.01443, 0.0066362),
-    (-0.006823, 0.018863, 0.014555),
-    (0.0061156, 0.00347, -0.0026662),
-    (-0.0026983, -0.0059402, -0.0092276),
-    (0.010235, 0.0074173, -0.0076243),
-    (-0.013255, 0.019322, -0.00092153),
-    (0.0024222, -0.0048039, -0.015759),
-    (0.026244, 0.025951, 0.020249),
-    (0.015711, 0.018498, 0.0027407),
-    (-0.0021714, 0.0047214, -0.022443),
-    (-0.0074747, 0.0074166, 0.01443),
-    (-0.0083906, -0.0079776, 0.0097927),
-    (0.038321, 0.0096622, -0.019268),
-    (-0.014605, -0.0067032, 0.0039675),
-)
-LTX_VIDEO_BIAS = (-0.0571, -0.1657, -0.2512)
+import torch
+import torch.nn.functional as F
+
+from .base import VideoBackend
+
+log = logging.getLogger(__name__)
+
+CALIBRATION_SEED = 0  # the blobs' colours, sizes and paths: the same clips, so the same fit, on every load
+CALIBRATION_SIDE = 64  # the clips' side in pixels at least (and at least 4 latent pixels across)
+CLIPS_PER_ENCODE = 8  # clips the VAE encodes at once: bounds its activations' memory on a small GPU
+RIDGE = 1e-3  # added to the normal equations' diagonal, times the channels' mean variance
+
+Encoder = Callable[[torch.Tensor], torch.Tensor]  # (N, 3, F, H, W) in [-1, 1] → (N, C, F', H', W') loop latents
 
 
-WAN_2_1_FACTORS = (
-    (-0.1299, -0.1692, 0.2932),
-    (0.0671, 0.0406, 0.0442),
-    (0.3568, 0.2548, 0.1747),
-    (0.0372, 0.2344, 0.142),
-    (0.0313, 0.0189, -0.0328),
-    (0.0296, -0.0956, -0.0665),
-    (-0.3477, -0.4059, -0.2925),
-    (0.0166, 0.1902, 0.1975),
-    (-0.0412, 0.0267, -0.1364),
-    (-0.1293, 0.074, 0.1636),
-    (0.068, 0.3019, 0.1128),
-    (0.0032, 0.0581, 0.0639),
-    (-0.1251, 0.0927, 0.1699),
-    (0.006, -0.0633, 0.0005),
-    (0.3477, 0.2275, 0.295),
-    (0.1984, 0.0913, 0.1861),
-)
-WAN_2_1_BIAS = (-0.1835, -0.0868, -0.336)
+@dataclass(frozen=True)
+class LatentRGB:
+    """A latent-to-RGB map fitted from a VAE: rgb = latents · factors + bias."""
 
+    factors: torch.Tensor  # (C, 3) float32 on the CPU
+    bias: torch.Tensor  # (3,) float32 on the CPU
+    error: float  # root-mean-square error over the calibration clips' latent pixels, in [-1, 1] units
 
-WAN_2_2_FACTORS = (
-    (0.0119, 0.0103, 0.0046),
-    (-0.1062, -0.0504, 0.0165),
-    (0.014, 0.0409, 0.0491),
-    (-0.0813, -0.0677, 0.0607),
-    (0.0656, 0.0851, 0.0808),
-    (0.0264, 0.0463, 0.0912),
-    (0.0295, 0.0326, 0.059),
-    (-0.0244, -0.027, 0.0025),
-    (0.0443, -0.0102, 0.0288),
-    (-0.0465, -0.009, -0.0205),
-    (0.0359, 0.0236, 0.0082),
-    (-0.0776, 0.0854, 0.1048),
-    (0.0564, 0.0264, 0.0561),
-    (0.0006, 0.0594, 0.0418),
-    (-0.0319, -0.0542, -0.0637),
-    (-0.0268, 0.0024, 0.026),
-    (0.0539, 0.0265, 0.0358),
-    (-0.0359, -0.0312, -0.0287),
-    (-0.0285, -0.1032, -0.1237),
-    (0.1041, 0.0537, 0.0622),
-    (-0.0086, -0.0374, -0.0051),
-    (0.039, 0.067, 0.2863),
-    (0.0069, 0.0144, 0.0082),
-    (0.0006, -0.0167, 0.0079),
-    (0.0313, -0.0574, -0.0232),
-    (-0.1454, -0.0902, -0.0481),
-    (0.0714, 0.0827, 0.0447),
-    (-0.0304, -0.0574, -0.0196),
-    (0.0401, 0.0384, 0.0204),
-    (-0.0758, -0.0297, -0.0014),
-    (0.0568, 0.1307, 0.1372),
-    (-0.0055, -0.031, -0.038),
-    (0.0239, -0.0305, 0.0325),
-    (-0.0663, -0.0673, -0.014),
-    (-0.0416, -0.0047, -0.0023),
-    (0.0166, 0.0112, -0.0093),
-    (-0.0211, 0.0011, 0.0331),
-    (0.1833, 0.1466, 0.225),
-    (-0.0368, 0.037, 0.0295),
-    (-0.3441, -0.3543, -0.2008),
-    (-0.0479, -0.0489, -0.042),
-    (-0.066, -0.0153, 0.08),
-    (-0.0101, 0.0068, 0.0156),
-    (-0.069, -0.0452, -0.0927),
-    (-0.0145, 0.0041, 0.0015),
-    (0.0421, 0.0451, 0.0373),
-    (0.0504, -0.0483, -0.0356),
-    (-0.0837, 0.0168, 0.0055),
-)
-WAN_2_2_BIAS = (0.0317, -0.0878, -0.1388)
-
-# (family, latent channels) → (factors, bias). Wan 2.1 and Wan 2.2 A14B share the 16-channel VAE; Wan 2.2 TI2V 5B
-# has its own 48-channel one.
-PUBLISHED: dict[tuple[str, int], tuple[tuple[tuple[float, float, float], ...], tuple[float, float, float]]] = {
-    ("ltx", 128): (LTX_VIDEO_FACTORS, LTX_VIDEO_BIAS),
-    ("wan", 16): (WAN_2_1_FACTORS, WAN_2_1_BIAS),
-    ("wan", 48): (WAN_2_2_FACTORS, WAN_2_2_BIAS),
-}
+    @property
+    def channels(self) -> int:
+        return self.factors.shape[0]
 
 
 def fallback_factors(channels: int) -> tuple[tuple[tuple[float, float, float], ...], tuple[float, float, float]]:
-    """For a latent space without published factors: channel c feeds colour c mod 3, each colour the mean of its
+    """For a latent space without fitted colours: channel c feeds colour c mod 3, each colour the mean of its
     channels (scaled so unit-variance latents span about [-1, 1])."""
     counts = [len(range(colour, channels, 3)) for colour in range(3)]
     rows = []
@@ -245,12 +66,125 @@ def fallback_factors(channels: int) -> tuple[tuple[tuple[float, float, float], .
     return tuple(rows), (0.0, 0.0, 0.0)
 
 
-def factors_for(
-    family: str, channels: int
-) -> tuple[tuple[tuple[float, float, float], ...], tuple[float, float, float], bool]:
-    """The (factors, bias) for a family's latents with this many channels, and whether they are the published ones."""
-    published = PUBLISHED.get((family, channels))
-    if published is not None:
-        return published[0], published[1], True
-    factors, bias = fallback_factors(channels)
-    return factors, bias, False
+def fit_backend_latent_rgb(backend: VideoBackend) -> LatentRGB | None:
+    """The backend's preview colours, fitted from its VAE (`backend.encode_as_loop_latents`); None, with a warning,
+    when it has no VAE to fit from or the fit fails."""
+    profile = backend.profile
+    encode = getattr(backend, "encode_as_loop_latents", None)
+    if encode is None:
+        log.warning("%s has no VAE to fit preview colours from: previews will show its latent channels", profile.name)
+        return None
+    tick = time.perf_counter()
+    try:
+        colours = fit_latent_rgb(encode, size_multiple=profile.size_multiple, frame_multiple=profile.frame_multiple)
+    except Exception:
+        log.warning(
+            "could not fit preview colours from the VAE of %s: previews will show its latent channels",
+            profile.name,
+            exc_info=True,
+        )
+        return None
+    log.info(
+        "preview colours of %s fitted from its VAE in %.2f s (%d channels, rms error %.3f)",
+        profile.name,
+        time.perf_counter() - tick,
+        colours.channels,
+        colours.error,
+    )
+    return colours
+
+
+def fit_latent_rgb(encode: Encoder, *, size_multiple: int, frame_multiple: int) -> LatentRGB:
+    """Fit a latent-to-RGB map from `encode` (clips → the loop's latents) on the calibration clips: square, of a side
+    that is a multiple of `size_multiple`, and 2·`frame_multiple` + 1 frames (three latent frames)."""
+    side = size_multiple * max(4, math.ceil(CALIBRATION_SIDE / size_multiple))
+    clips = calibration_clips(2 * frame_multiple + 1, side, side)
+    with torch.inference_mode():
+        latents = torch.cat([encode(chunk).to("cpu", torch.float64) for chunk in clips.split(CLIPS_PER_ENCODE)])
+    return solve_latent_rgb(latents, block_means(clips, tuple(latents.shape[2:])).double())
+
+
+def solve_latent_rgb(latents: torch.Tensor, targets: torch.Tensor) -> LatentRGB:
+    """The least-squares map (with bias, and the light ridge of the module's note) from (N, C, F, H, W) latents to
+    (N, 3, F, H, W) colours of the same latent pixels."""
+    if not torch.isfinite(latents).all():
+        raise ValueError("the VAE gave latents that are not finite")
+    x = latents.movedim(1, -1).reshape(-1, latents.shape[1]).double()
+    y = targets.movedim(1, -1).reshape(-1, 3).double()
+    x_mean, y_mean = x.mean(0), y.mean(0)
+    centred = x - x_mean
+    gram = centred.T @ centred
+    ridge = RIDGE * gram.diagonal().mean().clamp_min(1e-12)
+    factors = torch.linalg.solve(gram + ridge * torch.eye(len(gram), dtype=gram.dtype), centred.T @ (y - y_mean))
+    bias = y_mean - x_mean @ factors
+    error = float((x @ factors + bias - y).square().mean().sqrt())
+    return LatentRGB(factors.float(), bias.float(), error)
+
+
+def block_means(clips: torch.Tensor, latent_shape: tuple[int, ...]) -> torch.Tensor:
+    """The mean colour of the pixels and frames each latent pixel stands for (see the module's note):
+    (N, 3, F, H, W) clips → (N, 3, F', H', W') for latents of shape (F', H', W')."""
+    frames, height, width = clips.shape[2:]
+    latent_frames, latent_height, latent_width = latent_shape
+    frame_ratio = (frames - 1) // max(1, latent_frames - 1)
+    if (
+        frame_ratio * (latent_frames - 1) != frames - 1
+        or height % latent_height
+        or width % latent_width
+        or height // latent_height != width // latent_width
+    ):
+        raise ValueError(f"latents {tuple(latent_shape)} do not tile clips of {(frames, height, width)}")
+    # The first frame, repeated in front, fills the first latent frame's block with itself alone.
+    padded = torch.cat([clips[:, :, :1].expand(-1, -1, frame_ratio - 1, -1, -1), clips], dim=2)
+    ratio = height // latent_height
+    return F.avg_pool3d(padded.float(), kernel_size=(frame_ratio, ratio, ratio))
+
+
+def calibration_clips(frames: int, height: int, width: int, seed: int = CALIBRATION_SEED) -> torch.Tensor:
+    """The clips the map is fitted on, (N, 3, frames, height, width) float32 in [-1, 1]: the RGB cube's 8 corners and
+    3 greys as solid colours, 6 two-colour gradients (across, down, diagonal), 6 clips of colour blobs moving over a
+    background."""
+    solids = [torch.tensor(corner) for corner in itertools.product((-1.0, 1.0), repeat=3)]
+    solids += [torch.full((3,), grey) for grey in (-0.5, 0.0, 0.5)]
+    clips = [colour.view(3, 1, 1, 1).expand(3, frames, height, width) for colour in solids]
+    y = torch.linspace(0.0, 1.0, height).view(height, 1).expand(height, width)
+    x = torch.linspace(0.0, 1.0, width).view(1, width).expand(height, width)
+    ramps = {"across": x, "down": y, "diagonal": (x + y) / 2}
+    gradients = [
+        ("across", (-1.0, -1.0, -1.0), (1.0, 1.0, 1.0)),
+        ("across", (-1.0, -1.0, 1.0), (1.0, 1.0, -1.0)),
+        ("down", (-1.0, 1.0, -1.0), (1.0, -1.0, 1.0)),
+        ("down", (1.0, -1.0, -1.0), (-1.0, -1.0, 1.0)),
+        ("diagonal", (1.0, -1.0, -1.0), (-1.0, 1.0, 1.0)),
+        ("diagonal", (-1.0, 1.0, -1.0), (0.5, 0.5, 0.5)),
+    ]
+    for direction, start, end in gradients:
+        ramp = ramps[direction]
+        picture = torch.tensor(start).view(3, 1, 1) * (1 - ramp) + torch.tensor(end).view(3, 1, 1) * ramp
+        clips.append(picture[:, None].expand(3, frames, height, width))
+    generator = torch.Generator().manual_seed(seed)
+    clips += [moving_blobs(frames, height, width, generator) for _ in range(6)]
+    return torch.stack(clips).contiguous()
+
+
+def moving_blobs(frames: int, height: int, width: int, generator: torch.Generator, count: int = 3) -> torch.Tensor:
+    """(3, frames, height, width) in [-1, 1]: `count` soft round blobs of random colours over a random background
+    colour, each moving in a straight line from a random place to another over the frames."""
+
+    def uniform(*shape: int, low: float = -1.0, high: float = 1.0) -> torch.Tensor:
+        return torch.rand(shape, generator=generator) * (high - low) + low
+
+    background = uniform(3)
+    colours = uniform(count, 3)
+    starts, ends = uniform(count, 2, low=0.1, high=0.9), uniform(count, 2, low=0.1, high=0.9)
+    spreads = uniform(count, low=0.12, high=0.3)
+    y = torch.linspace(0.0, 1.0, height).view(1, height, 1)
+    x = torch.linspace(0.0, 1.0, width).view(1, 1, width)
+    along = torch.linspace(0.0, 1.0, frames).view(frames, 1, 1)
+    video = background.view(3, 1, 1, 1).expand(3, frames, height, width).clone()
+    for colour, start, end, spread in zip(colours, starts, ends, spreads, strict=True):
+        centre = start + (end - start) * along.view(frames, 1)  # (frames, 2): (y, x)
+        distance = (y - centre[:, :1, None]) ** 2 + (x - centre[:, 1:, None]) ** 2
+        weight = torch.exp(-distance / (2 * spread**2))[None]  # (1, frames, height, width)
+        video = video * (1 - weight) + colour.view(3, 1, 1, 1) * weight
+    return video

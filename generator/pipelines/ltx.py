@@ -28,6 +28,7 @@ from ._common import (
     tensor_to_frames,
 )
 from .base import LatentObserver, ModelProfile, ProgressCallback, RenderRequest, profile_from_preset
+from .latent_rgb import LatentRGB
 
 log = logging.getLogger(__name__)
 # LTXConditionPipeline passes its own timesteps on every call, and the scheduler warns about it each time.
@@ -102,6 +103,7 @@ class LTXBackend:
     """A resident `LTXConditionPipeline`; `render` is one pipeline call."""
 
     memory_tier = "full"  # how load_backend placed it (generator/pipelines/memory.py)
+    latent_rgb: LatentRGB | None = None  # live previews' colours, fitted from the VAE by load_backend (latent_rgb.py)
 
     def __init__(self, pipeline: LTXConditionPipeline, profile: ModelProfile, prompt_cache_size: int = 0) -> None:
         self.pipeline = pipeline
@@ -160,6 +162,13 @@ class LTXBackend:
             latents = retrieve_latents(pipeline.vae.encode(video), sample_mode="argmax")
             latents = pipeline._normalize_latents(latents, pipeline.vae.latents_mean, pipeline.vae.latents_std)
         return {"latents": latents.float(), "denoise_strength": float(request.strength or 1.0)}
+
+    def encode_as_loop_latents(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, 3, F, H, W) clips in [-1, 1] → their latents as the denoising loop holds them: the VAE's mean,
+        normalised by the VAE's mean, std and scaling factor (what the pipeline undoes before it decodes)."""
+        vae = self.pipeline.vae
+        latents = retrieve_latents(vae.encode(video.to(self.device, vae.dtype)), sample_mode="argmax")
+        return self.pipeline._normalize_latents(latents, vae.latents_mean, vae.latents_std, vae.config.scaling_factor)
 
     def _unpacker(self, request: RenderRequest):
         """The loop's packed latents (B, tokens, C·p·p·pt) of this request → (C, F, H, W), as the pipeline unpacks

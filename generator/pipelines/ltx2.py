@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from diffusers import LTX2ConditionPipeline
-from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
+from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition, retrieve_latents
 
 from ..catalog import ModelPreset
 from ._common import PromptCache, check_request, reset_render_state, step_callback, tensor_to_frames
 from .base import LatentObserver, ModelProfile, ProgressCallback, RenderRequest, profile_from_preset
+from .latent_rgb import LatentRGB
 
 LTX2_NATIVE_SIZES = {"landscape": (768, 512), "portrait": (512, 768), "square": (512, 512)}
 _NO_GUIDANCE = dict(stg_scale=0.0, modality_scale=1.0, audio_guidance_scale=1.0, audio_stg_scale=0.0)
@@ -92,6 +93,7 @@ class LTX2Backend:
     """A resident `LTX2ConditionPipeline`; `render_with_sound` is one pipeline call, `render` its frames."""
 
     memory_tier = "full"  # how load_backend placed it (generator/pipelines/memory.py)
+    latent_rgb: LatentRGB | None = None  # live previews' colours, fitted from the VAE by load_backend (latent_rgb.py)
 
     def __init__(self, pipeline: LTX2ConditionPipeline, profile: ModelProfile, prompt_cache_size: int = 0) -> None:
         self.pipeline = pipeline
@@ -154,6 +156,13 @@ class LTX2Backend:
             return pipeline._unpack_latents(latents[:, :tokens], frames, height, width, size, size_t)[0]
 
         return unpack
+
+    def encode_as_loop_latents(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, 3, F, H, W) clips in [-1, 1] → their video latents as the denoising loop holds them: the VAE's mean,
+        normalised by the VAE's mean, std and scaling factor (what the pipeline undoes before it decodes)."""
+        vae = self.pipeline.vae
+        latents = retrieve_latents(vae.encode(video.to(self.device, vae.dtype)), sample_mode="argmax")
+        return self.pipeline._normalize_latents(latents, vae.latents_mean, vae.latents_std, vae.config.scaling_factor)
 
     def _conditions(self, request: RenderRequest) -> list[LTX2VideoCondition]:
         # uint8 numpy as the pipeline takes it: a lone first image is re-compressed the way the model was trained.

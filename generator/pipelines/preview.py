@@ -1,6 +1,6 @@
 """Live previews of a render in progress: the denoiser's current estimate of the finished latents, turned into
-colour with the family's fixed latent-to-RGB factors (latent_rgb.py), at latent resolution. No VAE decode: a
-preview costs one small matrix product on the device and a few kilobytes copied to the CPU.
+colour with the latent-to-RGB map fitted from the loaded model's own VAE (latent_rgb.py), at latent resolution. No
+VAE decode: a preview costs one small matrix product on the device and a few kilobytes copied to the CPU.
 
 The loop only holds the noisy latents of each step. For flow-matching schedulers (LTX-Video's Euler, Wan's UniPC
 with flow sigmas) two consecutive steps give the model's own estimate of the clean latents:
@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .latent_rgb import factors_for
+from .latent_rgb import LatentRGB, fallback_factors
 
 PREVIEW_FRAMES = 16  # latent frames shown at most (LTX 121 frames = 16 latent frames, Wan 81 = 21)
 
@@ -24,18 +24,19 @@ PREVIEW_FRAMES = 16  # latent frames shown at most (LTX 121 frames = 16 latent f
 class LatentPreview:
     """Handed to a backend's `render`: asked after each denoising step whether a preview is due (`due`), and given
     the step's latents as (C, F, H, W) when it is (`take`). Runs on the GPU thread: `deliver` gets (F, H, W, 3)
-    uint8 frames and must not block (it hands them to another thread)."""
+    uint8 frames and must not block (it hands them to another thread). `colours` is the backend's fitted
+    latent-to-RGB map; None shows the latent channels stretched over the range (`fallback_factors`)."""
 
     def __init__(
         self,
-        family: str,
+        colours: LatentRGB | None,
         every_seconds: float,
         deliver: Callable[[np.ndarray], None],
         *,
         max_frames: int = PREVIEW_FRAMES,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.family = family
+        self.colours = colours
         self.every_seconds = every_seconds
         self.deliver = deliver
         self.max_frames = max_frames
@@ -49,20 +50,25 @@ class LatentPreview:
     def take(self, latents: torch.Tensor) -> None:
         self._next = self.clock() + self.every_seconds
         self.taken += 1
-        self.deliver(latents_to_rgb(latents, self.family, self.max_frames))
+        self.deliver(latents_to_rgb(latents, self.colours, self.max_frames))
 
 
-def latents_to_rgb(latents: torch.Tensor, family: str, max_frames: int = PREVIEW_FRAMES) -> np.ndarray:
-    """(C, F, H, W) latents of `family` → up to `max_frames` evenly spaced frames as (F, H, W, 3) uint8."""
+def latents_to_rgb(latents: torch.Tensor, colours: LatentRGB | None, max_frames: int = PREVIEW_FRAMES) -> np.ndarray:
+    """(C, F, H, W) latents → up to `max_frames` evenly spaced frames as (F, H, W, 3) uint8, coloured by `colours`
+    (None: `fallback_factors`, stretched over the whole range)."""
     if latents.ndim != 4:
         raise ValueError(f"latents must be (C, F, H, W), got {tuple(latents.shape)}")
     channels, frames = latents.shape[:2]
-    factors, bias, published = factors_for(family, channels)
+    if colours is not None and colours.channels != channels:
+        raise ValueError(f"colours fitted for {colours.channels} latent channels, got {channels}")
     picked = torch.from_numpy(np.linspace(0, frames - 1, min(frames, max_frames)).round().astype(np.int64))
     chosen = latents.detach()[:, picked.to(latents.device)].float()
-    matrix = torch.tensor(factors, dtype=torch.float32, device=latents.device)
-    rgb = torch.einsum("cfhw,cr->fhwr", chosen, matrix) + torch.tensor(bias, device=latents.device)
-    if not published:  # arbitrary factors: stretch what they show over the whole range
+    if colours is None:
+        factors, bias = (torch.tensor(values, dtype=torch.float32) for values in fallback_factors(channels))
+    else:
+        factors, bias = colours.factors, colours.bias
+    rgb = torch.einsum("cfhw,cr->fhwr", chosen, factors.to(latents.device)) + bias.to(latents.device)
+    if colours is None:  # arbitrary factors: stretch what they show over the whole range
         low, high = rgb.amin(), rgb.amax()
         rgb = (rgb - low) / (high - low).clamp_min(1e-6) * 2 - 1
     return rgb.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).cpu().numpy()

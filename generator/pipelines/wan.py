@@ -17,6 +17,7 @@ import dataclasses
 import numpy as np
 import torch
 from diffusers import WanPipeline, WanVACEPipeline, WanVideoToVideoPipeline
+from diffusers.pipelines.wan.pipeline_wan_video2video import retrieve_latents
 from PIL import Image
 
 from ..catalog import ModelPreset
@@ -31,6 +32,7 @@ from ._common import (
     tensor_to_frames,
 )
 from .base import LatentObserver, ModelProfile, ProgressCallback, RenderRequest, profile_from_preset
+from .latent_rgb import LatentRGB
 
 WAN_NATIVE_SIZES = {"landscape": (832, 480), "portrait": (480, 832), "square": (624, 624)}
 
@@ -99,6 +101,7 @@ class WanBackend:
     """A resident Wan pipeline; `render` is one pipeline call."""
 
     memory_tier = "full"  # how load_backend placed it (generator/pipelines/memory.py)
+    latent_rgb: LatentRGB | None = None  # live previews' colours, fitted from the VAE by load_backend (latent_rgb.py)
 
     def __init__(
         self, pipeline: WanPipeline | WanVACEPipeline, profile: ModelProfile, prompt_cache_size: int = 0
@@ -142,6 +145,16 @@ class WanBackend:
         with torch.inference_mode():  # the text encoder too: grad mode picks other CPU kernels (not bit-identical)
             output = pipeline(**self._text(request), **call)
         return tensor_to_frames(output.frames[0])
+
+    def encode_as_loop_latents(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, 3, F, H, W) clips in [-1, 1] → their latents as the denoising loop holds them: the VAE's mean,
+        normalised by the VAE config's `latents_mean` and `latents_std`, as Wan's pipelines do (and undo before they
+        decode)."""
+        vae, device = self.pipeline.vae, self.pipeline._execution_device
+        latents = retrieve_latents(vae.encode(video.to(device, vae.dtype)), sample_mode="argmax")
+        mean = torch.tensor(vae.config.latents_mean, device=latents.device).view(1, -1, 1, 1, 1)
+        std = torch.tensor(vae.config.latents_std, device=latents.device).view(1, -1, 1, 1, 1)
+        return (latents.float() - mean) / std
 
     def video_to_video(self) -> WanVideoToVideoPipeline:
         """diffusers' video-to-video pipeline on this pipeline's own components (no second copy of any weight)."""

@@ -20,6 +20,7 @@ def test_every_preset_and_tier_renders_and_reports(tmp_path):
         (preset, tier) for preset in ("ltx-13b-distilled", "wan2.2-a14b") for tier in ("full", "balanced", "low")
     ]
     assert all("error" not in row and row["render_2_steps_s"] > 0 for row in rows), rows
+    assert all(row["preview_fit_s"] > 0 and row["preview_fit_rms"] is not None for row in rows), rows
     assert len(out.read_text().splitlines()) == 6
 
 

@@ -1,5 +1,6 @@
-"""Live previews of a render in progress: latents projected to colour per family, written every few seconds while
-the tiny model renders, and served as the `preview` content variant with the Video object's `preview_at`."""
+"""Live previews of a render in progress: latents coloured by the map fitted from the model's own VAE, written every
+few seconds while the tiny model renders, and served as the `preview` content variant with the Video object's
+`preview_at`."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import torch
 from PIL import Image
 
 from generator.media.previews import LIVE_PREVIEW_MAX_BYTES, animated_preview
-from generator.pipelines.base import RenderRequest
-from generator.pipelines.latent_rgb import PUBLISHED, factors_for
+from generator.pipelines.base import RenderRequest, VideoBackend
+from generator.pipelines.latent_rgb import LatentRGB
 from generator.pipelines.ltx2 import _NO_GUIDANCE
 from generator.pipelines.preview import LatentPreview, denoised_estimate, latents_to_rgb
 from tests.support.generator_service import (
@@ -27,22 +28,26 @@ from tests.support.generator_service import (
 )
 
 
-@pytest.mark.parametrize(
-    ("family", "channels", "published"),
-    [("ltx", 128, True), ("wan", 16, True), ("wan", 48, True), ("ltx", 8, False), ("wan", 7, False)],
-)
-def test_every_family_s_latents_become_frames_of_latent_size(family, channels, published):
-    latents = torch.randn(channels, 21, 6, 10, generator=torch.Generator().manual_seed(channels))
-    frames = latents_to_rgb(latents, family, max_frames=16)
+def test_latents_become_frames_of_latent_size_in_the_fitted_colours():
+    generator = torch.Generator().manual_seed(0)
+    latents = torch.randn(16, 21, 6, 10, generator=generator)
+    colours = LatentRGB(torch.randn(16, 3, generator=generator) * 0.1, torch.tensor([0.1, -0.2, 0.3]), error=0.0)
+    frames = latents_to_rgb(latents, colours, max_frames=16)
     assert frames.shape == (16, 6, 10, 3) and frames.dtype == np.uint8
-    assert factors_for(family, channels)[2] is published
-    assert frames.std() > 0  # a picture, not a flat colour
+    picked = np.linspace(0, 20, 16).round().astype(int)
+    rgb = torch.einsum("cfhw,cr->fhwr", latents[:, picked], colours.factors) + colours.bias
+    expected = rgb.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+    assert np.array_equal(frames, expected)
+    with pytest.raises(ValueError, match="fitted for 16 latent channels, got 8"):
+        latents_to_rgb(latents[:8], colours)
 
 
-def test_the_published_factors_have_one_row_per_latent_channel():
-    for (family, channels), (factors, bias) in PUBLISHED.items():
-        assert len(factors) == channels and all(len(row) == 3 for row in factors), family
-        assert len(bias) == 3
+@pytest.mark.parametrize("channels", [128, 48, 16, 8, 7])
+def test_without_fitted_colours_the_latent_channels_are_stretched_over_the_range(channels):
+    latents = torch.randn(channels, 21, 6, 10, generator=torch.Generator().manual_seed(channels))
+    frames = latents_to_rgb(latents, None, max_frames=16)
+    assert frames.shape == (16, 6, 10, 3) and frames.dtype == np.uint8
+    assert frames.min() == 0 and frames.max() == 255  # a picture over the whole range, not a flat colour
 
 
 def test_the_denoised_estimate_of_an_euler_step_is_the_clean_latents():
@@ -72,7 +77,7 @@ def test_a_preview_fits_the_size_cap_and_loops():
 def test_a_render_hands_its_latents_to_the_preview_at_every_due_step(request, backend_name):
     backend = request.getfixturevalue(backend_name)
     shown: list[np.ndarray] = []
-    preview = LatentPreview(backend.profile.family, 0.0, shown.append)  # due at every step
+    preview = LatentPreview(backend.latent_rgb, 0.0, shown.append)  # due at every step
     size = backend.profile.size_multiple * 2
     render = RenderRequest(
         prompt="a cat", width=size, height=size, num_frames=17, seed=3, num_inference_steps=3, guidance_scale=1.0
@@ -178,3 +183,48 @@ async def test_there_is_no_preview_until_one_is_made(tmp_path):
         assert video.status == "completed" and video.model_extra["preview_at"] is None
         with pytest.raises(openai.NotFoundError, match="no preview yet"):
             await client.videos.download_content(video.id, variant="preview")
+
+
+class PreviewsKept:
+    """Wraps a backend: the preview observer the worker hands each render goes on to it, recording the latents it
+    takes and the frames it delivers from them."""
+
+    def __init__(self, inner: VideoBackend) -> None:
+        self.inner, self.profile, self.latent_rgb = inner, inner.profile, inner.latent_rgb
+        self.observers: list[LatentPreview] = []
+        self.shown: list[tuple[torch.Tensor, np.ndarray]] = []
+
+    def render(self, request: RenderRequest, on_step=None, preview: LatentPreview | None = None) -> np.ndarray:
+        if preview is not None:
+            self.observers.append(preview)
+            take, deliver, taken = preview.take, preview.deliver, []
+
+            def taking(latents: torch.Tensor) -> None:
+                taken.append(latents.detach().clone())
+                take(latents)
+
+            def delivering(frames: np.ndarray) -> None:
+                self.shown.append((taken[-1], frames))
+                deliver(frames)
+
+            preview.take, preview.deliver = taking, delivering
+        return self.inner.render(request, on_step, preview)
+
+
+async def test_the_worker_s_previews_are_in_the_colours_fitted_from_the_backend_s_vae(tmp_path):
+    backend = PreviewsKept(tiny_backend())
+    async with (
+        running_generator(tmp_path, backend, GENERATOR_PREVIEW_SECONDS=0.01) as running,
+        sdk_client(running) as client,
+    ):
+        video = await client.videos.create_and_poll(
+            prompt="a red ball", seconds="1", poll_interval_ms=50, extra_body={"num_inference_steps": 3}
+        )
+        assert video.status == "completed" and video.model_extra["preview_at"] is not None
+    fitted = backend.latent_rgb
+    assert isinstance(fitted, LatentRGB)  # load_backend fitted them from the tiny LTX's VAE
+    assert backend.observers and all(observer.colours is fitted for observer in backend.observers)
+    assert backend.shown
+    for latents, frames in backend.shown:
+        assert np.array_equal(frames, latents_to_rgb(latents, fitted))
+        assert not np.array_equal(frames, latents_to_rgb(latents, None))

@@ -75,6 +75,7 @@ class SlowBackend:
     ):
         self.inner = inner
         self.profile = inner.profile
+        self.latent_rgb = getattr(inner, "latent_rgb", None)  # its previews' colours, as the worker looks them up
         self.step_delay = step_delay
         self.fail_on = fail_on or {}
         self.gate = gate

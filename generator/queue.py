@@ -73,6 +73,16 @@ class ClaimedJob:
 
 
 @dataclass(frozen=True)
+class EndedJob:
+    """A job a claim ended instead of taking it over (its worker was gone): cancelled, or failed `worker_lost`."""
+
+    id: str
+    status: str
+    error_code: str | None
+    attempts: int  # the attempts its lost workers made (each may have left a folder)
+
+
+@dataclass(frozen=True)
 class Heartbeat:
     owned: bool  # False once the lease was lost (another worker took the job, or it was deleted)
     cancel_requested: bool
@@ -270,12 +280,12 @@ class JobQueue:
 
     # --- workers ---------------------------------------------------------------------------------
 
-    async def claim(self, worker_id: str, on_ended: Callable[[str, str], None] | None = None) -> ClaimedJob | None:
+    async def claim(self, worker_id: str, on_ended: Callable[[EndedJob], None] | None = None) -> ClaimedJob | None:
         """Take the next job: first one whose worker died (lease expired), else the fairest queued one.
 
         An abandoned job that is not taken over is ended instead: cancelled if that was asked, failed with
-        `worker_lost` once its workers were lost `max_attempts` times. Each such end is reported to `on_ended` as
-        (status, error code) once it is committed (the worker counts it in its metrics).
+        `worker_lost` once its workers were lost `max_attempts` times. Each such end is reported to `on_ended` once
+        it is committed (the worker counts it and removes what the lost attempts left).
         """
         while True:
             async with self._writing() as session:
@@ -309,9 +319,9 @@ class JobQueue:
                 else:
                     log.warning("job %s: lease of %s expired, taking it over", abandoned.id, abandoned.lease_owner)
                     return self._take(abandoned, worker_id, now)
-                ended = abandoned.status, abandoned.error_code
+                ended = EndedJob(abandoned.id, abandoned.status, abandoned.error_code, abandoned.attempts)
             if on_ended is not None:  # committed: the job has really ended
-                on_ended(*ended)
+                on_ended(ended)
 
     def _take(self, job: VideoJob, worker_id: str, now: Any) -> ClaimedJob:
         job.status = models.IN_PROGRESS

@@ -29,7 +29,7 @@ from generator.outputs import OutputWriter
 from generator.params import RenderPlan, seconds_text
 from generator.pipelines.base import LatentObserver, RenderCancelled, VideoBackend, takes_previews
 from generator.previewing import LivePreviews
-from generator.queue import ClaimedJob, JobQueue, Lease
+from generator.queue import ClaimedJob, EndedJob, JobQueue, Lease
 from generator.render import RenderedVideo, render_video
 from generator.storage import ArtifactStore
 from generator.yuv import conversion_device
@@ -189,18 +189,32 @@ class Worker:
 
     async def _claim_and_start(self) -> _HeldClaim | None:
         try:
-            job = await self.queue.claim(self.name, on_ended=self._count_ended)
+            job = await self.queue.claim(self.name, on_ended=self._claim_ended)
         except Exception:
             log.exception("worker %s: claiming failed; retrying", self.name)
             return None
         return None if job is None else await self._start(job)
 
-    def _count_ended(self, status: str, code: str) -> None:
-        """Count a job the claim ended instead of taking it over: cancelled while its worker was gone, or failed with
-        `worker_lost` (its workers were lost too many times)."""
-        self.metrics.jobs_finished.labels(status).inc()
-        if status == "failed":
-            self.metrics.failures.labels(code).inc()
+    def _claim_ended(self, ended: EndedJob) -> None:
+        """A job the claim ended instead of taking it over: cancelled while its worker was gone, or failed with
+        `worker_lost` (its workers were lost too many times). Counted like the jobs a render ends, and its files
+        removed as those are: a cancelled job's folder, a failed job's attempts (its last live preview stays)."""
+        self.metrics.jobs_finished.labels(ended.status).inc()
+        if ended.status == "failed":
+            self.metrics.failures.labels(ended.error_code or "unknown").inc()
+        task = asyncio.create_task(self._remove_files_of(ended))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _remove_files_of(self, ended: EndedJob) -> None:
+        def remove() -> None:
+            if ended.status == "cancelled":
+                self.store.delete_job(ended.id)
+            else:
+                for attempt in range(1, ended.attempts + 1):
+                    self.store.delete_attempt(ended.id, attempt)
+
+        await asyncio.get_running_loop().run_in_executor(self.cpu_pool, remove)
 
     async def _start(self, job: ClaimedJob) -> _HeldClaim:
         """Keep the job's lease from now on and load its inputs. Errors are kept for `_process` to fail the job

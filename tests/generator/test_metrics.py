@@ -77,22 +77,31 @@ def abandoned_job(attempts: int, cancel_requested: bool = False) -> VideoJob:
 
 async def test_metrics_count_the_jobs_a_claim_ends_instead_of_taking_over(tmp_path):
     """A worker's claim fails a job whose workers were lost `max_attempts` times (`worker_lost`) and ends one that
-    was cancelled while its worker was gone: both count like the jobs a render ends."""
+    was cancelled while its worker was gone: both count like the jobs a render ends, and what their lost attempts
+    left is removed as a render's end removes it (the failed job's last live preview stays, as any failed job's)."""
     async with running_generator(tmp_path, GENERATOR_MAX_ATTEMPTS=2) as running:
         lost, cancelled = abandoned_job(attempts=2), abandoned_job(attempts=1, cancel_requested=True)
-        async with running.service.queue.sessions.begin() as session:
+        store = running.service.store
+        for job, attempts in ((lost, 2), (cancelled, 1)):
+            for attempt in range(1, attempts + 1):  # what the killed workers had written
+                store.path_for(job.id, "video", attempt).write_bytes(b"half an mp4")
+            store.write_bytes(job.id, "preview", b"RIFF....WEBP")
+        async with running.service.queue.sessions.begin() as session:  # the running worker's next claim finds them
             session.add_all([lost, cancelled])
         finished = ("hanul_generator_jobs_finished_total", (("status", "cancelled"),))
 
-        async def both_counted() -> bool:
+        async def both_counted_and_cleared() -> bool:
             after = await scrape(running.base_url)
-            return after[("hanul_generator_failures_total", (("kind", "worker_lost"),))] == 1 and after[finished] == 1
+            lost_counted = after[("hanul_generator_failures_total", (("kind", "worker_lost"),))] == 1
+            counted = lost_counted and after[finished] == 1
+            return counted and not store.job_dir(cancelled.id).exists() and not store.attempt_dir(lost.id, 2).exists()
 
-        await wait_until(both_counted)
+        await wait_until(both_counted_and_cleared)
         after = await scrape(running.base_url)
         failed = await running.service.queue.get(lost.id)
         assert (failed.status, failed.error_code) == (models.FAILED, "worker_lost")
         assert (await running.service.queue.get(cancelled.id, include_deleted=True)).status == models.CANCELLED
+        assert [path.name for path in store.job_dir(lost.id).iterdir()] == ["preview.webp"]
     assert after[("hanul_generator_jobs_finished_total", (("status", "failed"),))] == 1
     assert after[("hanul_generator_failures_total", (("kind", "render_failed"),))] == 0
 

@@ -11,7 +11,7 @@ import pytest
 from generator import models
 from generator.errors import APIError
 from generator.models import VideoJob
-from generator.queue import JobQueue, QueueLimits
+from generator.queue import EndedJob, JobQueue, QueueLimits
 from generator.storage import new_video_id
 from hanul_core.db import read_only_session_factory, session_factory, utcnow
 from tests.support.sqlite_writer import sqlite_with_outside_writer
@@ -128,11 +128,12 @@ async def test_a_job_whose_workers_keep_dying_fails_after_max_attempts(engine):
     await asyncio.sleep(0.1)
     await queue.claim("w2")
     await asyncio.sleep(0.1)
-    ended: list[tuple[str, str]] = []
-    assert await queue.claim("w3", on_ended=lambda status, code: ended.append((status, code))) is None
+    ended: list[EndedJob] = []
+    assert await queue.claim("w3", on_ended=ended.append) is None
     failed = await queue.get(video_id)
     assert failed.status == models.FAILED and failed.error_code == "worker_lost"
-    assert ended == [(models.FAILED, "worker_lost")]  # reported to the claiming worker, which counts it
+    # Reported to the claiming worker, which counts it and removes the folders of its two lost attempts.
+    assert ended == [EndedJob(video_id, models.FAILED, "worker_lost", 2)]
 
 
 async def test_a_job_cancelled_while_its_worker_was_gone_is_ended_by_the_next_claim(engine):
@@ -141,10 +142,10 @@ async def test_a_job_cancelled_while_its_worker_was_gone_is_ended_by_the_next_cl
     await queue.claim("w1")
     await queue.request_cancel(abandoned)
     await asyncio.sleep(0.1)
-    ended: list[tuple[str, str]] = []
-    taken = await queue.claim("w2", on_ended=lambda status, code: ended.append((status, code)))
+    ended: list[EndedJob] = []
+    taken = await queue.claim("w2", on_ended=ended.append)
     assert taken.id == waiting  # the claim goes on to the next job
-    assert ended == [(models.CANCELLED, "cancelled")]
+    assert ended == [EndedJob(abandoned, models.CANCELLED, "cancelled", 1)]
     assert (await queue.get(abandoned, include_deleted=True)).status == models.CANCELLED
 
 

@@ -170,3 +170,24 @@ def test_rendered_video_frames_are_a_view_of_new_frames_only(tiny_ltx) -> None:
     parent = np.zeros((9, 64, 96, 3), np.uint8)
     video: RenderedVideo = render_video(tiny_ltx, spec(total_frames=8, parent_tail=parent))
     assert video.frames.shape[0] == 8 and video.segments == 1
+
+
+def test_a_video_of_one_call_is_that_calls_frames_not_a_copy(tiny_ltx) -> None:
+    """Between a one-call clip's decode and its encode nothing copies its frames (0.05 s for 5 s at 768×512)."""
+    returned: list[np.ndarray] = []
+
+    class Keeping:
+        profile = tiny_ltx.profile
+
+        def render(self, request, on_step=None):
+            returned.append(tiny_ltx.render(request, on_step))
+            return returned[-1]
+
+    shown: list[np.ndarray] = []
+    video = render_video(Keeping(), spec(total_frames=10), on_frames=shown.append)
+    assert np.shares_memory(video.frames, returned[0]) and np.shares_memory(shown[0], returned[0])
+    assert np.array_equal(video.frames, returned[0][:10]) and not shown[0].flags.writeable
+    assert np.array_equal(video.tail, returned[0][1:10]) and not np.shares_memory(video.tail, returned[0])
+    # Anything before it (a parent's tail) or after it (more calls) still goes into one buffer.
+    longer = render_video(Keeping(), spec(total_frames=30))
+    assert longer.segments > 1 and not np.shares_memory(longer.frames, returned[1])

@@ -200,6 +200,25 @@ class PromptCache:
         return len(self._entries)
 
 
+def packed_latents_unpacker(
+    pipeline: object, request: RenderRequest, conditions_first: bool
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The loop's packed latents (B, tokens, C·p·p·pt) of `request` on an LTX-family pipeline → (C, F, H, W), still
+    normalised, as the pipeline unpacks them after its loop. Condition tokens are dropped: LTX-Video's pipeline puts
+    them in front of the request's own (`conditions_first`), LTX-2's after them."""
+    size, size_t = pipeline.transformer_spatial_patch_size, pipeline.transformer_temporal_patch_size
+    frames = ((request.num_frames - 1) // pipeline.vae_temporal_compression_ratio + 1) // size_t
+    height = request.height // pipeline.vae_spatial_compression_ratio // size
+    width = request.width // pipeline.vae_spatial_compression_ratio // size
+    tokens = frames * height * width
+
+    def unpack(latents: torch.Tensor) -> torch.Tensor:
+        own = latents[:, -tokens:] if conditions_first else latents[:, :tokens]
+        return pipeline._unpack_latents(own, frames, height, width, size, size_t)[0]
+
+    return unpack
+
+
 def call_default(pipeline: object, parameter: str) -> object:
     """The default of one of the pipeline's `__call__` parameters (e.g. max_sequence_length), as installed."""
     return inspect.signature(type(pipeline).__call__).parameters[parameter].default

@@ -22,6 +22,7 @@ from ._common import (
     check_request,
     frames_to_tensor,
     image_to_tensor,
+    packed_latents_unpacker,
     prompt_token_counts,
     reset_render_state,
     step_callback,
@@ -144,7 +145,9 @@ class LTXBackend:
                 guidance_scale=request.guidance_scale,
                 generator=generator,
                 output_type="pt",  # stays on the device: the uint8 conversion happens there, not in CPU numpy
-                callback_on_step_end=step_callback(on_step, preview, self._unpacker(request)),
+                callback_on_step_end=step_callback(
+                    on_step, preview, packed_latents_unpacker(self.pipeline, request, conditions_first=True)
+                ),
                 **decode,
                 **edit,
             )
@@ -169,21 +172,6 @@ class LTXBackend:
         vae = self.pipeline.vae
         latents = retrieve_latents(vae.encode(video.to(self.device, vae.dtype)), sample_mode="argmax")
         return self.pipeline._normalize_latents(latents, vae.latents_mean, vae.latents_std, vae.config.scaling_factor)
-
-    def _unpacker(self, request: RenderRequest):
-        """The loop's packed latents (B, tokens, C·p·p·pt) of this request → (C, F, H, W), as the pipeline unpacks
-        them after the loop (conditioning tokens appended in front, if any, dropped)."""
-        pipeline = self.pipeline
-        size, size_t = pipeline.transformer_spatial_patch_size, pipeline.transformer_temporal_patch_size
-        frames = ((request.num_frames - 1) // pipeline.vae_temporal_compression_ratio + 1) // size_t
-        height = request.height // pipeline.vae_spatial_compression_ratio // size
-        width = request.width // pipeline.vae_spatial_compression_ratio // size
-        tokens = frames * height * width
-
-        def unpack(latents: torch.Tensor) -> torch.Tensor:
-            return pipeline._unpack_latents(latents[:, -tokens:], frames, height, width, size, size_t)[0]
-
-        return unpack
 
     def _shifted_timesteps(self, request: RenderRequest) -> list[float] | None:
         """For a scheduler that shifts by the video's size (see `take_over_dynamic_shifting`), the timesteps

@@ -23,7 +23,14 @@ from diffusers import LTX2ConditionPipeline
 from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition, retrieve_latents
 
 from ..catalog import ModelPreset
-from ._common import PromptCache, check_request, reset_render_state, step_callback, tensor_to_frames
+from ._common import (
+    PromptCache,
+    check_request,
+    packed_latents_unpacker,
+    reset_render_state,
+    step_callback,
+    tensor_to_frames,
+)
 from .base import LatentObserver, ModelProfile, ProgressCallback, RenderRequest, profile_from_preset
 from .latent_rgb import LatentRGB
 
@@ -134,28 +141,14 @@ class LTX2Backend:
                 guidance_scale=request.guidance_scale,
                 generator=generator,
                 output_type="pt",  # frames stay on the device for the uint8 conversion
-                callback_on_step_end=step_callback(on_step, preview, self._unpacker(request)),
+                callback_on_step_end=step_callback(
+                    on_step, preview, packed_latents_unpacker(self.pipeline, request, conditions_first=False)
+                ),
                 **guidance,
             )
         frames = tensor_to_frames(output.frames[0])
         sound = output.audio[0].float().clamp(-1.0, 1.0).cpu().numpy()
         return frames, np.ascontiguousarray(sound, dtype=np.float32)
-
-    def _unpacker(self, request: RenderRequest):
-        """The loop's packed video latents (B, tokens, C·p·p·pt) of this request → (C, F, H, W), still normalised,
-        as the pipeline unpacks them after the loop: the request's own tokens come first, and any condition tokens
-        appended after them are dropped."""
-        pipeline = self.pipeline
-        size, size_t = pipeline.transformer_spatial_patch_size, pipeline.transformer_temporal_patch_size
-        frames = ((request.num_frames - 1) // pipeline.vae_temporal_compression_ratio + 1) // size_t
-        height = request.height // pipeline.vae_spatial_compression_ratio // size
-        width = request.width // pipeline.vae_spatial_compression_ratio // size
-        tokens = frames * height * width
-
-        def unpack(latents: torch.Tensor) -> torch.Tensor:
-            return pipeline._unpack_latents(latents[:, :tokens], frames, height, width, size, size_t)[0]
-
-        return unpack
 
     def encode_as_loop_latents(self, video: torch.Tensor) -> torch.Tensor:
         """(B, 3, F, H, W) clips in [-1, 1] → their video latents as the denoising loop holds them: the VAE's mean,

@@ -411,6 +411,7 @@ def one_clip(backend: Any, spec: Any, clock: StageClock, workdir: Path, parent: 
         path if parent is None else workdir / "part.mp4",
         spec.fps,
         parts=FEED["parts"],
+        total_frames=spec.total_frames,
         follows=parent,
         convert_on=convert_on,
     )

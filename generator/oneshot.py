@@ -79,6 +79,7 @@ def generate_to_file(
             output,
             plan.fps,
             parts=settings.mp4_parts,
+            total_frames=plan.num_frames,
             preset=settings.mp4_preset,
             convert_on=conversion_device(backend),
         )

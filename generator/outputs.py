@@ -51,10 +51,12 @@ class OutputWriter:
         path = self.path(job, "video")
         if inputs.parent_video is not None:
             path = path.with_name(NEW_PART)
+        uploaded = 0 if inputs.parent_frames is None else len(inputs.parent_frames)
         writer = parts.mp4_writer(
             path,
             plan.fps,
             parts=self.mp4_parts,
+            total_frames=uploaded + plan.num_frames,
             preset=self.mp4_preset,
             follows=inputs.parent_video,
             convert_on=convert_on,

@@ -48,8 +48,8 @@ class GeneratorSettings(CoreSettings):
     mp4_preset: Literal[
         "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"
     ] = Field(default="veryfast", validation_alias="GENERATOR_MP4_PRESET")
-    # Encoders one MP4 is cut between (media/parts.py): each part of at least a second on its own x264 with a share
-    # of the cores, joined by stream copy; a keyframe more per part. 1: one encoder.
+    # Encoders the end of an MP4 is cut between (media/parts.py): the last render call's frames in parts of at least a
+    # second, each on its own x264 with a share of the cores, joined by stream copy; a keyframe more per part.
     mp4_parts: int = Field(default=1, ge=1, le=16, validation_alias="GENERATOR_MP4_PARTS")
     # Finished renders a worker may be encoding while it renders the next: more keeps the GPU busy when encoding a
     # clip takes longer than rendering one (fast distilled models), at the price of one decoded clip each in memory.

@@ -3,9 +3,11 @@
 After the last frames of a render are decoded, what is left of the request is their encode. One x264 encoder
 spreads a short clip over its frame threads poorly (121 frames of 768×512 at `veryfast` took 0.4 s after the
 render on a 16-core H200 box, about what 2 cores take), and the frames are fed to it one by one from one thread.
-Here each stretch of frames written is cut into up to `parts` parts of at least `MIN_PART_FRAMES`, each encoded by
-its own encoder on its own thread with a share of the cores, and `finish` copies the parts' packets one after the
-other into the MP4 (`joining.join_streams`). Their headers are the same (`stitchable`, one size, one level), so a
+Here the last stretch of frames written (a one-call clip's only one) is cut into up to `parts` parts of at least
+`MIN_PART_FRAMES`, each encoded by its own encoder on its own thread with a share of the cores, and `finish` copies
+the parts' packets one after the other into the MP4 (`joining.join_streams`). The stretches before it (a long
+video's earlier segments, encoded while the later ones render) go to one encoder, as `Mp4Writer` does: no keyframe
+at each segment, and no hurry. Their headers are the same (`stitchable`, one size, one level), so a
 player sees one stream; each part opens on a keyframe, which is the price: a few percent more bytes per part
 (`bench/cpu_figures.py`, `mp4_parts`). Which part count pays on which machine is measured by
 `bench/gpu_session.sh`; one part (`Mp4Writer`, a single encoder) stays the default until it has been.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
@@ -37,12 +40,22 @@ def mp4_writer(
     preset: str = PRESET,
     follows: VideoSource | None = None,
     convert_on: ConvertOn = None,
+    total_frames: int | None = None,
 ) -> Mp4Output:
     """The writer of a video encoded along its render: one encoder (`Mp4Writer`) for `parts` = 1, else parts on
-    parallel encoders (`PartedMp4Writer`)."""
+    parallel encoders (`PartedMp4Writer`; `total_frames`: how many frames will be written in all)."""
     if parts == 1:
         return Mp4Writer(path, fps, crf=crf, preset=preset, follows=follows, convert_on=convert_on)
-    return PartedMp4Writer(path, fps, parts=parts, crf=crf, preset=preset, follows=follows, convert_on=convert_on)
+    return PartedMp4Writer(
+        path,
+        fps,
+        parts=parts,
+        crf=crf,
+        preset=preset,
+        follows=follows,
+        convert_on=convert_on,
+        total_frames=total_frames,
+    )
 
 
 def part_bounds(frames: int, parts: int) -> list[int]:
@@ -53,9 +66,10 @@ def part_bounds(frames: int, parts: int) -> list[int]:
 
 
 class PartedMp4Writer:
-    """`Mp4Writer`'s CRF encode, each `write` cut into parts encoded at once on `parts` threads (x264 frame threads:
-    the cores shared between them). Use from one thread at a time: `write` each stretch in order, then `finish`,
-    or `abort` to leave nothing behind."""
+    """`Mp4Writer`'s CRF encode, the last `write` cut into parts encoded at once on `parts` threads (x264 frame
+    threads: the cores shared between them); the writes before it, to one encoder. Which write is the last: the one
+    that reaches `total_frames`; every write, when that is not given. Use from one thread at a time: `write` each
+    stretch in order, then `finish`, or `abort` to leave nothing behind."""
 
     def __init__(
         self,
@@ -68,6 +82,7 @@ class PartedMp4Writer:
         follows: VideoSource | None = None,
         convert_on: ConvertOn = None,
         cores: int | None = None,
+        total_frames: int | None = None,
     ) -> None:
         """`follows`: the video whose stream this one is to continue (`joining.append_part`): the parts take its
         H.264 level. `convert_on`: a GPU to convert each part to YUV 4:2:0 on (`generator.yuv`)."""
@@ -79,6 +94,7 @@ class PartedMp4Writer:
         self.parts = parts
         self.convert_on = convert_on
         self.threads = max(1, (cores or os.cpu_count() or 1) // parts)
+        self.total_frames = total_frames
         self.frames = 0
         self.padded = False
         self.seconds = 0.0  # spent encoding, wall time
@@ -88,6 +104,7 @@ class PartedMp4Writer:
         self._size: tuple[int, int] | None = None  # (width, height) of the frames, before padding
         self._files: list[Path] = []  # the parts written so far, in order
         self._pool: ThreadPoolExecutor | None = None
+        self._open: Mp4Writer | None = None  # the part the writes before the last go to
 
     def write(self, frames: np.ndarray) -> None:
         """The next frames of the video, all of one (H, W) size: back once all their parts are encoded."""
@@ -104,6 +121,16 @@ class PartedMp4Writer:
             raise ValueError(f"every part must be {self._size[0]}x{self._size[1]}, got {size[0]}x{size[1]}")
         assert self._pool is not None
         frames, self.padded = pad_to_even(frames)
+        if self.total_frames is not None and self.frames + len(frames) < self.total_frames:  # more will follow
+            if self._open is None:
+                self._open = self._next_part_writer()
+            self._open.write(frames)
+            self.frames += len(frames)
+            self.seconds += time.perf_counter() - started
+            return
+        if self._open is not None:
+            self._open.finish(sys.maxsize)
+            self._open = None
         bounds = part_bounds(len(frames), self.parts)
         jobs = []
         for start, end in itertools.pairwise(bounds):
@@ -115,6 +142,13 @@ class PartedMp4Writer:
             job.result()
         self.frames += len(frames)
         self.seconds += time.perf_counter() - started
+
+    def _next_part_writer(self) -> Mp4Writer:
+        path = beside(self.path, f".part{len(self._files)}.mp4")
+        self._files.append(path)
+        return Mp4Writer(
+            path, self.fps, crf=self.crf, preset=self.preset, follows=self._follows, convert_on=self.convert_on
+        )
 
     def _encode_part(self, frames: np.ndarray, path: Path) -> None:
         height, width = frames.shape[1:3]
@@ -136,6 +170,9 @@ class PartedMp4Writer:
         """Join the parts into the video and move it into place; None (and no file) when it is over `max_bytes`."""
         if not self._files:
             raise ValueError("no frames were written")
+        if self._open is not None:  # fewer frames came than `total_frames` said: what came is the video
+            self._open.finish(sys.maxsize)
+            self._open = None
         started = time.perf_counter()
         tmp = beside(self.path, ".tmp")
         try:
@@ -161,6 +198,9 @@ class PartedMp4Writer:
 
     def abort(self) -> None:
         """Remove the parts (waiting for any still being encoded)."""
+        if self._open is not None:
+            self._open.abort()
+            self._open = None
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None

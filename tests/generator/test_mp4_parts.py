@@ -45,15 +45,22 @@ def test_frames_are_cut_into_parts_of_a_second_at_least(frames: int, asked: int,
     assert lengths.sum() == frames and (len(lengths) == 1 or lengths.min() >= MIN_PART_FRAMES)
 
 
-@pytest.mark.parametrize("writes", [(96,), (50, 46)])
-def test_a_video_encoded_as_parallel_parts_is_one_stream_of_every_frame(tmp_path: Path, writes) -> None:
+@pytest.mark.parametrize(
+    ("writes", "total", "cuts"),
+    [
+        ((96,), None, [0, 48]),
+        ((50, 46), None, [0, 25, 50]),  # every write cut, when the whole is not known
+        ((30, 66), 96, [0, 30, 63]),  # the writes before the last go to one encoder: the last one is cut
+        ((10, 20, 66), 96, [0, 30, 63]),
+    ],
+)
+def test_a_video_encoded_as_parallel_parts_is_one_stream_of_every_frame(tmp_path: Path, writes, total, cuts) -> None:
     frames = textured_video(sum(writes))
     whole = encode_mp4(frames, 24, tmp_path / "whole.mp4", max_bytes=10**8)
-    writer = PartedMp4Writer(tmp_path / "parts.mp4", 24, parts=2)
-    start, cuts = 0, []
+    writer = PartedMp4Writer(tmp_path / "parts.mp4", 24, parts=2, total_frames=total)
+    start = 0
     for count in writes:
         writer.write(frames[start : start + count])
-        cuts += [start + bound for bound in part_bounds(count, 2)[:-1]]
         start += count
     written = writer.finish(max_bytes=10**8)
     assert written is not None and written.path == tmp_path / "parts.mp4"
@@ -120,6 +127,19 @@ def test_parts_over_the_cap_or_abandoned_leave_no_file(tmp_path: Path) -> None:
         writer.write(textured_video(48, width=96))
     writer.abort()
     assert list(tmp_path.iterdir()) == []
+    writer = PartedMp4Writer(tmp_path / "video.mp4", 24, parts=2, total_frames=96)
+    writer.write(textured_video(48))  # to the one encoder of the writes before the last
+    writer.abort()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_video_that_ends_before_its_announced_length_is_what_was_written(tmp_path: Path) -> None:
+    writer = PartedMp4Writer(tmp_path / "video.mp4", 24, parts=2, total_frames=96)
+    writer.write(textured_video(30))
+    written = writer.finish(max_bytes=10**8)
+    assert written is not None and written.frames == 30
+    assert len(decode_video(written.path)[0]) == 30 and keyframe_indices(written.path) == [0]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["video.mp4"]
 
 
 def test_odd_sizes_are_padded_and_one_part_is_one_encoder(tmp_path: Path) -> None:
@@ -137,8 +157,8 @@ def test_odd_sizes_are_padded_and_one_part_is_one_encoder(tmp_path: Path) -> Non
 
 
 async def test_the_service_encodes_along_the_render_in_parts_and_extends_such_a_video(tmp_path: Path) -> None:
-    """GENERATOR_MP4_PARTS reaches the worker: a chained tiny clip (segments of under a second, each one part) comes
-    out as one stream with a keyframe where each segment's part starts, and its extension continues it as it is."""
+    """GENERATOR_MP4_PARTS reaches the worker: a chained tiny clip comes out as one stream, its earlier segments
+    from one encoder and its last segment from its own, and its extension continues it as it is."""
     from tests.generator.test_extensions import extend
     from tests.support.generator_service import poll, probe_mp4, running_generator, sdk_client, tiny_backend
 
@@ -150,8 +170,8 @@ async def test_the_service_encodes_along_the_render_in_parts_and_extends_such_a_
         (tmp_path / "parent.mp4").write_bytes(data)
         segments = plan_segments(tiny_backend().profile, 32, 0)
         assert len(segments) > 1
-        starts = list(np.cumsum([0] + [segment.keep for segment in segments[:-1]]))
-        assert keyframe_indices(tmp_path / "parent.mp4") == starts  # each segment one part (under a second each)
+        # The segments before the last to one encoder; the last (under a second: one part) to its own.
+        assert keyframe_indices(tmp_path / "parent.mp4") == [0, 32 - segments[-1].keep]
         probed = probe_mp4(data)
         assert len(probed["frames"]) == 32 and probed["faststart"]
         child = await poll(client, (await extend(client, parent.id, "the string snaps", "2")).id)

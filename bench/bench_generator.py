@@ -858,12 +858,16 @@ def run_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[s
     3. the MP4 encode of a moving pattern at each preset of ENCODE_PRESETS and of the rendered noise, on this
        machine's CPU;
     4. the regional compile + warm-up with the fastest eager backend, then requests, frames compared with eager;
-    5. the compiled render at 8 steps without guidance;
-    6. the approximate levers, compiled: FP8 (20 steps, then 8 without guidance), then FP8 with FirstBlockCache at
-       each threshold of `--first-block-cache`, then FP8 with guidance stopping at each `--guidance-stop`; frames
-       compared with the exact compiled ones, steps counted; then the exact model again, compiled and warmed up;
-    7. the real service (HTTP, queue, worker): one job, then `--jobs` at once;
-    8. while `--deadline-s` leaves time: 1216×704, an extension, and the 24 GB path (CPU offload + VAE tiling).
+    5. the compiled render at 8 steps without guidance: the encoder fed by libswscale, then the MP4 cut between
+       each count of `--mp4-parts` encoders;
+    6. the approximate levers, compiled: FP8 (20 steps, torchao's kernels, then 8 without guidance), then FP8 with
+       FirstBlockCache at each threshold of `--first-block-cache`, then FP8 with guidance stopping at each
+       `--guidance-stop`; frames compared with the exact compiled ones, steps counted; then the exact model again,
+       compiled and warmed up;
+    7. long videos at 8 steps: an extension, a `--chain-seconds` chain;
+    8. the best peer (ParaAttention's recipe, 20 and 8 steps), then CUDA graphs at 8 steps;
+    9. the real service (HTTP, queue, worker): one job, then `--jobs` at once;
+    10. while `--deadline-s` leaves time: 1216×704, an extension, and the 24 GB path (CPU offload + VAE tiling).
 
     A variant that fails yields its error and the sweep goes on."""
     cuda = device.type == "cuda"
@@ -1034,13 +1038,6 @@ def run_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[s
             result["ratio_to_baseline"] = round(baselines[baseline_key] / result["full_call_s_median"], 3)
         return result
 
-    yield measured("peer_para_attn_recipe", lambda: peer(args, "baseline"), needs_s=per_clip * 4 + 60)
-    yield measured(
-        "peer_para_attn_recipe_8_steps_no_guidance",
-        lambda: peer(distilled, "baseline_8_steps_no_guidance"),
-        needs_s=per_clip * 3 + 60,
-    )
-
     yield from approximate_levers(natural, size, distilled, args, clock, exact, with_ratio, measured, per_clip)
 
     # Long videos at the distilled settings (issue 22: an extension <= 1.0 s, 60 s <= 15 s end to end).
@@ -1055,6 +1052,15 @@ def run_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[s
         f"compiled_8_steps_{args.chain_seconds}s_chain",
         lambda: run_direct(natural, (*size[:2], chain_frames, 0, 1), once, clock, new_prompts=True),
         needs_s=per_clip * 0.8 * args.chain_seconds / 5 + 30,  # segments at 8 steps: about a third of a clip
+    )
+
+    # The best peer, on the same weights (timed on the H200 on 2026-12-04: after the levers whose decisions wait on
+    # figures, so a session cut short by its deadline has those first).
+    yield measured("peer_para_attn_recipe", lambda: peer(args, "baseline"), needs_s=per_clip * 4 + 60)
+    yield measured(
+        "peer_para_attn_recipe_8_steps_no_guidance",
+        lambda: peer(distilled, "baseline_8_steps_no_guidance"),
+        needs_s=per_clip * 3 + 60,
     )
 
     def cuda_graphs() -> dict[str, Any]:

@@ -188,12 +188,11 @@ class GeneratorService:
         """The loaded model's profile; while the model is still loading, 503 after a short wait."""
         if self._profile.done():
             return self._profile.result()
+        self._refuse_if_every_worker_failed()  # at once: waiting would not change it
         try:
             return await asyncio.wait_for(asyncio.shield(self._profile), PROFILE_WAIT_SECONDS)
         except TimeoutError:
-            failed = [w.status.error for w in self.workers if w.status.state == "failed"]
-            if failed and len(failed) == len(self.workers):
-                raise APIError(503, f"The video model could not be loaded: {failed[0]}", type="server_error") from None
+            self._refuse_if_every_worker_failed()
             raise APIError(
                 503,
                 "The video model is still loading; try again shortly.",
@@ -201,6 +200,11 @@ class GeneratorService:
                 code="model_loading",
                 headers={"Retry-After": "10"},
             ) from None
+
+    def _refuse_if_every_worker_failed(self) -> None:
+        failed = [w.status.error for w in self.workers if w.status.state == "failed"]
+        if failed and len(failed) == len(self.workers):
+            raise APIError(503, f"The video model could not be loaded: {failed[0]}", type="server_error")
 
     def _wake_workers(self) -> None:
         for worker in self.workers:

@@ -3,17 +3,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import aiohttp
+import openai
+import pytest
 
+import generator.service
 from generator.catalog import PRESETS
 from generator.pipelines.tiny import build_tiny_like
 from generator.service import start_generator
-from tests.support.generator_service import generator_settings, running_generator, sdk_client
+from tests.support.generator_service import generator_settings, running_generator, sdk_client, wait_until
 from tests.support.hub_cache import fake_commit, put_in_cache
 
 
@@ -112,3 +116,26 @@ def test_download_offline_is_a_clear_message(tmp_path):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "HF_HUB_OFFLINE" in result.stderr
+
+
+async def test_a_generator_whose_model_failed_to_load_says_so_at_once(tmp_path, monkeypatch):
+    """Every worker failed to load the model: requests get the 503 naming why without waiting for the model (the wait
+    is for a model still loading; this one never will)."""
+    monkeypatch.setattr(generator.service, "PROFILE_WAIT_SECONDS", 3600.0)  # a wait would outlast the test
+
+    def broken(_settings):
+        raise RuntimeError("the weights are missing")
+
+    running = await start_generator(generator_settings(tmp_path), backend_factory=broken)
+    try:
+        async with sdk_client(running) as client:
+            await wait_until(lambda: running.service.workers[0].status.state == "failed")
+            for call in (client.models.list, lambda: client.videos.create(prompt="a kite", seconds="1")):
+                with pytest.raises(openai.InternalServerError) as refused:
+                    await asyncio.wait_for(call(), 30)
+                assert refused.value.status_code == 503
+                assert "could not be loaded: " in refused.value.message and "the weights are missing" in str(
+                    refused.value
+                )
+    finally:
+        await running.stop()

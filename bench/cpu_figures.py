@@ -317,10 +317,10 @@ def main() -> None:
 
         def miss() -> None:
             cached.prompt_cache.clear()
-            cached._text(request)
+            cached.prompt_arguments(request)
 
         result["tiny_text_encoding_miss_s"] = timed(miss, args.repeats * 10)
-        result["tiny_text_encoding_hit_s"] = timed(lambda: cached._text(request), args.repeats * 10)
+        result["tiny_text_encoding_hit_s"] = timed(lambda: cached.prompt_arguments(request), args.repeats * 10)
     plain.render(request)  # warm-up
     result["tiny_render_uncached_s"] = timed(lambda: plain.render(request), args.repeats)
     result["tiny_render_cached_s"] = timed(lambda: cached.render(request), args.repeats)

@@ -200,6 +200,33 @@ class PromptCache:
         return len(self._entries)
 
 
+def cached_prompt_arguments(
+    pipeline: object, cache: PromptCache, request: RenderRequest, max_sequence_length: int, device: torch.device
+) -> dict[str, object]:
+    """The prompt arguments of an LTX-family pipeline call (LTX-Video, LTX-2): the texts themselves when `cache` is
+    off, else their embeddings and masks, each computed once by the pipeline's own `encode_prompt` exactly as its
+    `__call__` would (one text at a time, no guidance batch) and kept in `cache`. The negative prompt only where the
+    call guides (guidance above 1; diffusers encodes a missing one as "", so "" is what is cached and passed)."""
+    if cache.size <= 0:
+        return {"prompt": request.prompt, "negative_prompt": request.negative_prompt or None}
+
+    def encoded(text: str) -> tuple[torch.Tensor, torch.Tensor]:
+        def compute() -> tuple[torch.Tensor, torch.Tensor]:
+            embeds, mask, _, _ = pipeline.encode_prompt(
+                prompt=text, do_classifier_free_guidance=False, max_sequence_length=max_sequence_length, device=device
+            )
+            return embeds, mask
+
+        return cache.get((text, max_sequence_length), compute)
+
+    arguments: dict[str, object] = {}
+    arguments["prompt_embeds"], arguments["prompt_attention_mask"] = encoded(request.prompt)
+    if request.guidance_scale > 1.0:
+        negative = encoded(request.negative_prompt or "")
+        arguments["negative_prompt_embeds"], arguments["negative_prompt_attention_mask"] = negative
+    return arguments
+
+
 def packed_latents_unpacker(
     pipeline: object, request: RenderRequest, conditions_first: bool
 ) -> Callable[[torch.Tensor], torch.Tensor]:

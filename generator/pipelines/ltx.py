@@ -18,6 +18,7 @@ from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition, re
 from ..catalog import ModelPreset
 from ._common import (
     PromptCache,
+    cached_prompt_arguments,
     call_default,
     check_request,
     frames_to_tensor,
@@ -135,7 +136,7 @@ class LTXBackend:
         with torch.inference_mode():
             output = self.pipeline(
                 conditions=conditions or None,
-                **self._text(request),
+                **self.prompt_arguments(request),
                 width=request.width,
                 height=request.height,
                 num_frames=request.num_frames,
@@ -202,32 +203,9 @@ class LTXBackend:
         """The prompt's token count, and how many of them the text encoder takes (it cuts the rest)."""
         return prompt_token_counts(self.pipeline, text, self.max_sequence_length)
 
-    def _text(self, request: RenderRequest) -> dict[str, object]:
-        """The prompt arguments of the call: the texts themselves, or their cached embeddings."""
-        if self.prompt_cache.size <= 0:
-            return {"prompt": request.prompt, "negative_prompt": request.negative_prompt or None}
-        text = {}
-        text["prompt_embeds"], text["prompt_attention_mask"] = self._encode(request.prompt)
-        if request.guidance_scale > 1.0:  # the pipeline's own test for classifier-free guidance
-            # diffusers encodes a missing negative prompt as "", so "" is what is cached and passed.
-            text["negative_prompt_embeds"], text["negative_prompt_attention_mask"] = self._encode(
-                request.negative_prompt or ""
-            )
-        return text
-
-    def _encode(self, text: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """One text through the pipeline's own `encode_prompt`, exactly as its `__call__` would encode it."""
-
-        def compute() -> tuple[torch.Tensor, torch.Tensor]:
-            embeds, mask, _, _ = self.pipeline.encode_prompt(
-                prompt=text,
-                do_classifier_free_guidance=False,
-                max_sequence_length=self.max_sequence_length,
-                device=self.device,
-            )
-            return embeds, mask
-
-        return self.prompt_cache.get((text, self.max_sequence_length), compute)
+    def prompt_arguments(self, request: RenderRequest) -> dict[str, object]:
+        """The call's prompt arguments: the texts, or their embeddings from the prompt cache."""
+        return cached_prompt_arguments(self.pipeline, self.prompt_cache, request, self.max_sequence_length, self.device)
 
     def _conditions(self, request: RenderRequest) -> list[LTXVideoCondition]:
         device = self.device

@@ -25,6 +25,8 @@ from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition,
 from ..catalog import ModelPreset
 from ._common import (
     PromptCache,
+    cached_prompt_arguments,
+    call_default,
     check_request,
     packed_latents_unpacker,
     reset_render_state,
@@ -105,8 +107,9 @@ class LTX2Backend:
     def __init__(self, pipeline: LTX2ConditionPipeline, profile: ModelProfile, prompt_cache_size: int = 0) -> None:
         self.pipeline = pipeline
         self.profile = profile
-        # Kept for the interface; LTX-2 encodes its prompt inside the call (its connectors need the raw states).
+        # Gemma's hidden states per text (the call runs its connectors on them, cached or not).
         self.prompt_cache = PromptCache(prompt_cache_size)
+        self.max_sequence_length = call_default(pipeline, "max_sequence_length")
         pipeline.set_progress_bar_config(disable=True)
 
     @property
@@ -131,8 +134,7 @@ class LTX2Backend:
         with torch.inference_mode():
             output = self.pipeline(
                 conditions=self._conditions(request) or None,
-                prompt=request.prompt,
-                negative_prompt=request.negative_prompt or None,
+                **self.prompt_arguments(request),
                 width=request.width,
                 height=request.height,
                 num_frames=request.num_frames,
@@ -149,6 +151,12 @@ class LTX2Backend:
         frames = tensor_to_frames(output.frames[0])
         sound = output.audio[0].float().clamp(-1.0, 1.0).cpu().numpy()
         return frames, np.ascontiguousarray(sound, dtype=np.float32)
+
+    def prompt_arguments(self, request: RenderRequest) -> dict[str, object]:
+        """The call's prompt arguments: the texts, or Gemma's hidden states and masks from the prompt cache (the
+        pipeline's own `encode_prompt`, as its `__call__` runs it; the connectors run on them in the call either
+        way). The call guides exactly when guidance is above 1: below, the audio guidance is turned off too."""
+        return cached_prompt_arguments(self.pipeline, self.prompt_cache, request, self.max_sequence_length, self.device)
 
     def encode_as_loop_latents(self, video: torch.Tensor) -> torch.Tensor:
         """(B, 3, F, H, W) clips in [-1, 1] → their video latents as the denoising loop holds them: the VAE's mean,

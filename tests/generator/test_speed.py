@@ -217,3 +217,21 @@ def test_warm_up_renders_every_native_size_at_full_length_and_forgets_its_prompt
         (TINY_LTX_PROFILE.max_segment_frames, speed.WARM_UP_STEPS, TINY_LTX_PROFILE.default_guidance)
     }
     assert len(cached.prompt_cache) == 0, "the warm-up prompt does not keep a slot"
+
+
+def test_ltx2_cached_prompt_states_give_bit_identical_frames_and_sound(monkeypatch) -> None:
+    """LTX-2 caches Gemma's hidden states; its connectors run on them inside the call, cached or not."""
+    from generator.pipelines.ltx2 import LTX2Backend
+    from generator.pipelines.tiny import TINY_SOUND_PROFILE, build_tiny_ltx2_pipeline
+
+    pipeline = build_tiny_ltx2_pipeline()
+    plain, cached = LTX2Backend(pipeline, TINY_SOUND_PROFILE, 0), LTX2Backend(pipeline, TINY_SOUND_PROFILE, 4)
+    asks = ({}, {"guidance_scale": 3.0, "negative_prompt": "muffled"})
+    expected = [plain.render_with_sound(request(**changes)) for changes in asks]  # the pipeline encodes each call
+    calls = count_encoder_calls(cached, monkeypatch)  # the same pipeline: counted from here on
+    for changes, (frames, sound) in zip(asks, expected, strict=True):
+        for _ in range(2):  # a miss, then a hit
+            again, again_sound = cached.render_with_sound(request(**changes))
+            assert np.array_equal(again, frames) and np.array_equal(again_sound, sound)
+    assert (cached.prompt_cache.hits, cached.prompt_cache.misses) == (4, 2), 'the prompt once, "muffled" once'
+    assert len(calls) == 2  # the text encoder ran once per text

@@ -139,6 +139,8 @@ class Console:
             await self._new(rest)
         elif command == "/extend":
             await self._extend(rest)
+        elif command == "/image":
+            await self._image(rest)
         elif command == "/character":
             await self._character(rest)
         elif command:
@@ -156,8 +158,8 @@ class Console:
         self.locale, self.chosen_language = language, True
         self.say(text("settings.saved", self.locale))
 
-    async def _new(self, request: str, characters: tuple[str, ...] = ()) -> None:
-        options = VideoOptions(characters=characters)
+    async def _new(self, request: str, characters: tuple[str, ...] = (), image: ImageInput | None = None) -> None:
+        options = VideoOptions(characters=characters, image=image)
         draft = await self.studio.new_video(self.requester, request, options, Destination())
         self.conversation_id = draft.generation.conversation_id
         await self._render(draft)
@@ -181,6 +183,30 @@ class Console:
         draft = await self.studio.extend(self.requester, self.last_clip.id, what_next, Destination())
         self.say(text("extend.started", self.locale, title=self.last_clip.display_title, what=what_next.strip()))
         await self._render(draft)
+
+    async def _image(self, rest: str) -> None:
+        """`/image PATH REQUEST…`: a new video that starts from the picture at PATH, as `/video image:` does."""
+        try:
+            words = shlex.split(rest)
+        except ValueError:
+            words = []
+        if len(words) < 2:
+            self.say(text("console.image_usage", self.locale))
+            return
+        picture = await self._read_image(words[0])
+        if picture is not None:
+            self.conversation_id = None
+            await self._new(" ".join(words[1:]), image=picture)
+
+    async def _read_image(self, source: str) -> ImageInput | None:
+        """The picture at `source` (a path; `~` allowed), or None after saying it cannot be read."""
+        path = Path(source)
+        try:
+            data = await asyncio.to_thread(lambda: path.expanduser().read_bytes())
+        except OSError:
+            self.say(text("console.no_file", self.locale, path=str(path)))
+            return None
+        return ImageInput(path.name, data, mimetypes.guess_type(path.name)[0] or "application/octet-stream")
 
     async def _character(self, rest: str) -> None:
         """`/character create NAME SOURCE [DESCRIPTION…]` (SOURCE: an image path, `clip` for the last clip, or
@@ -217,14 +243,10 @@ class Console:
                 return
             origin = CharacterSource(clip_id=clip_id)
         else:
-            path = Path(source)
-            try:
-                data = await asyncio.to_thread(lambda: path.expanduser().read_bytes())
-            except OSError:
-                self.say(text("console.no_file", self.locale, path=str(path)))
+            picture = await self._read_image(source)
+            if picture is None:
                 return
-            mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-            origin = CharacterSource(image=ImageInput(path.name, data, mime))
+            origin = CharacterSource(image=picture)
         made = await self.studio.create_character(self.requester, name, origin, description=description)
         by = text("character.by_director" if made.described_by == "director" else "character.by_member", self.locale)
         use = f"/character use {shlex.quote(made.name)} …"

@@ -213,3 +213,25 @@ def test_console_characters_are_made_from_an_image_used_in_a_prompt_listed_and_d
     assert len([line for line in output.splitlines() if "Saved: " in line]) == 2
     assert "Character **Mochi** deleted" in output and "No characters yet" in output
     assert "I don't know a character called **Mochi**" in output
+
+
+def test_console_starts_a_video_from_a_picture_on_disk(tmp_path):
+    from PIL import Image
+
+    picture = tmp_path / "my kite.png"
+    Image.new("RGB", (64, 64), (200, 40, 40)).save(picture)
+    output = converse(
+        tmp_path,
+        [
+            "/image",
+            f"/image {tmp_path / 'missing.png'} a kite",
+            f"/image '{picture}' a red kite over the sea",
+        ],
+    )
+    assert "Start from a picture: /image <picture path> <request…>" in output
+    assert f"I can't read the file {tmp_path / 'missing.png'}." in output
+    assert len([line for line in output.splitlines() if "Saved: " in line]) == 1
+    # The picture reached the generator as the clip's first frame (its normalised copy in the job's folder).
+    (reference,) = (tmp_path / "data").rglob("reference.png")
+    red, green, blue = Image.open(reference).convert("RGB").resize((1, 1)).getpixel((0, 0))
+    assert red > 150 and green < 90 and blue < 90

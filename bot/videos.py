@@ -21,6 +21,7 @@ import openai
 
 from bot import retry
 from bot.retry import DEFAULT_BACKOFF, Backoff
+from hanul_core.held import seen_token
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -126,8 +127,8 @@ class VideoState:
 
     @property
     def shown(self) -> str:
-        """The same as the generator's `seen` parameter spells it: `status:progress:queue_position`."""
-        return f"{self.status}:{self.progress}:{'' if self.queue_position is None else self.queue_position}"
+        """This state as the generator's `seen` parameter spells it (`hanul_core.held`)."""
+        return seen_token(self.status, self.progress, self.queue_position)
 
 
 @dataclass(frozen=True)

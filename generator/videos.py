@@ -58,6 +58,7 @@ from generator.pipelines.base import ModelProfile
 from generator.queue import JobQueue, NewArtifact
 from generator.settings import GeneratorSettings
 from generator.storage import ARTIFACTS, MAX_SUBJECT_IMAGES, ArtifactStore, is_video_id, new_video_id
+from hanul_core.held import seen_token
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -558,10 +559,8 @@ def scoped_idempotency_key(client: str, user: str | None, key: str | None) -> st
 
 
 def shown_state(view: VideoView) -> str:
-    """What a poller watches for, as `status:progress:queue_position` (empty when not queued), e.g.
-    `queued:0:3`: a held `get` answers when it changes."""
-    position = "" if view.queue_position is None else view.queue_position
-    return f"{view.job.status}:{view.job.progress}:{position}"
+    """What a poller watches for (`hanul_core.held.seen_token`): a held `get` answers when it changes."""
+    return seen_token(view.job.status, view.job.progress, view.queue_position)
 
 
 def _edit_size(width: int, height: int, profile: ModelProfile) -> tuple[int, int]:

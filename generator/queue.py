@@ -280,12 +280,16 @@ class JobQueue:
 
     # --- workers ---------------------------------------------------------------------------------
 
-    async def claim(self, worker_id: str, on_ended: Callable[[EndedJob], None] | None = None) -> ClaimedJob | None:
-        """Take the next job: first one whose worker died (lease expired), else the fairest queued one.
+    async def claim(
+        self, worker_id: str, on_ended: Callable[[EndedJob], None] | None = None, *, ahead: bool = False
+    ) -> ClaimedJob | None:
+        """Take the next job: first one whose worker died (lease expired), else the fairest queued one. `ahead`: the
+        worker claims it while its current job renders; until it says the job's turn has begun (`begin_turn`), a
+        loss of that worker is not held against this job (it died rendering the other one).
 
         An abandoned job that is not taken over is ended instead: cancelled if that was asked, failed with
-        `worker_lost` once its workers were lost `max_attempts` times. Each such end is reported to `on_ended` once
-        it is committed (the worker counts it and removes what the lost attempts left).
+        `worker_lost` once its workers were lost `max_attempts` times in its own turns. Each such end is reported
+        to `on_ended` once it is committed (the worker counts it and removes what the lost attempts left).
         """
         while True:
             async with self._writing() as session:
@@ -305,29 +309,34 @@ class JobQueue:
                         .limit(1)
                         .with_for_update(skip_locked=True)
                     )
-                    return None if queued is None else self._take(queued, worker_id, now)
+                    return None if queued is None else self._take(queued, worker_id, now, ahead)
+                if abandoned.claimed_ahead:  # lost before its turn began: not this job's doing
+                    abandoned.unblamed_attempts += 1
+                    abandoned.claimed_ahead = False
+                lost = abandoned.attempts - abandoned.unblamed_attempts  # its workers lost in its own turns
                 if abandoned.cancel_requested:
                     self._finish(abandoned, models.CANCELLED, "cancelled", "Cancelled while running.")
-                elif abandoned.attempts >= self.limits.max_attempts:
+                elif lost >= self.limits.max_attempts:
                     self._finish(
                         abandoned,
                         models.FAILED,
                         "worker_lost",
-                        f"The worker rendering this video stopped {abandoned.attempts} times; giving up.",
+                        f"The worker rendering this video stopped {lost} times; giving up.",
                     )
-                    log.warning("job %s failed: its workers were lost %d times", abandoned.id, abandoned.attempts)
+                    log.warning("job %s failed: its workers were lost %d times", abandoned.id, lost)
                 else:
                     log.warning("job %s: lease of %s expired, taking it over", abandoned.id, abandoned.lease_owner)
-                    return self._take(abandoned, worker_id, now)
+                    return self._take(abandoned, worker_id, now, ahead)
                 ended = EndedJob(abandoned.id, abandoned.status, abandoned.error_code, abandoned.attempts)
             if on_ended is not None:  # committed: the job has really ended
                 on_ended(ended)
 
-    def _take(self, job: VideoJob, worker_id: str, now: Any) -> ClaimedJob:
+    def _take(self, job: VideoJob, worker_id: str, now: Any, ahead: bool) -> ClaimedJob:
         job.status = models.IN_PROGRESS
         job.lease_owner = worker_id
         job.lease_expires_at = now + timedelta(seconds=self.limits.lease_seconds)
         job.attempts += 1
+        job.claimed_ahead = ahead
         job.progress = 0
         job.started_at = job.started_at or now
         return ClaimedJob(
@@ -359,6 +368,12 @@ class JobQueue:
             VideoJob.attempts == lease.attempt,
             VideoJob.status == models.IN_PROGRESS,
         )
+
+    async def begin_turn(self, lease: Lease) -> bool:
+        """A job claimed ahead is now its worker's current job: from here, losing that worker counts against it."""
+        async with self._writing(only=lease.video_id) as session:
+            result = await session.execute(update(VideoJob).where(self._owned(lease)).values(claimed_ahead=False))
+            return result.rowcount == 1
 
     async def heartbeat(self, lease: Lease, progress: int | None = None) -> Heartbeat:
         """Renew the lease (and record progress); tells the worker whether it still owns the job."""
@@ -423,6 +438,7 @@ class JobQueue:
                     lease_expires_at=None,
                     progress=0,
                     attempts=VideoJob.attempts - 1,
+                    claimed_ahead=False,
                 )
             )
             return result.rowcount == 1

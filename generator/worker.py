@@ -78,6 +78,7 @@ class _HeldClaim:
     plan: RenderPlan | None = None
     inputs: RenderInputs | None = None
     error: Exception | None = None
+    ahead: bool = False  # claimed while the previous job rendered: its turn begins in `_process`
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -187,13 +188,13 @@ class Worker:
 
     # --- one job ---------------------------------------------------------------------------------
 
-    async def _claim_and_start(self) -> _HeldClaim | None:
+    async def _claim_and_start(self, ahead: bool = False) -> _HeldClaim | None:
         try:
-            job = await self.queue.claim(self.name, on_ended=self._claim_ended)
+            job = await self.queue.claim(self.name, on_ended=self._claim_ended, ahead=ahead)
         except Exception:
             log.exception("worker %s: claiming failed; retrying", self.name)
             return None
-        return None if job is None else await self._start(job)
+        return None if job is None else await self._start(job, ahead)
 
     def _claim_ended(self, ended: EndedJob) -> None:
         """A job the claim ended instead of taking it over: cancelled while its worker was gone, or failed with
@@ -216,7 +217,7 @@ class Worker:
 
         await asyncio.get_running_loop().run_in_executor(self.cpu_pool, remove)
 
-    async def _start(self, job: ClaimedJob) -> _HeldClaim:
+    async def _start(self, job: ClaimedJob, ahead: bool = False) -> _HeldClaim:
         """Keep the job's lease from now on and load its inputs. Errors are kept for `_process` to fail the job
         with, so a job claimed ahead fails in its turn, not while another renders."""
         control = _AttemptControl()
@@ -229,6 +230,7 @@ class Worker:
             control=control,
             heartbeat=asyncio.create_task(self._keep_lease(job, control)),
             timings={"queue_wait_s": max(0.0, time.time() - job.created_at_ts)},
+            ahead=ahead,
         )
         try:
             tick = time.perf_counter()
@@ -264,6 +266,11 @@ class Worker:
         job, control, timings = started.job, started.control, started.timings
         self.status.state, self.status.job_id = "rendering", job.id
         log.info("worker %s: rendering %s (attempt %d)", self.name, job.id, job.attempts)
+        if started.ahead:  # its own turn: from here a lost worker counts against it
+            try:
+                await self.queue.begin_turn(job.lease)
+            except Exception:  # the job renders all the same; only a crash of this attempt would go uncounted
+                log.warning("worker %s: could not note that the turn of %s began", self.name, job.id, exc_info=True)
         near_end = asyncio.Event()
         claim_ahead = asyncio.create_task(self._claim_ahead(near_end))
         finishing = False
@@ -346,7 +353,7 @@ class Worker:
         await near_end.wait()
         if self._stopping.is_set() or self._finishing.locked():
             return None
-        upcoming = await self._claim_and_start()
+        upcoming = await self._claim_and_start(ahead=True)
         if upcoming is not None:
             self.status.next_job_id = upcoming.job.id
             log.info("worker %s: claimed %s ahead (attempt %d)", self.name, upcoming.job.id, upcoming.job.attempts)

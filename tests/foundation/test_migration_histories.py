@@ -47,16 +47,21 @@ async def fill_every_table(engine: AsyncEngine) -> None:
     created = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
     async with session_factory(engine).begin() as session:
         # Through the model's column types, without the columns later revisions add (bot_0002–0004: verdicts,
-        # users.sound, generations.mode): what a database made before the split had.
+        # users.sound, generations.mode; generator_0003: claimed ahead): what a database made before the split had.
         users = await as_made_then(session, User)
         await session.execute(
             insert(users), [dict(id=SNOWFLAKE, name="민지", locale="ko", default_seconds=6.0, created_at=created)]
         )
         await session.execute(insert(users), [dict(id=0, name="console", enhance=False)])
-        session.add_all(
+        jobs = await as_made_then(session, VideoJob)  # without generator_0003's claimed-ahead columns
+        await session.execute(
+            insert(jobs),
+            [dict(id="video_parent", model="tiny", prompt="a cat", seconds="4", size="64x64", seed=2**40)],
+        )
+        await session.execute(
+            insert(jobs),
             [
-                VideoJob(id="video_parent", model="tiny", prompt="a cat", seconds="4", size="64x64", seed=2**40),
-                VideoJob(
+                dict(
                     id="video_child",
                     kind="extend",
                     model="tiny",
@@ -70,10 +75,9 @@ async def fill_every_table(engine: AsyncEngine) -> None:
                     idempotency_key="discord:42:key",
                     status="completed",
                     progress=100,
-                ),
-            ]
+                )
+            ],
         )
-        await session.flush()
         session.add(VideoArtifact(job_id="video_parent", kind="video", path="p/video.mp4", content_type="video/mp4"))
         session.add(VideoArtifact(job_id="video_parent", kind="thumbnail", path="p/t.webp", content_type="image/webp"))
         conversation = Conversation(user_id=SNOWFLAKE, guild_id=SNOWFLAKE, channel_id=1, thread_id=SNOWFLAKE + 1)

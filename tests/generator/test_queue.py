@@ -136,6 +136,44 @@ async def test_a_job_whose_workers_keep_dying_fails_after_max_attempts(engine):
     assert ended == [EndedJob(video_id, models.FAILED, "worker_lost", 2)]
 
 
+async def test_a_worker_lost_before_a_job_claimed_ahead_began_is_not_held_against_it(engine):
+    """A worker claims its next job in the last second of a render; if it dies then, it died in the other job's
+    render: the job claimed ahead is taken over, however often that happens, without nearing `worker_lost`."""
+    queue = make_queue(engine, lease_seconds=0.05, max_attempts=2)
+    (video_id,) = await enqueue_all(queue, job())
+    for worker in ("w1", "w2", "w3"):
+        taken = await queue.claim(worker, ahead=True)
+        assert taken is not None and taken.id == video_id
+        await asyncio.sleep(0.1)
+    row = await queue.get(video_id)
+    assert (row.attempts, row.unblamed_attempts, row.claimed_ahead) == (3, 2, True)
+    taken = await queue.claim("w4")  # the third loss is not counted either; the fourth worker renders it
+    row = await queue.get(video_id)
+    assert taken.id == video_id and (row.status, row.unblamed_attempts, row.claimed_ahead) == (
+        models.IN_PROGRESS,
+        3,
+        False,
+    )
+    assert await queue.complete(taken.lease, artifacts=[], seconds="1", timings={})
+
+
+async def test_once_its_turn_began_a_job_claimed_ahead_counts_its_lost_workers(engine):
+    queue = make_queue(engine, lease_seconds=0.05, max_attempts=2)
+    (video_id,) = await enqueue_all(queue, job())
+    first = await queue.claim("w1", ahead=True)
+    assert await queue.begin_turn(first.lease)
+    await asyncio.sleep(0.1)
+    second = await queue.claim("w2", ahead=True)
+    assert await queue.begin_turn(second.lease)
+    await asyncio.sleep(0.1)
+    ended: list[EndedJob] = []
+    assert await queue.claim("w3", on_ended=ended.append) is None
+    failed = await queue.get(video_id)
+    assert (failed.status, failed.error_code, failed.unblamed_attempts) == (models.FAILED, "worker_lost", 0)
+    assert "stopped 2 times" in failed.error_message
+    assert not await queue.begin_turn(second.lease)  # a lease that is gone begins nothing
+
+
 async def test_a_job_cancelled_while_its_worker_was_gone_is_ended_by_the_next_claim(engine):
     queue = make_queue(engine, lease_seconds=0.05)
     abandoned, waiting = await enqueue_all(queue, job(), job())

@@ -150,6 +150,9 @@ async def test_the_next_jobs_inputs_are_loaded_while_the_current_one_renders(tmp
         for video in (held, extension):
             finished = await client.videos.poll(video.id, poll_interval_ms=50)
             assert finished.status == "completed", finished.error
+        # Claimed ahead, then its own turn began (from then a lost worker would have counted against it).
+        row = await generator.service.queue.get(extension.id)
+        assert (row.claimed_ahead, row.unblamed_attempts, row.attempts) == (False, 0, 1)
     # The extension's parent tail was read before the held render's last step: the render did not wait for it.
     assert backend.in_time == [True]
 
@@ -165,6 +168,7 @@ async def test_a_job_claimed_ahead_goes_back_to_the_queue_when_the_worker_stops(
             worker = running.service.workers[0]
             await wait_until(lambda: worker.status.next_job_id == waiting.id)
             assert (await running.service.health())["workers"][0]["next_job"] == waiting.id
+            assert (await running.service.queue.get(waiting.id)).claimed_ahead  # its turn has not begun
     finally:
         stopping = asyncio.create_task(running.stop())
         await asyncio.sleep(0.2)
@@ -173,7 +177,7 @@ async def test_a_job_claimed_ahead_goes_back_to_the_queue_when_the_worker_stops(
     async with running_generator(tmp_path, GENERATOR_WORKERS=0) as reopened:
         for video in (held, waiting):
             row = await reopened.service.queue.get(video.id)
-            assert (row.status, row.attempts, row.lease_owner) == (models.QUEUED, 0, None)
+            assert (row.status, row.attempts, row.lease_owner, row.claimed_ahead) == (models.QUEUED, 0, None, False)
 
 
 class SegmentsAfterWrites:

@@ -56,8 +56,9 @@ class VideoJob(Base):
     # the lowest rank first, so every user's first job runs before anyone's second (an indexed, flat claim).
     fair_rank: Mapped[int] = mapped_column(Integer, default=0)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    # The current attempt was claimed while its worker's previous job rendered (claimed ahead), and its own turn has
-    # not begun: a worker lost before then died in another job's render, and this attempt is not held against it.
+    # The current attempt was claimed while its worker's previous job rendered (claimed ahead), its inputs are loaded
+    # and its own turn has not begun: a worker lost now died in the other job's render, and this attempt is not held
+    # against it (queue.wait_for_turn, queue.begin_turn).
     claimed_ahead: Mapped[bool] = mapped_column(Boolean, default=False)
     unblamed_attempts: Mapped[int] = mapped_column(Integer, default=0)  # attempts lost while claimed ahead
     lease_owner: Mapped[str | None] = mapped_column(String(128), default=None)

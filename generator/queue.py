@@ -280,12 +280,8 @@ class JobQueue:
 
     # --- workers ---------------------------------------------------------------------------------
 
-    async def claim(
-        self, worker_id: str, on_ended: Callable[[EndedJob], None] | None = None, *, ahead: bool = False
-    ) -> ClaimedJob | None:
-        """Take the next job: first one whose worker died (lease expired), else the fairest queued one. `ahead`: the
-        worker claims it while its current job renders; until it says the job's turn has begun (`begin_turn`), a
-        loss of that worker is not held against this job (it died rendering the other one).
+    async def claim(self, worker_id: str, on_ended: Callable[[EndedJob], None] | None = None) -> ClaimedJob | None:
+        """Take the next job: first one whose worker died (lease expired), else the fairest queued one.
 
         An abandoned job that is not taken over is ended instead: cancelled if that was asked, failed with
         `worker_lost` once its workers were lost `max_attempts` times in its own turns. Each such end is reported
@@ -309,8 +305,8 @@ class JobQueue:
                         .limit(1)
                         .with_for_update(skip_locked=True)
                     )
-                    return None if queued is None else self._take(queued, worker_id, now, ahead)
-                if abandoned.claimed_ahead:  # lost before its turn began: not this job's doing
+                    return None if queued is None else self._take(queued, worker_id, now)
+                if abandoned.claimed_ahead:  # lost while it only waited for its turn: not this job's doing
                     abandoned.unblamed_attempts += 1
                     abandoned.claimed_ahead = False
                 lost = abandoned.attempts - abandoned.unblamed_attempts  # its workers lost in its own turns
@@ -326,17 +322,17 @@ class JobQueue:
                     log.warning("job %s failed: its workers were lost %d times", abandoned.id, lost)
                 else:
                     log.warning("job %s: lease of %s expired, taking it over", abandoned.id, abandoned.lease_owner)
-                    return self._take(abandoned, worker_id, now, ahead)
+                    return self._take(abandoned, worker_id, now)
                 ended = EndedJob(abandoned.id, abandoned.status, abandoned.error_code, abandoned.attempts)
             if on_ended is not None:  # committed: the job has really ended
                 on_ended(ended)
 
-    def _take(self, job: VideoJob, worker_id: str, now: Any, ahead: bool) -> ClaimedJob:
+    def _take(self, job: VideoJob, worker_id: str, now: Any) -> ClaimedJob:
         job.status = models.IN_PROGRESS
         job.lease_owner = worker_id
         job.lease_expires_at = now + timedelta(seconds=self.limits.lease_seconds)
         job.attempts += 1
-        job.claimed_ahead = ahead
+        job.claimed_ahead = False
         job.progress = 0
         job.started_at = job.started_at or now
         return ClaimedJob(
@@ -369,10 +365,19 @@ class JobQueue:
             VideoJob.status == models.IN_PROGRESS,
         )
 
+    async def wait_for_turn(self, lease: Lease) -> bool:
+        """A job claimed ahead has its inputs loaded and only waits while its worker's current job renders: losing
+        that worker now is not held against it (it died in the other job's render). Until then (while its own
+        inputs load) and from `begin_turn` on, it is."""
+        return await self._set_claimed_ahead(lease, True)
+
     async def begin_turn(self, lease: Lease) -> bool:
         """A job claimed ahead is now its worker's current job: from here, losing that worker counts against it."""
+        return await self._set_claimed_ahead(lease, False)
+
+    async def _set_claimed_ahead(self, lease: Lease, waiting: bool) -> bool:
         async with self._writing(only=lease.video_id) as session:
-            result = await session.execute(update(VideoJob).where(self._owned(lease)).values(claimed_ahead=False))
+            result = await session.execute(update(VideoJob).where(self._owned(lease)).values(claimed_ahead=waiting))
             return result.rowcount == 1
 
     async def heartbeat(self, lease: Lease, progress: int | None = None) -> Heartbeat:

@@ -78,7 +78,7 @@ class _HeldClaim:
     plan: RenderPlan | None = None
     inputs: RenderInputs | None = None
     error: Exception | None = None
-    ahead: bool = False  # claimed while the previous job rendered: its turn begins in `_process`
+    ahead: bool = False  # claimed while the previous job rendered: waits for its turn (`_process` begins it)
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -190,7 +190,7 @@ class Worker:
 
     async def _claim_and_start(self, ahead: bool = False) -> _HeldClaim | None:
         try:
-            job = await self.queue.claim(self.name, on_ended=self._claim_ended, ahead=ahead)
+            job = await self.queue.claim(self.name, on_ended=self._claim_ended)
         except Exception:
             log.exception("worker %s: claiming failed; retrying", self.name)
             return None
@@ -253,6 +253,11 @@ class Worker:
         except BaseException:  # cancelled: nothing may keep renewing the lease
             await self._forget(started)
             raise
+        if ahead and started.error is None:  # loaded: it only waits now, and a crash until its turn is not its own
+            try:
+                await self.queue.wait_for_turn(job.lease)
+            except Exception:
+                log.warning("worker %s: could not note that %s waits for its turn", self.name, job.id, exc_info=True)
         return started
 
     async def _forget(self, started: _HeldClaim) -> None:

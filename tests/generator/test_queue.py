@@ -137,13 +137,15 @@ async def test_a_job_whose_workers_keep_dying_fails_after_max_attempts(engine):
 
 
 async def test_a_worker_lost_before_a_job_claimed_ahead_began_is_not_held_against_it(engine):
-    """A worker claims its next job in the last second of a render; if it dies then, it died in the other job's
-    render: the job claimed ahead is taken over, however often that happens, without nearing `worker_lost`."""
+    """A worker claims its next job in the last second of a render and loads its inputs; if it dies after that,
+    while the job only waits, it died in the other job's render: the job is taken over, however often that
+    happens, without nearing `worker_lost`."""
     queue = make_queue(engine, lease_seconds=0.05, max_attempts=2)
     (video_id,) = await enqueue_all(queue, job())
     for worker in ("w1", "w2", "w3"):
-        taken = await queue.claim(worker, ahead=True)
+        taken = await queue.claim(worker)
         assert taken is not None and taken.id == video_id
+        assert await queue.wait_for_turn(taken.lease)  # its inputs are loaded
         await asyncio.sleep(0.1)
     row = await queue.get(video_id)
     assert (row.attempts, row.unblamed_attempts, row.claimed_ahead) == (3, 2, True)
@@ -157,15 +159,15 @@ async def test_a_worker_lost_before_a_job_claimed_ahead_began_is_not_held_agains
     assert await queue.complete(taken.lease, artifacts=[], seconds="1", timings={})
 
 
-async def test_once_its_turn_began_a_job_claimed_ahead_counts_its_lost_workers(engine):
+async def test_a_job_claimed_ahead_counts_the_workers_lost_in_its_own_turn_or_loading_its_inputs(engine):
     queue = make_queue(engine, lease_seconds=0.05, max_attempts=2)
     (video_id,) = await enqueue_all(queue, job())
-    first = await queue.claim("w1", ahead=True)
-    assert await queue.begin_turn(first.lease)
+    first = await queue.claim("w1")  # lost while its inputs loaded (a hostile upload may be what killed it)
     await asyncio.sleep(0.1)
-    second = await queue.claim("w2", ahead=True)
-    assert await queue.begin_turn(second.lease)
+    second = await queue.claim("w2")
+    assert await queue.wait_for_turn(second.lease) and await queue.begin_turn(second.lease)  # lost in its turn
     await asyncio.sleep(0.1)
+    assert first.id == second.id == video_id
     ended: list[EndedJob] = []
     assert await queue.claim("w3", on_ended=ended.append) is None
     failed = await queue.get(video_id)

@@ -1,5 +1,5 @@
-"""Jobs claimed ahead (while their worker's previous job rendered): a worker lost before such a job's turn began is
-not held against it (`video_jobs.claimed_ahead`, `video_jobs.unblamed_attempts`).
+"""Jobs claimed ahead (while their worker's previous job rendered): a worker lost while such a job only waited for
+its turn (its inputs loaded) is not held against it (`video_jobs.claimed_ahead`, `video_jobs.unblamed_attempts`).
 
 Revision ID: generator_0003_claimed_ahead
 Revises: generator_0002_files_characters

@@ -58,6 +58,13 @@ def mp4_writer(
     )
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (a container's CPU set, not the host's count where they differ)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 def part_bounds(frames: int, parts: int) -> list[int]:
     """Where `frames` frames are cut into at most `parts` parts of about equal length, none shorter than
     `MIN_PART_FRAMES` (one part when there are too few): [0, …, frames]."""
@@ -93,7 +100,7 @@ class PartedMp4Writer:
         self.path, self.fps, self.crf, self.preset = Path(path), fps, crf, preset
         self.parts = parts
         self.convert_on = convert_on
-        self.threads = max(1, (cores or os.cpu_count() or 1) // parts)
+        self.threads = max(1, (cores or usable_cores()) // parts)
         self.total_frames = total_frames
         self.frames = 0
         self.padded = False

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from generator.media import writing
+from generator.media.parts import PartedMp4Writer
 from generator.media.reading import decode_video
 from generator.oneshot import generate_to_file
 from generator.settings import GeneratorSettings
@@ -139,17 +140,22 @@ def tiny_settings(tmp_path, **values) -> GeneratorSettings:
     )
 
 
-def test_generate_encodes_a_long_clip_along_its_render_and_under_the_cap(tmp_path, monkeypatch, capsys):
-    """A clip of several segments: each segment is handed to the MP4 encoder as it is rendered; over the byte cap
-    the clip is encoded again smaller."""
+@pytest.mark.parametrize("mp4_parts", [1, 3])
+def test_generate_encodes_a_long_clip_along_its_render_and_under_the_cap(tmp_path, monkeypatch, capsys, mp4_parts):
+    """A clip of several segments: each segment is handed to the MP4 encoder as it is rendered (one encoder, or with
+    GENERATOR_MP4_PARTS the earlier segments to one and the last in parts); over the byte cap the clip is encoded
+    again smaller."""
     parts = []
     add = writing.EncodeAlong.add
     monkeypatch.setattr(writing.EncodeAlong, "add", lambda self, frames: (parts.append(len(frames)), add(self, frames)))
+    parted = []
+    finish = PartedMp4Writer.finish
+    monkeypatch.setattr(PartedMp4Writer, "finish", lambda self, cap: parted.append(self.parts) or finish(self, cap))
     smaller = []
     encode_mp4 = writing.encode_mp4
     monkeypatch.setattr(writing, "encode_mp4", lambda *a, **k: smaller.append(k) or encode_mp4(*a, **k))
     output = tmp_path / "long.mp4"
-    settings = tiny_settings(tmp_path, GENERATOR_MAX_BYTES=64 * 1024)
+    settings = tiny_settings(tmp_path, GENERATOR_MAX_BYTES=64 * 1024, GENERATOR_MP4_PARTS=mp4_parts)
     code = generate_to_file(
         settings, prompt="a red kite", output=output, seconds=10, size=None, seed=3, steps=2, negative_prompt=None
     )
@@ -160,6 +166,7 @@ def test_generate_encodes_a_long_clip_along_its_render_and_under_the_cap(tmp_pat
     assert len(smaller) == 1 and smaller[0]["crf_size"] > 64 * 1024  # the first attempt was not made again
     assert [path.name for path in tmp_path.iterdir()] == ["long.mp4"]  # no working file left
     assert "80 frames at 8 fps" in capsys.readouterr().out
+    assert parted == ([mp4_parts] if mp4_parts > 1 else [])  # the setting reached the one-shot command's writer
 
 
 @pytest.mark.parametrize(

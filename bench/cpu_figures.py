@@ -236,9 +236,7 @@ def mp4_parts(frames: np.ndarray, folder: Path, repeats: int, counts: tuple[int,
 
         result[f"mp4_parts_{key}_{count}_s"] = timed(written, repeats)
         result[f"mp4_parts_{key}_{count}_bytes"] = path.stat().st_size
-        decoded, _ = reading.decode_video(path)
-        mse = float(np.mean((decoded.astype(np.float64) - frames.astype(np.float64)) ** 2))
-        result[f"mp4_parts_{key}_{count}_psnr_db"] = round(10 * np.log10(255**2 / max(mse, 1e-12)), 2)
+        result[f"mp4_parts_{key}_{count}_psnr_db"] = psnr(reading.decode_video(path)[0], frames)
     return result
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Hashable
 
 import numpy as np
 import torch
+from diffusers.pipelines.ltx.pipeline_ltx_condition import retrieve_latents
 
 from .base import LatentObserver, ModelProfile, ProgressCallback, RenderRequest
 from .preview import denoised_estimate
@@ -225,6 +226,15 @@ def cached_prompt_arguments(
         negative = encoded(request.negative_prompt or "")
         arguments["negative_prompt_embeds"], arguments["negative_prompt_attention_mask"] = negative
     return arguments
+
+
+def ltx_loop_latents(pipeline: object, video: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """(B, 3, F, H, W) clips in [-1, 1] → their latents as an LTX-family pipeline's denoising loop holds them
+    (LTX-Video, LTX-2): the VAE's mean, normalised by the VAE's mean, std and scaling factor (what the pipeline
+    undoes before it decodes)."""
+    vae = pipeline.vae
+    latents = retrieve_latents(vae.encode(video.to(device, vae.dtype)), sample_mode="argmax")
+    return pipeline._normalize_latents(latents, vae.latents_mean, vae.latents_std, vae.config.scaling_factor)
 
 
 def packed_latents_unpacker(

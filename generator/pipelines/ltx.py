@@ -23,6 +23,7 @@ from ._common import (
     check_request,
     frames_to_tensor,
     image_to_tensor,
+    ltx_loop_latents,
     packed_latents_unpacker,
     prompt_token_counts,
     reset_render_state,
@@ -168,11 +169,8 @@ class LTXBackend:
         return {"latents": latents.float(), "denoise_strength": float(request.strength or 1.0)}
 
     def encode_as_loop_latents(self, video: torch.Tensor) -> torch.Tensor:
-        """(B, 3, F, H, W) clips in [-1, 1] → their latents as the denoising loop holds them: the VAE's mean,
-        normalised by the VAE's mean, std and scaling factor (what the pipeline undoes before it decodes)."""
-        vae = self.pipeline.vae
-        latents = retrieve_latents(vae.encode(video.to(self.device, vae.dtype)), sample_mode="argmax")
-        return self.pipeline._normalize_latents(latents, vae.latents_mean, vae.latents_std, vae.config.scaling_factor)
+        """Clips → latents as the denoising loop holds them, for fitting the previews' colours (latent_rgb.py)."""
+        return ltx_loop_latents(self.pipeline, video, self.device)
 
     def _shifted_timesteps(self, request: RenderRequest) -> list[float] | None:
         """For a scheduler that shifts by the video's size (see `take_over_dynamic_shifting`), the timesteps

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from diffusers import LTX2ConditionPipeline
-from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition, retrieve_latents
+from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
 
 from ..catalog import ModelPreset
 from ._common import (
@@ -28,6 +28,7 @@ from ._common import (
     cached_prompt_arguments,
     call_default,
     check_request,
+    ltx_loop_latents,
     packed_latents_unpacker,
     reset_render_state,
     step_callback,
@@ -159,11 +160,8 @@ class LTX2Backend:
         return cached_prompt_arguments(self.pipeline, self.prompt_cache, request, self.max_sequence_length, self.device)
 
     def encode_as_loop_latents(self, video: torch.Tensor) -> torch.Tensor:
-        """(B, 3, F, H, W) clips in [-1, 1] → their video latents as the denoising loop holds them: the VAE's mean,
-        normalised by the VAE's mean, std and scaling factor (what the pipeline undoes before it decodes)."""
-        vae = self.pipeline.vae
-        latents = retrieve_latents(vae.encode(video.to(self.device, vae.dtype)), sample_mode="argmax")
-        return self.pipeline._normalize_latents(latents, vae.latents_mean, vae.latents_std, vae.config.scaling_factor)
+        """Clips → latents as the denoising loop holds them, for fitting the previews' colours (latent_rgb.py)."""
+        return ltx_loop_latents(self.pipeline, video, self.device)
 
     def _conditions(self, request: RenderRequest) -> list[LTX2VideoCondition]:
         # uint8 numpy as the pipeline takes it: a lone first image is re-compressed the way the model was trained.

@@ -15,7 +15,7 @@ import numpy as np
 
 from generator.images import fit_frames
 from generator.media import reading, writing
-from generator.media._shared import VideoSource, beside, check_frames, write_atomically
+from generator.media._shared import EncodeError, VideoSource, beside, check_frames, write_atomically
 from generator.media.writing import (
     BITRATE_TRIES,
     CRF,
@@ -183,10 +183,13 @@ def _new_part(
 def join_streams(sources: Sequence[VideoSource], out_path: Path) -> list[int]:
     """Copy the video packets of each source in turn, each shifted to start where the one before ends, into one
     MP4 (+faststart): streams made with the same settings (`stitchable` headers) become one stream. Returns how
-    many frames each gave."""
+    many frames each gave. Raises EncodeError, writing nothing, when the sources' headers differ (callers that can
+    fall back check first, e.g. `append_part`)."""
     counts = [0] * len(sources)
     with ExitStack() as opened:
         inputs = [opened.enter_context(reading.open_video(source)) for source in sources]
+        if any(reading.header_of(source) != reading.header_of(inputs[0]) for source in inputs[1:]):
+            raise EncodeError(f"the streams joined into {out_path.name} do not share one stream's headers")
         output = opened.enter_context(writing.mp4_container(out_path))
         template = inputs[0].streams.video[0]
         stream = output.add_stream_from_template(template)

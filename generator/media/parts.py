@@ -130,32 +130,38 @@ class PartedMp4Writer:
         frames, self.padded = pad_to_even(frames)
         if self.total_frames is not None and self.frames + len(frames) < self.total_frames:  # more will follow
             if self._open is None:
-                self._open = self._next_part_writer()
+                self._open = Mp4Writer(
+                    self._new_part(),
+                    self.fps,
+                    crf=self.crf,
+                    preset=self.preset,
+                    follows=self._follows,
+                    convert_on=self.convert_on,
+                )
             self._open.write(frames)
-            self.frames += len(frames)
-            self.seconds += time.perf_counter() - started
-            return
-        if self._open is not None:
-            self._open.finish(sys.maxsize)
-            self._open = None
-        bounds = part_bounds(len(frames), self.parts)
-        jobs = []
-        for start, end in itertools.pairwise(bounds):
-            path = beside(self.path, f".part{len(self._files)}.mp4")
-            self._files.append(path)
-            jobs.append(self._pool.submit(self._encode_part, frames[start:end], path))
-        wait(jobs)  # all of them, so that no part is still being written when a failure removes the others
-        for job in jobs:
-            job.result()
+        else:
+            self._close_open_part()
+            bounds = part_bounds(len(frames), self.parts)
+            jobs = [
+                self._pool.submit(self._encode_part, frames[start:end], self._new_part())
+                for start, end in itertools.pairwise(bounds)
+            ]
+            wait(jobs)  # all of them, so that no part is still being written when a failure removes the others
+            for job in jobs:
+                job.result()
         self.frames += len(frames)
         self.seconds += time.perf_counter() - started
 
-    def _next_part_writer(self) -> Mp4Writer:
+    def _new_part(self) -> Path:
+        """The file of the next part, in order."""
         path = beside(self.path, f".part{len(self._files)}.mp4")
         self._files.append(path)
-        return Mp4Writer(
-            path, self.fps, crf=self.crf, preset=self.preset, follows=self._follows, convert_on=self.convert_on
-        )
+        return path
+
+    def _close_open_part(self) -> None:
+        if self._open is not None:
+            self._open.finish(sys.maxsize)
+            self._open = None
 
     def _encode_part(self, frames: np.ndarray, path: Path) -> None:
         height, width = frames.shape[1:3]
@@ -177,16 +183,11 @@ class PartedMp4Writer:
         """Join the parts into the video and move it into place; None (and no file) when it is over `max_bytes`."""
         if not self._files:
             raise ValueError("no frames were written")
-        if self._open is not None:  # fewer frames came than `total_frames` said: what came is the video
-            self._open.finish(sys.maxsize)
-            self._open = None
+        self._close_open_part()  # fewer frames came than `total_frames` said: what came is the video
         started = time.perf_counter()
         tmp = beside(self.path, ".tmp")
         try:
-            first = reading.stream_header(self._files[0])
-            for part in self._files[1:]:
-                if reading.stream_header(part) != first:  # never with one writer's settings; checked, not assumed
-                    raise EncodeError(f"the parts of {self.path.name} do not share one stream's headers")
+            # One writer's settings give every part the same headers; join_streams checks it, not assumes it.
             counts = joining.join_streams(self._files, tmp)
             if sum(counts) != self.frames:
                 raise EncodeError(f"the parts of {self.path.name} hold {sum(counts)} frames, {self.frames} written")
@@ -197,7 +198,8 @@ class PartedMp4Writer:
         finally:
             tmp.unlink(missing_ok=True)
             self.abort()
-        width, height = first.width, first.height
+        assert self._size is not None
+        width, height = (side + side % 2 for side in self._size)  # as encoded: padded to even sides
         seconds = self.seconds + time.perf_counter() - started
         return EncodedVideo(
             self.path, size, width, height, self.fps, self.frames, self.crf, None, self.padded, 1, seconds

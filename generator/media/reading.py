@@ -118,11 +118,16 @@ class StreamHeader:
 
 def stream_header(source: VideoSource) -> StreamHeader:
     with open_video(source) as container:
-        stream = container.streams.video[0]
-        context = stream.codec_context
-        return StreamHeader(
-            context.name, stream.width, stream.height, context.extradata, stream.time_base, stream.average_rate
-        )
+        return header_of(container)
+
+
+def header_of(container) -> StreamHeader:
+    """The header of an open container's video stream."""
+    stream = container.streams.video[0]
+    context = stream.codec_context
+    return StreamHeader(
+        context.name, stream.width, stream.height, context.extradata, stream.time_base, stream.average_rate
+    )
 
 
 def level_of(header: StreamHeader) -> int | None:

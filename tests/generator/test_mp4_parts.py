@@ -180,3 +180,15 @@ async def test_the_service_encodes_along_the_render_in_parts_and_extends_such_a_
         child_frames = probe_mp4(child_data)["frames"]
         assert len(child_frames) == 48
         assert np.array_equal(child_frames[:32], probed["frames"]), "the parent's stream is continued as it is"
+
+
+def test_streams_whose_headers_differ_are_not_joined(tmp_path: Path) -> None:
+    from generator.media import EncodeError
+    from generator.media.joining import join_streams
+
+    small = encode_mp4(textured_video(8, height=64, width=96), 24, tmp_path / "small.mp4", max_bytes=10**8)
+    large = encode_mp4(textured_video(8), 24, tmp_path / "large.mp4", max_bytes=10**8)
+    with pytest.raises(EncodeError, match="do not share one stream's headers"):
+        join_streams([small.path, large.path], tmp_path / "joined.mp4")
+    assert not (tmp_path / "joined.mp4").exists()
+    assert join_streams([small.path, small.path], tmp_path / "twice.mp4") == [8, 8]

@@ -69,6 +69,13 @@ class GeneratorMetrics:
         for kind in ("out_of_memory", "render_failed", "worker_lost"):
             self.failures.labels(kind)
 
+    def job_ended(self, status: str, failure: str | None = None) -> None:
+        """A job this process's workers ended (by rendering it, or by a claim that found its worker gone): its status,
+        and for a failed one the kind of failure."""
+        self.jobs_finished.labels(status).inc()
+        if status == "failed":
+            self.failures.labels(failure or "unknown").inc()
+
     def observe_queue(self, counts: dict[str, int]) -> None:
         """The unfinished jobs by status, as `JobQueue.counts` reads them."""
         for status, count in counts.items():

@@ -200,9 +200,7 @@ class Worker:
         """A job the claim ended instead of taking it over: cancelled while its worker was gone, or failed with
         `worker_lost` (its workers were lost too many times). Counted like the jobs a render ends, and its files
         removed as those are: a cancelled job's folder, a failed job's attempts (its last live preview stays)."""
-        self.metrics.jobs_finished.labels(ended.status).inc()
-        if ended.status == "failed":
-            self.metrics.failures.labels(ended.error_code or "unknown").inc()
+        self.metrics.job_ended(ended.status, ended.error_code)
         task = asyncio.create_task(self._remove_files_of(ended))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -439,7 +437,7 @@ class Worker:
             if done:  # only the attempt that completed the job may clear out the others
                 await loop.run_in_executor(self.cpu_pool, self.store.remove_other_attempts, job.id, job.attempts)
                 self.status.jobs_done += 1
-                self.metrics.jobs_finished.labels("completed").inc()
+                self.metrics.job_ended("completed")
                 log.info("worker %s: %s completed in %.2f s", self.name, job.id, timings["total_s"])
             else:
                 await self._stop_job(job, control)
@@ -476,7 +474,7 @@ class Worker:
         loop = asyncio.get_running_loop()
         if await self.queue.mark_cancelled(job.lease):
             log.info("worker %s: %s cancelled", self.name, job.id)
-            self.metrics.jobs_finished.labels("cancelled").inc()
+            self.metrics.job_ended("cancelled")
             await loop.run_in_executor(self.cpu_pool, self.store.delete_job, job.id)
         else:  # the lease went to another attempt: only this attempt's own files are ours to remove
             log.warning(
@@ -493,8 +491,7 @@ class Worker:
             code, message = "render_failed", f"Rendering failed: {type(error).__name__}: {error}"
             log.error("worker %s: %s failed", self.name, job.id, exc_info=error)
         if await self.queue.fail(job.lease, code, message):
-            self.metrics.failures.labels(code).inc()
-            self.metrics.jobs_finished.labels("failed").inc()
+            self.metrics.job_ended("failed", code)
 
 
 async def _stopped(task: asyncio.Task[None]) -> None:

@@ -117,6 +117,16 @@ def build_real_size(name: str):
     return pipeline
 
 
+def host_rss_gib() -> float | None:
+    """This process's resident host memory (pinned copies included), GiB; None where /proc is missing."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    kib = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), None)
+    return None if kib is None else round(kib / 2**20, 2)
+
+
 def build_tiny(name: str):
     from generator.pipelines.tiny import build_tiny_like
 
@@ -143,6 +153,8 @@ def measure(name: str, tier: str, args: argparse.Namespace, device: torch.device
     if args.no_tiling:  # what VAE tiling costs or saves at this size (balanced and low tile by default)
         pipeline.vae.disable_tiling()
     placed = time.perf_counter() - started
+    rss_placed = host_rss_gib()  # offload groups pin a host copy of what they stream: until the first render the
+    # loaded weights are there twice (docs/performance.md); the render's first pass lets the originals go
     backend = backend_for(name, pipeline)
     width, height = (64, 64) if args.tiny else preset.native_sizes["landscape"]
     frames = preset.frame_multiple + 1 if args.tiny else preset.max_segment_frames
@@ -176,6 +188,8 @@ def measure(name: str, tier: str, args: argparse.Namespace, device: torch.device
         "second_step_s": round(steps[1] - steps[0], 3) if len(steps) > 1 else None,
         "estimated_peak_gib": preset.memory.estimated_gib(tier),
         "vae_tiling": bool(getattr(pipeline.vae, "use_tiling", False)),
+        "host_rss_placed_gib": rss_placed,
+        "host_rss_rendered_gib": host_rss_gib(),
     }
     if cuda:
         row["peak_allocated_gib"] = round(torch.cuda.max_memory_allocated(device) / GIB, 2)

@@ -74,6 +74,85 @@ def test_low_stores_the_transformers_in_float8_and_streams_everything():
     assert "group_offloading" in hooks_of(pipeline.vae) and pipeline.vae.use_tiling
 
 
+def weight_bytes(tensors) -> int:
+    return sum(tensor.numel() * tensor.element_size() for tensor in tensors)
+
+
+def group_bytes(group) -> int:
+    """What one diffusers offload group puts on the device when it onloads."""
+    tensors = {id(t): t for module in group.modules for t in (*module.parameters(), *module.buffers())}
+    tensors.update((id(t), t) for t in (*group.parameters, *group.buffers))
+    return weight_bytes(tensors.values())
+
+
+def most_on_board(monkeypatch, run) -> int:
+    """The most bytes diffusers' offload groups had onloaded at once while `run()` ran: on a CPU the groups move
+    nothing, but they onload and offload exactly as they would on a GPU."""
+    from diffusers.hooks.group_offloading import ModuleGroup
+
+    on_board: dict[int, int] = {}
+    most = 0
+    onload, offload = ModuleGroup.onload_, ModuleGroup.offload_
+
+    def counted_onload(group):
+        nonlocal most
+        on_board[id(group)] = group_bytes(group)
+        most = max(most, sum(on_board.values()))
+        return onload(group)
+
+    def counted_offload(group):
+        on_board.pop(id(group), None)
+        return offload(group)
+
+    monkeypatch.setattr(ModuleGroup, "onload_", counted_onload)
+    monkeypatch.setattr(ModuleGroup, "offload_", counted_offload)
+    run()
+    return most
+
+
+def text_encoder_like(kind: str) -> torch.nn.Module:
+    """Text encoders shaped like the presets' (T5-XXL, UMT5-XXL, Gemma 3: layers one or two modules down), small."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig, T5Config, T5EncoderModel, UMT5Config, UMT5EncoderModel
+
+    torch.manual_seed(0)
+    shape = dict(vocab_size=64, d_model=64, d_kv=16, d_ff=256, num_layers=6, num_heads=4, dropout_rate=0.0)
+    if kind == "t5":
+        return T5EncoderModel(T5Config(**shape)).eval()
+    if kind == "umt5":
+        return UMT5EncoderModel(UMT5Config(**shape)).eval()
+    config = Gemma3TextConfig(
+        vocab_size=64,
+        hidden_size=64,
+        intermediate_size=256,
+        num_hidden_layers=6,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        sliding_window=16,
+    )
+    return Gemma3ForCausalLM(config).eval()
+
+
+@pytest.mark.parametrize("kind", ["t5", "umt5", "gemma3"])
+def test_the_text_encoder_is_on_board_a_layer_at_a_time_while_it_encodes(monkeypatch, kind):
+    """The balanced and low tiers' point: the text encoder (T5-XXL 8.9 GiB, Gemma 3 12B 23 GiB) never sits on the GPU
+    whole. Block level with diffusers' defaults found no blocks in transformers' encoders and onloaded them whole."""
+    from generator.pipelines.memory import stream_text_encoder
+
+    encoder = text_encoder_like(kind)
+    tokens = torch.randint(1, 64, (1, 24))
+    with torch.no_grad():
+        expected = encoder(tokens, output_hidden_states=True).hidden_states[-1]
+        stream_text_encoder(encoder, torch.device("cpu"), streams=False)
+        encoded = {}
+        most = most_on_board(
+            monkeypatch, lambda: encoded.setdefault("h", encoder(tokens, output_hidden_states=True).hidden_states[-1])
+        )
+    total = weight_bytes([*encoder.parameters(), *encoder.buffers()])
+    assert 0 < most <= total * 0.2, f"{most} of {total} bytes on board at once"
+    assert torch.equal(encoded["h"], expected), "streaming changes where the weights are, not the encoding"
+
+
 def test_balanced_renders_the_same_frames_as_full():
     assert np.array_equal(render_with("balanced"), render_with("full"))
 

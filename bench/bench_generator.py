@@ -1117,9 +1117,10 @@ def run_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[s
 def run_wan_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[str, Any]]:
     """Wan 2.1 1.3B (case `wan`'s model and size) in one process, in order of worth: the plain WanPipeline (full
     calls), ours compiled (and how many transformer calls a step makes: diffusers runs the prompt and the negative
-    prompt as two passes), the peer recipe (para-attn's first-block cache + torch.compile, undone after), the two
-    passes in one batch (cfg_batch.py), FP8 compiled (hand-written, then torchao), ours eager. `--deadline-s` skips
-    what no longer fits."""
+    prompt as two passes), ours compiled with each attention backend of `--compiled-backends`, FP8 compiled with
+    torchao's kernels; then the lines the H200 measured already: the peer recipe (para-attn's first-block cache +
+    torch.compile, undone after), hand-written FP8, the two passes in one batch (cfg_batch.py), ours eager.
+    `--deadline-s` skips what no longer fits."""
     from generator.pipelines import fp8, speed
 
     cuda = device.type == "cuda"
@@ -1174,7 +1175,35 @@ def run_wan_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[di
     needs_s = per_clip * (1 + args.repeats) + 25  # the compile (~20 s), a first request and the repeats
     yield measured("compiled", compiled, needs_s=needs_s)
 
+    def other_attention(name: str) -> dict[str, Any]:
+        """The compiled path with another attention kernel: at 32k tokens self-attention is most of Wan's work
+        (the dynamo guards on the layers' backend recompile the blocks); frames compared with `compiled`."""
+        use_attention(backend, name)
+        try:
+            return {"attention_backend": name, **ours()}
+        finally:
+            use_attention(backend, "native")
+
+    for name in args.compiled_backends:
+        yield measured(f"compiled_{name.strip('_')}", lambda name=name: other_attention(name), needs_s=needs_s)
+    replaced: list = []
+
+    def float8(kernels: str) -> dict[str, Any]:
+        fp8.restore(replaced)
+        replaced.clear()
+        if kernels == "hanul":
+            fp8.check_fp8_support(device)
+        replaced.extend(fp8.quantize_transformers(backend.pipeline, kernels))
+        recompile(natural)
+        return {"fp8_layers": len(replaced), **ours()}
+
+    yield measured("compiled_fp8_torchao", lambda: float8("torchao"), needs_s=needs_s)
+    # Measured on the H200 (2026-12-04, 10 steps), so after the lines whose decisions wait on figures: the peer
+    # 13.72 s, hand-written FP8 13.61, one batch 13.75, eager 15.80 against compiled 13.73.
+
     def peer() -> dict[str, Any]:
+        fp8.restore(replaced)
+        replaced.clear()
         speed.uncompile_blocks(backend.pipeline)
         try:
             result = peer_times(backend, "wan", size, args, cuda)
@@ -1186,6 +1215,8 @@ def run_wan_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[di
         return result
 
     yield measured("peer_para_attn_recipe", peer, needs_s=per_clip * (1 + args.repeats) + 30)
+    yield measured("compiled_fp8", lambda: float8("hanul"), needs_s=needs_s)
+    fp8.restore(replaced)
 
     def one_batch() -> dict[str, Any]:
         """Prompt and negative prompt in one transformer call per step (cfg_batch.py), compiled; frames compared
@@ -1203,20 +1234,6 @@ def run_wan_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[di
         return result
 
     yield measured("compiled_one_batch", one_batch, needs_s=needs_s)
-    replaced: list = []
-
-    def float8(kernels: str) -> dict[str, Any]:
-        fp8.restore(replaced)
-        replaced.clear()
-        if kernels == "hanul":
-            fp8.check_fp8_support(device)
-        replaced.extend(fp8.quantize_transformers(backend.pipeline, kernels))
-        recompile(natural)
-        return {"fp8_layers": len(replaced), **ours()}
-
-    for kernels, variant in (("hanul", "compiled_fp8"), ("torchao", "compiled_fp8_torchao")):
-        yield measured(variant, lambda kernels=kernels: float8(kernels), needs_s=needs_s)
-    fp8.restore(replaced)
     speed.uncompile_blocks(backend.pipeline)
     yield measured("eager", ours, needs_s=per_clip * (1 + args.repeats) + 10)
     yield {"case": "sweep_wan", "variant": "end", "sweep_wall_s": round(time.perf_counter() - started, 1)}
@@ -1309,6 +1326,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
         default=["native"],
         help="sweep: attention backends timed eagerly, comma-separated (H100 2026-11-25: native fastest)",
+    )
+    parser.add_argument(
+        "--compiled-backends",
+        type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+        default=["_native_cudnn"],
+        help="sweep_wan: attention backends timed on the compiled path besides native, comma-separated",
     )
     parser.add_argument(
         "--first-block-cache",

@@ -2,8 +2,9 @@
 # One GPU session's measurements in ONE call of at most TOTAL seconds (default 570: under the 600 s a device call
 # may take; pass timeout_s 600), in order of worth (see docs/performance.md): the LTX sweep (one process, one model build: plain diffusers
 # and ParaAttention's recipe as peers, our exact path, the MP4 feed, FP8 both kernels, SageAttention, long videos,
-# CUDA graphs, the queue), then the Wan sweep (its own process: plain WanPipeline, ours compiled, para-attn's
-# recipe, FP8), then the memory tiers (GENERATOR_MEMORY: peak GiB per preset and tier at real size), then a
+# CUDA graphs, the queue), then the Wan sweep (its own process: plain WanPipeline, ours compiled, ours with cuDNN
+# attention, torchao FP8, then what the H200 measured already: para-attn's recipe, FP8, one batch, eager), then the
+# memory tiers (GENERATOR_MEMORY: peak GiB per preset and tier at real size), then a
 # one-screen summary table. Every result line is appended to RESULTS_DIR as it is measured,
 # so a run cut short keeps what it finished; the summary reads whatever is there.
 #   bash bench/gpu_session.sh [RESULTS_DIR] [TOTAL_SECONDS]

@@ -54,7 +54,8 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         "WHEELS": "none",  # the developer's .whl/ is for the GPU machine
         "TIERS_ARGS": "--tiny",
         "TIERS_PRESETS": "ltx-13b-distilled",
-        "BENCH_ARGS": f"{tiny} --encode-presets fast,veryfast,ultrafast --first-block-cache 0.3 --guidance-stop 0.5",
+        "BENCH_ARGS": f"{tiny} --encode-presets fast,veryfast,ultrafast --first-block-cache 0.3 --guidance-stop 0.5 "
+        "--compiled-backends _native_cudnn,_native_math",
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",  # python3: this interpreter
     }
     completed = subprocess.run(
@@ -243,10 +244,12 @@ def test_the_wan_sweep_times_plain_ours_the_peer_and_fp8_in_order(wan_sweep) -> 
         "setup",
         "baseline",
         "compiled",
-        "peer_para_attn_recipe",
-        "compiled_one_batch",
-        "compiled_fp8",
+        "compiled_native_cudnn",
+        "compiled_native_math",
         "compiled_fp8_torchao",
+        "peer_para_attn_recipe",
+        "compiled_fp8",
+        "compiled_one_batch",
         "eager",
         "end",
     ]
@@ -254,6 +257,9 @@ def test_the_wan_sweep_times_plain_ours_the_peer_and_fp8_in_order(wan_sweep) -> 
     compiled = wan_sweep["compiled"]
     assert compiled["transformer_calls_per_step"] == 2.0, "diffusers' WanPipeline: prompt and negative, two passes"
     assert compiled["ratio_to_baseline"] > 0
+    assert "error" in wan_sweep["compiled_native_cudnn"], "cuDNN attention needs CUDA: the error is the result"
+    math = wan_sweep["compiled_native_math"]
+    assert math["attention_backend"] == "_native_math" and math["difference_from_compiled"]["max"] <= 8
     peer = wan_sweep["peer_para_attn_recipe"]
     assert "error" not in peer, peer.get("error")
     expected = "para_attn" if importlib.util.find_spec("para_attn") else "FirstBlockCacheConfig"

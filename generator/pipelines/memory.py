@@ -99,20 +99,38 @@ def place(pipeline: DiffusionPipeline, tier: str, device: torch.device, compute_
         # float8 storage halves the weights to stream; compute stays in the pipeline's dtype. diffusers' defaults
         # keep the norms, embeddings and output projection in their dtype (what its docs recommend).
         transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=compute_dtype)
-        transformer.enable_group_offload(onload_device=device, offload_type="leaf_level", use_stream=streams)
-    vae.enable_group_offload(onload_device=device, offload_type="leaf_level", use_stream=streams)
+        stream_layers(transformer, device, streams)
+    stream_layers(vae, device, streams)
 
 
 def stream_text_encoder(text_encoder: torch.nn.Module, device: torch.device, streams: bool) -> None:
-    """Keep `text_encoder` in CPU memory and put each of its layers on `device` only while it runs (on CUDA the next
-    one is copied on a side stream meanwhile); its embeddings and norms are on board for the whole encode.
+    """The text encoder streamed layer by layer (`stream_layers`).
 
     Leaf level, not block level: diffusers' block level groups only the `ModuleList`s that are direct children of
     the module, and a transformers text encoder keeps its layers deeper (T5's `encoder.block`, Gemma 3's
     `model.layers`), so block level made the whole encoder one group, copied to the GPU whole for every encode: the
     H200 run of 2026-12-04 saw the balanced tier save 4.4 GiB of T5-XXL's 8.9, and the low tier's 9.0 GiB peak was
     T5-XXL itself (docs/performance.md)."""
-    apply_group_offloading(text_encoder, onload_device=device, offload_type="leaf_level", use_stream=streams)
+    stream_layers(text_encoder, device, streams)
+
+
+def stream_layers(module: torch.nn.Module, device: torch.device, streams: bool) -> None:
+    """Keep `module`'s weights in CPU memory and put each layer's (linear, convolution, embedding) on `device` only
+    while it runs; with CUDA streams the next layer's are copied meanwhile. The few weights outside such layers (the
+    norms') ride with the module that holds them."""
+    if streams:
+        pin_in_place(module)
+    apply_group_offloading(module, onload_device=device, offload_type="leaf_level", use_stream=streams)
+
+
+def pin_in_place(module: torch.nn.Module) -> None:
+    """Move `module`'s weights into page-locked memory one tensor at a time. diffusers' streamed offload pins a copy
+    of every weight it streams and keeps the original until that weight first runs, so host RAM would hold the
+    streamed parts twice from the start until the first render; it pins only what is not pinned yet
+    (`Tensor.pin_memory` returns a pinned tensor itself), so after this it copies nothing."""
+    for tensor in (*module.parameters(), *module.buffers()):
+        if not tensor.is_pinned():
+            tensor.data = tensor.data.pin_memory()
 
 
 def offloaded(tier: str) -> bool:

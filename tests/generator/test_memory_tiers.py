@@ -153,6 +153,50 @@ def test_the_text_encoder_is_on_board_a_layer_at_a_time_while_it_encodes(monkeyp
     assert torch.equal(encoded["h"], expected), "streaming changes where the weights are, not the encoding"
 
 
+def test_streamed_weights_are_pinned_where_they_are_so_diffusers_copies_none(monkeypatch):
+    """With CUDA streams diffusers pins a copy of every streamed weight and keeps the original until the weight first
+    runs: host RAM held the streamed parts twice. Pinned in place first, its copy is the weight itself. (Pinning needs
+    CUDA: here page-locking is played by a registry of "pinned" storages, with torch's documented rule that
+    `pin_memory` returns an already pinned tensor itself.)"""
+    from diffusers.hooks.group_offloading import ModuleGroup
+
+    from generator.pipelines.memory import pin_in_place
+
+    pinned: set[int] = set()
+
+    def pin_memory(tensor, *args, **kwargs):
+        if tensor.data_ptr() in pinned:
+            return tensor
+        copy = tensor.clone()
+        pinned.add(copy.data_ptr())
+        return copy
+
+    monkeypatch.setattr(torch.Tensor, "pin_memory", pin_memory)
+    monkeypatch.setattr(torch.Tensor, "is_pinned", lambda tensor, *args, **kwargs: tensor.data_ptr() in pinned)
+
+    def streamed_copies(layer: torch.nn.Module) -> dict:
+        """What diffusers keeps in host memory for `layer` under streamed offload (its group's pinned dict)."""
+        cpu = torch.device("cpu")
+        group = ModuleGroup(
+            modules=[layer],
+            offload_device=cpu,
+            onload_device=cpu,
+            offload_leader=layer,
+            onload_leader=layer,
+            stream=object(),  # only whether there is one matters to what it pins
+        )
+        return group.cpu_param_dict
+
+    encoder = text_encoder_like("t5")
+    layer = encoder.encoder.block[0].layer[1].DenseReluDense.wi
+    assert streamed_copies(layer)[layer.weight].data_ptr() != layer.weight.data_ptr(), "unpinned: a second copy"
+    expected = layer.weight.detach().clone()
+    pin_in_place(encoder)
+    assert all(tensor.is_pinned() for tensor in encoder.parameters())
+    assert streamed_copies(layer)[layer.weight].data_ptr() == layer.weight.data_ptr(), "pinned: the weight itself"
+    assert torch.equal(layer.weight, expected)
+
+
 def test_balanced_renders_the_same_frames_as_full():
     assert np.array_equal(render_with("balanced"), render_with("full"))
 

@@ -20,6 +20,7 @@ def model_rows(settings: GeneratorSettings) -> list[dict[str, str]]:
                 "download": f"~{preset.download_gib:.0f} GiB",
                 **{tier: f"{needs.peak_gib(tier):.0f} GiB{'' if needs.is_measured(tier) else ' ~'}" for tier in TIERS},
                 "24 GB card": _best_tier_on(needs, 24),
+                "host RAM": f"{needs.host_ram_gib():.0f} GiB",
                 "sound": "yes" if preset.audio_sample_rate else "no",
                 "here": "yes" if is_downloaded(preset.name, settings.data_dir) else "no",
             }
@@ -33,6 +34,7 @@ def model_rows(settings: GeneratorSettings) -> list[dict[str, str]]:
                 "download": "none",
                 **dict.fromkeys(TIERS, "-"),
                 "24 GB card": "full",
+                "host RAM": "-",
                 "sound": sound,
                 "here": "yes",
             }
@@ -56,4 +58,5 @@ def print_models(settings: GeneratorSettings) -> None:
     print("at real size with random weights, or estimated from parameter counts where marked ~:")
     for tier in TIERS:
         print(f"  {tier}: {TIER_MEANINGS[tier]}")
+    print("host RAM: what loading the weights takes (bf16), and what balanced and low keep there")
     print("Fetch one with: python -m generator download NAME (then set GENERATOR_MODEL=NAME)")

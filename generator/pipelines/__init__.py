@@ -82,6 +82,7 @@ def load_backend(settings: GeneratorSettings) -> VideoBackend:
     family = detect_family(settings.model, settings.model_family, source.folder)
     where = f" at {source.revision[:12]}" if source.revision else ""
     log.info("loading %s model %s%s on %s as %s", family, settings.model, where, device, dtype)
+    memory.warn_if_short_of_host_memory(source.preset.memory if source.preset else None, settings.model)
     if source.is_tiny:
         pipeline, profile = _build_tiny(family, dtype)
     elif family == "ltx":

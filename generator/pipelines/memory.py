@@ -15,6 +15,7 @@ Only diffusers' own hooks are used (`enable_layerwise_casting`, `apply_group_off
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import torch
 from diffusers import DiffusionPipeline
@@ -131,6 +132,35 @@ def pin_in_place(module: torch.nn.Module) -> None:
     for tensor in (*module.parameters(), *module.buffers()):
         if not tensor.is_pinned():
             tensor.data = tensor.data.pin_memory()
+
+
+def warn_if_short_of_host_memory(needs: MemoryNeeds | None, model: str) -> None:
+    """Log a warning before loading when the host's available RAM is under what the model's weights take: every tier
+    loads them into host RAM first (from_pretrained), and balanced and low keep them there (pinned), so such a load
+    is likely to be stopped by the system with no word from us."""
+    available = available_host_gib()
+    if needs is None or available is None:
+        return
+    wanted = needs.host_ram_gib()
+    if available < wanted:
+        log.warning(
+            "loading %s takes about %.0f GiB of host RAM (its weights in bf16, which the balanced and low memory "
+            "tiers keep there) and %.0f GiB is available: the system may stop the load. Free memory, add swap, or "
+            "pick a smaller model (python -m generator models lists what each needs)",
+            model,
+            wanted,
+            available,
+        )
+
+
+def available_host_gib(meminfo: Path = Path("/proc/meminfo")) -> float | None:
+    """The host RAM available to new allocations without swapping (Linux's MemAvailable), GiB; None elsewhere."""
+    try:
+        lines = meminfo.read_text().splitlines()
+    except OSError:
+        return None
+    kib = next((int(line.split()[1]) for line in lines if line.startswith("MemAvailable:")), None)
+    return None if kib is None else kib / 2**20
 
 
 def offloaded(tier: str) -> bool:

@@ -249,6 +249,35 @@ def test_load_backend_places_a_preset_by_its_tier_and_reports_it(hub_cache, tmp_
     assert frames.shape == (9, 64, 64, 3)
 
 
+def test_a_host_short_of_ram_for_the_weights_is_warned_before_the_load(hub_cache, tmp_path, monkeypatch, caplog):
+    """A load the system would stop for want of RAM says so first, with the figures and what to do."""
+    from generator.pipelines import memory
+
+    cache_tiny_like(hub_cache, "ltx-13b-distilled", tmp_path)
+    needs = PRESETS["ltx-13b-distilled"].memory
+    for available, warned in ((needs.host_ram_gib() - 3, True), (needs.host_ram_gib() + 3, False), (None, False)):
+        monkeypatch.setattr(memory, "available_host_gib", lambda available=available: available)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="generator.pipelines.memory"):
+            load_backend(preset_settings("ltx-13b-distilled", tmp_path / "data", GENERATOR_MEMORY="low"))
+        said = [record.getMessage() for record in caplog.records if "host RAM" in record.getMessage()]
+        assert bool(said) == warned, (available, said)
+        if warned:
+            assert f"about {needs.host_ram_gib():.0f} GiB" in said[0] and f"{available:.0f} GiB is available" in said[0]
+            assert "python -m generator models" in said[0]
+
+
+def test_available_host_memory_is_read_from_meminfo(tmp_path):
+    from generator.pipelines.memory import available_host_gib
+
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       32768000 kB\nMemFree:         1048576 kB\nMemAvailable:    8388608 kB\n")
+    assert available_host_gib(meminfo) == 8.0
+    assert available_host_gib(tmp_path / "absent") is None
+    meminfo.write_text("MemTotal:       32768000 kB\n")
+    assert available_host_gib(meminfo) is None
+
+
 def test_hand_written_fp8_is_left_out_of_the_low_tier_which_stores_float8_already(hub_cache, tmp_path, caplog):
     cache_tiny_like(hub_cache, "wan2.1-1.3b", tmp_path)
     settings = preset_settings(

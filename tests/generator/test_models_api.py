@@ -103,6 +103,8 @@ def test_models_lists_every_preset_with_its_needs_and_what_is_here(tmp_path):
     assert rows["wan2.1-1.3b"].rstrip().endswith("yes") and "*" in rows["wan2.1-1.3b"]
     assert rows["wan2.2-5b"].rstrip().endswith("no")
     assert "GiB" in rows["ltx-13b-distilled"]
+    ram = f"{PRESETS['wan2.2-a14b'].memory.host_ram_gib():.0f} GiB"
+    assert ram in rows["wan2.2-a14b"] and "host RAM" in result.stdout, "what loading takes in host RAM, per preset"
     assert not (tmp_path / "data" / "models.lock.json").exists(), "listing locks nothing"
 
 

@@ -305,6 +305,8 @@ def peer_times(backend: Any, case: str, size: tuple, args: argparse.Namespace, c
     for LTX-Video; there diffusers' FirstBlockCache, diffusers' port of the same algorithm, stands in. Approximate,
     like Hanul's own FirstBlockCache: compare with `compiled_fp8_first_block_cache_*`. ParaAttention's cache patches
     the pipeline's class and the transformer for good: a Wan sweep runs it last."""
+    from generator.pipelines import speed
+
     pipe, call = plain_pipeline(backend, case, size, args)
     transformer = pipe.transformer
     timing_hook = transformer.__dict__.pop("forward", None)  # the bench's CUDA events stay out of the peer's graph
@@ -329,10 +331,13 @@ def peer_times(backend: Any, case: str, size: tuple, args: argparse.Namespace, c
     pipe.transformer = torch.compile(
         transformer, mode=None if args.peer_compile_mode == "default" else args.peer_compile_mode
     )
+    cudnn_first = speed.cudnn_attention_preferred()  # the peer runs on torch's own kernel order
+    speed.prefer_cudnn_attention(False)
     started = time.perf_counter()
     try:
         result = time_calls(pipe, call, args.repeats, cuda, denoise=False)
     finally:
+        speed.prefer_cudnn_attention(cudnn_first)
         pipe.transformer = transformer
         if getattr(transformer, "is_cache_enabled", False):
             transformer.disable_cache()
@@ -1176,13 +1181,16 @@ def run_wan_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[di
     yield measured("compiled", compiled, needs_s=needs_s)
 
     def other_attention(name: str) -> dict[str, Any]:
-        """The compiled path with another attention kernel: at 32k tokens self-attention is most of Wan's work
-        (the dynamo guards on the layers' backend recompile the blocks); frames compared with `compiled`."""
+        """The compiled path with another attention kernel: at 32k tokens self-attention is most of Wan's work.
+        Compiled afresh each way (torch's kernel order, `cudnn_first`, is no dynamo guard); frames compared with
+        `compiled`."""
         use_attention(backend, name)
+        recompile(natural)
         try:
             return {"attention_backend": name, **ours()}
         finally:
             use_attention(backend, "native")
+            recompile(natural)
 
     for name in args.compiled_backends:
         yield measured(f"compiled_{name.strip('_')}", lambda name=name: other_attention(name), needs_s=needs_s)
@@ -1330,8 +1338,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--compiled-backends",
         type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
-        default=["_native_cudnn"],
-        help="sweep_wan: attention backends timed on the compiled path besides native, comma-separated",
+        default=["cudnn_first"],
+        help="sweep_wan: attention settings timed on the compiled path besides native, comma-separated",
     )
     parser.add_argument(
         "--first-block-cache",

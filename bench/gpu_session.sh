@@ -3,7 +3,7 @@
 # may take; pass timeout_s 600), in order of worth (see docs/performance.md): the LTX sweep (one process, one model build: plain diffusers
 # and ParaAttention's recipe as peers, our exact path, the MP4 feed, FP8 both kernels, SageAttention, long videos,
 # CUDA graphs, the queue), then the Wan sweep (its own process: plain WanPipeline, ours compiled, ours with cuDNN
-# attention, torchao FP8, then what the H200 measured already: para-attn's recipe, FP8, one batch, eager), then the
+# attention first, torchao FP8, then what the H200 measured already: para-attn's recipe, FP8, one batch, eager), then the
 # memory tiers (GENERATOR_MEMORY: peak GiB per preset and tier at real size), then a
 # one-screen summary table. Every result line is appended to RESULTS_DIR as it is measured,
 # so a run cut short keeps what it finished; the summary reads whatever is there.
@@ -50,9 +50,10 @@ for text in sys.stdin:
 left=$((total - (SECONDS - started) - 15))  # 15 s: the summary, and each process's exit
 ltx=$((left - wan_budget - tiers_budget - ltx2_budget))
 echo "== LTX sweep: ${ltx} s"
-# Left out, measured on the H200 already: eager native, the fast/ultrafast presets, FirstBlockCache, guidance stop.
+# Left out, measured on the H200 already: the fast/ultrafast presets, FirstBlockCache, guidance stop. Eager native
+# and cudnn_first (torch's SDPA trying cuDNN first): the faster one is compiled.
 timeout $((ltx + 20)) python3 bench/bench_generator.py --case sweep --repeats 1 --jobs 8 --deadline-s "$((ltx - 10))" \
-    --eager-backends sage --encode-presets veryfast --first-block-cache "" --guidance-stop "" \
+    --eager-backends native,cudnn_first,sage --encode-presets veryfast --first-block-cache "" --guidance-stop "" \
     --out "$results/sweep.jsonl" $extra 2>&1 | quiet
 echo "== LTX-2 with sound: ${ltx2_budget} s"
 timeout "$ltx2_budget" python3 bench/bench_generator.py --case ltx2 --repeats 2 --out "$results/ltx2.jsonl" \

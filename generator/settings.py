@@ -95,13 +95,15 @@ class GeneratorSettings(CoreSettings):
     @classmethod
     def _offline_attention_backend(cls, value: str) -> str:
         value = value.strip().lower()
-        if value == "native":
-            return value  # torch's scaled_dot_product_attention; no need to import diffusers to know it
+        if value in ("native", "cudnn_first"):
+            return value  # torch's scaled_dot_product_attention (cudnn_first: Hanul's, speed.prefer_cudnn_attention)
         if value.endswith("_hub"):
             raise ValueError(f"{value!r} downloads its kernels at run time; pick an installed backend")
         from diffusers.models.attention_dispatch import AttentionBackendName
 
-        known = sorted(name.value for name in AttentionBackendName if not name.value.endswith("_hub"))
+        known = sorted(
+            ["cudnn_first", *(name.value for name in AttentionBackendName if not name.value.endswith("_hub"))]
+        )
         if value not in known:
             raise ValueError(f"unknown attention backend {value!r}; one of {', '.join(known)}")
         return value

@@ -1,7 +1,8 @@
 """Speed levers applied at load time, each behind a setting (see docs/performance.md for what each one buys).
 
-- `GENERATOR_ATTENTION_BACKEND`: diffusers' attention dispatcher backend for the transformer(s). Exact up to the
-  kernel's own rounding; `*_hub` backends are refused by the settings because they download kernels at run time.
+- `GENERATOR_ATTENTION_BACKEND`: diffusers' attention dispatcher backend for the transformer(s), or Hanul's
+  `cudnn_first` (torch's SDPA trying cuDNN's kernels first). Exact up to the kernel's own rounding; `*_hub` backends
+  are refused by the settings because they download kernels at run time.
 - `GENERATOR_COMPILE`: `compile_repeated_blocks` (regional compilation: one compiled graph shared by every
   transformer block, so compile time stays bounded), static shapes, then warm-up renders at the profile's native
   sizes so no user request pays for compilation. Approximate: frames within a tolerance of eager, not identical.
@@ -17,6 +18,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 
@@ -33,17 +35,23 @@ RECOMPILE_LIMIT = 64  # compiled variants of the shared block code (see compile_
 
 
 SAGE_VERSION = "2.1.1"  # diffusers' minimum for its `sage` backends; PyPI has only 1.0.6 (2.x builds from source)
+CUDNN_FIRST = "cudnn_first"  # Hanul's own setting value, beside diffusers' backend names (settings.py)
 
 
 def set_attention_backend(pipeline: object, backend: str) -> None:
-    """Route the transformers' attention through diffusers' `backend` ("native" leaves diffusers' default).
+    """Route the transformers' attention through diffusers' `backend` ("native" leaves diffusers' default; Hanul's
+    `cudnn_first` leaves it too and sets torch's kernel order, see `prefer_cudnn_attention`).
 
     SageAttention (`sage`, `sage_varlen`, `_sage_*`: approximate, 8-bit attention) is checked first (the package at
     diffusers' minimum version, a CUDA device) with a message naming the setting. Its kernels take no attention
     mask, and LTX-Video's cross-attention passes its prompt's: such backends go on the self-attention layers
     (`attn1`: video tokens × video tokens, nearly all the attention work) and the cross-attention stays on torch
     SDPA."""
+    prefer_cudnn_attention(backend == CUDNN_FIRST)
     if backend == "native":
+        return
+    if backend == CUDNN_FIRST:
+        log.info("attention: torch SDPA with cuDNN's kernels tried first")
         return
     if _is_sage(backend):
         check_sage(_device_of(pipeline))
@@ -53,6 +61,42 @@ def set_attention_backend(pipeline: object, backend: str) -> None:
         for transformer in transformers_of(pipeline):
             transformer.set_attention_backend(backend)
     log.info("attention backend: %s", backend)
+
+
+_cudnn_first: contextlib.ExitStack | None = None  # holds torch's kernel order while cudnn_first is set
+
+
+def prefer_cudnn_attention(prefer: bool) -> None:
+    """Put cuDNN first in the order torch's `scaled_dot_product_attention` tries its kernels (`prefer`), or give
+    torch back its own order (FlashAttention 2, memory-efficient, math, cuDNN last).
+
+    On Hopper (H100, H200) cuDNN's attention kernels run at about twice FlashAttention 2's speed (PyTorch issue
+    142132: 631 against 329 TFLOP/s at 4608 tokens × 128; transformers' PR 48163 prefers them on Hopper only, being
+    slower on Ampere and Blackwell). A preference, not a restriction: a call cuDNN cannot take (a shape, a mask, a
+    CPU) falls back in torch's order. Unlike diffusers' `_native_cudnn` it adds no copies and forces nothing on the
+    masked cross-attention. The order is torch's process-wide setting, read when a kernel is chosen and when a
+    compiled graph is traced: set it before compiling (load_backend does)."""
+    global _cudnn_first
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    if prefer and _cudnn_first is None:
+        order = [
+            SDPBackend.CUDNN_ATTENTION,
+            SDPBackend.FLASH_ATTENTION,
+            SDPBackend.EFFICIENT_ATTENTION,
+            SDPBackend.MATH,
+        ]
+        held = contextlib.ExitStack()
+        held.enter_context(sdpa_kernel(order, set_priority=True))
+        _cudnn_first = held
+    elif not prefer and _cudnn_first is not None:
+        _cudnn_first.close()
+        _cudnn_first = None
+
+
+def cudnn_attention_preferred() -> bool:
+    """Whether `prefer_cudnn_attention` holds torch's kernel order now."""
+    return _cudnn_first is not None
 
 
 def check_sage(device: torch.device | None) -> None:

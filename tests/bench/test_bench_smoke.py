@@ -48,14 +48,14 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     two sweeps, the summary), with the tiny settings appended (BENCH_ARGS overrides the script's flags)."""
     pytest.importorskip("ftfy", reason="diffusers' Wan pipelines clean prompts with ftfy")
     results = tmp_path_factory.mktemp("session")
-    tiny = "--tiny --repeats 1 --jobs 2 --steps 3 --eager-backends native,_native_cudnn,_native_flash,sage"
+    tiny = "--tiny --repeats 1 --jobs 2 --steps 3 --eager-backends native,cudnn_first,_native_cudnn,_native_flash,sage"
     env = {
         **os.environ,
         "WHEELS": "none",  # the developer's .whl/ is for the GPU machine
         "TIERS_ARGS": "--tiny",
         "TIERS_PRESETS": "ltx-13b-distilled",
         "BENCH_ARGS": f"{tiny} --encode-presets fast,veryfast,ultrafast --first-block-cache 0.3 --guidance-stop 0.5 "
-        "--compiled-backends _native_cudnn,_native_math",
+        "--compiled-backends cudnn_first,_native_cudnn",
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",  # python3: this interpreter
     }
     completed = subprocess.run(
@@ -151,6 +151,7 @@ def test_the_sweep_measures_every_variant_in_order_in_one_process(sweep) -> None
         "baseline",
         "baseline_8_steps_no_guidance",
         "eager_native",
+        "eager_cudnn_first",
         "eager__native_cudnn",
         "eager__native_flash",
         "eager_sage",
@@ -181,6 +182,8 @@ def test_the_sweep_measures_every_variant_in_order_in_one_process(sweep) -> None
     assert sweep["eager_native"]["ratio_to_baseline"] > 0
     # A variant the machine cannot run is a result with its error, and the sweep goes on (no cuDNN on a CPU).
     assert "error" in sweep["eager__native_cudnn"] and "error" not in sweep["compiled"]
+    # cudnn_first is a preference: where cuDNN cannot run torch's own kernels give the very frames of native.
+    assert sweep["eager_cudnn_first"]["difference_from_native"]["max"] == 0
     assert "GENERATOR_ATTENTION_BACKEND=sage needs" in sweep["eager_sage"]["error"]
     # What a job writes beside its MP4 is timed on the machine's CPU too.
     assert all(sweep["mp4_encode_presets"][key] >= 0 for key in ("previews_s", "tail_save_s", "tail_load_s"))
@@ -244,8 +247,8 @@ def test_the_wan_sweep_times_plain_ours_the_peer_and_fp8_in_order(wan_sweep) -> 
         "setup",
         "baseline",
         "compiled",
+        "compiled_cudnn_first",
         "compiled_native_cudnn",
-        "compiled_native_math",
         "compiled_fp8_torchao",
         "peer_para_attn_recipe",
         "compiled_fp8",
@@ -257,9 +260,9 @@ def test_the_wan_sweep_times_plain_ours_the_peer_and_fp8_in_order(wan_sweep) -> 
     compiled = wan_sweep["compiled"]
     assert compiled["transformer_calls_per_step"] == 2.0, "diffusers' WanPipeline: prompt and negative, two passes"
     assert compiled["ratio_to_baseline"] > 0
-    assert "error" in wan_sweep["compiled_native_cudnn"], "cuDNN attention needs CUDA: the error is the result"
-    math = wan_sweep["compiled_native_math"]
-    assert math["attention_backend"] == "_native_math" and math["difference_from_compiled"]["max"] <= 8
+    assert "error" in wan_sweep["compiled_native_cudnn"], "diffusers' cuDNN backend needs CUDA: the error is the result"
+    first = wan_sweep["compiled_cudnn_first"]  # a preference: on a CPU torch's SDPA falls back to its own kernels
+    assert first["attention_backend"] == "cudnn_first" and first["difference_from_compiled"]["max"] <= 8
     peer = wan_sweep["peer_para_attn_recipe"]
     assert "error" not in peer, peer.get("error")
     expected = "para_attn" if importlib.util.find_spec("para_attn") else "FirstBlockCacheConfig"

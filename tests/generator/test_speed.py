@@ -144,6 +144,43 @@ def test_the_attention_backend_reaches_every_attention_layer_and_stays_within_to
     assert np.abs(frames.astype(int) - reference.astype(int)).max() <= 1
 
 
+TORCH_ORDER = [1, 2, 0, 3, 4]  # torch's own SDPA kernel order: flash, memory-efficient, math, cuDNN, overrideable
+CUDNN = 3
+
+
+@pytest.fixture
+def torch_attention_order():
+    """cudnn_first sets torch's process-wide kernel order: give torch its own back whatever a test did."""
+    import torch
+
+    speed.prefer_cudnn_attention(False)
+    assert torch._C._get_sdp_priority_order() == TORCH_ORDER
+    yield
+    speed.prefer_cudnn_attention(False)
+    assert torch._C._get_sdp_priority_order() == TORCH_ORDER
+
+
+def test_cudnn_first_puts_cudnn_first_in_torchs_order_before_compiling_and_native_gives_it_back(
+    tiny_ltx, torch_attention_order, monkeypatch
+) -> None:
+    import torch
+
+    assert GeneratorSettings(GENERATOR_ATTENTION_BACKEND=" CUDNN_First ").attention_backend == "cudnn_first"
+    seen: list[list[int]] = []
+    monkeypatch.setattr(speed, "compile_blocks", lambda pipeline: seen.append(torch._C._get_sdp_priority_order()))
+    monkeypatch.setattr(speed, "warm_up", lambda backend: None)
+    backend = load_backend(tiny_settings().model_copy(update={"attention_backend": "cudnn_first", "compile": "on"}))
+    assert seen == [[CUDNN, 1, 2, 0, 4]], "compiled graphs pick their kernel when traced: the order is set before"
+    processors = [m.processor for m in backend.pipeline.transformer.modules() if hasattr(m, "processor")]
+    assert all(p._attention_backend is None for p in processors), "diffusers' dispatch stays torch SDPA"
+    frames = backend.render(request())
+    speed.set_attention_backend(backend.pipeline, "cudnn_first")  # set twice: still one hold on the order
+    speed.set_attention_backend(backend.pipeline, "native")
+    assert torch._C._get_sdp_priority_order() == TORCH_ORDER and not speed.cudnn_attention_preferred()
+    # A preference, not a restriction: where cuDNN cannot run (here a CPU) torch's own kernels give the same frames.
+    assert np.array_equal(frames, tiny_ltx.render(request()))
+
+
 def test_compile_setting_compiles_blocks_statically_then_warms_up(monkeypatch) -> None:
     compiled: list[dict] = []
     warmed: list[object] = []

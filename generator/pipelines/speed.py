@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 
 import torch
@@ -64,6 +65,7 @@ def set_attention_backend(pipeline: object, backend: str) -> None:
 
 
 _cudnn_first: contextlib.ExitStack | None = None  # holds torch's kernel order while cudnn_first is set
+_cudnn_first_lock = threading.Lock()  # GPU workers load on their own threads
 
 
 def prefer_cudnn_attention(prefer: bool) -> None:
@@ -79,19 +81,15 @@ def prefer_cudnn_attention(prefer: bool) -> None:
     global _cudnn_first
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    if prefer and _cudnn_first is None:
-        order = [
-            SDPBackend.CUDNN_ATTENTION,
-            SDPBackend.FLASH_ATTENTION,
-            SDPBackend.EFFICIENT_ATTENTION,
-            SDPBackend.MATH,
-        ]
-        held = contextlib.ExitStack()
-        held.enter_context(sdpa_kernel(order, set_priority=True))
-        _cudnn_first = held
-    elif not prefer and _cudnn_first is not None:
-        _cudnn_first.close()
-        _cudnn_first = None
+    order = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+    with _cudnn_first_lock:
+        if prefer and _cudnn_first is None:
+            held = contextlib.ExitStack()
+            held.enter_context(sdpa_kernel(order, set_priority=True))
+            _cudnn_first = held
+        elif not prefer and _cudnn_first is not None:
+            _cudnn_first.close()
+            _cudnn_first = None
 
 
 def cudnn_attention_preferred() -> bool:

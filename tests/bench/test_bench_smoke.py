@@ -281,7 +281,10 @@ def test_every_sweep_request_has_a_new_prompt_so_the_text_encoder_runs_each_time
 
 def test_the_sweep_compares_compiled_frames_with_eager_ones(sweep) -> None:
     compiled = sweep["compiled"]
-    assert compiled["attention_backend"] == "native", "the fastest eager backend that ran"
+    # The fastest eager backend that ran: on a CPU native and cudnn_first run the same kernels, so either.
+    ran = {name[len("eager_") :]: line for name, line in sweep.items() if name.startswith("eager_")}
+    fastest = min((n for n, line in ran.items() if "error" not in line), key=lambda n: ran[n]["median"]["end_to_end_s"])
+    assert compiled["attention_backend"] == fastest
     assert compiled["compile_warmup_s"] > 0
     difference = compiled["difference_from_eager_native"]
     assert 0 <= difference["max"] <= 8 and 0 <= difference["fraction_differing"] <= 1

@@ -30,7 +30,7 @@ from generator.catalog import GIB, PRESETS, TIERS
 from generator.pipelines import RenderRequest
 from generator.pipelines.base import profile_from_preset
 from generator.pipelines.latent_rgb import fit_backend_latent_rgb
-from generator.pipelines.memory import place
+from generator.pipelines.memory import place, proc_gib
 
 DEFAULT_PRESETS = "ltx-2b-legacy,wan2.1-1.3b,ltx-13b-distilled,wan2.2-5b"
 
@@ -118,13 +118,9 @@ def build_real_size(name: str):
 
 
 def host_rss_gib() -> float | None:
-    """This process's resident host memory (pinned copies included), GiB; None where /proc is missing."""
-    try:
-        status = Path("/proc/self/status").read_text()
-    except OSError:
-        return None
-    kib = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), None)
-    return None if kib is None else round(kib / 2**20, 2)
+    """This process's resident host memory (pinned memory included), GiB; None where /proc is missing."""
+    rss = proc_gib(Path("/proc/self/status"), "VmRSS")
+    return None if rss is None else round(rss, 2)
 
 
 def build_tiny(name: str):
@@ -153,8 +149,8 @@ def measure(name: str, tier: str, args: argparse.Namespace, device: torch.device
     if args.no_tiling:  # what VAE tiling costs or saves at this size (balanced and low tile by default)
         pipeline.vae.disable_tiling()
     placed = time.perf_counter() - started
-    rss_placed = host_rss_gib()  # offload groups pin a host copy of what they stream: until the first render the
-    # loaded weights are there twice (docs/performance.md); the render's first pass lets the originals go
+    rss_placed = host_rss_gib()  # streamed weights are pinned in place (memory.pin_in_place): about the same as
+    # after the render, not twice the weights (docs/performance.md, round 4)
     backend = backend_for(name, pipeline)
     width, height = (64, 64) if args.tiny else preset.native_sizes["landscape"]
     frames = preset.frame_multiple + 1 if args.tiny else preset.max_segment_frames

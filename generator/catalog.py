@@ -164,7 +164,7 @@ PRESETS: dict[str, ModelPreset] = {
                 untiled_decode_gib=5.0,
                 # H200, 2026-12-04, 768x512x121: allocated 38.5 / 34.1 / 9.0 GiB (bench/results/…-tiers.jsonl).
                 # balanced and low are upper bounds: then the text encoder (8.9 GiB) went to the GPU whole for each
-                # encode; it now goes a layer at a time (memory.stream_text_encoder). Measure again to lower them.
+                # encode; it now goes a layer at a time (memory.stream_layers). Measure again to lower them.
                 measured_gib=(("full", 42.4), ("balanced", 39.2), ("low", 14.4)),
             ),
             why="the default: Lightricks' newest LTX-Video, guidance- and timestep-distilled (8 steps, no guidance "

@@ -84,7 +84,11 @@ def place(pipeline: DiffusionPipeline, tier: str, device: torch.device, compute_
     vae.enable_tiling()
     text_encoder = getattr(pipeline, "text_encoder", None)
     if text_encoder is not None:
-        stream_text_encoder(text_encoder, device, streams)
+        # Leaf level, not block level: diffusers' block level groups only the `ModuleList`s that are direct children
+        # of the module, and a transformers text encoder keeps its layers deeper (T5's `encoder.block`, Gemma 3's
+        # `model.layers`), so block level made the whole encoder one group, copied to the GPU whole for every
+        # encode (the H200 run of 2026-12-04: balanced saved 4.4 GiB of T5-XXL's 8.9; low's 9.0 GiB peak was T5-XXL).
+        stream_layers(text_encoder, device, streams)
     for name in SMALL_PARTS:  # LTX-2's text connectors and sound decoders: small, they stay on the GPU
         part = getattr(pipeline, name, None)
         if part is not None:
@@ -102,17 +106,6 @@ def place(pipeline: DiffusionPipeline, tier: str, device: torch.device, compute_
         transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=compute_dtype)
         stream_layers(transformer, device, streams)
     stream_layers(vae, device, streams)
-
-
-def stream_text_encoder(text_encoder: torch.nn.Module, device: torch.device, streams: bool) -> None:
-    """The text encoder streamed layer by layer (`stream_layers`).
-
-    Leaf level, not block level: diffusers' block level groups only the `ModuleList`s that are direct children of
-    the module, and a transformers text encoder keeps its layers deeper (T5's `encoder.block`, Gemma 3's
-    `model.layers`), so block level made the whole encoder one group, copied to the GPU whole for every encode: the
-    H200 run of 2026-12-04 saw the balanced tier save 4.4 GiB of T5-XXL's 8.9, and the low tier's 9.0 GiB peak was
-    T5-XXL itself (docs/performance.md)."""
-    stream_layers(text_encoder, device, streams)
 
 
 def stream_layers(module: torch.nn.Module, device: torch.device, streams: bool) -> None:
@@ -138,11 +131,11 @@ def warn_if_short_of_host_memory(needs: MemoryNeeds | None, model: str) -> None:
     """Log a warning before loading when the host's available RAM is under what the model's weights take: every tier
     loads them into host RAM first (from_pretrained), and balanced and low keep them there (pinned), so such a load
     is likely to be stopped by the system with no word from us."""
-    available = available_host_gib()
-    if needs is None or available is None:
+    if needs is None:
         return
+    available = available_host_gib()
     wanted = needs.host_ram_gib()
-    if available < wanted:
+    if available is not None and available < wanted:
         log.warning(
             "loading %s takes about %.0f GiB of host RAM (its weights in bf16, which the balanced and low memory "
             "tiers keep there) and %.0f GiB is available: the system may stop the load. Free memory, add swap, or "
@@ -155,11 +148,16 @@ def warn_if_short_of_host_memory(needs: MemoryNeeds | None, model: str) -> None:
 
 def available_host_gib(meminfo: Path = Path("/proc/meminfo")) -> float | None:
     """The host RAM available to new allocations without swapping (Linux's MemAvailable), GiB; None elsewhere."""
+    return proc_gib(meminfo, "MemAvailable")
+
+
+def proc_gib(path: Path, field: str) -> float | None:
+    """A `field:  N kB` line of a Linux /proc file (meminfo, a process's status) in GiB; None where it is missing."""
     try:
-        lines = meminfo.read_text().splitlines()
+        lines = path.read_text().splitlines()
     except OSError:
         return None
-    kib = next((int(line.split()[1]) for line in lines if line.startswith("MemAvailable:")), None)
+    kib = next((int(line.split()[1]) for line in lines if line.startswith(f"{field}:")), None)
     return None if kib is None else kib / 2**20
 
 

@@ -137,13 +137,13 @@ def text_encoder_like(kind: str) -> torch.nn.Module:
 def test_the_text_encoder_is_on_board_a_layer_at_a_time_while_it_encodes(monkeypatch, kind):
     """The balanced and low tiers' point: the text encoder (T5-XXL 8.9 GiB, Gemma 3 12B 23 GiB) never sits on the GPU
     whole. Block level with diffusers' defaults found no blocks in transformers' encoders and onloaded them whole."""
-    from generator.pipelines.memory import stream_text_encoder
+    from generator.pipelines.memory import stream_layers
 
     encoder = text_encoder_like(kind)
     tokens = torch.randint(1, 64, (1, 24))
     with torch.no_grad():
         expected = encoder(tokens, output_hidden_states=True).hidden_states[-1]
-        stream_text_encoder(encoder, torch.device("cpu"), streams=False)
+        stream_layers(encoder, torch.device("cpu"), streams=False)
         encoded = {}
         most = most_on_board(
             monkeypatch, lambda: encoded.setdefault("h", encoder(tokens, output_hidden_states=True).hidden_states[-1])

@@ -3,7 +3,10 @@ MP4 still took after the render, end to end, and the ratios to the plain diffuse
 (plain or ParaAttention's recipe) at the same settings, measured in the same process. Ratios above 1: Hanul is
 faster.
 
-    python bench/summary.py RESULTS_DIR            # reads sweep.jsonl and wan.jsonl there
+    python bench/summary.py RESULTS_DIR            # reads sweep.jsonl, wan.jsonl and tiers.jsonl there
+
+Under the table: the memory tiers, then issue 22's goals (met, missed, not measured) and the decisions the figures
+make (bench/goals.py).
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+
+from goals import report
 
 # Peers per setting: the plain call, and the plain call with ParaAttention's recipe.
 PEERS = {
@@ -104,8 +109,8 @@ def main(argv: list[str] | None = None) -> None:
     folder = Path((argv if argv is not None else sys.argv[1:])[0] if (argv or sys.argv[1:]) else "bench-results")
     header = ["variant", "denoise", "render", "MP4 after", "e2e/call", "x plain", "x best peer", "GiB", "note"]
     rows = [header]
-    for case, name in (("sweep", "sweep.jsonl"), ("sweep_wan", "wan.jsonl")):
-        lines = read(folder / name)
+    sweeps = {"sweep": read(folder / "sweep.jsonl"), "wan": read(folder / "wan.jsonl")}
+    for case, lines in (("sweep", sweeps["sweep"]), ("sweep_wan", sweeps["wan"])):
         peers = fastest_peers(case, lines)
         rows += [r for line in lines if (r := row(case, line, peers)) is not None]
         for label, (variant, seconds) in peers.items():
@@ -129,6 +134,8 @@ def main(argv: list[str] | None = None) -> None:
                 )
             else:
                 print(f"  {line['preset']:<18} {line['tier']:<9} {line.get('error') or line.get('skipped')}")
+    print()
+    print("\n".join(report(sweeps)))
 
 
 if __name__ == "__main__":

@@ -1030,6 +1030,25 @@ def run_sweep(args: argparse.Namespace, device: torch.device) -> Iterator[dict[s
 
         yield measured(f"compiled_8_steps_no_guidance_mp4_parts_{count}", parted, needs_s=per_clip + 10)
 
+    def decoder_and_text_compiled() -> dict[str, Any]:
+        """The distilled request with the VAE decoder and the text encoder compiled too (its first request compiles
+        them at this size: `first_request` has the cost); `vae_decode_s` and `text_encoding_s` against
+        compiled_8_steps_no_guidance's say what it saves. Frames compared with those of the same requests."""
+        from generator.pipelines import speed
+
+        parts = speed.compile_decoder_and_text_encoder(backend.pipeline)
+        try:
+            result = {"compiled_parts": parts, **run_direct(natural, size, distilled, clock, new_prompts=True)}
+            if "compiled_8_steps" in exact:
+                result["difference_from_blocks_only"] = frame_difference(natural.last_frames, exact["compiled_8_steps"])
+            return with_ratio(result, "baseline_8_steps_no_guidance")
+        finally:
+            speed.uncompile_decoder_and_text_encoder(backend.pipeline)
+
+    yield measured(
+        "compiled_8_steps_no_guidance_decoder_text_compiled", decoder_and_text_compiled, needs_s=per_clip * 2 + 60
+    )
+
     def peer(call_args: argparse.Namespace, baseline_key: str) -> dict[str, Any]:
         from generator.pipelines import speed
 

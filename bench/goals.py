@@ -147,7 +147,13 @@ def faster(ours: float | None, other: float | None) -> bool | None:
 
 
 def decisions(sweep: Lines, wan: Lines, device: str = "") -> list[Verdict]:
-    return [fp8_decision(sweep), cudnn_decision(sweep, wan, device), mp4_parts_decision(sweep), graphs_decision(sweep)]
+    return [
+        fp8_decision(sweep),
+        cudnn_decision(sweep, wan, device),
+        mp4_parts_decision(sweep),
+        graphs_decision(sweep),
+        decoder_decision(sweep),
+    ]
 
 
 def fp8_decision(sweep: Lines) -> Verdict:
@@ -234,6 +240,23 @@ def graphs_decision(sweep: Lines) -> Verdict:
         return Verdict(what, "", "not measured: no change")
     shown = f"{graphs:.2f} s against {plain:.2f} s"
     return Verdict(what, shown, "add a setting for the distilled path" if won else "no change: it does not pay")
+
+
+def decoder_decision(sweep: Lines) -> Verdict:
+    what = "compile the VAE decoder and text encoder too"
+    variant = f"{DISTILLED}_decoder_text_compiled"
+    stages = ("vae_decode_s", "text_encoding_s")
+    before = [median(sweep, DISTILLED, stage) for stage in stages]
+    after = [median(sweep, variant, stage) for stage in stages]
+    if None in before or None in after:
+        return Verdict(what, "", "not measured: no change")
+    shown = ", ".join(
+        f"{stage.removesuffix('_s')} {old:.3f} → {new:.3f} s"
+        for stage, old, new in zip(stages, before, after, strict=True)
+    )
+    if faster(sum(after), sum(before)):
+        return Verdict(what, shown, "make them part of GENERATOR_COMPILE (speed.compile_decoder_and_text_encoder)")
+    return Verdict(what, shown, "no change: it does not pay")
 
 
 def report(lines: dict[str, list[dict[str, Any]]]) -> list[str]:

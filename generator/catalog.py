@@ -132,8 +132,10 @@ _WAN_720P = {"landscape": (1280, 720), "portrait": (720, 1280), "square": (960, 
 # T5-XXL's encoder (LTX-Video) and UMT5-XXL's (Wan), in billions of parameters.
 _T5_XXL_B = 4.76
 _UMT5_XXL_B = 5.68
-# Gemma 3 12B, LTX-2's text encoder (its hidden states, every layer's, feed LTX-2's text connectors).
-_GEMMA3_12B_B = 12.2
+# Gemma 3 12B's language model, LTX-2's text encoder (its hidden states, every layer's, feed LTX-2's text
+# connectors): 12.2B with the SigLIP vision tower (0.42B) that LTX-2's repos also hold and Hanul drops at load
+# (ltx2.trim_text_encoder). Reading the repo briefly holds the tower in host RAM too (0.8 GiB).
+_GEMMA3_12B_B = 11.8
 
 PRESETS: dict[str, ModelPreset] = {
     preset.name: preset

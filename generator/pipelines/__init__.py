@@ -146,7 +146,10 @@ def _build_tiny(family: str, dtype: torch.dtype) -> tuple[DiffusionPipeline, Mod
     from .tiny import build_tiny_ltx2_pipeline, build_tiny_ltx_pipeline, build_tiny_wan_pipeline
 
     if family == "ltx2":
+        from .ltx2 import trim_text_encoder
+
         pipeline = build_tiny_ltx2_pipeline()
+        trim_text_encoder(pipeline)
         if dtype != torch.float32:
             pipeline.to(dtype=dtype)
         return pipeline, TINY_SOUND_PROFILE
@@ -175,11 +178,12 @@ def _load_ltx(source: ModelSource, dtype: torch.dtype) -> tuple[DiffusionPipelin
 def _load_ltx2(source: ModelSource, dtype: torch.dtype) -> tuple[DiffusionPipeline, ModelProfile]:
     from diffusers import LTX2ConditionPipeline
 
-    from .ltx2 import ltx2_profile
+    from .ltx2 import ltx2_profile, trim_text_encoder
 
     # LTX2ConditionPipeline loads LTX2Pipeline checkpoints too (the same components, and an optional audio
     # scheduler it copies from the video one when absent), and adds image and video conditions.
     pipeline = LTX2ConditionPipeline.from_pretrained(source.folder, dtype=dtype)
+    trim_text_encoder(pipeline)  # before placing: Gemma's vision tower is never used
     return pipeline, ltx2_profile(source.name, pipeline, source.preset)
 
 

@@ -55,6 +55,35 @@ def vocoder_rate(folder: Path | None) -> int | None:
     return json.loads(config.read_text()).get("output_sampling_rate")
 
 
+def trim_text_encoder(pipeline: LTX2ConditionPipeline) -> None:
+    """Keep of Gemma 3 what LTX-2 uses: the language model's hidden states, every layer's, for a text.
+
+    LTX-2's checkpoints hold Gemma 3 whole (`Gemma3ForConditionalGeneration`), with its vision tower (SigLIP, about
+    0.4B parameters, 0.8 GiB in bfloat16) and the projector that feeds its image features to the language model. A
+    text-only call never runs them: they are dropped, so they take no GPU memory in the full tier, no page-locked
+    host memory in the streamed ones (where diffusers' lazy prefetch also warned that they never ran) and no time
+    in placing. Only the diffusers pipeline's prompt enhancement with an image would need them, and Hanul writes its
+    prompts with its own LLM.
+
+    And the pipeline's encode calls Gemma as a language model: by default that computes next-token logits for every
+    position (1,024 × 262,208 for Gemma 3 12B: 0.5 GiB in bfloat16, and the tied embedding as an output layer) and
+    fills a key/value cache it throws away. The encode is told to keep the last position's logits only and no
+    cache; the hidden states are the same (`tests/generator/test_ltx2_text_encoder.py`). A caller that passes its
+    own `logits_to_keep` or `use_cache` (`generate`) keeps them."""
+    text_encoder = pipeline.text_encoder
+    inner = getattr(text_encoder, "model", None)
+    if getattr(inner, "vision_tower", None) is not None:
+        inner.vision_tower = None
+        inner.multi_modal_projector = None
+    text_encoder.register_forward_pre_hook(_hidden_states_only, with_kwargs=True)
+
+
+def _hidden_states_only(
+    module: torch.nn.Module, args: tuple[object, ...], kwargs: dict[str, object]
+) -> tuple[tuple[object, ...], dict[str, object]]:
+    return args, {"logits_to_keep": 1, "use_cache": False, **kwargs}
+
+
 def ltx2_profile(name: str, pipeline: LTX2ConditionPipeline, preset: ModelPreset | None = None) -> ModelProfile:
     """The profile of a loaded LTX-2 model: multiples from its VAE and transformer, the sound's rate from its
     vocoder."""

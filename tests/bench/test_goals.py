@@ -168,3 +168,12 @@ def test_the_summary_ends_with_the_goals_and_decisions(tmp_path, capsys):
     table, verdicts = out.split("issue 22's goals:")
     assert "compiled_fp8" in table and "memory tiers" in table
     assert verdicts.index("exact path") < verdicts.index("decisions the figures make:") < verdicts.index("FP8")
+
+
+def test_compiling_the_decoder_and_text_encoder_pays_only_beyond_the_noise():
+    blocks_only = line("compiled_8_steps_no_guidance", vae_decode_s=0.16, text_encoding_s=0.05)
+    paid = line("compiled_8_steps_no_guidance_decoder_text_compiled", vae_decode_s=0.12, text_encoding_s=0.02)
+    same = line("compiled_8_steps_no_guidance_decoder_text_compiled", vae_decode_s=0.158, text_encoding_s=0.05)
+    assert goals.decoder_decision(goals.by_variant([blocks_only, paid])).outcome.startswith("make them part of")
+    assert goals.decoder_decision(goals.by_variant([blocks_only, same])).outcome.startswith("no change")
+    assert goals.decoder_decision(goals.by_variant([blocks_only])).outcome.startswith("not measured")

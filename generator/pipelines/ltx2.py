@@ -62,26 +62,38 @@ def trim_text_encoder(pipeline: LTX2ConditionPipeline) -> None:
     0.4B parameters, 0.8 GiB in bfloat16) and the projector that feeds its image features to the language model. A
     text-only call never runs them: they are dropped, so they take no GPU memory in the full tier, no page-locked
     host memory in the streamed ones (where diffusers' lazy prefetch also warned that they never ran) and no time
-    in placing. Only the diffusers pipeline's prompt enhancement with an image would need them, and Hanul writes its
-    prompts with its own LLM.
+    in placing.
 
-    And the pipeline's encode calls Gemma as a language model: by default that computes next-token logits for every
-    position (1,024 × 262,208 for Gemma 3 12B: 0.5 GiB in bfloat16, and the tied embedding as an output layer) and
-    fills a key/value cache it throws away. The encode is told to keep the last position's logits only and no
-    cache; the hidden states are the same (`tests/generator/test_ltx2_text_encoder.py`). A caller that passes its
-    own `logits_to_keep` or `use_cache` (`generate`) keeps them."""
+    And the pipeline's encode calls Gemma as a language model, which computes next-token logits for every position
+    (1,024 × 262,208 for Gemma 3 12B: 0.5 GiB in bfloat16 per text) through its output layer, and fills a key/value
+    cache: both are thrown away. The output layer is replaced by one that computes nothing (its weight is the input
+    embedding's, which stays; in the streamed tiers it was 2 GiB copied to the GPU a second time for every text),
+    and the encode is told to keep no cache. The hidden states are the same
+    (`tests/generator/test_ltx2_text_encoder.py`).
+
+    What this gives up: Gemma can no longer write text or look at an image, which only the diffusers pipeline's
+    prompt enhancement (`enable_prompt_enhancement`) would ask of it; Hanul writes its prompts with its own LLM."""
     text_encoder = pipeline.text_encoder
     inner = getattr(text_encoder, "model", None)
     if getattr(inner, "vision_tower", None) is not None:
         inner.vision_tower = None
         inner.multi_modal_projector = None
-    text_encoder.register_forward_pre_hook(_hidden_states_only, with_kwargs=True)
+    if isinstance(getattr(text_encoder, "lm_head", None), torch.nn.Module):
+        text_encoder.lm_head = NoLogits()
+    text_encoder.register_forward_pre_hook(_no_cache, with_kwargs=True)
 
 
-def _hidden_states_only(
+class NoLogits(torch.nn.Module):
+    """An output layer that computes no logits: (batch, positions, 0)."""
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return hidden_states.new_empty((*hidden_states.shape[:-1], 0))
+
+
+def _no_cache(
     module: torch.nn.Module, args: tuple[object, ...], kwargs: dict[str, object]
 ) -> tuple[tuple[object, ...], dict[str, object]]:
-    return args, {"logits_to_keep": 1, "use_cache": False, **kwargs}
+    return args, {"use_cache": False, **kwargs}
 
 
 def ltx2_profile(name: str, pipeline: LTX2ConditionPipeline, preset: ModelPreset | None = None) -> ModelProfile:

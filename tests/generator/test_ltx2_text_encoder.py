@@ -1,12 +1,13 @@
 """LTX-2's text encoder as Hanul keeps it (`ltx2.trim_text_encoder`): LTX-2's checkpoints hold Gemma 3 whole, vision
 tower included, as `Gemma3ForConditionalGeneration`; the tiny pipeline here does too. The vision tower is dropped at
-load, the encode computes no logits beyond one position and no cache, and the prompt's embeddings are unchanged."""
+load, the encode computes no logits and no cache, and the prompt's embeddings are unchanged."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from transformers import Gemma3Config, Gemma3ForConditionalGeneration, SiglipVisionConfig
 
@@ -55,25 +56,31 @@ def test_the_vision_tower_is_dropped_and_the_embeddings_are_unchanged():
     assert torch.equal(embeddings(pipeline), before)
 
 
-def test_the_encode_keeps_one_position_of_logits_and_no_cache():
+def test_the_encode_computes_no_logits_and_no_cache():
     pipeline = with_whole_gemma()
+    embedding = pipeline.text_encoder.get_input_embeddings().weight
+    assert pipeline.text_encoder.lm_head.weight is embedding  # Gemma ties them: the output layer is the embedding
     seen = []
     pipeline.text_encoder.register_forward_hook(lambda module, args, output: seen.append(output))
     embeddings(pipeline)
-    assert seen[0].logits.shape[1] == 64 and seen[0].past_key_values is not None  # the library's default: everything
+    vocabulary = pipeline.text_encoder.config.get_text_config().vocab_size
+    assert seen[0].logits.shape[1:] == (64, vocabulary) and seen[0].past_key_values is not None  # the default
     trim_text_encoder(pipeline)
     embeddings(pipeline)
-    assert seen[1].logits.shape[1] == 1 and seen[1].past_key_values is None
+    assert seen[1].logits.shape[1:] == (64, 0) and seen[1].past_key_values is None
     assert all(torch.equal(a, b) for a, b in zip(seen[0].hidden_states, seen[1].hidden_states, strict=True))
+    # The embedding stays, once: the output layer holds no weight of its own to place or stream.
+    assert list(pipeline.text_encoder.lm_head.parameters()) == []
+    assert pipeline.text_encoder.get_input_embeddings().weight is embedding
 
 
-def test_a_caller_that_asks_for_logits_still_gets_them():
-    pipeline = with_whole_gemma()
+def test_the_tiny_language_model_is_trimmed_the_same_way():
+    """The tiny model's Gemma has no vision tower (`Gemma3ForCausalLM`): only its output layer and cache go."""
+    pipeline = build_tiny_ltx2_pipeline()
+    before = embeddings(pipeline)
     trim_text_encoder(pipeline)
-    ids = torch.tensor([[5, 6, 7, 8]])
-    with torch.inference_mode():
-        output = pipeline.text_encoder(input_ids=ids, logits_to_keep=0, use_cache=True)
-    assert output.logits.shape[1] == 4 and output.past_key_values is not None
+    assert list(pipeline.text_encoder.lm_head.parameters()) == []
+    assert torch.equal(embeddings(pipeline), before)
 
 
 def test_a_saved_ltx2_model_loads_without_its_vision_tower_and_renders(tmp_path: Path):
@@ -109,3 +116,37 @@ def test_a_saved_ltx2_model_loads_without_its_vision_tower_and_renders(tmp_path:
         )
     expected = (np.asarray(reference.frames[0]) * 255).round().astype(int)
     assert np.abs(frames.astype(int) - expected).max() <= 1
+
+
+def onloaded_bytes_per_encode(monkeypatch: pytest.MonkeyPatch, pipeline) -> int:
+    """Bytes the streamed tiers' offload groups copy to the device for one encode (memory.stream_layers; on a CPU
+    the groups move nothing but onload exactly as on a GPU)."""
+    from diffusers.hooks.group_offloading import ModuleGroup
+
+    from generator.pipelines.memory import stream_layers
+    from tests.generator.test_memory_tiers import group_bytes
+
+    stream_layers(pipeline.text_encoder, torch.device("cpu"), streams=False)
+    copied = []
+    onload = ModuleGroup.onload_
+
+    def counted(group):
+        copied.append(group_bytes(group))
+        return onload(group)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ModuleGroup, "onload_", counted)
+        embeddings(pipeline)
+    return sum(copied)
+
+
+def test_a_streamed_encode_copies_the_tied_embedding_once(monkeypatch):
+    """Gemma's output layer is its input embedding (2 GiB of Gemma 3 12B's weights): streamed, the untrimmed encode
+    copied it to the GPU twice, once to look the tokens up and once more for logits nobody reads."""
+    whole, trimmed = with_whole_gemma(), with_whole_gemma()
+    trim_text_encoder(trimmed)
+    embedding = whole.text_encoder.get_input_embeddings().weight
+    table = embedding.numel() * embedding.element_size()
+    before, after = onloaded_bytes_per_encode(monkeypatch, whole), onloaded_bytes_per_encode(monkeypatch, trimmed)
+    assert before - after == table, (before, after, table)
+    assert torch.equal(embeddings(trimmed), embeddings(whole))

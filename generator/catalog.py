@@ -19,12 +19,16 @@ from dataclasses import dataclass
 GIB = 1024**3
 _BF16 = 2e9 / 1024**3  # GiB per billion parameters as the models compute (bfloat16)
 _FP8 = 1e9 / 1024**3  # GiB per billion parameters stored in float8 (the low tier's layerwise casting)
+# float8 storage keeps diffusers' skipped layers (norms, patch and position embeddings, in/out projections) in
+# bf16: a few percent of a video transformer's weights, here counted as 5 % more float8 bytes.
+_FP8_CAST_SHARE = 1.05
 CUDA_OVERHEAD_GIB = 1.0  # the CUDA context, cuBLAS workspaces and the caching allocator's slack
 
-TIERS = ("full", "balanced", "low")
+TIERS = ("full", "balanced", "compact", "low")  # fastest first
 TIER_MEANINGS = {
     "full": "everything on the GPU",
     "balanced": "text encoder streamed to the GPU only while it encodes; VAE decodes in tiles",
+    "compact": "as balanced, with the transformer stored in float8 on the GPU (computed in bf16, not compiled)",
     "low": "weights stored in float8 and streamed to the GPU group by group; VAE decodes in tiles",
 }
 CONSUMER_CARDS_GIB = (8, 12, 16, 24)
@@ -66,6 +70,9 @@ class MemoryNeeds:
         if tier == "balanced":  # the text encoder leaves the GPU; a block of it is on board while it encodes
             on_gpu = (self.transformer_b + self.vae_b) * _BF16
             return round(on_gpu + self.activations_gib + CUDA_OVERHEAD_GIB, 1)
+        if tier == "compact":  # as balanced, the transformers' weights in float8 (norms and embeddings stay bf16)
+            on_gpu = self.transformer_b * _FP8 * _FP8_CAST_SHARE + self.vae_b * _BF16
+            return round(on_gpu + self.activations_gib + CUDA_OVERHEAD_GIB, 1)
         if tier == "low":  # group offload: one block group of the active transformer plus its prefetch, fp8 storage
             one = self.largest_transformer_b or self.transformer_b
             streamed = one * _FP8 * 0.15  # the groups in flight, the norms and embeddings that stay on board
@@ -73,7 +80,7 @@ class MemoryNeeds:
         raise ValueError(f"unknown memory tier {tier!r}; one of {', '.join(TIERS)}")
 
     def host_ram_gib(self) -> float:
-        """RAM the low and balanced tiers need to hold what they keep off the GPU (all weights, bf16)."""
+        """RAM the balanced, compact and low tiers need to hold what they keep off the GPU (all weights, bf16)."""
         return round((self.transformer_b + self.text_encoder_b + self.vae_b) * _BF16, 1)
 
 
@@ -342,7 +349,7 @@ def find_preset(name: str) -> ModelPreset | None:
 
 def pick_tier(needs: MemoryNeeds, free_gib: float) -> str:
     """The fastest tier whose estimated peak fits in `free_gib` (with a tenth kept spare); `low` when none does."""
-    for tier in ("full", "balanced"):
+    for tier in TIERS[:-1]:
         if needs.peak_gib(tier) <= free_gib * 0.9:
             return tier
     return "low"

@@ -58,5 +58,5 @@ def print_models(settings: GeneratorSettings) -> None:
     print("at real size with random weights, or estimated from parameter counts where marked ~:")
     for tier in TIERS:
         print(f"  {tier}: {TIER_MEANINGS[tier]}")
-    print("host RAM: what loading the weights takes (bf16), and what balanced and low keep there")
+    print("host RAM: what loading the weights takes (bf16), and what balanced, compact and low keep there")
     print("Fetch one with: python -m generator download NAME (then set GENERATOR_MODEL=NAME)")

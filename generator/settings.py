@@ -24,7 +24,9 @@ class GeneratorSettings(CoreSettings):
     device: str = Field(default="auto", validation_alias="GENERATOR_DEVICE")
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(default="auto", validation_alias="GENERATOR_DTYPE")
     # Memory tier (generator/pipelines/memory.py): `auto` picks from the card's free memory at start.
-    memory: Literal["auto", "full", "balanced", "low"] = Field(default="auto", validation_alias="GENERATOR_MEMORY")
+    memory: Literal["auto", "full", "balanced", "compact", "low"] = Field(
+        default="auto", validation_alias="GENERATOR_MEMORY"
+    )
     # diffusers' model CPU offload (one whole model on the GPU at a time): an older lever that replaces the tier's
     # placement when set; GENERATOR_MEMORY=low usually fits less memory faster.
     cpu_offload: bool = Field(default=False, validation_alias="GENERATOR_CPU_OFFLOAD")

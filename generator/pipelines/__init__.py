@@ -96,8 +96,8 @@ def load_backend(settings: GeneratorSettings) -> VideoBackend:
     from . import speed
 
     speed.set_attention_backend(pipeline, settings.attention_backend)
-    if settings.fp8 and tier == "low":
-        log.warning("GENERATOR_FP8 is ignored in the low memory tier: its weights are already stored in float8")
+    if settings.fp8 and tier in ("compact", "low"):
+        log.warning("GENERATOR_FP8 is ignored in the %s memory tier: its weights are already stored in float8", tier)
     elif settings.fp8:
         from . import fp8
 
@@ -115,7 +115,7 @@ def load_backend(settings: GeneratorSettings) -> VideoBackend:
         # Live previews' colours, fitted from the VAE here, once, while nothing renders (a fraction of a second on a
         # GPU): fitting at the first preview would pause that render's GPU thread.
         backend.latent_rgb = fit_backend_latent_rgb(backend)
-    weights_move = settings.cpu_offload or memory.offloaded(tier)
+    weights_move = settings.cpu_offload or memory.weights_move(tier)
     if speed.compile_wanted(settings.compile, device, weights_move):
         speed.compile_and_warm_up(backend, insist=settings.compile == "on")
     return backend

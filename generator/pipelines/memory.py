@@ -4,6 +4,10 @@
 - balanced: the text encoder stays in CPU memory and is streamed to the GPU layer by layer while it encodes (its
   embeddings are cached, so that happens once per new prompt); transformer and VAE stay on the GPU; the VAE decodes
   in tiles.
+- compact: as balanced, and the transformer(s) keep their weights in float8 on the GPU, each layer cast to the
+  pipeline's dtype while it computes (layerwise casting): half the transformer's memory without streaming it. A
+  24 GB card holds LTX-Video 13B this way (12 GiB of weights), where balanced needs its 24 GiB in bf16. Not
+  compiled: the casting hooks move weights between dtypes inside every layer's call.
 - low: the transformer(s) keep their weights in float8 and compute in the pipeline's dtype (layerwise casting),
   and every part is streamed to the GPU group by group with CUDA streams overlapping copies and compute (group
   offload); the VAE decodes in tiles.
@@ -21,7 +25,7 @@ import torch
 from diffusers import DiffusionPipeline
 from diffusers.hooks import apply_group_offloading
 
-from ..catalog import GIB, MemoryNeeds, pick_tier
+from ..catalog import GIB, TIERS, MemoryNeeds, pick_tier
 from ._common import transformers_of
 
 log = logging.getLogger(__name__)
@@ -38,12 +42,10 @@ def choose_tier(setting: str, device: torch.device, needs: MemoryNeeds | None, p
     needs = needs or estimate_needs(pipeline)
     tier = pick_tier(needs, free / GIB)
     log.info(
-        "memory tier auto -> %s (%.1f GiB free; estimated peaks: full %.1f, balanced %.1f, low %.1f GiB)",
+        "memory tier auto -> %s (%.1f GiB free; estimated peaks: %s)",
         tier,
         free / GIB,
-        needs.peak_gib("full"),
-        needs.peak_gib("balanced"),
-        needs.peak_gib("low"),
+        ", ".join(f"{name} {needs.peak_gib(name):.1f} GiB" for name in TIERS),
     )
     return tier
 
@@ -93,19 +95,26 @@ def place(pipeline: DiffusionPipeline, tier: str, device: torch.device, compute_
         part = getattr(pipeline, name, None)
         if part is not None:
             part.to(device)
-    if tier == "balanced":
+    if tier in ("balanced", "compact"):
         for transformer in transformers_of(pipeline):
+            if tier == "compact":
+                store_in_float8(transformer, compute_dtype)  # cast where the weights are: the GPU never holds bf16
             transformer.to(device)
         vae.to(device)
         return
     if tier != "low":
         raise ValueError(f"unknown memory tier {tier!r}")
     for transformer in transformers_of(pipeline):
-        # float8 storage halves the weights to stream; compute stays in the pipeline's dtype. diffusers' defaults
-        # keep the norms, embeddings and output projection in their dtype (what its docs recommend).
-        transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=compute_dtype)
+        store_in_float8(transformer, compute_dtype)  # half the bytes to stream
         stream_layers(transformer, device, streams)
     stream_layers(vae, device, streams)
+
+
+def store_in_float8(transformer: torch.nn.Module, compute_dtype: torch.dtype) -> None:
+    """Keep the transformer's weights in float8 and cast each layer's to `compute_dtype` while it runs (diffusers'
+    layerwise casting). Its defaults keep the norms, embeddings and input/output projections in their dtype, as
+    its docs recommend. Approximate: float8 keeps 3 bits of mantissa."""
+    transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=compute_dtype)
 
 
 def stream_layers(module: torch.nn.Module, device: torch.device, streams: bool) -> None:
@@ -161,6 +170,7 @@ def proc_gib(path: Path, field: str) -> float | None:
     return None if kib is None else kib / 2**20
 
 
-def offloaded(tier: str) -> bool:
-    """Whether weights move between CPU and GPU during a render (compiling then buys little and may not work)."""
-    return tier == "low"
+def weights_move(tier: str) -> bool:
+    """Whether weights move during a render, between CPU and GPU (low) or between dtypes (compact): compiling then
+    buys little and cannot trace the hooks that move them."""
+    return tier in ("compact", "low")

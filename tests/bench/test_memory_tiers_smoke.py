@@ -17,11 +17,13 @@ def test_every_preset_and_tier_renders_and_reports(tmp_path):
     out = tmp_path / "tiers.jsonl"
     rows = memory_tiers.main(["--tiny", "--presets", "ltx-13b-distilled,wan2.2-a14b", "--out", str(out)])
     assert [(row["preset"], row["tier"]) for row in rows] == [
-        (preset, tier) for preset in ("ltx-13b-distilled", "wan2.2-a14b") for tier in ("full", "balanced", "low")
+        (preset, tier)
+        for preset in ("ltx-13b-distilled", "wan2.2-a14b")
+        for tier in ("full", "balanced", "compact", "low")
     ]
     assert all("error" not in row and row["render_2_steps_s"] > 0 for row in rows), rows
     assert all(row["preview_fit_s"] > 0 and row["preview_fit_rms"] is not None for row in rows), rows
-    assert len(out.read_text().splitlines()) == 6
+    assert len(out.read_text().splitlines()) == 8
 
 
 def test_the_deadline_skips_what_is_left(tmp_path):

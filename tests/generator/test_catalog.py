@@ -71,9 +71,10 @@ def test_presets_are_found_by_name_or_repo_in_any_case():
 
 def test_memory_estimates_shrink_from_full_to_low_and_pick_the_fastest_tier_that_fits():
     needs = PRESETS["wan2.2-5b"].memory
-    assert needs.peak_gib("full") > needs.peak_gib("balanced") > needs.peak_gib("low")
+    assert needs.peak_gib("full") > needs.peak_gib("balanced") > needs.peak_gib("compact") > needs.peak_gib("low")
     assert pick_tier(needs, 80) == "full"
     assert pick_tier(needs, needs.peak_gib("balanced") / 0.9 + 0.1) == "balanced"
+    assert pick_tier(needs, needs.peak_gib("compact") / 0.9 + 0.1) == "compact"
     assert pick_tier(needs, 8) == "low"
     with pytest.raises(ValueError, match="unknown memory tier"):
         needs.peak_gib("huge")
@@ -90,6 +91,15 @@ def test_a_measured_peak_replaces_the_estimate_for_its_tier_only():
     assert needs.peak_gib("low") != needs.estimated_gib("low")
     legacy = PRESETS["ltx-2b-legacy"].memory
     assert not legacy.is_measured("full") and legacy.peak_gib("full") == legacy.estimated_gib("full")
+
+
+def test_the_default_model_fits_a_24_gb_card_without_streaming_its_transformer():
+    """LTX-Video 13B's transformer is 24 GiB in bf16, more than a 24 GB card holds beside anything else: compact
+    keeps it on board in float8 (12 GiB), so such a card (RTX 3090, 4090) no longer needs low's streaming."""
+    needs = PRESETS["ltx-13b-distilled"].memory
+    assert cards_that_fit(needs, "balanced") == [] and cards_that_fit(needs, "compact") == [24]
+    free_on_a_24_gb_card = 23.0  # what CUDA reports free at start on a 24 GB card without a desktop
+    assert pick_tier(needs, free_on_a_24_gb_card) == "compact"
 
 
 def test_cards_that_fit_leaves_a_margin():

@@ -63,6 +63,31 @@ def test_balanced_streams_the_text_encoder_and_tiles_the_vae():
     assert pipeline.vae.use_tiling
 
 
+def test_compact_keeps_the_transformers_on_board_in_float8_and_streams_only_the_text_encoder():
+    pipeline = build_tiny_wan_pipeline(vace=False, variant="2.2-a14b")
+    place(pipeline, "compact", torch.device("cpu"), torch.float32)
+    for transformer in (pipeline.transformer, pipeline.transformer_2):
+        assert hooks_of(transformer) == {"layerwise_casting"}, "stored in float8, never streamed"
+        stored = {p.dtype for name, p in transformer.named_parameters() if name.endswith("weight") and p.ndim == 2}
+        assert torch.float8_e4m3fn in stored
+    assert "group_offloading" in hooks_of(pipeline.text_encoder)
+    assert not hooks_of(pipeline.vae) and pipeline.vae.use_tiling
+
+
+def test_compact_renders_exactly_what_low_renders():
+    """Both compute from the same float8 weights; low only streams them. So compact has low's frames at a fraction
+    of its PCIe traffic (none for the transformer)."""
+    assert np.array_equal(render_with("compact"), render_with("low"))
+
+
+def test_the_tiers_that_move_weights_are_not_compiled():
+    """compact casts each layer between float8 and bf16 inside its call, low streams them: torch.compile's graphs
+    cannot hold either (load_backend then leaves GENERATOR_COMPILE=auto off)."""
+    from generator.pipelines.memory import weights_move
+
+    assert [tier for tier in ("full", "balanced", "compact", "low") if weights_move(tier)] == ["compact", "low"]
+
+
 def test_low_stores_the_transformers_in_float8_and_streams_everything():
     pipeline = build_tiny_wan_pipeline(vace=False, variant="2.2-a14b")
     place(pipeline, "low", torch.device("cpu"), torch.float32)
@@ -218,7 +243,8 @@ def test_auto_on_a_gpu_picks_by_free_memory(monkeypatch):
     needs = PRESETS["wan2.2-5b"].memory
     pipeline = build_tiny_ltx_pipeline()
     balanced_fits = needs.peak_gib("balanced") / 0.9 + 0.5  # a tenth is kept spare
-    for free_gib, tier in ((80, "full"), (balanced_fits, "balanced"), (12, "low")):
+    compact_fits = needs.peak_gib("compact") / 0.9 + 0.1
+    for free_gib, tier in ((80, "full"), (balanced_fits, "balanced"), (compact_fits, "compact"), (12, "low")):
         monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device, free=free_gib: (free * 1024**3, 80 * 1024**3))
         assert choose_tier("auto", torch.device("cuda"), needs, pipeline) == tier
 
@@ -278,14 +304,15 @@ def test_available_host_memory_is_read_from_meminfo(tmp_path):
     assert available_host_gib(meminfo) is None
 
 
-def test_hand_written_fp8_is_left_out_of_the_low_tier_which_stores_float8_already(hub_cache, tmp_path, caplog):
+@pytest.mark.parametrize("tier", ["compact", "low"])
+def test_hand_written_fp8_is_left_out_of_the_tiers_that_store_float8_already(hub_cache, tmp_path, caplog, tier):
     cache_tiny_like(hub_cache, "wan2.1-1.3b", tmp_path)
     settings = preset_settings(
         "wan2.1-1.3b",
         tmp_path / "data",
-        GENERATOR_MEMORY="low",
+        GENERATOR_MEMORY=tier,
         GENERATOR_FP8=True,  # on a CPU this would be refused, were it applied
     )
     backend = load_backend(settings)
-    assert backend.memory_tier == "low"
-    assert "GENERATOR_FP8 is ignored in the low memory tier" in caplog.text
+    assert backend.memory_tier == tier
+    assert f"GENERATOR_FP8 is ignored in the {tier} memory tier" in caplog.text

@@ -52,8 +52,9 @@ lint: $(VENV)/.test
 	$(PY) -m ruff format --check .
 	$(VENV)/bin/lint-imports --no-cache
 
+# The suite over up to 4 processes, a test file per process at a time (a file's module fixtures run once).
 test: lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --maxprocesses 4 --dist loadfile
 
 format: $(VENV)/.test
 	$(PY) -m ruff check --fix .

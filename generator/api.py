@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from generator.catalog import SAME_SUBJECT
 from generator.errors import APIError, invalid, unauthorized
 from generator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from generator.models import CANCELLED, FAILED, UNFINISHED, Character, StoredFile
+from generator.models import CANCELLED, FAILED, QUEUED, UNFINISHED, Character, StoredFile
 from generator.params import (
     CreateCharacterBody,
     CreateFileBody,
@@ -46,7 +46,8 @@ HEALTH = web.AppKey("health", Callable[[], Awaitable[dict[str, Any]]])
 METRICS = web.AppKey("metrics", Callable[[], Awaitable[bytes]])
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-POLL_AFTER_MS = "500"  # the SDK's poll helper reads openai-poll-after-ms
+POLL_AFTER_MS = 500  # the SDK's poll helper reads openai-poll-after-ms
+LONGEST_POLL_AFTER_MS = 5000
 OFF_LOOP_JSON_BYTES = 1024 * 1024  # JSON bodies larger than this are parsed on a thread
 HELD_HEADER = "hanul-wait"  # on answers to `?wait=`: the answer was held until the job changed (or the wait ended)
 REQUEST_ID_HEADER = "x-request-id"  # on every answer, errors included, and on the log lines of its request
@@ -476,10 +477,20 @@ async def retrieve_video(request: web.Request) -> web.Response:
     from `seen=status:progress:queue_position` (what the client last saw; by default, the state when asked)."""
     wait = _hold_seconds(request)
     view = await request.app[VIDEOS].get(request.match_info["video_id"], wait=wait, seen=request.query.get("seen"))
-    headers = {"openai-poll-after-ms": POLL_AFTER_MS} if view.job.status in UNFINISHED else {}
+    headers = {"openai-poll-after-ms": str(poll_after_ms(view))} if view.job.status in UNFINISHED else {}
     if wait > 0:
         headers[HELD_HEADER] = f"{wait:g}"  # tells the client this answer was held: it may ask again at once
     return _json(video_json(view), headers=headers)
+
+
+def poll_after_ms(view: VideoView) -> int:
+    """How long a poller should wait before asking again: half a second while the job renders (its progress
+    moves), longer for a job far back in the queue: a quarter of its estimated wait, at most 5 s. Hundreds of
+    SDK clients polling a long queue every half second would otherwise take the CPU time the workers need to
+    keep the GPU fed (the openai SDK's `poll` and `create_and_poll` follow this header)."""
+    if view.job.status == QUEUED and view.eta_seconds:
+        return round(min(LONGEST_POLL_AFTER_MS, max(POLL_AFTER_MS, view.eta_seconds * 1000 / 4)))
+    return POLL_AFTER_MS
 
 
 def _hold_seconds(request: web.Request) -> float:

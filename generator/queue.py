@@ -234,6 +234,17 @@ class JobQueue:
             rows = list((await session.scalars(query.limit(limit + 1))).all())
             return rows[:limit], len(rows) > limit
 
+    async def recently_completed(self, limit: int) -> list[VideoJob]:
+        """The last `limit` completed jobs by creation time (the created_at index, read backwards past the queue)."""
+        async with self.readers() as session:
+            query = (
+                select(VideoJob)
+                .where(VideoJob.status == models.COMPLETED)
+                .order_by(VideoJob.created_at.desc(), VideoJob.id.desc())
+                .limit(limit)
+            )
+            return list((await session.scalars(query)).all())
+
     async def queue_position(self, job: VideoJob) -> int | None:
         """1 for the next job a worker will take; None unless the job is queued."""
         if job.status != models.QUEUED:

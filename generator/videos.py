@@ -536,12 +536,13 @@ class Videos:
         return None
 
     async def typical_render_seconds(self) -> float | None:
-        """Median render + encode time of the last 20 jobs; read at most once a second (every poll of a queued
-        job asks for it, and under many pollers reading 20 rows each time was half the cost of a retrieve)."""
+        """Median render + encode time of the last 20 completed jobs (not the last 20 created: behind a long queue
+        those have not run); read at most once a second (every poll of a queued job asks for it, and under many
+        pollers reading 20 rows each time was half the cost of a retrieve)."""
         cached_at, typical = self._typical
         if time.monotonic() - cached_at < TYPICAL_CACHE_SECONDS:
             return typical
-        recent, _ = await self.queue.list(after=None, limit=20, order="desc")
+        recent = await self.queue.recently_completed(20)
         times = [j.timings.get("render_s", 0) + j.timings.get("encode_s", 0) for j in recent if j.timings]
         times = [t for t in times if t > 0]
         typical = statistics.median(times) if times else None

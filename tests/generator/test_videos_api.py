@@ -73,6 +73,50 @@ async def test_retrieve_reports_progress_and_queue_position(tmp_path):
         assert [(await client.videos.retrieve(v.id)).status for v in (first, second)] == ["completed"] * 2
 
 
+async def test_a_job_far_back_in_the_queue_is_told_to_poll_less_often(tmp_path):
+    """openai-poll-after-ms: half a second while a job renders, a quarter of the estimated wait for a queued job
+    (at least half a second, at most five), none once it has ended; the SDK's own poll helper waits that long."""
+    async with (
+        running_generator(
+            tmp_path, SlowBackend(tiny_backend(), step_delay=1.0), GENERATOR_MAX_QUEUE_PER_USER=30
+        ) as running,
+        sdk_client(running) as client,
+    ):
+        steps = {"extra_body": {"num_inference_steps": 3}}  # 3 s a render
+
+        async def hint(video_id: str) -> tuple[dict, str | None]:
+            response = await client.videos.with_raw_response.retrieve(video_id)
+            return json.loads(response.text), response.headers.get("openai-poll-after-ms")
+
+        finished = await poll(client, (await client.videos.create(prompt="first", seconds="2", **steps)).id)
+        assert (await hint(finished.id))[1] is None
+        rendering = await client.videos.create(prompt="second", seconds="2", **steps)
+        await wait_until(lambda: running.service.workers[0].status.job_id == rendering.id)
+        body, after = await hint(rendering.id)
+        assert (body["status"], after) == ("in_progress", "500")
+        queued = [await client.videos.create(prompt=f"queued {n}", seconds="2", **steps) for n in range(21)]
+        # Past the typical render time's one-second cache: read afresh with 21 unrendered jobs the newest. It comes
+        # from the completed job, not from the newest jobs (which have not run).
+        await asyncio.sleep(1.1)
+        for video, least in ((queued[1], 750), (queued[-1], 5000)):
+            body, after = await hint(video.id)
+            assert body["status"] == "queued" and body["eta_seconds"] is not None, body
+            assert after == str(round(min(5000, max(500, body["eta_seconds"] * 1000 / 4)))), body
+            assert int(after) >= least, body  # each job ahead is a 3 s render
+        for video in queued:
+            await client.videos.delete(video.id)
+
+
+def test_the_poll_hint_is_capped_at_five_seconds():
+    from generator.api import poll_after_ms
+    from generator.models import IN_PROGRESS, QUEUED, VideoJob
+    from generator.videos import VideoView
+
+    assert poll_after_ms(VideoView(VideoJob(status=QUEUED), queue_position=500, eta_seconds=900.0)) == 5000
+    assert poll_after_ms(VideoView(VideoJob(status=QUEUED), queue_position=3, eta_seconds=None)) == 500
+    assert poll_after_ms(VideoView(VideoJob(status=IN_PROGRESS), queue_position=None, eta_seconds=900.0)) == 500
+
+
 async def test_extra_fields_travel_in_extra_body(client):
     video = await client.videos.create(
         prompt="a lighthouse in a storm",

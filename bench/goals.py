@@ -32,6 +32,8 @@ GPU_IDLE = 0.05
 FP8_DENOISE_RATIO = 1.25
 FASTER = 0.97  # a lever whose time is not under 97 % of the other's is within one run's noise: not a win
 MP4_PARTS_BYTES = 1.10  # parallel encoders may cost at most 10 % more bytes than one encoder
+CARD_24_GB_FREE_GIB = 23.0  # what CUDA reports free at start on a 24 GB card without a desktop
+FP8_TIER_PRESET = "ltx-13b-distilled"
 
 DISTILLED = "compiled_8_steps_no_guidance"
 APPROXIMATE = ("fp8", "first_block_cache", "guidance_stop")
@@ -259,12 +261,34 @@ def decoder_decision(sweep: Lines) -> Verdict:
     return Verdict(what, shown, "no change: it does not pay")
 
 
+def fp8_tier_decision(tiers: list[dict[str, Any]]) -> Verdict:
+    """Whether the default 13B with GENERATOR_FP8 fits a 24 GB card balanced, as `auto` now assumes (its peak is
+    counted as compact's): the tiers bench's `balanced+fp8` line against 23 GiB free less the tenth kept spare."""
+    what = "GENERATOR_FP8 balanced on a 24 GB card (13B)"
+    rows = {
+        row["tier"]: row
+        for row in tiers
+        if row.get("preset") == FP8_TIER_PRESET and "peak_reserved_gib" in row and not row.get("error")
+    }
+    fp8_row = rows.get("balanced+fp8")
+    if fp8_row is None:
+        return Verdict(what, "", "not measured: no change")
+    shown = f"peak {fp8_row['peak_reserved_gib']:.1f} GiB, step {fp8_row.get('second_step_s')} s"
+    if "compact" in rows:
+        shown += f" (compact {rows['compact']['peak_reserved_gib']:.1f}, {rows['compact'].get('second_step_s')} s)"
+    if fp8_row["peak_reserved_gib"] <= CARD_24_GB_FREE_GIB * 0.9:
+        return Verdict(what, shown, "fits: auto's choice holds; record the peak in the catalog")
+    return Verdict(what, shown, "does not fit: count balanced with FP8 above compact in catalog.peak_gib")
+
+
 def report(lines: dict[str, list[dict[str, Any]]]) -> list[str]:
-    """The goals, then the decisions, as lines for the screen; `lines` holds the JSON lines of each sweep."""
+    """The goals, then the decisions, as lines for the screen; `lines` holds the JSON lines of each sweep (and of
+    the memory tiers, under `tiers`)."""
     sweep, wan = by_variant(lines.get("sweep", [])), by_variant(lines.get("wan", []))
     setup = next((line for line in lines.get("sweep", []) if line.get("variant") == "setup"), {})
     out = ["issue 22's goals:"]
     out += [verdict.line() for verdict in goals(sweep, wan)]
     out.append("decisions the figures make:")
     out += [verdict.line() for verdict in decisions(sweep, wan, setup.get("device", ""))]
+    out.append(fp8_tier_decision(lines.get("tiers", [])).line())
     return out

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from generator.catalog import GIB, PRESETS, TIERS
-from generator.pipelines import RenderRequest
+from generator.pipelines import RenderRequest, fp8
 from generator.pipelines.base import profile_from_preset
 from generator.pipelines.latent_rgb import fit_backend_latent_rgb
 from generator.pipelines.memory import place, proc_gib
@@ -139,13 +139,21 @@ def backend_for(name: str, pipeline):
 
 
 def measure(name: str, tier: str, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    """One (preset, tier) row. A tier named `balanced+fp8` (or `full+fp8`) is placed as load_backend places it with
+    GENERATOR_FP8: the blocks' float8 layers made on the device first, then the tier's placement."""
     preset = PRESETS[name]
+    placement, _, extra = tier.partition("+")
+    if extra not in ("", "fp8") or (extra and placement not in ("full", "balanced")):
+        raise ValueError(f"unknown tier {tier!r}: one of {', '.join(TIERS)}, or full+fp8 / balanced+fp8")
     pipeline = build_tiny(name) if args.tiny else build_real_size(name)
     cuda = device.type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
     started = time.perf_counter()
-    place(pipeline, tier, device, torch.float32 if args.tiny else torch.bfloat16)
+    if extra == "fp8":
+        fp8.check_fp8_support(device)
+        fp8.quantize_transformers(pipeline, "hanul", device)
+    place(pipeline, placement, device, torch.float32 if args.tiny else torch.bfloat16)
     if args.no_tiling:  # what VAE tiling costs or saves at this size (balanced and low tile by default)
         pipeline.vae.disable_tiling()
     placed = time.perf_counter() - started
@@ -182,7 +190,9 @@ def measure(name: str, tier: str, args: argparse.Namespace, device: torch.device
         "place_s": round(placed, 2),
         "render_2_steps_s": round(render, 2),
         "second_step_s": round(steps[1] - steps[0], 3) if len(steps) > 1 else None,
-        "estimated_peak_gib": preset.memory.estimated_gib(tier),
+        "estimated_peak_gib": preset.memory.peak_gib(placement, fp8=True)
+        if extra
+        else preset.memory.estimated_gib(tier),
         "vae_tiling": bool(getattr(pipeline.vae, "use_tiling", False)),
         "host_rss_placed_gib": rss_placed,
         "host_rss_rendered_gib": host_rss_gib(),

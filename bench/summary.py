@@ -128,14 +128,14 @@ def main(argv: list[str] | None = None) -> None:
         for line in tiers:
             if "peak_reserved_gib" in line:
                 print(
-                    f"  {line['preset']:<18} {line['tier']:<9} peak {line['peak_reserved_gib']:>6.1f} GiB "
+                    f"  {line['preset']:<18} {line['tier']:<12} peak {line['peak_reserved_gib']:>6.1f} GiB "
                     f"(estimate {line['estimated_peak_gib']:.1f})  step {line['second_step_s']} s  {line['size']}  "
                     f"host RAM {line.get('host_rss_placed_gib')} -> {line.get('host_rss_rendered_gib')} GiB"
                 )
             else:
-                print(f"  {line['preset']:<18} {line['tier']:<9} {line.get('error') or line.get('skipped')}")
+                print(f"  {line['preset']:<18} {line['tier']:<12} {line.get('error') or line.get('skipped')}")
     print()
-    print("\n".join(report(sweeps)))
+    print("\n".join(report({**sweeps, "tiers": tiers})))
 
 
 if __name__ == "__main__":

@@ -55,9 +55,16 @@ class MemoryNeeds:
     # bench/memory_tiers.py; they replace the estimate for their tier (docs/performance.md has the runs).
     measured_gib: tuple[tuple[str, float], ...] = ()
 
-    def peak_gib(self, tier: str) -> float:
-        """Peak GPU memory of one render at this tier: measured where it was, estimated otherwise."""
-        return dict(self.measured_gib).get(tier) or self.estimated_gib(tier)
+    def peak_gib(self, tier: str, fp8: bool = False) -> float:
+        """Peak GPU memory of one render at this tier: measured where it was, estimated otherwise. With `fp8`
+        (GENERATOR_FP8, which the full and balanced tiers apply block by block as the weights reach the GPU) their
+        transformers' weights count in float8: balanced then holds what compact holds."""
+        if fp8 and tier == "balanced":
+            return self.peak_gib("compact")
+        peak = dict(self.measured_gib).get(tier) or self.estimated_gib(tier)
+        if fp8 and tier == "full":
+            peak -= self.transformer_b * (_BF16 - _FP8 * _FP8_CAST_SHARE)
+        return round(peak, 1)
 
     def is_measured(self, tier: str) -> bool:
         return tier in dict(self.measured_gib)
@@ -347,10 +354,14 @@ def find_preset(name: str) -> ModelPreset | None:
     return next((preset for preset in PRESETS.values() if preset.repo.lower() == key), None)
 
 
-def pick_tier(needs: MemoryNeeds, free_gib: float) -> str:
-    """The fastest tier whose estimated peak fits in `free_gib` (with a tenth kept spare); `low` when none does."""
+def pick_tier(needs: MemoryNeeds, free_gib: float, fp8: bool = False) -> str:
+    """The fastest tier whose estimated peak fits in `free_gib` (with a tenth kept spare); `low` when none does.
+    With `fp8` compact is no candidate: balanced with GENERATOR_FP8 holds the transformer in float8 too, and its
+    float8 matmuls compile (compact's casting does not)."""
     for tier in TIERS[:-1]:
-        if needs.peak_gib(tier) <= free_gib * 0.9:
+        if fp8 and tier == "compact":
+            continue
+        if needs.peak_gib(tier, fp8) <= free_gib * 0.9:
             return tier
     return "low"
 

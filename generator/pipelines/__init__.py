@@ -98,11 +98,11 @@ def load_backend(settings: GeneratorSettings) -> VideoBackend:
     speed.set_attention_backend(pipeline, settings.attention_backend)
     if settings.fp8 and tier in ("compact", "low"):
         log.warning("GENERATOR_FP8 is ignored in the %s memory tier: its weights are already stored in float8", tier)
-    elif settings.fp8:
+    elif settings.fp8 and tier == "cpu-offload":
         from . import fp8
 
         fp8.check_fp8_support(device)
-        fp8.quantize_transformers(pipeline, settings.fp8_kernels)  # where the weights are (CPU when offloaded)
+        fp8.quantize_transformers(pipeline, settings.fp8_kernels)  # where the weights are: in CPU memory
     if settings.first_block_cache > 0:
         speed.enable_first_block_cache(pipeline, settings.first_block_cache)
     if settings.guidance_stop < 1:
@@ -135,7 +135,12 @@ def place_pipeline(
         pipeline.enable_model_cpu_offload(device=device)  # one model on the GPU at a time
         return "cpu-offload"
     needs = source.preset.memory if source.preset else None
-    tier = memory.choose_tier(settings.memory, device, needs, pipeline)
+    tier = memory.choose_tier(settings.memory, device, needs, pipeline, settings.fp8)
+    if settings.fp8 and memory.fp8_before_placing(tier):
+        from . import fp8
+
+        fp8.check_fp8_support(device)
+        fp8.quantize_transformers(pipeline, settings.fp8_kernels, device)  # each block's float8 weights on the GPU
     memory.place(pipeline, tier, device, dtype)
     if settings.vae_tiling:
         pipeline.vae.enable_tiling()  # decodes in overlapping tiles: far less memory for large frames

@@ -41,17 +41,21 @@ class Float8Linear(nn.Module):
     """`nn.Linear` with float8 weights (per-row scales) and per-token float8 inputs; outputs in the input's dtype.
 
     The weight is a buffer, not a parameter, so diffusers still reads the model's dtype from its parameters and
-    `pipeline.to(dtype)` leaves it alone; `to(device)` and CPU offloading move it like any other tensor."""
+    `pipeline.to(dtype)` leaves it alone; `to(device)` and CPU offloading move it like any other tensor.
 
-    def __init__(self, linear: nn.Linear) -> None:
+    With `device`, the layer is made there from a copy of the weight (the original stays where it is): a card that
+    cannot hold the transformer in bf16 receives each layer's float8 weight and, for a moment, one bf16 weight."""
+
+    def __init__(self, linear: nn.Linear, device: torch.device | None = None) -> None:
         super().__init__()
         self.in_features = linear.in_features
         self.out_features = linear.out_features
-        weight = linear.weight.detach()
+        weight = linear.weight.detach().to(device)  # no copy without a device
         scales = row_scales(weight)  # (out, 1)
         self.register_buffer("weight", to_float8(weight, scales))  # (out, in), row-major
         self.register_buffer("weight_scale", scales.t().contiguous())  # (1, out), as `_scaled_mm` takes it
-        self.bias = linear.bias
+        bias = linear.bias
+        self.bias = bias if device is None or bias is None else nn.Parameter(bias.detach().to(device), False)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         rows = input.reshape(-1, self.in_features).contiguous()  # `_scaled_mm` takes its first matrix row-major
@@ -92,16 +96,16 @@ def check_fp8_support(device: torch.device) -> None:
         raise RuntimeError(f"GENERATOR_FP8: this torch build cannot multiply float8 on {device}: {error}") from error
 
 
-def quantize_blocks(module: nn.Module) -> list[tuple[nn.Module, str, nn.Linear]]:
+def quantize_blocks(module: nn.Module, device: torch.device | None = None) -> list[tuple[nn.Module, str, nn.Linear]]:
     """Replace every eligible `nn.Linear` inside `module`'s repeated blocks by a `Float8Linear`, where the weights
-    are. Returns what was replaced as (parent, attribute, original), so a caller can put the originals back
-    (`restore`); dropping the list frees them."""
+    are, or on `device` (the originals stay where they are). Returns what was replaced as (parent, attribute,
+    original), so a caller can put the originals back (`restore`); dropping the list frees them."""
     replaced = []
     for block in repeated_blocks(module):
         for parent in list(block.modules()):
             for name, child in list(parent.named_children()):
                 if type(child) is nn.Linear and fp8_eligible(child):
-                    setattr(parent, name, Float8Linear(child))
+                    setattr(parent, name, Float8Linear(child, device))
                     replaced.append((parent, name, child))
     return replaced
 
@@ -112,18 +116,21 @@ def restore(replaced: list[tuple[nn.Module, str, nn.Linear]]) -> None:
         setattr(parent, name, original)
 
 
-def quantize_transformers(pipeline: object, kernels: str = "hanul") -> list[tuple[nn.Module, str, nn.Linear]]:
+def quantize_transformers(
+    pipeline: object, kernels: str = "hanul", device: torch.device | None = None
+) -> list[tuple[nn.Module, str, nn.Linear]]:
     """`quantize_blocks` for each denoising transformer of the pipeline; logs how many layers changed. `kernels`:
-    `hanul` (this module's `Float8Linear`) or `torchao` (the same layers through torchao, fp8_torchao.py)."""
+    `hanul` (this module's `Float8Linear`) or `torchao` (the same layers through torchao, fp8_torchao.py). With
+    `device`, the float8 layers are made there, one at a time, before the rest of the model is placed."""
     if kernels == "torchao":
         from . import fp8_torchao
 
-        return fp8_torchao.quantize_transformers(pipeline)
+        return fp8_torchao.quantize_transformers(pipeline, device)
     if kernels != "hanul":
         raise ValueError(f"GENERATOR_FP8_KERNELS must be hanul or torchao, got {kernels!r}")
     replaced = []
     for transformer in transformers_of(pipeline):
-        replaced += quantize_blocks(transformer)
+        replaced += quantize_blocks(transformer, device)
     if not replaced:
         raise ValueError("GENERATOR_FP8: the model's transformer has no linear layers in repeated blocks to convert")
     log.info("FP8: %d linear layers of the transformer blocks now multiply in float8", len(replaced))

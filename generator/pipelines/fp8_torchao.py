@@ -53,9 +53,11 @@ def check_gpu() -> None:
         )
 
 
-def quantize_transformers(pipeline: object) -> list[tuple[nn.Module, str, nn.Linear]]:
-    """torchao float8 for the eligible linear layers of each transformer's repeated blocks, where the weights are.
-    Returns (parent, attribute, original) for `fp8.restore`."""
+def quantize_transformers(
+    pipeline: object, device: torch.device | None = None
+) -> list[tuple[nn.Module, str, nn.Linear]]:
+    """torchao float8 for the eligible linear layers of each transformer's repeated blocks, where the weights are,
+    or on `device` from a copy of each weight. Returns (parent, attribute, original) for `fp8.restore`."""
     config = float8_config()  # first: without torchao, the error names the setting
     check_gpu()
     from torchao.quantization import quantize_
@@ -66,7 +68,7 @@ def quantize_transformers(pipeline: object) -> list[tuple[nn.Module, str, nn.Lin
             for parent in list(block.modules()):
                 for name, child in list(parent.named_children()):
                     if type(child) is nn.Linear and fp8_eligible(child):
-                        layer = _sharing_weights(child)
+                        layer = _sharing_weights(child, device)
                         quantize_(layer, config)
                         setattr(parent, name, layer)
                         replaced.append((parent, name, child))
@@ -78,11 +80,11 @@ def quantize_transformers(pipeline: object) -> list[tuple[nn.Module, str, nn.Lin
     return replaced
 
 
-def _sharing_weights(linear: nn.Linear) -> nn.Linear:
-    """A new `nn.Linear` holding `linear`'s own weight and bias tensors (no copy), so quantizing it leaves `linear`
-    as it was."""
+def _sharing_weights(linear: nn.Linear, device: torch.device | None = None) -> nn.Linear:
+    """A new `nn.Linear` holding `linear`'s own weight and bias tensors (no copy; on `device`, copies there), so
+    quantizing it leaves `linear` as it was."""
     layer = nn.Linear(linear.in_features, linear.out_features, bias=linear.bias is not None, device="meta")
-    layer.weight = nn.Parameter(linear.weight.data, requires_grad=False)
+    layer.weight = nn.Parameter(linear.weight.data.to(device), requires_grad=False)
     if linear.bias is not None:
-        layer.bias = nn.Parameter(linear.bias.data, requires_grad=False)
+        layer.bias = nn.Parameter(linear.bias.data.to(device), requires_grad=False)
     return layer.train(linear.training)

@@ -31,23 +31,35 @@ from ._common import transformers_of
 log = logging.getLogger(__name__)
 
 
-def choose_tier(setting: str, device: torch.device, needs: MemoryNeeds | None, pipeline: DiffusionPipeline) -> str:
+def choose_tier(
+    setting: str, device: torch.device, needs: MemoryNeeds | None, pipeline: DiffusionPipeline, fp8: bool = False
+) -> str:
     """The tier to use: as configured, or for `auto` the fastest whose estimated peak fits the device's free memory
-    (everything is in RAM anyway on a CPU: `full`)."""
+    (everything is in RAM anyway on a CPU: `full`). With `fp8` (GENERATOR_FP8) the full and balanced tiers count
+    their transformers in float8: `fp8_before_placing` puts them on the GPU that way."""
     if setting != "auto":
         return setting
     if device.type != "cuda":
         return "full"
     free, _total = torch.cuda.mem_get_info(device)
     needs = needs or estimate_needs(pipeline)
-    tier = pick_tier(needs, free / GIB)
+    tier = pick_tier(needs, free / GIB, fp8)
     log.info(
-        "memory tier auto -> %s (%.1f GiB free; estimated peaks: %s)",
+        "memory tier auto -> %s (%.1f GiB free; estimated peaks%s: %s)",
         tier,
         free / GIB,
-        ", ".join(f"{name} {needs.peak_gib(name):.1f} GiB" for name in TIERS),
+        " with GENERATOR_FP8" if fp8 else "",
+        ", ".join(f"{name} {needs.peak_gib(name, fp8):.1f} GiB" for name in TIERS),
     )
     return tier
+
+
+def fp8_before_placing(tier: str) -> bool:
+    """Whether GENERATOR_FP8 quantizes the transformer blocks as they go to the GPU, before the rest is placed (the
+    tiers that keep the transformer on the GPU): the card then never holds the transformer in bf16, so a 24 GB
+    Ada card (RTX 4090) runs LTX-Video 13B balanced, its float8 matmuls compiled. compact and low store the
+    weights in float8 already (GENERATOR_FP8 is ignored there)."""
+    return tier in ("full", "balanced")
 
 
 def estimate_needs(pipeline: DiffusionPipeline) -> MemoryNeeds:

@@ -379,7 +379,7 @@ def test_the_session_measures_the_memory_tiers_after_the_sweeps(session) -> None
     # The tiers whose figures are missing or upper bounds first: compact (new), then low and balanced (measured
     # before the text encoder streamed a layer at a time), full (measured) last.
     assert [(line["preset"], line["tier"]) for line in session["tiers"]] == [
-        ("ltx-13b-distilled", tier) for tier in ("compact", "low", "balanced", "full")
+        ("ltx-13b-distilled", tier) for tier in ("compact", "balanced+fp8", "low", "balanced", "full")
     ]
     assert all("error" not in line for line in session["tiers"]), session["tiers"]
     stdout = session["stdout"]

@@ -177,3 +177,29 @@ def test_compiling_the_decoder_and_text_encoder_pays_only_beyond_the_noise():
     assert goals.decoder_decision(goals.by_variant([blocks_only, paid])).outcome.startswith("make them part of")
     assert goals.decoder_decision(goals.by_variant([blocks_only, same])).outcome.startswith("no change")
     assert goals.decoder_decision(goals.by_variant([blocks_only])).outcome.startswith("not measured")
+
+
+def tier_row(tier: str, peak: float, step: float, preset: str = "ltx-13b-distilled") -> dict:
+    return {"case": "memory_tier", "preset": preset, "tier": tier, "peak_reserved_gib": peak, "second_step_s": step}
+
+
+def test_fp8_balanced_on_a_24_gb_card_holds_only_where_its_peak_fits():
+    decision = goals.fp8_tier_decision
+    assert decision([]).outcome == "not measured: no change"
+    failed = {"case": "memory_tier", "preset": "ltx-13b-distilled", "tier": "balanced+fp8", "error": "OutOfMemory"}
+    assert decision([failed]).outcome == "not measured: no change"
+    assert decision([tier_row("balanced+fp8", 15.0, 0.3, preset="wan2.2-5b")]).outcome == "not measured: no change"
+    fits = decision([tier_row("compact", 19.5, 0.41), tier_row("balanced+fp8", 20.6, 0.33)])
+    assert fits.outcome.startswith("fits") and "peak 20.6 GiB" in fits.figure and "compact 19.5" in fits.figure
+    too_big = decision([tier_row("balanced+fp8", 20.8, 0.33)])  # over 23 GiB free less a tenth
+    assert too_big.outcome.startswith("does not fit")
+
+
+def test_the_summary_reads_the_tiers_decision(tmp_path, capsys):
+    (tmp_path / "tiers.jsonl").write_text(
+        json.dumps(tier_row("balanced+fp8", 18.0, 0.3) | {"estimated_peak_gib": 19.1, "size": "768x512x121"}) + "\n"
+    )
+    summary.main([str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "balanced+fp8" in out.split("issue 22's goals:")[0]
+    assert "GENERATOR_FP8 balanced on a 24 GB card (13B)" in out and "fits: auto's choice holds" in out

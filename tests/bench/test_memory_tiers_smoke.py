@@ -31,3 +31,16 @@ def test_the_deadline_skips_what_is_left(tmp_path):
 
     rows = memory_tiers.main(["--tiny", "--presets", "ltx-2b-legacy", "--deadline-s", "0"])
     assert rows == []
+
+
+def test_balanced_with_fp8_is_placed_as_load_backend_places_it(tmp_path):
+    pytest.importorskip("ftfy")
+    import memory_tiers
+
+    from generator.catalog import PRESETS
+
+    (row,) = memory_tiers.main(["--tiny", "--presets", "ltx-13b-distilled", "--tiers", "balanced+fp8"])
+    assert "error" not in row and row["render_2_steps_s"] > 0, row
+    assert row["estimated_peak_gib"] == PRESETS["ltx-13b-distilled"].memory.peak_gib("compact")
+    (bad,) = memory_tiers.main(["--tiny", "--presets", "ltx-13b-distilled", "--tiers", "low+fp8"])
+    assert "unknown tier 'low+fp8'" in bad["error"]

@@ -102,6 +102,18 @@ def test_the_default_model_fits_a_24_gb_card_without_streaming_its_transformer()
     assert pick_tier(needs, free_on_a_24_gb_card) == "compact"
 
 
+def test_with_fp8_a_24_gb_ada_card_runs_the_default_model_balanced():
+    """GENERATOR_FP8 quantizes the transformer blocks on their way to the GPU, so balanced holds the 13B in float8
+    as compact does, with float8 matmuls that compile; auto counts that and passes compact over."""
+    needs = PRESETS["ltx-13b-distilled"].memory
+    assert needs.peak_gib("balanced", fp8=True) == needs.peak_gib("compact")  # the same parts, the same dtypes
+    assert needs.peak_gib("full", fp8=True) < needs.peak_gib("full")
+    assert needs.peak_gib("compact", fp8=True) == needs.peak_gib("compact")  # fp8 is ignored there
+    assert pick_tier(needs, 23.0, fp8=True) == "balanced"
+    assert pick_tier(needs, 80, fp8=True) == "full"
+    assert pick_tier(needs, 8, fp8=True) == "low"
+
+
 def test_cards_that_fit_leaves_a_margin():
     needs = MemoryNeeds(transformer_b=5.0, text_encoder_b=0.0, vae_b=0.0, activations_gib=0.0, untiled_decode_gib=0.0)
     peak = needs.peak_gib("full")  # 9.3 + 1 GiB overhead

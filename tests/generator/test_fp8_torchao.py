@@ -97,7 +97,7 @@ def test_the_setting_picks_the_kernels_and_refuses_unknown_ones(monkeypatch) -> 
         GeneratorSettings(GENERATOR_FP8_KERNELS="cutlass")
     chosen = []
     monkeypatch.setattr(fp8, "check_fp8_support", lambda device: None)
-    monkeypatch.setattr(fp8_torchao, "quantize_transformers", lambda pipeline: chosen.append(pipeline) or [1])
+    monkeypatch.setattr(fp8_torchao, "quantize_transformers", lambda pipeline, device: chosen.append(pipeline) or [1])
     settings = tiny_settings().model_copy(update={"fp8": True, "fp8_kernels": "torchao"})
     backend = load_backend(settings)
     assert chosen == [backend.pipeline]

@@ -249,6 +249,62 @@ def test_auto_on_a_gpu_picks_by_free_memory(monkeypatch):
         assert choose_tier("auto", torch.device("cuda"), needs, pipeline) == tier
 
 
+def test_auto_with_fp8_counts_the_transformer_in_float8(monkeypatch):
+    needs = PRESETS["ltx-13b-distilled"].memory
+    pipeline = build_tiny_ltx_pipeline()
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (23 * 1024**3, 24 * 1024**3))
+    assert choose_tier("auto", torch.device("cuda"), needs, pipeline) == "compact"
+    assert choose_tier("auto", torch.device("cuda"), needs, pipeline, fp8=True) == "balanced"
+
+
+def test_fp8_before_placing_makes_the_float8_layers_on_the_device_and_leaves_the_originals():
+    """What a 24 GB card receives for the blocks: float8 weights made there one layer at a time, never the
+    transformer in its own dtype; the originals stay in CPU memory untouched (the meta device stands in for the
+    GPU: it holds shapes and dtypes, which is what is counted)."""
+    from generator.pipelines.fp8 import Float8Linear, quantize_transformers
+
+    pipeline = build_tiny_ltx_pipeline()
+    before = {name: p for name, p in pipeline.transformer.named_parameters()}
+    replaced = quantize_transformers(pipeline, "hanul", torch.device("meta"))
+    assert replaced
+    layers = [m for m in pipeline.transformer.modules() if isinstance(m, Float8Linear)]
+    assert len(layers) == len(replaced)
+    on_device = [t for layer in layers for t in (*layer.buffers(), *layer.parameters())]
+    assert {t.device.type for t in on_device} == {"meta"}
+    assert {layer.weight.dtype for layer in layers} == {torch.float8_e4m3fn}
+    originals = [original for _, _, original in replaced]
+    assert {p.device.type for original in originals for p in original.parameters()} == {"cpu"}
+    original_bytes = sum(p.numel() * p.element_size() for original in originals for p in original.parameters())
+    device_bytes = sum(t.numel() * t.element_size() for t in on_device)
+    assert device_bytes < 0.35 * original_bytes  # float8 weights of float32 layers, plus scales and biases
+    rest = [p for p in pipeline.transformer.parameters() if p.device.type != "meta"]
+    assert rest and all(any(p is kept for kept in before.values()) for p in rest)  # the rest: placed by its tier
+
+
+def test_fp8_in_the_balanced_tier_quantizes_before_placing_and_renders_as_in_full(caplog, monkeypatch):
+    """Through load_backend: balanced with GENERATOR_FP8 makes the float8 layers on the device before the
+    transformer is placed, and renders the frames full with GENERATOR_FP8 renders."""
+    from generator.pipelines import fp8, memory
+    from generator.pipelines.fp8 import Float8Linear
+    from tests.generator.conftest import tiny_settings
+
+    calls = []
+    quantize, place_ = fp8.quantize_transformers, memory.place
+    monkeypatch.setattr(fp8, "quantize_transformers", lambda *a: calls.append(("quantize", a[2:])) or quantize(*a))
+    monkeypatch.setattr(memory, "place", lambda *a: calls.append(("place", a[1])) or place_(*a))
+    frames = {}
+    for tier in ("full", "balanced"):
+        calls.clear()
+        settings = tiny_settings().model_copy(update={"memory": tier, "fp8": True})
+        backend = load_backend(settings)
+        assert calls == [("quantize", (torch.device("cpu"),)), ("place", tier)]
+        assert backend.memory_tier == tier
+        assert any(isinstance(m, Float8Linear) for m in backend.pipeline.transformer.modules())
+        frames[tier] = backend.render(REQUEST)
+    assert np.array_equal(frames["full"], frames["balanced"])
+    assert "GENERATOR_FP8 is ignored" not in caplog.text
+
+
 def test_a_model_outside_the_catalog_is_estimated_from_its_parameter_counts():
     pipeline = build_tiny_wan_pipeline(vace=False, variant="2.2-a14b")
     needs = estimate_needs(pipeline)

@@ -136,6 +136,8 @@ def place_pipeline(
         return "cpu-offload"
     needs = source.preset.memory if source.preset else None
     tier = memory.choose_tier(settings.memory, device, needs, pipeline, settings.fp8)
+    if hint := memory.fp8_hint(tier, device, settings.fp8):
+        log.info(hint)
     if settings.fp8 and memory.fp8_before_placing(tier):
         from . import fp8
 

@@ -54,6 +54,17 @@ def choose_tier(
     return tier
 
 
+def fp8_hint(tier: str, device: torch.device, fp8: bool) -> str | None:
+    """What to tell an admin whose card fits the model only in float8 storage (compact) but could multiply in float8
+    (compute capability 8.9+: RTX 40xx, L4, L40S, Hopper): GENERATOR_FP8 would place it balanced, compiled."""
+    if fp8 or tier != "compact" or device.type != "cuda" or torch.cuda.get_device_capability(device) < (8, 9):
+        return None
+    return (
+        "memory tier compact: this GPU has FP8 tensor cores, so GENERATOR_FP8=true would keep the transformer in "
+        "float8 with float8 matmuls instead (tier balanced, compiled: faster, the same memory)"
+    )
+
+
 def fp8_before_placing(tier: str) -> bool:
     """Whether GENERATOR_FP8 quantizes the transformer blocks as they go to the GPU, before the rest is placed (the
     tiers that keep the transformer on the GPU): the card then never holds the transformer in bf16, so a 24 GB

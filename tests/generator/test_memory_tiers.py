@@ -257,6 +257,19 @@ def test_auto_with_fp8_counts_the_transformer_in_float8(monkeypatch):
     assert choose_tier("auto", torch.device("cuda"), needs, pipeline, fp8=True) == "balanced"
 
 
+def test_compact_on_an_fp8_capable_card_suggests_fp8(monkeypatch):
+    from generator.pipelines.memory import fp8_hint
+
+    cuda = torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: (8, 9))  # an RTX 4090
+    assert "GENERATOR_FP8=true" in fp8_hint("compact", cuda, fp8=False)
+    assert fp8_hint("compact", cuda, fp8=True) is None
+    assert fp8_hint("balanced", cuda, fp8=False) is None
+    assert fp8_hint("compact", torch.device("cpu"), fp8=False) is None
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: (8, 6))  # an RTX 3090
+    assert fp8_hint("compact", cuda, fp8=False) is None
+
+
 def test_fp8_before_placing_makes_the_float8_layers_on_the_device_and_leaves_the_originals():
     """What a 24 GB card receives for the blocks: float8 weights made there one layer at a time, never the
     transformer in its own dtype; the originals stay in CPU memory untouched (the meta device stands in for the

@@ -106,6 +106,7 @@ def test_models_lists_every_preset_with_its_needs_and_what_is_here(tmp_path):
     ram = f"{PRESETS['wan2.2-a14b'].memory.host_ram_gib():.0f} GiB"
     assert ram in rows["wan2.2-a14b"] and "host RAM" in result.stdout, "what loading takes in host RAM, per preset"
     assert not (tmp_path / "data" / "models.lock.json").exists(), "listing locks nothing"
+    assert "with GENERATOR_FP8=true" in result.stdout, "what FP8 changes about the tiers"
 
 
 def test_download_of_tiny_or_a_folder_has_nothing_to_do(tmp_path):

@@ -58,7 +58,7 @@ def print_models(settings: GeneratorSettings) -> None:
     print("at real size with random weights, or estimated from parameter counts where marked ~:")
     for tier in TIERS:
         print(f"  {tier}: {TIER_MEANINGS[tier]}")
-    print("  with GENERATOR_FP8=true (FP8 tensor cores: RTX 40xx, L4, L40S, H100) full and balanced hold the transformer")
-    print("  in float8 too, with float8 matmuls (compiled): balanced then needs what compact does, and auto picks it")
+    print("  with GENERATOR_FP8=true (FP8 tensor cores: RTX 40xx, L4, L40S, H100) full and balanced hold the")
+    print("  transformer in float8 too, float8 matmuls compiled: balanced needs what compact does, auto picks it")
     print("host RAM: what loading the weights takes (bf16), and what balanced, compact and low keep there")
     print("Fetch one with: python -m generator download NAME (then set GENERATOR_MODEL=NAME)")

@@ -28,6 +28,7 @@ from generator.metrics import GeneratorMetrics
 from generator.outputs import OutputWriter
 from generator.params import RenderPlan, seconds_text
 from generator.pipelines.base import LatentObserver, RenderCancelled, VideoBackend, takes_previews
+from generator.pipelines.memory import free_gpu_memory, is_out_of_memory
 from generator.previewing import LivePreviews
 from generator.queue import ClaimedJob, EndedJob, JobQueue, Lease
 from generator.render import RenderedVideo, render_video
@@ -79,17 +80,6 @@ class _HeldClaim:
     inputs: RenderInputs | None = None
     error: Exception | None = None
     ahead: bool = False  # claimed while the previous job rendered: waits for its turn (`_process` begins it)
-
-
-def is_out_of_memory(error: BaseException) -> bool:
-    try:
-        import torch
-
-        if isinstance(error, torch.cuda.OutOfMemoryError):
-            return True
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
-    return "out of memory" in str(error).lower()
 
 
 class Worker:
@@ -485,7 +475,7 @@ class Worker:
     async def _fail(self, job: ClaimedJob, error: BaseException) -> None:
         if is_out_of_memory(error):
             code, message = "out_of_memory", "The GPU ran out of memory for this video; try a shorter or smaller one."
-            _free_gpu_memory()
+            free_gpu_memory()
             log.error("worker %s: %s ran out of GPU memory", self.name, job.id)
         else:
             code, message = "render_failed", f"Rendering failed: {type(error).__name__}: {error}"
@@ -499,13 +489,3 @@ async def _stopped(task: asyncio.Task[None]) -> None:
     worker (the service closes the database right after)."""
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
-
-
-def _free_gpu_memory() -> None:
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except Exception:  # pragma: no cover - best effort
-        log.debug("could not empty the CUDA cache", exc_info=True)

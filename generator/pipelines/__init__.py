@@ -75,7 +75,36 @@ def load_backend(settings: GeneratorSettings) -> VideoBackend:
     """Load the configured model (preset, hub id, local folder or `tiny`) and return a backend ready to render.
 
     Hub models load from the folder of their locked commit (generator/hub.py): nothing is downloaded here, and a
-    model that is not on this machine raises `ModelNotDownloaded` with the command that fetches it."""
+    model that is not on this machine raises `ModelNotDownloaded` with the command that fetches it.
+
+    On a GPU the backend first renders a short clip at each native size and the longest segment (the warm-up), so
+    a memory tier that does not fit the card is found before any member waits on it: `auto` (whose choice rests on
+    estimates for most presets) then loads the model again one tier lower; a tier set by hand stops the start with
+    what to set instead."""
+    stepping_down = settings.memory == "auto" and not settings.cpu_offload
+    while True:
+        try:
+            return _load_and_check(settings)
+        except memory.TierDoesNotFit as error:
+            tier = error.tier
+        # Out of the except block: the exception is gone, and with its traceback's frames the model that did not fit.
+        lower = memory.lower_tier(tier)
+        if not stepping_down or lower is None:
+            raise RuntimeError(
+                f"the model does not fit this GPU's memory in the {tier} memory tier (it ran out of memory rendering "
+                "a clip of the longest segment at start). "
+                + (
+                    f"Set GENERATOR_MEMORY={lower} (or auto), or a smaller model (python -m generator models)."
+                    if lower
+                    else "Set a smaller model (python -m generator models), or GENERATOR_CPU_OFFLOAD=true."
+                )
+            )
+        log.warning("memory tier %s ran out of GPU memory at start; loading the model again in tier %s", tier, lower)
+        memory.free_gpu_memory()
+        settings = settings.model_copy(update={"memory": lower})
+
+
+def _load_and_check(settings: GeneratorSettings) -> VideoBackend:
     source = resolve_model(settings.model, settings.data_dir)
     device = resolve_device(settings.device)
     dtype = resolve_dtype(settings.dtype, device)
@@ -116,8 +145,15 @@ def load_backend(settings: GeneratorSettings) -> VideoBackend:
         # GPU): fitting at the first preview would pause that render's GPU thread.
         backend.latent_rgb = fit_backend_latent_rgb(backend)
     weights_move = settings.cpu_offload or memory.weights_move(tier)
-    if speed.compile_wanted(settings.compile, device, weights_move):
-        speed.compile_and_warm_up(backend, insist=settings.compile == "on")
+    try:
+        if speed.compile_wanted(settings.compile, device, weights_move):
+            speed.compile_and_warm_up(backend, insist=settings.compile == "on")
+        elif memory.checks_fit(device):
+            speed.warm_up(backend)  # uncompiled: the warm-up is the fit check (and CUDA's lazy set-up)
+    except Exception as error:
+        if not memory.is_out_of_memory(error):
+            raise
+        raise memory.TierDoesNotFit(tier) from None
     return backend
 
 

@@ -18,6 +18,7 @@ Only diffusers' own hooks are used (`enable_layerwise_casting`, `apply_group_off
 
 from __future__ import annotations
 
+import gc
 import logging
 from pathlib import Path
 
@@ -29,6 +30,35 @@ from ..catalog import GIB, TIERS, MemoryNeeds, pick_tier
 from ._common import transformers_of
 
 log = logging.getLogger(__name__)
+
+
+class TierDoesNotFit(Exception):
+    """The model ran out of GPU memory at start in this memory tier."""
+
+    def __init__(self, tier: str) -> None:
+        super().__init__(f"out of GPU memory in memory tier {tier}")
+        self.tier = tier
+
+
+def lower_tier(tier: str) -> str | None:
+    """The tier that needs less memory than `tier`, or None after the last."""
+    return TIERS[TIERS.index(tier) + 1] if tier in TIERS[:-1] else None
+
+
+def checks_fit(device: torch.device) -> bool:
+    """Whether the start renders a warm-up clip to find a tier that does not fit (on a GPU, where memory runs out)."""
+    return device.type == "cuda"
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    return isinstance(error, torch.cuda.OutOfMemoryError) or "out of memory" in str(error).lower()
+
+
+def free_gpu_memory() -> None:
+    """Give the memory of what is gone back to the card (objects still referenced keep theirs)."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def choose_tier(

@@ -27,6 +27,7 @@ import torch
 
 from ._common import repeated_blocks, transformers_of
 from .base import RenderRequest, VideoBackend
+from .memory import is_out_of_memory
 
 log = logging.getLogger(__name__)
 
@@ -165,8 +166,8 @@ def compile_and_warm_up(backend: VideoBackend, *, insist: bool) -> bool:
     try:
         compile_blocks(pipeline)
         warm_up(backend)
-    except Exception:
-        if insist:
+    except Exception as error:
+        if insist or is_out_of_memory(error):  # running out of memory is the tier's doing, not the compiler's
             raise
         log.warning("compiling failed; running eagerly (GENERATOR_COMPILE=off skips the attempt)", exc_info=True)
         uncompile_blocks(pipeline)

@@ -15,6 +15,7 @@ from generator.pipelines.memory import choose_tier, estimate_needs, place
 from generator.pipelines.tiny import build_tiny_ltx_pipeline, build_tiny_wan_pipeline
 from generator.settings import GeneratorSettings
 from hanul_core.settings import SettingsError, load_settings
+from tests.generator.conftest import tiny_settings
 from tests.support.hub_cache import cache_tiny_like, preset_settings
 
 
@@ -299,7 +300,6 @@ def test_fp8_in_the_balanced_tier_quantizes_before_placing_and_renders_as_in_ful
     transformer is placed, and renders the frames full with GENERATOR_FP8 renders."""
     from generator.pipelines import fp8, memory
     from generator.pipelines.fp8 import Float8Linear
-    from tests.generator.conftest import tiny_settings
 
     calls = []
     quantize, place_ = fp8.quantize_transformers, memory.place
@@ -385,3 +385,85 @@ def test_hand_written_fp8_is_left_out_of_the_tiers_that_store_float8_already(hub
     backend = load_backend(settings)
     assert backend.memory_tier == tier
     assert f"GENERATOR_FP8 is ignored in the {tier} memory tier" in caplog.text
+
+
+# ------------------------------------------------------------------ a tier that does not fit, found at start
+
+
+def out_of_memory_below(fitting: str):
+    """A warm-up that runs out of GPU memory in every tier before `fitting`; it records each backend it saw."""
+    seen = []
+
+    def warm_up(backend):
+        seen.append(backend)
+        if backend.memory_tier != fitting:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return {}
+
+    return warm_up, seen
+
+
+@pytest.fixture
+def checks_fit(monkeypatch):
+    """The start's fit check, which runs on a GPU, run on the CPU."""
+    from generator.pipelines import memory
+
+    monkeypatch.setattr(memory, "checks_fit", lambda device: True)
+
+
+def test_auto_steps_down_a_tier_when_the_start_runs_out_of_memory(checks_fit, monkeypatch, caplog):
+    import gc
+    import weakref
+
+    from generator.pipelines import speed
+
+    warm_up, seen = out_of_memory_below("compact")
+    monkeypatch.setattr(speed, "warm_up", warm_up)
+    backend = load_backend(tiny_settings().model_copy(update={"memory": "auto"}))
+    assert backend.memory_tier == "compact"
+    assert [b.memory_tier for b in seen] == ["full", "balanced", "compact"]
+    assert "memory tier full ran out of GPU memory at start; loading the model again in tier balanced" in caplog.text
+    assert "memory tier balanced ran out of GPU memory at start; loading the model again in tier compact" in caplog.text
+    failed = [weakref.ref(b.pipeline) for b in seen[:2]]
+    seen.clear()
+    gc.collect()
+    assert [ref() for ref in failed] == [None, None], "a tier that did not fit leaves nothing holding its model"
+    assert backend.render(REQUEST).shape == (17, 64, 96, 3)
+
+
+def test_a_tier_set_by_hand_that_does_not_fit_stops_the_start_with_what_to_set(checks_fit, monkeypatch):
+    from generator.pipelines import speed
+
+    monkeypatch.setattr(speed, "warm_up", out_of_memory_below("none")[0])
+    with pytest.raises(RuntimeError, match=r"in the balanced memory tier .* Set GENERATOR_MEMORY=compact \(or auto\)"):
+        load_backend(tiny_settings().model_copy(update={"memory": "balanced"}))
+    with pytest.raises(RuntimeError, match=r"in the low memory tier .* Set a smaller model"):
+        load_backend(tiny_settings().model_copy(update={"memory": "auto"}))  # auto, down to low, and low too
+
+
+def test_other_failures_of_the_warm_up_are_not_taken_for_memory(checks_fit, monkeypatch):
+    from generator.pipelines import speed
+
+    def broken(backend):
+        raise ValueError("a broken model")
+
+    monkeypatch.setattr(speed, "warm_up", broken)
+    with pytest.raises(ValueError, match="a broken model"):
+        load_backend(tiny_settings().model_copy(update={"memory": "auto"}))
+
+
+def test_running_out_of_memory_while_compiling_is_not_a_compile_failure(monkeypatch):
+    """compile_and_warm_up falls back to eager when compiling fails; running out of memory is the tier's."""
+    from generator.pipelines import speed
+
+    backend = load_backend(tiny_settings())
+    monkeypatch.setattr(speed, "compile_blocks", lambda pipeline: None)
+    monkeypatch.setattr(speed, "warm_up", out_of_memory_below("none")[0])
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        speed.compile_and_warm_up(backend, insist=False)
+
+    def compile_error(backend):
+        raise RuntimeError("inductor failed")
+
+    monkeypatch.setattr(speed, "warm_up", compile_error)
+    assert speed.compile_and_warm_up(backend, insist=False) is False  # this one is the compiler's: eager

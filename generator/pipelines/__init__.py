@@ -90,14 +90,17 @@ def load_backend(settings: GeneratorSettings) -> VideoBackend:
         # Out of the except block: the exception is gone, and with its traceback's frames the model that did not fit.
         lower = memory.lower_tier(tier)
         if not stepping_down or lower is None:
+            if lower:
+                instead = f"Set GENERATOR_MEMORY={lower} (or auto), or a smaller model"
+            elif tier == "cpu-offload":
+                instead = (
+                    "Set GENERATOR_CPU_OFFLOAD=false and GENERATOR_MEMORY=low (it streams less), or a smaller model"
+                )
+            else:
+                instead = "Set a smaller model"
             raise RuntimeError(
                 f"the model does not fit this GPU's memory in the {tier} memory tier (it ran out of memory rendering "
-                "a clip of the longest segment at start). "
-                + (
-                    f"Set GENERATOR_MEMORY={lower} (or auto), or a smaller model (python -m generator models)."
-                    if lower
-                    else "Set a smaller model (python -m generator models), or GENERATOR_CPU_OFFLOAD=true."
-                )
+                f"a clip of the longest segment at start). {instead} (python -m generator models)."
             )
         log.warning("memory tier %s ran out of GPU memory at start; loading the model again in tier %s", tier, lower)
         memory.free_gpu_memory()

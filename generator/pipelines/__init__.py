@@ -149,10 +149,11 @@ def _load_and_check(settings: GeneratorSettings) -> VideoBackend:
         backend.latent_rgb = fit_backend_latent_rgb(backend)
     weights_move = settings.cpu_offload or memory.weights_move(tier)
     try:
-        if speed.compile_wanted(settings.compile, device, weights_move):
-            speed.compile_and_warm_up(backend, insist=settings.compile == "on")
-        elif memory.checks_fit(device):
-            speed.warm_up(backend)  # uncompiled: the warm-up is the fit check (and CUDA's lazy set-up)
+        compiled = speed.compile_wanted(settings.compile, device, weights_move) and speed.compile_and_warm_up(
+            backend, insist=settings.compile == "on"
+        )
+        if not compiled and memory.checks_fit(device):
+            speed.warm_up(backend)  # uncompiled (or back to eager): the warm-up is the fit check, and CUDA's set-up
     except Exception as error:
         if not memory.is_out_of_memory(error):
             raise

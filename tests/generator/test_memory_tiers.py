@@ -467,3 +467,18 @@ def test_running_out_of_memory_while_compiling_is_not_a_compile_failure(monkeypa
 
     monkeypatch.setattr(speed, "warm_up", compile_error)
     assert speed.compile_and_warm_up(backend, insist=False) is False  # this one is the compiler's: eager
+
+
+def test_a_start_whose_compile_failed_still_checks_the_fit_eagerly(checks_fit, monkeypatch, caplog):
+    from generator.pipelines import speed
+
+    def compile_fails(pipeline):
+        raise RuntimeError("inductor failed")
+
+    warm_up, seen = out_of_memory_below("balanced")
+    monkeypatch.setattr(speed, "compile_blocks", compile_fails)
+    monkeypatch.setattr(speed, "warm_up", warm_up)
+    monkeypatch.setattr(speed, "compile_wanted", lambda setting, device, weights_move: True)  # as on a GPU
+    backend = load_backend(tiny_settings().model_copy(update={"memory": "auto", "compile": "auto"}))
+    assert "compiling failed; running eagerly" in caplog.text
+    assert backend.memory_tier == "balanced" and [b.memory_tier for b in seen] == ["full", "balanced"]

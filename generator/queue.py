@@ -245,6 +245,12 @@ class JobQueue:
             )
             return list((await session.scalars(query)).all())
 
+    async def rendering_count(self) -> int:
+        """How many jobs render now, on every host (a job claimed ahead only waits for its worker's GPU)."""
+        async with self.readers() as session:
+            query = select(func.count()).where(VideoJob.status == models.IN_PROGRESS, VideoJob.claimed_ahead.is_(False))
+            return int(await session.scalar(query) or 0)
+
     async def queue_position(self, job: VideoJob) -> int | None:
         """1 for the next job a worker will take; None unless the job is queued."""
         if job.status != models.QUEUED:

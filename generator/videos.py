@@ -83,6 +83,14 @@ class Upload:
 
 
 @dataclass(frozen=True)
+class Pace:
+    """How fast the queue moves (`Videos.pace`)."""
+
+    typical_seconds: float | None  # one job's render + encode, the median of the recent ones
+    rendering: int  # jobs rendering at once (at least 1)
+
+
+@dataclass(frozen=True)
 class VideoView:
     """A job as clients see it, with the live facts the row does not hold."""
 
@@ -117,7 +125,7 @@ class Videos:
         self.profile_source = profile_source
         self.settings = settings
         self.on_enqueued = on_enqueued
-        self._typical: tuple[float, float | None] = (-TYPICAL_CACHE_SECONDS, None)  # (monotonic time, seconds)
+        self._pace: tuple[float, Pace] = (-TYPICAL_CACHE_SECONDS, Pace(None, 1))  # (monotonic time, pace)
         self._releasing_held = asyncio.Event()
         # Uploads are decoded on their own few threads, one at a time each: a 6300×6300 1-bit PNG is 4.9 KB sent
         # and tens of MB decoded; 24 of them at once on the default pool held 4 GB, and freed memory stayed with
@@ -531,23 +539,28 @@ class Videos:
             elapsed = time.time() - job.started_at.timestamp()
             return round(elapsed * (100 - job.progress) / job.progress, 1)
         if position is not None:
-            typical = await self.typical_render_seconds()
-            return None if typical is None else round(typical * position, 1)
+            pace = await self.pace()
+            if pace.typical_seconds is None:
+                return None
+            # The queue goes `rendering` jobs at a time: the job at position p is done after ceil(p / rendering)
+            # renders, one at a time with a single worker.
+            return round(pace.typical_seconds * math.ceil(position / pace.rendering), 1)
         return None
 
-    async def typical_render_seconds(self) -> float | None:
-        """Median render + encode time of the last 20 completed jobs (not the last 20 created: behind a long queue
-        those have not run); read at most once a second (every poll of a queued job asks for it, and under many
-        pollers reading 20 rows each time was half the cost of a retrieve)."""
-        cached_at, typical = self._typical
+    async def pace(self) -> Pace:
+        """How fast the queue moves: the median render + encode time of the last 20 completed jobs (not the last
+        20 created: behind a long queue those have not run), and how many jobs render at once (across every host
+        of a fleet). Read at most once a second: every poll of a queued job asks for it, and under many pollers
+        reading 20 rows each time was half the cost of a retrieve."""
+        cached_at, pace = self._pace
         if time.monotonic() - cached_at < TYPICAL_CACHE_SECONDS:
-            return typical
+            return pace
         recent = await self.queue.recently_completed(20)
         times = [j.timings.get("render_s", 0) + j.timings.get("encode_s", 0) for j in recent if j.timings]
         times = [t for t in times if t > 0]
-        typical = statistics.median(times) if times else None
-        self._typical = (time.monotonic(), typical)
-        return typical
+        pace = Pace(statistics.median(times) if times else None, max(1, await self.queue.rendering_count()))
+        self._pace = (time.monotonic(), pace)
+        return pace
 
 
 def scoped_idempotency_key(client: str, user: str | None, key: str | None) -> str | None:

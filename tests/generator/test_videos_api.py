@@ -107,6 +107,33 @@ async def test_a_job_far_back_in_the_queue_is_told_to_poll_less_often(tmp_path):
             await client.videos.delete(video.id)
 
 
+async def test_the_eta_of_a_queued_job_counts_the_jobs_rendering_at_once(tmp_path):
+    """Two jobs rendering at once (two workers, here or on other hosts of a fleet): the queue moves two jobs per
+    typical render, so the jobs at positions 1 and 2 are done after one, 3 and 4 after two. A job claimed ahead
+    only waits for its worker's GPU and does not count."""
+    async with (
+        running_generator(tmp_path, GENERATOR_WORKERS=0, GENERATOR_MAX_QUEUE_PER_USER=30) as running,
+        sdk_client(running) as client,
+    ):
+        queue = running.service.queue
+        videos = [await client.videos.create(prompt=f"clip {n}", seconds="2") for n in range(8)]
+        done = await queue.claim("host-a")
+        assert await queue.complete(done.lease, artifacts=[], seconds="2", timings={"render_s": 3.5, "encode_s": 0.5})
+        for host in ("host-a", "host-b"):
+            assert await queue.claim(host) is not None
+        ahead = await queue.claim("host-a")
+        assert await queue.wait_for_turn(ahead.lease)
+
+        async def etas() -> list[tuple[int, float]]:
+            await asyncio.sleep(1.1)  # past the one-second cache of the queue's pace
+            found = [await client.videos.retrieve(video.id) for video in videos]
+            return [
+                (v.model_extra["queue_position"], v.model_extra["eta_seconds"]) for v in found if v.status == "queued"
+            ]
+
+        assert await etas() == [(1, 4.0), (2, 4.0), (3, 8.0), (4, 8.0)]
+
+
 def test_the_poll_hint_is_capped_at_five_seconds():
     from generator.api import poll_after_ms
     from generator.models import IN_PROGRESS, QUEUED, VideoJob

@@ -128,13 +128,6 @@ def _load_and_check(settings: GeneratorSettings) -> VideoBackend:
     from . import speed
 
     speed.set_attention_backend(pipeline, settings.attention_backend)
-    if settings.fp8 and tier in ("compact", "low"):
-        log.warning("GENERATOR_FP8 is ignored in the %s memory tier: its weights are already stored in float8", tier)
-    elif settings.fp8 and tier == "cpu-offload":
-        from . import fp8
-
-        fp8.check_fp8_support(device)
-        fp8.quantize_transformers(pipeline, settings.fp8_kernels)  # where the weights are: in CPU memory
     if settings.first_block_cache > 0:
         speed.enable_first_block_cache(pipeline, settings.first_block_cache)
     if settings.guidance_stop < 1:
@@ -173,20 +166,32 @@ def place_pipeline(
         if settings.vae_tiling:
             pipeline.vae.enable_tiling()
         pipeline.enable_model_cpu_offload(device=device)  # one model on the GPU at a time
+        _apply_fp8(pipeline, settings, device, "cpu-offload")
         return "cpu-offload"
     needs = source.preset.memory if source.preset else None
     tier = memory.choose_tier(settings.memory, device, needs, pipeline, settings.fp8)
     if hint := memory.fp8_hint(tier, device, settings.fp8):
         log.info(hint)
-    if settings.fp8 and memory.fp8_before_placing(tier):
-        from . import fp8
-
-        fp8.check_fp8_support(device)
-        fp8.quantize_transformers(pipeline, settings.fp8_kernels, device)  # each block's float8 weights on the GPU
+    _apply_fp8(pipeline, settings, device, tier)
     memory.place(pipeline, tier, device, dtype)
     if settings.vae_tiling:
         pipeline.vae.enable_tiling()  # decodes in overlapping tiles: far less memory for large frames
     return tier
+
+
+def _apply_fp8(pipeline: DiffusionPipeline, settings: GeneratorSettings, device: torch.device, tier: str) -> None:
+    """GENERATOR_FP8 as the tier allows: before placing for the tiers that keep the transformer on the GPU (each
+    block's float8 weights made there), where the weights are under model CPU offload (in CPU memory), not at all
+    in compact and low (they store float8 already)."""
+    if not settings.fp8:
+        return
+    if tier in ("compact", "low"):
+        log.warning("GENERATOR_FP8 is ignored in the %s memory tier: its weights are already stored in float8", tier)
+        return
+    from . import fp8
+
+    fp8.check_fp8_support(device)
+    fp8.quantize_transformers(pipeline, settings.fp8_kernels, device if memory.fp8_before_placing(tier) else None)
 
 
 def _build_tiny(family: str, dtype: torch.dtype) -> tuple[DiffusionPipeline, ModelProfile]:

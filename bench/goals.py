@@ -155,6 +155,7 @@ def decisions(sweep: Lines, wan: Lines, device: str = "") -> list[Verdict]:
         mp4_parts_decision(sweep),
         graphs_decision(sweep),
         decoder_decision(sweep),
+        one_batch_decision(wan),
     ]
 
 
@@ -261,22 +262,55 @@ def decoder_decision(sweep: Lines) -> Verdict:
     return Verdict(what, shown, "no change: it does not pay")
 
 
-def fp8_tier_decision(tiers: list[dict[str, Any]]) -> Verdict:
-    """Whether the default 13B with GENERATOR_FP8 fits a 24 GB card balanced, as `auto` now assumes (its peak is
-    counted as compact's): the tiers bench's `balanced+fp8` line against 23 GiB free less the tenth kept spare."""
-    what = "GENERATOR_FP8 balanced on a 24 GB card (13B)"
-    rows = {
+def one_batch_decision(wan: Lines) -> Verdict:
+    """Whether Wan's guided step in one transformer call (`generator/pipelines/cfg_batch.py`, a bench lever so far)
+    earns a setting: its compiled denoise against the two calls'."""
+    what = "Wan's guidance in one batch (cfg_batch)"
+    one, two = median(wan, "compiled_one_batch", "denoising_s"), median(wan, "compiled", "denoising_s")
+    won = faster(one, two)
+    if won is None:
+        return Verdict(what, "", "not measured: no change")
+    shown = f"denoise {one:.2f} s against {two:.2f} s"
+    return Verdict(what, shown, "add a setting for Wan" if won else "no change: it does not pay")
+
+
+def tiers_on_24_gb(tiers: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The default 13B's measured tiers (no error), by tier."""
+    return {
         row["tier"]: row
         for row in tiers
         if row.get("preset") == FP8_TIER_PRESET and "peak_reserved_gib" in row and not row.get("error")
     }
+
+
+def fits_24_gb(row: dict[str, Any]) -> bool:
+    return row["peak_reserved_gib"] <= CARD_24_GB_FREE_GIB * 0.9
+
+
+def compact_tier_decision(tiers: list[dict[str, Any]]) -> Verdict:
+    """Whether the default 13B fits a 24 GB card in `compact`, as the catalog's estimate (≈19 GiB) says."""
+    what = "compact on a 24 GB card (13B)"
+    row = tiers_on_24_gb(tiers).get("compact")
+    if row is None:
+        return Verdict(what, "", "not measured: no change")
+    shown = f"peak {row['peak_reserved_gib']:.1f} GiB, step {row.get('second_step_s')} s"
+    if fits_24_gb(row):
+        return Verdict(what, shown, "fits: record the peak in the catalog")
+    return Verdict(what, shown, "does not fit: raise compact's figure in the catalog (auto then picks low)")
+
+
+def fp8_tier_decision(tiers: list[dict[str, Any]]) -> Verdict:
+    """Whether the default 13B with GENERATOR_FP8 fits a 24 GB card balanced, as `auto` now assumes (its peak is
+    counted as compact's): the tiers bench's `balanced+fp8` line against 23 GiB free less the tenth kept spare."""
+    what = "GENERATOR_FP8 balanced on a 24 GB card (13B)"
+    rows = tiers_on_24_gb(tiers)
     fp8_row = rows.get("balanced+fp8")
     if fp8_row is None:
         return Verdict(what, "", "not measured: no change")
     shown = f"peak {fp8_row['peak_reserved_gib']:.1f} GiB, step {fp8_row.get('second_step_s')} s"
     if "compact" in rows:
         shown += f" (compact {rows['compact']['peak_reserved_gib']:.1f}, {rows['compact'].get('second_step_s')} s)"
-    if fp8_row["peak_reserved_gib"] <= CARD_24_GB_FREE_GIB * 0.9:
+    if fits_24_gb(fp8_row):
         return Verdict(what, shown, "fits: auto's choice holds; record the peak in the catalog")
     return Verdict(what, shown, "does not fit: count balanced with FP8 above compact in catalog.peak_gib")
 
@@ -290,5 +324,6 @@ def report(lines: dict[str, list[dict[str, Any]]]) -> list[str]:
     out += [verdict.line() for verdict in goals(sweep, wan)]
     out.append("decisions the figures make:")
     out += [verdict.line() for verdict in decisions(sweep, wan, setup.get("device", ""))]
+    out.append(compact_tier_decision(lines.get("tiers", [])).line())
     out.append(fp8_tier_decision(lines.get("tiers", [])).line())
     return out

@@ -203,3 +203,22 @@ def test_the_summary_reads_the_tiers_decision(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "balanced+fp8" in out.split("issue 22's goals:")[0]
     assert "GENERATOR_FP8 balanced on a 24 GB card (13B)" in out and "fits: auto's choice holds" in out
+
+
+def test_compact_on_a_24_gb_card_is_judged_by_its_measured_peak():
+    decision = goals.compact_tier_decision
+    assert decision([tier_row("balanced+fp8", 18.0, 0.3)]).outcome == "not measured: no change"
+    assert decision([tier_row("compact", 19.0, 0.4, preset="wan2.2-5b")]).outcome == "not measured: no change"
+    fits = decision([tier_row("compact", 20.6, 0.41)])
+    assert fits.outcome.startswith("fits") and "peak 20.6 GiB" in fits.figure
+    assert decision([tier_row("compact", 20.8, 0.41)]).outcome.startswith("does not fit")
+
+
+def test_wan_guidance_in_one_batch_earns_a_setting_only_beyond_the_noise():
+    decision = goals.one_batch_decision
+    h200_wan = goals.by_variant(h200("wan"))
+    measured = decision(h200_wan)  # 2026-12-04: 10.40 s against 10.43 s
+    assert measured.outcome == "no change: it does not pay" and "10.40 s against 10.43 s" in measured.figure
+    assert decision({}).outcome == "not measured: no change"
+    faster = goals.by_variant([line("compiled", denoising_s=10.4), line("compiled_one_batch", denoising_s=9.0)])
+    assert decision(faster).outcome == "add a setting for Wan"

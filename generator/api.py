@@ -176,12 +176,17 @@ def auth_middleware(api_key: str | None) -> Callable[[web.Request, Handler], Awa
     @web.middleware
     async def check_key(request: web.Request, handler: Handler) -> web.StreamResponse:
         if expected is not None and request.path != "/healthz":
-            given = request.headers.get("Authorization", "").encode()
+            given = _header_bytes(request, "Authorization")
             if not hmac.compare_digest(given, expected):
                 raise unauthorized()
         return await handler(request)
 
     return check_key
+
+
+def _header_bytes(request: web.Request, name: str) -> bytes:
+    """A header's bytes as sent (aiohttp keeps bytes that are not UTF-8 as surrogate escapes)."""
+    return request.headers.get(name, "").encode("utf-8", "surrogateescape")
 
 
 # --- request bodies --------------------------------------------------------------------------------
@@ -350,7 +355,7 @@ def client_bucket(request: web.Request) -> str:
     """Who a request counts against when it names no `user`: the API key it presented (hashed), or, on a server
     without a key, the address it came from."""
     if request.app[SETTINGS].api_key is not None:
-        presented = request.headers.get("Authorization", "").encode()
+        presented = _header_bytes(request, "Authorization")
         return "key:" + hashlib.sha256(presented).hexdigest()[:32]
     return f"address:{request.remote or 'unknown'}"
 
@@ -422,7 +427,7 @@ async def character_frame(request: web.Request) -> web.StreamResponse:
         if name != "index":
             raise invalid(name, f"Unknown query parameter: '{name[:60]}'.", code="unknown_parameter")
     raw = request.query.get("index", "0")
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):  # str.isdigit() takes "²", which int() refuses
         raise invalid("index", f"Invalid 'index': '{raw[:20]}' is not a frame number.")
     characters = request.app[VIDEOS].characters
     character = await characters.get(request.match_info["character_id"])

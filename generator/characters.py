@@ -28,9 +28,9 @@ REFERENCE_LONG_SIDE = 768  # reference frames are stored at most this long (rend
 _SCORE_LONG_SIDE = 192  # frames are scored at this size: enough for focus, cheap on a CPU
 
 
-def character_not_found(character_id: str) -> APIError:
+def character_not_found(character_id: str, param: str = "character_id") -> APIError:
     shown = character_id if len(character_id) <= 80 else character_id[:80] + "…"
-    return APIError(404, f"No character found with id '{shown}'.", param="character_id", code="not_found")
+    return APIError(404, f"No character found with id '{shown}'.", param=param, code="not_found")
 
 
 def _grey(frame: np.ndarray) -> np.ndarray:
@@ -126,9 +126,7 @@ class Characters:
                 character = await session.get(Character, character_id)
             if character is not None:
                 return character
-        error = character_not_found(character_id)
-        error.param = param
-        raise error
+        raise character_not_found(character_id, param)
 
     async def list(
         self, *, after: str | None, limit: int, order: str, user: str | None

@@ -22,6 +22,12 @@ def file_not_found(file_id: str, param: str = "file_id") -> APIError:
     return APIError(404, f"No file found with id '{shown}'.", param=param, code="not_found")
 
 
+def _storable(text: str) -> str:
+    """A part header's text as a database can keep it: bytes that were not UTF-8 (aiohttp passes them on as
+    surrogate escapes, which no database takes) become U+FFFD, and NUL, which PostgreSQL refuses, is dropped."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace").replace("\x00", "")
+
+
 class Files:
     """Uploaded files: a row each in `files`, the bytes under the artifacts folder's `files/`."""
 
@@ -38,9 +44,9 @@ class Files:
         path = await asyncio.to_thread(self.store.write_file, file_id, data)
         row = StoredFile(
             id=file_id,
-            filename=(filename or "upload")[:255],
+            filename=_storable(filename)[:255] or "upload",
             purpose=purpose,
-            content_type=(content_type or "application/octet-stream")[:100],
+            content_type=_storable(content_type)[:100] or "application/octet-stream",
             bytes=len(data),
             path=path,
         )
@@ -63,7 +69,10 @@ class Files:
     async def read(self, file_id: str, param: str = "file_id") -> bytes:
         """A stored file's bytes (what `input_reference: {"file_id": …}` points at)."""
         path = self.path(await self.get(file_id, param))
-        return await asyncio.to_thread(path.read_bytes)
+        try:
+            return await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError:  # deleted since its row was read
+            raise file_not_found(file_id, param) from None
 
     def path(self, row: StoredFile) -> Path:
         path = self.store.resolve(row.path)

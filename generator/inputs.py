@@ -112,7 +112,7 @@ async def _edit_source(
     loop = asyncio.get_running_loop()
     if "source" in own:
         path = store.resolve(own["source"].path)
-        frames = await loop.run_in_executor(pool, load_clip, path, plan.width, plan.height)
+        frames = await loop.run_in_executor(pool, load_clip, path, plan.width, plan.height, plan.fps)
         return _exactly(frames, plan.num_frames)
     if job.parent_id is None:
         raise RuntimeError("an edit without a source video or an uploaded clip")

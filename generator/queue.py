@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from generator import models
-from generator.errors import rate_limited
+from generator.errors import invalid, rate_limited
 from generator.models import VideoArtifact, VideoJob
 from hanul_core.db import utcnow
 
@@ -216,17 +216,18 @@ class JobQueue:
             if user is not None:
                 query = query.where(VideoJob.user == user)
             if after is not None:
-                cursor = await session.get(VideoJob, after)
-                if cursor is not None:
-                    earlier = or_(
-                        VideoJob.created_at < cursor.created_at,
-                        and_(VideoJob.created_at == cursor.created_at, VideoJob.id < cursor.id),
-                    )
-                    later = or_(
-                        VideoJob.created_at > cursor.created_at,
-                        and_(VideoJob.created_at == cursor.created_at, VideoJob.id > cursor.id),
-                    )
-                    query = query.where(earlier if order == "desc" else later)
+                cursor = await session.get(VideoJob, after)  # a deleted job's row still marks its place
+                if cursor is None:  # not the first page again, as if no cursor were given
+                    raise invalid("after", f"Invalid 'after': no video '{after[:80]}'.")
+                earlier = or_(
+                    VideoJob.created_at < cursor.created_at,
+                    and_(VideoJob.created_at == cursor.created_at, VideoJob.id < cursor.id),
+                )
+                later = or_(
+                    VideoJob.created_at > cursor.created_at,
+                    and_(VideoJob.created_at == cursor.created_at, VideoJob.id > cursor.id),
+                )
+                query = query.where(earlier if order == "desc" else later)
             if order == "desc":
                 query = query.order_by(VideoJob.created_at.desc(), VideoJob.id.desc())
             else:

@@ -31,6 +31,7 @@ from generator.characters import (
     REFERENCE_LONG_SIDE,
     Characters,
     NewCharacter,
+    character_not_found,
     choose_reference_frames,
 )
 from generator.errors import APIError, invalid, not_found, not_ready
@@ -161,10 +162,11 @@ class Videos:
             size, shown = plan_size(body.size, profile), shown_size(body.size)
         plan = self._plan(profile, body, seconds=seconds, size=size)
         job = self._new_job(profile, "generate", body.prompt, body.negative_prompt, plan, body.seed, body.user, shown)
+        # Decoded to the render size in one call: nothing decoded outlives it or waits across an await. Decoded before
+        # any file is written: an image that turns out unreadable leaves no folder behind.
+        png = None if image_bytes is None else await self._decode(reference_png, image_bytes, plan.width, plan.height)
         artifacts = await self._subjects(job, body.characters)
-        if image_bytes is not None:
-            # Decoded to the render size in one call: nothing decoded outlives it or waits across an await.
-            png = await self._decode(reference_png, image_bytes, plan.width, plan.height)
+        if png is not None:
             artifacts.append(await self._store_file(job.id, "reference", png))
         return await self._enqueue(job, artifacts, idempotency_key, client, body.user)
 
@@ -250,7 +252,14 @@ class Videos:
                 artifact.kind.startswith("subject-") and body.characters is None
             )
             if copied:
-                data = await asyncio.to_thread(self.store.resolve(artifact.path).read_bytes)
+                try:
+                    data = await asyncio.to_thread(self.store.resolve(artifact.path).read_bytes)
+                except FileNotFoundError:  # the source was deleted since it was read: so is what was copied
+                    await asyncio.to_thread(self.store.delete_job, job.id)
+                    await self._visible(video_id)  # 404 when deleted
+                    raise APIError(
+                        404, f"The files of '{video_id}' are missing from storage.", param="video_id", code="not_found"
+                    ) from None
                 artifacts.append(await self._store_file(job.id, artifact.kind, data))
         return await self._enqueue(job, artifacts, idempotency_key, client, body.user)
 
@@ -283,6 +292,7 @@ class Videos:
         else:
             width, height, fps_found, frames = await self._decode(_probe_mp4, upload.data, self.settings.max_seconds)
             fps, shown, source_id = min(60, max(1, round(fps_found))), f"{width}x{height}", None
+            frames = max(1, round(frames * fps / fps_found))  # as long as the clip at the fps it is rendered at
             size = _edit_size(width, height, profile)
         if frames > profile.max_segment_frames and not profile.supports_video:
             raise invalid(
@@ -332,7 +342,12 @@ class Videos:
             paths = [path for character in found for path in character.frames[:per]]
         artifacts = []
         for index, path in enumerate(paths):
-            data = await asyncio.to_thread(self.store.resolve(path).read_bytes)
+            try:
+                data = await asyncio.to_thread(self.store.resolve(path).read_bytes)
+            except FileNotFoundError:  # its character was deleted since it was read
+                await asyncio.to_thread(self.store.delete_job, job.id)
+                owner = next(character for character in found if path in character.frames)
+                raise character_not_found(owner.id, param="characters") from None
             artifacts.append(await self._store_file(job.id, f"subject-{index}", data))
         job.params = {**job.params, "characters": unique}
         return artifacts

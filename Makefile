@@ -12,11 +12,14 @@ $(VENV)/.runtime: pyproject.toml
 	$(PIP) install -q -e '.[postgres]'
 	touch $@
 
-# The test environment takes the CPU build of torch first, so no multi-GB CUDA download happens.
+# The test environment takes the CPU build of torch first, so no multi-GB CUDA download happens. CI's package index
+# serves it as torch==2.13.0; where pip reads plain PyPI (whose Linux wheel is the CUDA one), name PyTorch's CPU index:
+# make test TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
 $(VENV)/.test: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PIP) install -q -e '.[test,postgres]'
 	touch $@
 

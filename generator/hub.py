@@ -121,7 +121,8 @@ def identify(model: str) -> ModelSource:
         raise ModelUnavailable(f"GENERATOR_MODEL={name!r}: no such folder")
     raise ModelUnavailable(
         f"GENERATOR_MODEL={name!r} is not a preset, a hub id (owner/name) or a folder.\n"
-        f"Presets: {', '.join(PRESETS)} (python -m generator models lists them)"
+        f"Presets: {', '.join(PRESETS)} (python -m generator models lists them); "
+        f"{' and '.join(TINY_NAMES)}: random weights, for smoke runs"
     )
 
 

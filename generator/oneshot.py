@@ -24,6 +24,20 @@ def _progress_bar(fraction: float, started: float, width: int = 30) -> str:
     return f"\r[{'#' * filled}{'.' * (width - filled)}] {fraction * 100:5.1f}%  {elapsed:6.1f} s"
 
 
+def _cannot_write(output: Path) -> str | None:
+    """Why no MP4 can be written at `output` (a read-only folder, a directory in its place), or None; leaves no file."""
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        existed = output.exists()
+        with output.open("ab"):
+            pass
+        if not existed:
+            output.unlink()
+    except OSError as error:
+        return error.strerror or str(error)
+    return None
+
+
 def generate_to_file(
     settings: GeneratorSettings,
     *,
@@ -50,6 +64,10 @@ def generate_to_file(
         )
     except APIError as error:
         print(f"hanul generate: {error.message}", file=sys.stderr)
+        return 2
+    problem = _cannot_write(output)
+    if problem is not None:  # said now, not after the model loaded and the clip rendered
+        print(f"hanul generate: cannot write {output}: {problem}", file=sys.stderr)
         return 2
     print(f"Loading {settings.model} …", file=sys.stderr, flush=True)
     try:

@@ -111,8 +111,13 @@ class GeneratorService:
     async def start(self) -> web.Application:
         """Migrate the database, start the workers, and return the API application."""
         if self.settings.workers and self.backend_factory is default_backend_factory:
-            # A model that is not on this machine stops the start here, with what to do (no download, no traceback).
+            # A model that is not on this machine, or a GPU torch does not see, stops the start here, with what to do
+            # (no download, no traceback), not the first job.
+            from generator.pipelines import resolve_device
+
             resolve_model(self.settings.model, self.settings.data_dir)
+            for index in range(self.settings.workers):
+                resolve_device(worker_settings(self.settings, index).device)
         ensure_writable_folder(self.settings.videos_dir, "GENERATOR_ARTIFACTS_DIR (or HANUL_DATA_DIR)")
         await upgrade_database(self.engine, MIGRATIONS)
         await self.remove_orphan_folders()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -80,6 +81,14 @@ class GeneratorSettings(CoreSettings):
     @classmethod
     def _empty_key_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("device", mode="before")
+    @classmethod
+    def _known_device(cls, value: object) -> object:
+        text = str(value).strip().lower()
+        if re.fullmatch(r"auto|cpu|cuda(:\d+)?", text) is None:
+            raise ValueError("must be auto, cpu, cuda or cuda:N (N: a GPU's number, from 0)")
+        return text
 
     @field_validator("memory", mode="before")
     @classmethod

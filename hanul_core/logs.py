@@ -93,5 +93,13 @@ def configure_logging(
         root.addHandler(handler)
     root.setLevel(level)
     # Third-party loggers that are chatty at INFO.
-    for noisy in ("httpx", "httpx2", "httpcore", "aiohttp.access", "discord.gateway", "alembic.runtime.migration"):
+    for noisy in (
+        "httpx",
+        "httpx2",
+        "httpcore",
+        "aiohttp.access",
+        "discord.gateway",
+        "alembic.runtime.migration",
+        "alembic.runtime.plugins",
+    ):
         logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.WARNING))

@@ -61,10 +61,12 @@ def load_settings(cls: type[S], **overrides: object) -> S:
         for problem in error.errors():
             name = ".".join(str(part) for part in problem["loc"][:1]) or "settings"
             value = problem.get("input")
+            # A validator's ValueError without pydantic's "Value error, " in front of it.
+            message = str(problem["ctx"]["error"]) if problem["type"] == "value_error" else problem["msg"]
             # Said once: a validator's own message may already quote what it got (only the safe part of it).
-            quoted = isinstance(value, dict) or value is None or "got " in problem["msg"]
+            quoted = isinstance(value, dict) or value is None or "got " in message
             shown = "" if quoted else f" (got {_without_password(str(value))[:60]!r})"
-            lines.append(f"{name}: {problem['msg']}{shown}")
+            lines.append(f"{name}: {message}{shown}")
         raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None
 
 

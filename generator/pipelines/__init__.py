@@ -11,7 +11,7 @@ import torch
 from diffusers import DiffusionPipeline
 
 from ..catalog import find_preset
-from ..hub import ModelSource, resolve_model
+from ..hub import ModelSource, ModelUnavailable, resolve_model
 from ..settings import GeneratorSettings
 from . import memory
 from .base import ModelProfile, ProgressCallback, RenderCancelled, RenderRequest, VideoBackend
@@ -36,10 +36,27 @@ _DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torc
 
 
 def resolve_device(setting: str) -> torch.device:
-    """`auto` is the first CUDA GPU when there is one, else the CPU; anything else is taken as given."""
+    """`auto` is the first CUDA GPU when there is one, else the CPU; `cuda` or `cuda:N` only where torch sees that GPU
+    (ModelUnavailable says why not: a CPU build of torch, no driver, fewer GPUs)."""
     if setting == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(setting)
+    device = torch.device(setting)
+    if device.type != "cuda":
+        return device
+    if not torch.cuda.is_available():
+        why = (
+            "this torch is a CPU build (make clean && make run installs the CUDA one)"
+            if torch.version.cuda is None
+            else "torch sees no GPU (is the NVIDIA driver installed? nvidia-smi says)"
+        )
+        raise ModelUnavailable(f"GENERATOR_DEVICE={setting}: {why}; GENERATOR_DEVICE=cpu renders on the CPU (slowly)")
+    count = torch.cuda.device_count()
+    if device.index is not None and device.index >= count:
+        raise ModelUnavailable(
+            f"GENERATOR_DEVICE={setting}: this machine has {count} GPU{'s' if count > 1 else ''} "
+            f"(cuda:0{f' … cuda:{count - 1}' if count > 1 else ''})"
+        )
+    return device
 
 
 def resolve_dtype(setting: str, device: torch.device) -> torch.dtype:

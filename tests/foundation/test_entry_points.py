@@ -236,3 +236,12 @@ def test_a_database_url_error_says_what_it_got_once_and_hides_the_password():
     assert "s3cret" not in result.stderr
     result = run_module("generator", "migrate", env_extra={"GENERATOR_PORT": "x://hanul:s3cret@db"})
     assert "got" in result.stderr and "s3cret" not in result.stderr
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine whose torch sees no GPU")
+def test_a_gpu_that_torch_does_not_see_stops_serve_at_start_with_why(tmp_path):
+    env = {"GENERATOR_DEVICE": "cuda", "GENERATOR_PORT": "0", "GENERATOR_MODEL": "tiny"}
+    result = run_module("generator", "serve", env_extra=env | {"HANUL_DATA_DIR": str(tmp_path / "data")})
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "GENERATOR_DEVICE=cuda:" in result.stderr and "GENERATOR_DEVICE=cpu" in result.stderr

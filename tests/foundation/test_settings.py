@@ -65,13 +65,23 @@ def test_empty_values_mean_unset(monkeypatch):
         ("GENERATOR_URL", "localhost:8189", BotSettings),
         ("HANUL_DAILY_QUOTA", "-1", BotSettings),
         ("HANUL_RETRY_MINUTES", "0", BotSettings),
+        ("GENERATOR_DEVICE", "tpu", GeneratorSettings),
+        ("GENERATOR_DEVICE", "cuda:x", GeneratorSettings),
     ],
 )
 def test_bad_value_names_the_variable(monkeypatch, variable, value, cls):
     monkeypatch.setenv(variable, value)
     with pytest.raises(SettingsError) as raised:
         load_settings(cls)
-    assert variable in str(raised.value)
+    assert variable in str(raised.value) and "Value error" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "read"), [("auto", "auto"), ("CPU", "cpu"), ("cuda", "cuda"), (" cuda:1 ", "cuda:1")]
+)
+def test_the_devices_hanul_knows(monkeypatch, value, read):
+    monkeypatch.setenv("GENERATOR_DEVICE", value)
+    assert load_settings(GeneratorSettings).device == read
 
 
 def test_urls_lose_trailing_slash(monkeypatch):

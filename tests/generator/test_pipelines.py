@@ -10,7 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from generator.pipelines import RenderCancelled, RenderRequest, detect_family, load_backend, resolve_dtype
+from generator.hub import ModelUnavailable
+from generator.pipelines import (
+    RenderCancelled,
+    RenderRequest,
+    detect_family,
+    load_backend,
+    resolve_device,
+    resolve_dtype,
+)
 from generator.pipelines.ltx import LTXBackend
 from generator.pipelines.tiny import (
     LTX_DEFAULT_SCHEDULER,
@@ -106,6 +114,22 @@ def test_auto_dtype_is_bfloat16_on_a_gpu_and_float32_on_the_cpu() -> None:
     assert resolve_dtype("auto", torch.device("cuda")) == torch.bfloat16
     assert resolve_dtype("auto", torch.device("cpu")) == torch.float32
     assert resolve_dtype("float16", torch.device("cpu")) == torch.float16
+
+
+def test_a_gpu_torch_does_not_see_is_refused_with_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.version, "cuda", None)
+    with pytest.raises(ModelUnavailable, match=r"GENERATOR_DEVICE=cuda: this torch is a CPU build"):
+        resolve_device("cuda")
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    with pytest.raises(ModelUnavailable, match=r"torch sees no GPU \(is the NVIDIA driver installed"):
+        resolve_device("cuda:0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == torch.device("cuda:1")
+    with pytest.raises(ModelUnavailable, match=r"GENERATOR_DEVICE=cuda:2: this machine has 2 GPUs \(cuda:0 … cuda:1\)"):
+        resolve_device("cuda:2")
 
 
 def test_a_profile_file_with_unknown_fields_is_refused(tmp_path: Path) -> None:

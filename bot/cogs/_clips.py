@@ -7,6 +7,7 @@ same way (`hanul:<action>-modal:<id>`) and their submissions are routed by it (s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -17,6 +18,8 @@ import discord
 from bot.cogs._common import (
     Services,
     answer,
+    cannot_post,
+    check_can_post,
     defer,
     guarded,
     interaction_destination,
@@ -61,29 +64,41 @@ async def launch(
     button, queue the request on the generator, and hand it to the delivery. Returns the status message."""
     record = draft.generation
     title = record.display_title
-    status = await channel.send(
-        text("status.starting", locale, title=title),
-        view=status_view(record.id, locale),
-        reference=reply_to,  # type: ignore[arg-type]
-        mention_author=False,
-    )
-    thread: discord.Thread | None = channel if isinstance(channel, discord.Thread) else None
-    if isinstance(channel, discord.TextChannel):
-        try:
-            thread = await status.create_thread(name=text("thread.name", locale, title=title)[:100])
-        except discord.HTTPException as error:
-            # Without the thread permission the conversation continues in the channel itself.
-            log.warning("could not create a thread in %s: %s", channel.id, error)
-    lines = [text("prompt.show", locale, how=prompt_source(record, locale), prompt=record.expanded_prompt)]
-    if draft.summary:
-        lines.insert(0, text("refine.changed", locale, summary=draft.summary))
-    how = how_refined(record, draft, locale)
-    if how:
-        lines.insert(1 if draft.summary else 0, how)
-    if draft.notice:
-        lines.append(text("prompt.notice", locale, notice=draft.notice))
-    await (thread or channel).send(_clip("\n".join(lines)), view=prompt_view(record.id, locale))
     studio = services.studio
+    status: discord.Message | None = None
+    try:
+        status = await channel.send(
+            text("status.starting", locale, title=title),
+            view=status_view(record.id, locale),
+            # A reply whose message was deleted meanwhile is still answered, as a plain message.
+            reference=reply_to.to_reference(fail_if_not_exists=False) if reply_to else None,  # type: ignore[arg-type]
+            mention_author=False,
+        )
+        thread: discord.Thread | None = channel if isinstance(channel, discord.Thread) else None
+        if isinstance(channel, discord.TextChannel):
+            try:
+                thread = await status.create_thread(name=text("thread.name", locale, title=title)[:100])
+            except discord.HTTPException as error:
+                # Without the thread permission the conversation continues in the channel itself.
+                log.warning("could not create a thread in %s: %s", channel.id, error)
+        lines = [text("prompt.show", locale, how=prompt_source(record, locale), prompt=record.expanded_prompt)]
+        if draft.summary:
+            lines.insert(0, text("refine.changed", locale, summary=draft.summary))
+        how = how_refined(record, draft, locale)
+        if how:
+            lines.insert(1 if draft.summary else 0, how)
+        if draft.notice:
+            lines.append(text("prompt.notice", locale, notice=draft.notice))
+        await (thread or channel).send(_clip("\n".join(lines)), view=prompt_view(record.id, locale))
+    except discord.HTTPException as error:
+        # Nothing was queued: the request must not stay open, holding the member's place in the queue.
+        await studio.fail(record, f"could not post on Discord: {error.status} {error.text}"[:500])
+        if status is not None:
+            with contextlib.suppress(discord.HTTPException):
+                await status.edit(content=text("status.failed", locale, title=title, error=error.text), view=None)
+        if isinstance(error, discord.Forbidden):
+            raise cannot_post(locale) from error
+        raise
     record = await studio.attach(record, thread_id=thread.id if thread else None, status_message_id=status.id)
     try:
         record = await studio.submit(record)
@@ -125,6 +140,7 @@ async def start_here(interaction: discord.Interaction, start: StartDraft) -> Non
     async def work() -> None:
         services = services_of(interaction.client)
         locale = await interaction_locale(interaction)
+        check_can_post(interaction, locale)
         draft = await start(interaction_requester(interaction), interaction_destination(interaction))
         status = await launch(services, draft, interaction.channel, locale)  # type: ignore[arg-type]
         await answer(interaction, f"🎬 {status.jump_url}")

@@ -95,6 +95,35 @@ def interaction_destination(interaction: discord.Interaction) -> Destination:
     return destination_for(interaction.channel, upload_limit(interaction, interaction.guild))
 
 
+# What Hanul needs in a channel to post a request, its thread and its clip.
+POST_PERMISSIONS = ("send_messages", "send_messages_in_threads", "create_public_threads", "attach_files")
+
+
+def _permission_names(names: tuple[str, ...] | list[str], locale: str | None) -> str:
+    return ", ".join(text(f"permission.{name}", locale) for name in names)
+
+
+def cannot_post(locale: str | None, missing: tuple[str, ...] | list[str] = POST_PERMISSIONS) -> Refusal:
+    """Discord forbade Hanul to post here: the refusal names the permissions to give it (all it needs, when which
+    one is missing is not known)."""
+    return Refusal("bot_permissions", {"permissions": _permission_names(missing, locale)})
+
+
+def check_can_post(interaction: discord.Interaction, locale: str | None) -> None:
+    """Refuse, before anything is drafted or rendered, a request in a server channel where Hanul may not post its
+    messages or attach the clip (Discord resolves Hanul's own permissions there into the interaction)."""
+    if interaction.guild_id is None:
+        return
+    allowed = interaction.app_permissions
+    in_thread = isinstance(interaction.channel, discord.Thread)
+    needed = ["send_messages_in_threads" if in_thread else "send_messages", "attach_files"]
+    if isinstance(interaction.channel, discord.TextChannel) and allowed.create_public_threads:
+        needed.insert(1, "send_messages_in_threads")  # the conversation goes on in a thread made here
+    missing = [name for name in needed if not getattr(allowed, name)]
+    if missing:
+        raise cannot_post(locale, missing)
+
+
 async def member_locale(studio: Studio, user_id: int, fallback: str | None, guild_id: int | None = None) -> str | None:
     """The language to answer a member in: their /settings choice, else their server's (/config), else the
     Discord locale."""

@@ -6,7 +6,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.cogs._clips import PagerView, RerunButton
+from bot.cogs._clips import MESSAGE_LIMIT, PagerView, RerunButton
 from bot.cogs._common import answer, interaction_locale, interaction_requester, services_of
 from bot.cogs._translate import described, english
 from bot.i18n import status_word, text
@@ -92,18 +92,24 @@ class LibraryCog(commands.Cog, name="Library"):
             await answer(interaction, text("queue.empty", locale))
             return
         lines = [text("queue.title", locale)]
-        for record in records[:20]:
-            lines.append(
-                text(
-                    "queue.line",
-                    locale,
-                    id=record.id,
-                    member=f"<@{record.user_id}>",
-                    status=status_word(record.status, locale),
-                    progress=record.progress,
-                    title=record.display_title,
-                )
+        for shown, record in enumerate(records[:20]):
+            line = text(
+                "queue.line",
+                locale,
+                id=record.id,
+                member=f"<@{record.user_id}>",
+                status=status_word(record.status, locale),
+                progress=record.progress,
+                title=record.display_title,
             )
+            more = text("queue.more", locale, count=len(records) - shown)
+            if len("\n".join([*lines, line, more])) > MESSAGE_LIMIT:  # a busy server's queue: what fits, and a count
+                lines.append(more)
+                break
+            lines.append(line)
+        else:
+            if len(records) > 20:
+                lines.append(text("queue.more", locale, count=len(records) - 20))
         await answer(interaction, "\n".join(lines))
 
     @app_commands.command(name=english("command.cancel.name"), description=english("command.cancel.description"))

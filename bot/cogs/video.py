@@ -14,6 +14,7 @@ from bot.cogs._clips import DYNAMIC_ITEMS, MODAL_ID, StartDraft, launch, modal_s
 from bot.cogs._common import (
     Services,
     answer,
+    check_can_post,
     destination_for,
     failure_text,
     interaction_destination,
@@ -83,6 +84,7 @@ class VideoCog(commands.Cog, name="Video"):
         """A refusal raised here is answered by the tree's error handler (`bot.cogs._common`)."""
         await interaction.response.defer(ephemeral=True, thinking=True)
         locale = await interaction_locale(interaction)
+        check_can_post(interaction, locale)
         picture = await picture_of(image) if image is not None else None
         options = VideoOptions(
             seconds,
@@ -193,7 +195,11 @@ class VideoCog(commands.Cog, name="Video"):
             await launch(self.services, draft, message.channel, locale, reply_to=message)
         except Exception as error:
             content = failure_text(error, locale, f"handling message {message.id}", message.id)
-            await message.reply(content, mention_author=False)
+            try:
+                reference = message.to_reference(fail_if_not_exists=False)
+                await message.channel.send(content, reference=reference, mention_author=False)
+            except discord.HTTPException as failure:  # not allowed to post here either: the log says why
+                log.warning("could not answer message %s: %s", message.id, failure)
 
 
 async def setup(bot: commands.Bot) -> None:

@@ -5,6 +5,7 @@ builder (`_new_generation`)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
 import secrets
@@ -167,6 +168,8 @@ class Drafting:
         self.director = director
         self.submitting = submitting
         self.cancel = cancel  # stops an unfinished generation that an edit replaces
+        # One refinement of a conversation at a time: the next one revises the prompt the previous one wrote.
+        self._refining: dict[int, tuple[asyncio.Lock, int]] = {}  # the lock, and how many hold or await it
 
     # --- checks and the prompt -------------------------------------------------------------------
 
@@ -255,6 +258,10 @@ class Drafting:
         )
         config = await self.access.limits.configs.effective(destination.guild_id)
         self._check_options(text, options, config)
+        # Asked in a clip's thread: the thread is its owner's conversation, and goes on with this newest clip.
+        in_thread = await self.store.conversation_by_thread(destination.thread_id) if destination.thread_id else None
+        if in_thread is not None and in_thread.user_id != requester.user_id:
+            raise Refusal("thread_owner", {"owner": f"<@{in_thread.user_id}>"})
         cast = await self.characters.cast(requester, options.characters, destination.guild_id)
         member = await self.store.ensure_member(requester.user_id, requester.name, requester.locale)
         # The member's own choice first, then the server's defaults (its /config over the operator's).
@@ -293,6 +300,8 @@ class Drafting:
             characters=notes,
         )
         written = await self._write(record, write)
+        if in_thread is not None:  # writing in the thread now refines this clip, not the earlier one
+            await self.store.update_conversation(in_thread.id, thread_id=None)
         conversation = await self.store.create_conversation(
             requester.user_id,
             guild_id=destination.guild_id,
@@ -307,8 +316,24 @@ class Drafting:
         return Draft(record, notice=written.notice)
 
     async def refine(self, requester: Requester, conversation_id: int, message: str, destination: Destination) -> Draft:
-        """The member said how to change the clip: the director revises the prompt; render again, same seed."""
+        """The member said how to change the clip: the director revises the prompt; render again, same seed. Two
+        messages sent quickly are taken in turn, the second revising what the first made of the prompt."""
         message = _checked_words(message)
+        lock, waiting = self._refining.get(conversation_id, (asyncio.Lock(), 0))
+        self._refining[conversation_id] = (lock, waiting + 1)
+        try:
+            async with lock:
+                return await self._refine(requester, conversation_id, message, destination)
+        finally:
+            lock, waiting = self._refining[conversation_id]
+            if waiting > 1:
+                self._refining[conversation_id] = (lock, waiting - 1)
+            else:
+                del self._refining[conversation_id]
+
+    async def _refine(
+        self, requester: Requester, conversation_id: int, message: str, destination: Destination
+    ) -> Draft:
         conversation = await self.store.conversation(conversation_id)
         if conversation is None or conversation.user_id != requester.user_id:
             raise Refusal("not_found", {"id": conversation_id})

@@ -234,11 +234,44 @@ def disconnected(*, after: bool = False) -> Fault:
 
 
 class _DiscordError(Exception):
-    """An API error the fake answers with (unknown message, …)."""
+    """An API error the fake answers with (unknown message, invalid form body…)."""
 
-    def __init__(self, status: int, code: int, message: str) -> None:
+    def __init__(self, status: int, code: int, message: str, errors: dict[str, Any] | None = None) -> None:
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.errors = status, code, message, errors
+
+    @property
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"message": self.message, "code": self.code}
+        if self.errors:
+            body["errors"] = self.errors
+        return body
+
+
+# Discord's length limits on what a bot sends, counted in code points (its API is Python: `len(str)`).
+CONTENT_LIMIT = 2000
+THREAD_NAME_LIMIT = 100
+
+
+def _checked_form(payload: Any, *, thread: bool = False) -> None:
+    """Refuse a body Discord would refuse, as it does: 400, code 50035 "Invalid Form Body", with `errors` naming
+    the field."""
+    body = payload if isinstance(payload, dict) else {}
+    data = body.get("data") if isinstance(body.get("data"), dict) else body  # an interaction callback's message
+    errors: dict[str, Any] = {}
+    content = data.get("content")
+    if isinstance(content, str) and len(content) > CONTENT_LIMIT:
+        errors["content"] = {
+            "_errors": [{"code": "BASE_TYPE_MAX_LENGTH", "message": f"Must be {CONTENT_LIMIT} or fewer in length."}]
+        }
+    if thread and not 1 <= len(str(body.get("name") or "")) <= THREAD_NAME_LIMIT:
+        errors["name"] = {
+            "_errors": [
+                {"code": "BASE_TYPE_BAD_LENGTH", "message": f"Must be between 1 and {THREAD_NAME_LIMIT} in length."}
+            ]
+        }
+    if errors:
+        raise _DiscordError(400, 50035, "Invalid Form Body", errors)
 
 
 class _Response:
@@ -303,6 +336,7 @@ class FakeDiscord:
         self._ids = itertools.count(int(time.time() * 1000 - 1420070400000) << 22)
         self._faults: list[tuple[str, str, Callable[[Call], bool], Fault]] = []
         self._nonces: dict[str, int] = {}
+        self.deleted: set[int] = set()  # messages members or moderators deleted (`delete_message`)
         self.bot: discord.Client | None = None
 
     # --- wiring ----------------------------------------------------------------------------------
@@ -430,8 +464,7 @@ class FakeDiscord:
             data = self._answer(call)
         except _DiscordError as error:
             call.status = error.status
-            body = json.dumps({"message": error.message, "code": error.code})
-            return _Response(error.status, body, {"Content-Type": "application/json"})
+            return _Response(error.status, json.dumps(error.body), {"Content-Type": "application/json"})
         if fault is not None:
             return self._failed(call, fault)
         self.calls.append(call)
@@ -474,6 +507,8 @@ class FakeDiscord:
             ]
         if parts[0] == "channels" and len(parts) >= 3 and parts[2] == "messages":
             channel_id = int(parts[1])
+            if method in ("POST", "PATCH"):
+                _checked_form(call.json, thread=parts[-1] == "threads")
             if method == "POST" and len(parts) == 3:
                 return self._store_message(channel_id, call)
             if method == "GET" and len(parts) == 3:
@@ -516,6 +551,13 @@ class FakeDiscord:
 
     def _store_message(self, channel_id: int, call: Call) -> dict[str, Any]:
         payload = call.json or {}
+        reference = payload.get("message_reference")
+        if reference and int(reference["message_id"]) in self.deleted and reference.get("fail_if_not_exists", True):
+            # A reply to a message that is gone: refused unless the bot asked for a plain message then.
+            error = {"code": "REPLIES_UNKNOWN_MESSAGE", "message": "Unknown message"}
+            raise _DiscordError(400, 50035, "Invalid Form Body", {"message_reference": {"_errors": [error]}})
+        if reference and int(reference["message_id"]) in self.deleted:
+            reference = None  # posted as a plain message
         nonce = payload.get("nonce")
         if nonce and payload.get("enforce_nonce") and self._nonces.get(str(nonce)) in self.messages:
             return self.messages[self._nonces[str(nonce)]]  # the message this nonce made already
@@ -523,7 +565,6 @@ class FakeDiscord:
         message_id = self.snowflake()
         if nonce:
             self._nonces[str(nonce)] = message_id
-        reference = payload.get("message_reference")
         message = message_payload(
             message_id,
             channel_id,
@@ -605,6 +646,12 @@ class FakeDiscord:
                 if part["name"] == "payload_json":
                     payload = json.loads(part["value"])
         call = Call(route.method, path, payload, {}, params)
+        try:
+            _checked_form(payload)
+        except _DiscordError as error:
+            call.status = error.status
+            self.attempts.append(call)
+            raise discord.HTTPException(_Response(error.status, "", {}), error.body) from None
         self.calls.append(call)
         if path.endswith("/callback"):
             interaction_id = path.split("/")[2]
@@ -630,6 +677,16 @@ class FakeDiscord:
 
     # --- gateway payloads a member's actions produce ---------------------------------------------
 
+    def delete_message(self, message_id: int, channel_id: int) -> None:
+        """A member (or a moderator) deletes a message: it is gone, and the bot gets MESSAGE_DELETE."""
+        self.messages.pop(message_id, None)
+        self.deleted.add(message_id)
+        event = {"id": str(message_id), "channel_id": str(channel_id)}
+        guild_id = self._guild_of(channel_id)
+        if guild_id is not None:
+            event["guild_id"] = str(guild_id)
+        self.feed("MESSAGE_DELETE", event)
+
     def _interact(
         self,
         kind: int,
@@ -644,9 +701,10 @@ class FakeDiscord:
         message: dict | None = None,
         size_limit: int = SIZE_LIMIT,
         guild_id: int = GUILD_ID,
+        app_permissions: int | None = None,
     ) -> dict[str, Any]:
         """Send an INTERACTION_CREATE of `kind` (2 command, 3 component, 5 modal) from this member (in `guild_id`,
-        unless `dm`); returns it."""
+        unless `dm`); returns it. `app_permissions`: the bot's own permissions in the channel (default: all)."""
         interaction_id = self.snowflake()
         payload: dict[str, Any] = {
             "id": str(interaction_id),
@@ -656,7 +714,7 @@ class FakeDiscord:
             "token": f"token-{interaction_id}",
             "version": 1,
             "locale": locale,
-            "app_permissions": str(discord.Permissions.all().value),
+            "app_permissions": str(discord.Permissions.all().value if app_permissions is None else app_permissions),
             "entitlements": [],
             "attachment_size_limit": size_limit,
         }
@@ -697,6 +755,7 @@ class FakeDiscord:
         types: dict[str, int] | None = None,
         guild_id: int = GUILD_ID,
         subcommand: str | None = None,
+        app_permissions: int | None = None,
     ) -> dict[str, Any]:
         """Type a slash command (`"group sub"`, or `subcommand=`, for a subcommand such as `/config limits`); returns
         the INTERACTION_CREATE payload it sent.
@@ -722,6 +781,7 @@ class FakeDiscord:
             permissions=permissions,
             size_limit=size_limit,
             guild_id=guild_id,
+            app_permissions=app_permissions,
         )
 
     def _command_data(

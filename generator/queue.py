@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, text, update
+from sqlalchemy import and_, delete, exists, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from generator import models
 from generator.errors import invalid, rate_limited
@@ -514,7 +515,33 @@ class JobQueue:
                 found.update(await session.scalars(select(VideoJob.id).where(VideoJob.id.in_(chunk))))
         return found
 
+    async def is_awaited(self, video_id: str) -> bool:
+        """Whether an unfinished job extends or edits this video: it reads the video's files when its turn comes."""
+        async with self.readers() as session:
+            return bool(await session.scalar(select(_awaited(video_id, VideoJob))))
+
+    async def deleted_and_no_longer_awaited(self, limit: int = 500) -> list[str]:
+        """Deleted videos that still have files (kept while a job that extends or edits them waited), once no
+        unfinished job needs them."""
+        async with self.readers() as session:
+            query = (
+                select(VideoJob.id)
+                .where(
+                    VideoJob.deleted_at.is_not(None),
+                    VideoJob.status.in_(models.FINISHED),
+                    exists().where(VideoArtifact.job_id == VideoJob.id),
+                    ~_awaited(VideoJob.id, aliased(VideoJob)),
+                )
+                .limit(limit)
+            )
+            return list(await session.scalars(query))
+
     async def drop_artifact_rows(self, video_id: str) -> None:
         """Drop the artifact rows of a deleted job (its files are removed by the caller)."""
         async with self._writing(only=video_id) as session:
             await session.execute(delete(VideoArtifact).where(VideoArtifact.job_id == video_id))
+
+
+def _awaited(video_id: Any, child: Any) -> Any:
+    """EXISTS an unfinished job (`child`: VideoJob or an alias of it) that extends or edits `video_id`."""
+    return exists().where(child.parent_id == video_id, child.status.in_((models.QUEUED, models.IN_PROGRESS)))

@@ -29,7 +29,7 @@ from generator.previewing import LivePreviews
 from generator.queue import JobQueue, QueueLimits
 from generator.settings import GeneratorSettings
 from generator.storage import ArtifactStore
-from generator.videos import Videos
+from generator.videos import Videos, remove_files
 from generator.worker import Worker
 from hanul_core.db import (
     create_engine,
@@ -121,6 +121,7 @@ class GeneratorService:
         ensure_writable_folder(self.settings.videos_dir, "GENERATOR_ARTIFACTS_DIR (or HANUL_DATA_DIR)")
         await upgrade_database(self.engine, MIGRATIONS)
         await self.remove_orphan_folders()
+        await self.remove_files_no_longer_awaited()
         self._sweeper = asyncio.create_task(self._remove_orphan_folders_now_and_then(), name="orphan folders")
         for index in range(self.settings.workers):
             settings = worker_settings(self.settings, index)
@@ -169,11 +170,24 @@ class GeneratorService:
             log.warning("removed %d job folder(s) that no job names (left by a killed process)", len(orphans))
         return orphans
 
+    async def remove_files_no_longer_awaited(self) -> list[str]:
+        """The files of deleted videos that were kept while a job that extends or edits them waited, once none
+        waits (`Videos.delete`)."""
+        done = await self.queue.deleted_and_no_longer_awaited()
+        for video_id in done:
+            await remove_files(self.store, self.queue, video_id)
+        if done:
+            log.info(
+                "removed the files of %d deleted video(s) that no waiting job extends or edits any more", len(done)
+            )
+        return done
+
     async def _remove_orphan_folders_now_and_then(self) -> None:
         while True:
             await asyncio.sleep(ORPHAN_FOLDER_SECONDS)
             try:
                 await self.remove_orphan_folders()
+                await self.remove_files_no_longer_awaited()
             except Exception:
                 log.exception("removing orphan job folders failed")
 

@@ -408,8 +408,12 @@ class Videos:
         if job is None:
             raise not_found(video_id)
         if job.status in models.FINISHED:
-            await asyncio.to_thread(self.store.delete_job, video_id)
-            await self.queue.drop_artifact_rows(video_id)
+            if await self.queue.is_awaited(video_id):
+                # An extension or edit of it waits for its turn and reads these files then: the service's sweep
+                # removes them once none waits (the video is gone for clients already).
+                log.info("%s is deleted; its files stay until the jobs that extend or edit it have started", video_id)
+            else:
+                await remove_files(self.store, self.queue, video_id)
         return job
 
     async def content(self, video_id: str, variant: str) -> tuple[Path, str]:
@@ -699,3 +703,9 @@ def _refuse_long_clip(frames: int, most: int, width: int, height: int, max_secon
             f"The uploaded clip has {frames} frames of {width}×{height}; at most {MAX_CLIP_PIXELS:,} pixels in all "
             "(a minute of 1080p at 30 fps) are accepted.",
         )
+
+
+async def remove_files(store: ArtifactStore, queue: JobQueue, video_id: str) -> None:
+    """A deleted video's files, and their rows."""
+    await asyncio.to_thread(store.delete_job, video_id)
+    await queue.drop_artifact_rows(video_id)

@@ -96,12 +96,42 @@ async def test_deleting_the_parent_while_its_extension_renders_loses_nothing(tmp
         child = await extend(client, parent.id, "the string snaps", "1")
         await wait_until(backend.started.is_set)  # inputs read, rendering
         await client.videos.delete(parent.id)
-        assert not (running.service.store.root / parent.id).exists()
         backend.release.set()
         child = await poll(client, child.id)
         assert child.status == "completed", child.error
         child_frames = await frames_of(client, child.id)
         assert len(child_frames) == 3 * FPS and np.array_equal(child_frames[: 2 * FPS], parent_frames)
+        # Kept while the extension was unfinished (it might have been between its claim and reading them).
+        assert await running.service.remove_files_no_longer_awaited() == [parent.id]
+        assert not (running.service.store.root / parent.id).exists()
+
+
+async def test_deleting_the_parent_while_its_extension_waits_in_the_queue_loses_nothing(tmp_path):
+    backend = HeldRenders(tiny_backend())
+    backend.release.set()
+    async with running_generator(tmp_path, backend) as running, sdk_client(running) as client:
+        service, folder = running.service, running.service.store.root
+        parent = await client.videos.create_and_poll(prompt="a kite", seconds="2", poll_interval_ms=50)
+        parent_frames = await frames_of(client, parent.id)
+        backend.started.clear()
+        backend.release.clear()
+        await client.videos.create(prompt="a render that keeps the worker busy", seconds="1")
+        await wait_until(backend.started.is_set)
+        child = await extend(client, parent.id, "the string snaps", "1")  # waits: its inputs are not read yet
+        await client.videos.delete(parent.id)
+        with pytest.raises(openai.NotFoundError):
+            await client.videos.retrieve(parent.id)  # gone for clients at once
+        assert (folder / parent.id).exists()  # its files wait for the extension
+        assert await service.remove_files_no_longer_awaited() == []
+        backend.release.set()
+        child = await poll(client, child.id)
+        assert child.status == "completed", child.error
+        child_frames = await frames_of(client, child.id)
+        assert len(child_frames) == 3 * FPS and np.array_equal(child_frames[: 2 * FPS], parent_frames)
+        assert await service.remove_files_no_longer_awaited() == [parent.id]
+        assert not (folder / parent.id).exists()
+        assert await service.queue.artifacts_of(parent.id) == []
+        assert await service.remove_files_no_longer_awaited() == []
 
 
 async def test_a_parent_squeezed_under_a_byte_cap_is_continued_as_it_is(client):

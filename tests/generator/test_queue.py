@@ -11,7 +11,7 @@ import pytest
 from generator import models
 from generator.errors import APIError
 from generator.models import VideoJob
-from generator.queue import EndedJob, JobQueue, QueueLimits
+from generator.queue import EndedJob, JobQueue, NewArtifact, QueueLimits
 from generator.storage import new_video_id
 from hanul_core.db import read_only_session_factory, session_factory, utcnow
 from tests.support.sqlite_writer import sqlite_with_outside_writer
@@ -296,6 +296,27 @@ async def test_claim_time_stays_flat_as_the_queue_grows(sqlite_engine, rows):
     for _ in range(20):
         await queue.claim("w")
     print(f"claim with {rows} queued rows: {(time.perf_counter() - started) / 20 * 1000:.2f} ms")
+
+
+async def test_a_deleted_videos_files_wait_for_the_jobs_that_extend_it(engine):
+    queue = make_queue(engine)
+    (parent,) = await enqueue_all(queue, job())
+    claimed = await queue.claim("w")
+    video = NewArtifact("video", f"{parent}/video.mp4", "video/mp4", 10)
+    assert await queue.complete(claimed.lease, artifacts=[video], seconds="1", timings={})
+    extension, unrelated = job(), job()
+    extension.parent_id = parent
+    await enqueue_all(queue, extension, unrelated)
+    assert await queue.is_awaited(parent) and not await queue.is_awaited(unrelated.id)
+    await queue.request_cancel(parent)
+    assert await queue.deleted_and_no_longer_awaited() == []  # the extension waits in the queue
+    rendering = await queue.claim("w")
+    assert rendering.id == extension.id
+    assert await queue.deleted_and_no_longer_awaited() == []  # and then renders
+    assert await queue.fail(rendering.lease, "render_failed", "it ended")
+    assert await queue.deleted_and_no_longer_awaited() == [parent]
+    await queue.drop_artifact_rows(parent)
+    assert await queue.deleted_and_no_longer_awaited() == []
 
 
 async def test_listing_hides_deleted_jobs(engine):

@@ -518,6 +518,14 @@ class Videos:
         if stored.id != job.id:  # a retry of a request that already made a job: keep that one
             if artifacts:
                 self.store.delete_job(job.id)
+            if _request_of(stored) != _request_of(job):  # the same key for another request is a client's mistake
+                raise APIError(
+                    422,
+                    f"This Idempotency-Key was first sent with another request (it made '{stored.id}'); send a new "
+                    "key with each new request.",
+                    param="Idempotency-Key",
+                    code="idempotency_key_reused",
+                )
             log.info("idempotent retry: %s already made %s", idempotency_key, stored.id)
             return await self._view(stored)
         self.on_enqueued()
@@ -580,6 +588,11 @@ class Videos:
         pace = Pace(statistics.median(times) if times else None, max(1, await self.queue.rendering_count()))
         self._pace = (time.monotonic(), pace)
         return pace
+
+
+def _request_of(job: VideoJob) -> tuple[object, ...]:
+    """What a retry repeats exactly: the kind of request, its prompt and the video it starts from."""
+    return job.kind, job.prompt, job.parent_id, job.remixed_from_id
 
 
 def scoped_idempotency_key(client: str, user: str | None, key: str | None) -> str | None:

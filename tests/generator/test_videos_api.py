@@ -438,6 +438,21 @@ async def test_a_retried_create_with_the_same_idempotency_key_returns_the_first_
     assert sorted(listed) == sorted({first.id, other.id})
 
 
+async def test_an_idempotency_key_sent_again_with_another_request_is_refused(client, tiny_generator):
+    headers = {"Idempotency-Key": "member-42-request-8"}
+    first = await client.videos.create(prompt="a lighthouse", seconds="1", extra_headers=headers)
+    await client.videos.poll(first.id, poll_interval_ms=50)  # a remix needs a finished source
+    for other in (
+        client.videos.create(prompt="a different lighthouse", seconds="1", extra_headers=headers),
+        client.videos.remix(first.id, prompt="a lighthouse", extra_headers=headers),
+    ):
+        with pytest.raises(openai.UnprocessableEntityError) as raised:
+            await other
+        assert raised.value.body["code"] == "idempotency_key_reused" and first.id in raised.value.body["message"]
+    assert [video.id async for video in client.videos.list()] == [first.id]  # nothing made, nothing left
+    assert sorted(path.name for path in tiny_generator.service.store.root.iterdir()) == [first.id]
+
+
 async def test_concurrent_retries_with_one_key_make_one_job(client):
     headers = {"Idempotency-Key": "burst"}
     videos = await asyncio.gather(

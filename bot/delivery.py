@@ -17,8 +17,8 @@ import aiohttp
 import discord
 
 from bot.cogs._clips import clip_view, held_view, made_label, smaller_view, status_view
-from bot.cogs._common import DEFAULT_UPLOAD_LIMIT
-from bot.i18n import text
+from bot.cogs._common import DEFAULT_UPLOAD_LIMIT, discord_text
+from bot.i18n import Quoted, text
 from bot.models import COMPLETED
 from bot.progress import progress_line
 from bot.retry import Backoff, retrying
@@ -29,6 +29,7 @@ from bot.videos import GeneratorError
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 HISTORY_LOOKBACK = 50  # messages searched for a clip posted just before a crash
+UNKNOWN_MESSAGE = 10008  # Discord's error code for a message that does not exist (any more)
 
 
 # Everything a Discord call can fail with besides the bot's own bugs.
@@ -108,6 +109,7 @@ class Deliveries:
         self.generator_problem = generator_problem  # why the generator cannot render anything, if it cannot
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._previewed: set[int] = set()  # generations whose status message carries a live preview
+        self._gone: set[int] = set()  # generations whose status message was deleted: no more edits of it
 
     def start(self, record: GenerationRecord) -> None:
         """Follow a submitted generation to its posted clip in the background."""
@@ -116,7 +118,12 @@ class Deliveries:
             return
         task = asyncio.create_task(self._deliver(record), name=f"hanul-delivery-{generation_id}")
         self._tasks[generation_id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(generation_id, None))
+        task.add_done_callback(lambda _: self._ended(generation_id))
+
+    def _ended(self, generation_id: int) -> None:
+        self._tasks.pop(generation_id, None)
+        self._gone.discard(generation_id)
+        self._previewed.discard(generation_id)
 
     def running(self) -> list[int]:
         return sorted(self._tasks)
@@ -175,7 +182,7 @@ class Deliveries:
         trouble, since nothing would correct it later and the member would see a stuck progress bar. `preview` (a
         live preview of the render) replaces the message's attachment; a final edit takes the preview away."""
         message = self._status_message(record)
-        if message is None:
+        if message is None or record.id in self._gone:
             return
         files: dict[str, Any] = {}
         if final and record.id in self._previewed:
@@ -193,7 +200,11 @@ class Deliveries:
             else:
                 await edit()
         except DISCORD_ERRORS as error:
-            # A deleted status message must not stop the clip from being posted.
+            # A deleted status message must not stop the clip from being posted, nor be edited again.
+            if isinstance(error, discord.NotFound) and error.code == UNKNOWN_MESSAGE:
+                self._gone.add(record.id)
+                log.info("the status message of #%d was deleted; it is no longer updated", record.id)
+                return
             log.warning("could not edit the status message of #%d: %s", record.id, _describe(error))
             return
         if preview is not None:
@@ -224,7 +235,7 @@ class Deliveries:
     async def _deliver_once(self, record: GenerationRecord) -> None:
         studio = self.studio
         locale = await studio.reply_locale(record.user_id, record.guild_id)
-        title = record.display_title
+        title = Quoted(record.display_title)
         # Completed before this delivery began: a crash may have come after the upload but before it was noted.
         maybe_posted = record.status == COMPLETED
         waiting = False
@@ -235,7 +246,7 @@ class Deliveries:
             waiting = False
             state = progress.state
             if not state.finished:
-                line = progress_line(title, state, locale)
+                line = progress_line(title, state, locale, say=discord_text)
                 preview = None
                 if state.preview_at is not None and state.preview_at != shown_preview:
                     # Rides on the progress edit: no more edits than Discord's rate allows (HANUL_PROGRESS_INTERVAL).
@@ -252,7 +263,7 @@ class Deliveries:
             if not waiting:
                 waiting = True
                 await self._edit_status(
-                    current, text("status.waiting", locale, title=title), status_view(current.id, locale)
+                    current, discord_text("status.waiting", locale, title=title), status_view(current.id, locale)
                 )
 
         try:
@@ -263,12 +274,13 @@ class Deliveries:
             # The request stays saved (it is made after the restart that follows the fix); the admin reads why.
             log.error("#%d waits for a generator that cannot render: %s", record.id, stop.reason)
             latest = await studio.current(record) or record
-            broken = text("status.generator_broken", locale, title=title)
+            broken = discord_text("status.generator_broken", locale, title=title)
             await self._edit_status(latest, broken, status_view(latest.id, locale), final=True)
             return
         if outcome.cancelled:
             studio.metrics.deliveries.labels("cancelled").inc()
-            await self._edit_status(outcome.generation, text("status.cancelled", locale, title=title), None, final=True)
+            cancelled = discord_text("status.cancelled", locale, title=title)
+            await self._edit_status(outcome.generation, cancelled, None, final=True)
         elif outcome.video is None and outcome.too_big is None:
             if outcome.generation.posted_at is None:
                 await self._failed(outcome.generation, outcome.error or outcome.generation.error or "?", locale)
@@ -277,7 +289,7 @@ class Deliveries:
 
     async def _failed(self, record: GenerationRecord, error: str, locale: str | None) -> None:
         self.studio.metrics.deliveries.labels("failed").inc()
-        failed = text("status.failed", locale, title=record.display_title, error=error)
+        failed = discord_text("status.failed", locale, title=Quoted(record.display_title), error=Quoted(error))
         await self._edit_status(record, failed, None, final=True)
 
     async def _post(self, outcome: Outcome, locale: str | None, *, maybe_posted: bool = False) -> None:
@@ -310,7 +322,8 @@ class Deliveries:
         posted = where in (Placement.POST, Placement.SPOILER)
         outcome_label = ("posted" if _fits(record, outcome) else "too_big") if posted else "held"
         self.studio.metrics.deliveries.labels(outcome_label).inc()
-        done = text("status.done" if posted else "status.held", locale, title=record.display_title, link=sent.jump_url)
+        title = Quoted(record.display_title)
+        done = discord_text("status.done" if posted else "status.held", locale, title=title, link=sent.jump_url)
         await self._edit_status(record, done, None, final=True)
 
     def _age_restricted(self, record: GenerationRecord) -> bool:
@@ -388,10 +401,10 @@ class Deliveries:
                 allowed_mentions=mention,
                 nonce=f"hanul-held-{record.id}",
             )
-        caption = text(
+        caption = discord_text(
             "result.caption",
             locale,
-            title=record.display_title,
+            title=Quoted(record.display_title),
             seconds=_seconds_label(record),
             size=record.params.get("rendered_size") or record.params.get("size") or "?",
             seed=record.seed,
@@ -416,12 +429,12 @@ class Deliveries:
 
     async def _held_notice(self, record: GenerationRecord, where: Placement, locale: str | None) -> str:
         """Why the clip is not here: withheld, or only for the server's age-restricted channels (named)."""
-        member = f"<@{record.user_id}>"
+        member, title = f"<@{record.user_id}>", Quoted(record.display_title)
         if where is Placement.WITHHOLD:
-            return text("result.withheld", locale, member=member, title=record.display_title)
+            return discord_text("result.withheld", locale, member=member, title=title)
         config = await self.studio.config(record.guild_id)
         channels = self._age_restricted_channels(record, config.allowed_channel_ids)
         if not channels:
-            return text("result.no_age_restricted_channel", locale, member=member, title=record.display_title)
+            return discord_text("result.no_age_restricted_channel", locale, member=member, title=title)
         places = ", ".join(f"<#{c}>" for c in channels)
-        return text("result.elsewhere", locale, member=member, title=record.display_title, channels=places)
+        return discord_text("result.elsewhere", locale, member=member, title=title, channels=places)

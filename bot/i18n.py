@@ -22,6 +22,11 @@ DEFAULT_LANGUAGE = "en"
 STATUS_WORD = "status_word."  # the key prefix of a generation status as a member reads it
 
 
+class Quoted(str):
+    """A value Hanul did not write (a member's words, an LLM's, a generator's error): said as it is in the console;
+    on Discord its Markdown is escaped and it is what gets shortened to fit (`bot.cogs._common.discord_text`)."""
+
+
 def read_catalog(path: Path) -> dict[str, str]:
     """A `.po` file's translated entries (key → text); untranslated and fuzzy entries are left out."""
     with path.open("rb") as file:
@@ -99,6 +104,11 @@ def language_of(locale: str | None) -> str:
 def text(key: str, locale: str | None = None, **values: object) -> str:
     """The sentence `key` in the member's language, with `values` filled in."""
     return CATALOGS.text(key, locale, **values)
+
+
+def template(key: str, locale: str | None = None) -> str:
+    """The sentence `key` in the member's language, its `{placeholders}` not filled in."""
+    return CATALOGS.template(key, locale)
 
 
 def status_word(status: str, locale: str | None = None) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
 from bot.guild_config import GuildConfig, GuildConfigs
-from bot.i18n import text
+from bot.i18n import Quoted, text
 from bot.settings import BotSettings
 from bot.store import GenerationRecord, Store
 
@@ -39,17 +39,24 @@ class Requester:
 class Refusal(Exception):
     """Why a request is refused: an i18n key under `refusal.` and the values its sentence needs."""
 
+    # Values Hanul did not write: the director's reason, the generator's detail, a name a member gave.
+    QUOTED = ("reason", "detail", "name")
+
     def __init__(self, code: str, values: dict[str, object] | None = None) -> None:
         super().__init__(code)
         self.code = code
-        self.values: dict[str, object] = dict(values or {})
+        self.values: dict[str, object] = {
+            key: Quoted(value) if key in self.QUOTED and isinstance(value, str) else value
+            for key, value in (values or {}).items()
+        }
 
     def __str__(self) -> str:
         return f"{self.code}: {self.values}"
 
-    def said(self, locale: str | None) -> str:
-        """The refusal as a member reads it (in Discord and in the console alike): why, and what to do."""
-        return "⚠️ " + text(f"refusal.{self.code}", locale, **{"detail": "", "id": "?", **self.values})
+    def said(self, locale: str | None, say: Callable[..., str] = text) -> str:
+        """The refusal as a member reads it: why, and what to do (`say`: how Hanul's sentences are filled in there,
+        `bot.cogs._common.discord_text` on Discord)."""
+        return "⚠️ " + say(f"refusal.{self.code}", locale, **{"detail": "", "id": "?", **self.values})
 
 
 class Limits:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from bot.i18n import text
 from bot.store import GenerationRecord
 from bot.videos import VideoState
@@ -19,15 +21,16 @@ def eta_text(eta_seconds: float | None, locale: str | None) -> str:
     return text("status.eta", locale, seconds=max(1, round(eta_seconds)))
 
 
-def progress_line(title: str, state: VideoState, locale: str | None) -> str:
-    """The status line for a job that is queued or rendering."""
+def progress_line(title: str, state: VideoState, locale: str | None, say: Callable[..., str] = text) -> str:
+    """The status line for a job that is queued or rendering (`say`: how sentences are filled in where it is shown,
+    `bot.cogs._common.discord_text` on Discord)."""
     eta = eta_text(state.eta_seconds, locale)
     if state.status == "queued":
         if state.queue_position is None:
-            return text("status.starting", locale, title=title)
-        return text("status.queued", locale, title=title, position=state.queue_position, eta=eta)
+            return say("status.starting", locale, title=title)
+        return say("status.queued", locale, title=title, position=state.queue_position, eta=eta)
     percent = max(0, min(100, state.progress))
-    return text("status.rendering", locale, title=title, bar=bar(percent), percent=percent, eta=eta)
+    return say("status.rendering", locale, title=title, bar=bar(percent), percent=percent, eta=eta)
 
 
 def prompt_source(record: GenerationRecord, locale: str | None) -> str:

@@ -16,18 +16,20 @@ from typing import Any, ClassVar
 import discord
 
 from bot.cogs._common import (
+    MESSAGE_LIMIT,
     Services,
     answer,
     cannot_post,
     check_can_post,
     defer,
+    discord_text,
     guarded,
     interaction_destination,
     interaction_locale,
     interaction_requester,
     services_of,
 )
-from bot.i18n import text
+from bot.i18n import Quoted, text
 from bot.limits import Refusal, Requester
 from bot.models import RENDER, VIDEO_EDIT
 from bot.progress import prompt_source
@@ -37,16 +39,11 @@ from bot.videos import GeneratorError
 
 log = logging.getLogger(__name__)
 
-MESSAGE_LIMIT = 2000
 PROMPT_INPUT_MAX = 4000  # Discord's limit for a text input
 MODAL_ID = re.compile(r"hanul:(?P<action>extend|edit)-modal:(?P<id>[0-9]{1,20})")
 
 # Starts a follow-up draft for the asking member, its result going to the destination.
 StartDraft = Callable[[Requester, Destination], Awaitable[Draft]]
-
-
-def _clip(content: str) -> str:
-    return content if len(content) <= MESSAGE_LIMIT else content[: MESSAGE_LIMIT - 1] + "…"
 
 
 # --- a request, posted ------------------------------------------------------------------------------------
@@ -63,12 +60,12 @@ async def launch(
     """Post the status message (and a thread from it in a server channel), show the prompt with its edit
     button, queue the request on the generator, and hand it to the delivery. Returns the status message."""
     record = draft.generation
-    title = record.display_title
+    title = Quoted(record.display_title)  # plain in the thread's name: Discord shows no Markdown there
     studio = services.studio
     status: discord.Message | None = None
     try:
         status = await channel.send(
-            text("status.starting", locale, title=title),
+            discord_text("status.starting", locale, title=title),
             view=status_view(record.id, locale),
             # A reply whose message was deleted meanwhile is still answered, as a plain message.
             reference=reply_to.to_reference(fail_if_not_exists=False) if reply_to else None,  # type: ignore[arg-type]
@@ -81,21 +78,24 @@ async def launch(
             except discord.HTTPException as error:
                 # Without the thread permission the conversation continues in the channel itself.
                 log.warning("could not create a thread in %s: %s", channel.id, error)
-        lines = [text("prompt.show", locale, how=prompt_source(record, locale), prompt=record.expanded_prompt)]
-        if draft.summary:
-            lines.insert(0, text("refine.changed", locale, summary=draft.summary))
-        how = how_refined(record, draft, locale)
-        if how:
-            lines.insert(1 if draft.summary else 0, how)
-        if draft.notice:
-            lines.append(text("prompt.notice", locale, notice=draft.notice))
-        await (thread or channel).send(_clip("\n".join(lines)), view=prompt_view(record.id, locale))
+        summary = Quoted(draft.summary or "")
+        before = [
+            discord_text("refine.changed", locale, max_chars=MESSAGE_LIMIT // 4, summary=summary) if summary else None,
+            how_refined(record, draft, locale),
+        ]
+        before = [line for line in before if line]
+        after = [text("prompt.notice", locale, notice=draft.notice)] if draft.notice else []
+        room = MESSAGE_LIMIT - sum(len(line) + 1 for line in (*before, *after))  # the prompt is cut, not the rest
+        how, prompt = prompt_source(record, locale), Quoted(record.expanded_prompt)
+        lines = [*before, discord_text("prompt.show", locale, max_chars=room, how=how, prompt=prompt), *after]
+        await (thread or channel).send("\n".join(lines), view=prompt_view(record.id, locale))
     except discord.HTTPException as error:
         # Nothing was queued: the request must not stay open, holding the member's place in the queue.
         await studio.fail(record, f"could not post on Discord: {error.status} {error.text}"[:500])
         if status is not None:
             with contextlib.suppress(discord.HTTPException):
-                await status.edit(content=text("status.failed", locale, title=title, error=error.text), view=None)
+                failed = discord_text("status.failed", locale, title=title, error=Quoted(error.text))
+                await status.edit(content=failed, view=None)
         if isinstance(error, discord.Forbidden):
             raise cannot_post(locale) from error
         raise
@@ -103,7 +103,8 @@ async def launch(
     try:
         record = await studio.submit(record)
     except Refusal as refusal:
-        await status.edit(content=text("status.failed", locale, title=title, error=refusal.said(locale)), view=None)
+        said = refusal.said(locale, lambda key, locale, **values: discord_text(key, locale, max_chars=1000, **values))
+        await status.edit(content=discord_text("status.failed", locale, title=title, error=said), view=None)
         raise
     except GeneratorError as error:
         # The generator is away: the request stays saved; the delivery tells the member and keeps trying.
@@ -277,7 +278,7 @@ class CancelButton(GenerationButton, template=r"hanul:cancel:(?P<id>[0-9]+)"):
         await defer(interaction)
         record = await services.studio.cancel(interaction_requester(interaction), self.generation_id)
         locale = await interaction_locale(interaction)
-        await answer(interaction, text("cancel.done", locale, id=record.id, title=record.display_title))
+        await answer(interaction, discord_text("cancel.done", locale, id=record.id, title=Quoted(record.display_title)))
 
 
 class RerunButton(GenerationButton, template=r"hanul:rerun:(?P<id>[0-9]+)"):

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import string
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import discord
 
-from bot.i18n import text
+from bot.i18n import Quoted, template, text
 from bot.limits import Refusal, Requester
 from bot.settings import BotSettings
 from bot.store import GenerationRecord
@@ -19,6 +20,55 @@ from bot.studio import Destination, Studio
 log = logging.getLogger(__name__)
 
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # Discord's per-file cap without boosts (2025 onwards)
+MESSAGE_LIMIT = 2000  # Discord's limit on a message's content, in code points
+
+
+# --- what Hanul says on Discord -----------------------------------------------------------------------
+
+
+def quoted(value: str) -> str:
+    """Text Hanul did not write, shown on Discord as it was written: its Markdown (a masked link, a code fence, a
+    spoiler, a backslash that would escape Hanul's own `**`) escaped. Pings are allowed_mentions' job: an escaped
+    mention would no longer read as typed."""
+    return discord.utils.escape_markdown(value)
+
+
+def _shortened(value: str, room: int) -> str:
+    """`value` quoted in at most `room` characters: cut, with "…", when it is longer."""
+    shown = quoted(value)
+    if len(shown) <= room:
+        return shown
+    if room < 1:
+        return ""
+    low, high = 0, min(len(value), room - 1)  # the longest start of `value` that fits with its "…"
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if len(quoted(value[:middle])) <= room - 1 else (low, middle - 1)
+    return quoted(value[:low]) + "…"
+
+
+def fit(sentence: str, max_chars: int = MESSAGE_LIMIT, /, **values: object) -> str:
+    """`sentence` (a catalog template) filled in for Discord: its `Quoted` values escaped and, when the whole would
+    be longer than `max_chars`, the longest of them cut until it fits; Hanul's own words around them are never cut."""
+    free = {name: str(value) for name, value in values.items() if isinstance(value, Quoted)}
+    fixed = {name: value for name, value in values.items() if name not in free}
+    uses = {name: 0 for name in free}
+    for _, name, _, _ in string.Formatter().parse(sentence):
+        if name in uses:
+            uses[name] += 1
+    room = max_chars - len(sentence.format(**fixed, **dict.fromkeys(free, "")))
+    lengths = {name: len(quoted(value)) for name, value in free.items()}
+    shown: dict[str, str] = {}
+    for name in sorted(free, key=lambda name: lengths[name]):  # the short ones whole, the long ones share the rest
+        share = max(0, room) // max(1, sum(uses[other] for other in free if other not in shown))
+        shown[name] = _shortened(free[name], min(lengths[name], share))
+        room -= len(shown[name]) * uses[name]
+    return sentence.format(**fixed, **shown)
+
+
+def discord_text(key: str, locale: str | None = None, /, *, max_chars: int = MESSAGE_LIMIT, **values: object) -> str:
+    """`text(key, locale, **values)` for a Discord message (see `fit`): wrap what Hanul did not write in `Quoted`."""
+    return fit(template(key, locale), max_chars, **values)
 
 
 @dataclass(frozen=True)
@@ -172,7 +222,7 @@ async def on_app_command_error(interaction: discord.Interaction, error: discord.
     if isinstance(error, discord.app_commands.TransformerError):
         log.warning("interaction %s: option %r did not convert: %s", interaction.id, error.value, error)
         refusal = Refusal("bad_option", {"option": getattr(error.transformer, "_error_display_name", "?")})
-        content = refusal.said(locale)
+        content = refusal.said(locale, discord_text)
     else:
         log.error("interaction %s failed", interaction.id, exc_info=error)
         content = text("error.unexpected", locale, id=interaction.id)
@@ -183,7 +233,7 @@ def failure_text(error: BaseException, locale: str | None, what: str, reference:
     """What a member is told when their request raised: a refusal says why and what to do; anything else is
     logged (`what` failed) and apologised for with `reference`, the id an admin finds in the log."""
     if isinstance(error, Refusal):
-        return error.said(locale)
+        return error.said(locale, discord_text)
     log.error("%s failed", what, exc_info=error)
     return text("error.unexpected", locale, id=reference)
 

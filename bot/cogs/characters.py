@@ -8,8 +8,15 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.cogs._common import answer, interaction_locale, interaction_requester, services_of
-from bot.i18n import text
+from bot.cogs._common import (
+    MESSAGE_LIMIT,
+    answer,
+    discord_text,
+    interaction_locale,
+    interaction_requester,
+    services_of,
+)
+from bot.i18n import Quoted, text
 from bot.store import CharacterRecord
 from bot.studio import CharacterSource, ImageInput, Studio
 
@@ -48,7 +55,14 @@ def character_line(character: CharacterRecord, viewer_id: int, locale: str | Non
     else:
         whose = ""
     description = character.description if len(character.description) <= 160 else character.description[:159] + "…"
-    return text("character.line", locale, id=character.id, name=character.name, whose=whose, description=description)
+    return discord_text(
+        "character.line",
+        locale,
+        id=character.id,
+        name=Quoted(character.name),
+        whose=whose,
+        description=Quoted(description),
+    )
 
 
 class CharactersCog(commands.Cog, name="Characters"):
@@ -97,13 +111,13 @@ class CharactersCog(commands.Cog, name="Characters"):
         locale = await interaction_locale(interaction)
         await answer(
             interaction,
-            text(
+            discord_text(
                 "character.created",
                 locale,
-                name=made.name,
+                name=Quoted(made.name),
                 shared=text("character.shared", locale) if made.shared else "",
                 by=text("character.by_director" if made.described_by == "director" else "character.by_member", locale),
-                description=made.description,
+                description=Quoted(made.description),
             ),
         )
 
@@ -130,15 +144,22 @@ class CharactersCog(commands.Cog, name="Characters"):
             await answer(interaction, text("character.empty", locale))
             return
         lines = [text("character.list_title", locale)]
-        lines += [character_line(c, interaction.user.id, locale) for c in characters[:MAX_CHOICES]]
-        await answer(interaction, "\n".join(lines)[:2000])
+        for shown, character in enumerate(characters):
+            line = character_line(character, interaction.user.id, locale)
+            more = text("queue.more", locale, count=len(characters) - shown)
+            if shown == MAX_CHOICES or len("\n".join([*lines, line, more])) > MESSAGE_LIMIT:  # what fits, and a count
+                lines.append(more)
+                break
+            lines.append(line)
+        await answer(interaction, "\n".join(lines))
 
     @character.command(name="delete", description="Delete one of your characters")
     @app_commands.describe(character="Which one (start typing its name)")
     async def delete(self, interaction: discord.Interaction, character: str) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         deleted = await self.studio.delete_character(interaction_requester(interaction), character)
-        await answer(interaction, text("character.deleted", await interaction_locale(interaction), name=deleted.name))
+        locale = await interaction_locale(interaction)
+        await answer(interaction, discord_text("character.deleted", locale, name=Quoted(deleted.name)))
 
     @delete.autocomplete("character")
     async def _own_choices(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:

@@ -6,10 +6,18 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.cogs._clips import MESSAGE_LIMIT, PagerView, RerunButton
-from bot.cogs._common import answer, interaction_locale, interaction_requester, services_of
+from bot.cogs._clips import PagerView, RerunButton
+from bot.cogs._common import (
+    MESSAGE_LIMIT,
+    answer,
+    discord_text,
+    fit,
+    interaction_locale,
+    interaction_requester,
+    services_of,
+)
 from bot.cogs._translate import described, english
-from bot.i18n import status_word, text
+from bot.i18n import Quoted, status_word, template, text
 from bot.store import GenerationRecord
 from bot.studio import Studio
 
@@ -24,25 +32,27 @@ def clip_link(record: GenerationRecord) -> str | None:
     return f"https://discord.com/channels/{record.guild_id or '@me'}/{place}/{record.result_message_id}"
 
 
-def history_line(record: GenerationRecord, locale: str | None) -> str:
+def history_line(record: GenerationRecord, locale: str | None, limit: int = MESSAGE_LIMIT) -> str:
+    """One clip in /history, in at most `limit` characters (its title and the LLM's description are cut to fit)."""
     link = clip_link(record)
     when = f"<t:{int(record.created_at.timestamp())}:R>" if record.created_at else ""
-    return text(
-        "history.line",
-        locale,
+    return fit(
+        template("history.line", locale) + _look(record, locale),
+        limit,
         id=record.id,
         when=when,
         status=status_word(record.status, locale),
-        title=record.display_title,
+        title=Quoted(record.display_title),
         link=f" · {link}" if link else "",
-    ) + _look(record, locale)
+        description=Quoted(record.description or ""),
+    )
 
 
 def _look(record: GenerationRecord, locale: str | None) -> str:
-    """What the LLM saw in the clip (its alt text), or that it was not posted."""
+    """What the LLM saw in the clip (its alt text), or that it was not posted: a sentence to fill in."""
     if record.verdict == "withhold":
-        return text("history.withheld", locale)
-    return text("history.look", locale, description=record.description) if record.description else ""
+        return template("history.withheld", locale)
+    return template("history.look", locale) if record.description else ""
 
 
 class LibraryCog(commands.Cog, name="Library"):
@@ -68,9 +78,10 @@ class LibraryCog(commands.Cog, name="Library"):
         if shown is None:
             return text("history.empty", locale), None
         page, pages, records = shown.page, shown.pages, shown.records
-        lines = [text("history.title", locale, member=owner.display_name)]
-        lines += [history_line(record, locale) for record in records]
-        lines.append(text("history.page", locale, page=page + 1, pages=pages))
+        head = discord_text("history.title", locale, member=Quoted(owner.display_name))
+        foot = text("history.page", locale, page=page + 1, pages=pages)
+        each = (MESSAGE_LIMIT - len(head) - len(foot)) // len(records) - 1  # a line's share, with its newline
+        lines = [head, *(history_line(record, locale, each) for record in records), foot]
 
         async def turn(click: discord.Interaction, to: int) -> None:
             content, view = await self._page(click, owner, to, locale)
@@ -93,14 +104,14 @@ class LibraryCog(commands.Cog, name="Library"):
             return
         lines = [text("queue.title", locale)]
         for shown, record in enumerate(records[:20]):
-            line = text(
+            line = discord_text(
                 "queue.line",
                 locale,
                 id=record.id,
                 member=f"<@{record.user_id}>",
                 status=status_word(record.status, locale),
                 progress=record.progress,
-                title=record.display_title,
+                title=Quoted(record.display_title),
             )
             more = text("queue.more", locale, count=len(records) - shown)
             if len("\n".join([*lines, line, more])) > MESSAGE_LIMIT:  # a busy server's queue: what fits, and a count
@@ -119,7 +130,7 @@ class LibraryCog(commands.Cog, name="Library"):
         await interaction.response.defer(ephemeral=True, thinking=True)
         record = await self.studio.cancel(interaction_requester(interaction), video)
         locale = await interaction_locale(interaction)
-        await answer(interaction, text("cancel.done", locale, id=record.id, title=record.display_title))
+        await answer(interaction, discord_text("cancel.done", locale, id=record.id, title=Quoted(record.display_title)))
 
 
 async def setup(bot: commands.Bot) -> None:

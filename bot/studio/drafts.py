@@ -93,12 +93,15 @@ def _new_generation(
     conversation_id: int | None = None,
 ) -> NewGeneration:
     """The request builder: a generation of `kind` for the member, its result going to `destination`, continuing
-    `based_on` (the clip it starts from) and its conversation when there is one."""
+    `based_on` (the clip it starts from) and its conversation when there is one and it is the member's own (another
+    member's extension in the owner's thread must not become what the owner's next refinement builds on)."""
+    if conversation_id is None and based_on is not None and based_on.user_id == requester.user_id:
+        conversation_id = based_on.conversation_id
     return NewGeneration(
         user_id=requester.user_id,
         kind=kind,
         request_text=request_text,
-        conversation_id=conversation_id if conversation_id is not None else (based_on and based_on.conversation_id),
+        conversation_id=conversation_id,
         parent_id=based_on.id if based_on else None,
         params=params,
         seed=seed,
@@ -403,9 +406,9 @@ class Drafting:
             return _from_director(await self.director.extend(parent.expanded_prompt, what_next))
 
         written = await self._write(record, write)
-        if parent.conversation_id is not None:
-            await self.store.add_turn(parent.conversation_id, "user", what_next)
-            await self.store.add_turn(parent.conversation_id, "assistant", written.prompt)
+        if record.conversation_id is not None:
+            await self.store.add_turn(record.conversation_id, "user", what_next)
+            await self.store.add_turn(record.conversation_id, "assistant", written.prompt)
         record = await self._save_prompt(record, written)
         return Draft(record, notice=written.notice)
 
@@ -462,13 +465,13 @@ class Drafting:
         written = await self._write(record, write)
         if written.negative_prompt is None:
             written.negative_prompt = based_on.negative_prompt
-        if based_on.conversation_id is not None:
+        if record.conversation_id is not None:  # the member's own clip: the take goes on in its conversation
             await self.store.update_conversation(
-                based_on.conversation_id, prompt=written.prompt, negative_prompt=written.negative_prompt
+                record.conversation_id, prompt=written.prompt, negative_prompt=written.negative_prompt
             )
             if words:
-                await self.store.add_turn(based_on.conversation_id, "user", words)
-            await self.store.add_turn(based_on.conversation_id, "assistant", written.prompt)
+                await self.store.add_turn(record.conversation_id, "user", words)
+            await self.store.add_turn(record.conversation_id, "assistant", written.prompt)
         record = await self._save_prompt(record, written)
         return Draft(record, notice=written.notice)
 

@@ -101,8 +101,8 @@ class GenerationRecord:
 
     @property
     def display_title(self) -> str:
-        """A short name for the clip: the director's title, else the start of the request."""
-        title = (self.title or self.request_text or f"#{self.id}").strip()
+        """A short name for the clip, on one line: the director's title, else the start of the request."""
+        title = " ".join((self.title or self.request_text or "").split()) or f"#{self.id}"
         return title if len(title) <= 80 else title[:79] + "…"
 
 

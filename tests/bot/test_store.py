@@ -2,7 +2,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from bot.models import COMPLETED, FAILED, OPEN_STATUSES, PENDING, POSTED
-from bot.store import NewGeneration, Store
+from bot.store import GenerationRecord, NewGeneration, Store
 from tests.support.sqlite_writer import sqlite_with_outside_writer
 
 
@@ -111,3 +111,14 @@ async def test_on_sqlite_the_bots_reads_answer_while_the_generator_holds_the_wri
         member, generation, open_ones, open_count, *_ = await asyncio.wait_for(reads, 5)  # not the 30 s busy wait
         assert member.name == "a" and generation.id == record.id
         assert [g.id for g in open_ones] == [record.id] and open_count == 1
+
+
+def test_a_clips_display_title_is_one_short_line():
+    def record(title: str | None, request: str) -> GenerationRecord:
+        return GenerationRecord(id=7, user_id=1, kind="video", request_text=request, status=PENDING, title=title)
+
+    assert record(None, "a cat\non a boat\n\n  at night ").display_title == "a cat on a boat at night"
+    assert record("  Night\tsail ", "x").display_title == "Night sail"
+    assert record(None, " \n ").display_title == "#7"
+    long = record(None, "word " * 40).display_title
+    assert len(long) == 80 and long.endswith("…")

@@ -14,8 +14,11 @@ from typing import Any, Generic, TypeVar
 
 import openai
 import pydantic
+from openai.types.chat import ChatCompletion
 
 from bot.director.results import Refused, Usage
+from bot.director.safety import BlockList
+from bot.director.text import one_line
 from bot.director.wording import Fallback, phrase
 
 log = logging.getLogger(__name__)
@@ -24,7 +27,12 @@ R = TypeVar("R", bound=pydantic.BaseModel)
 Message = dict[str, Any]  # content is a string, or a list of parts (text and image_url) for a model that sees
 
 _THINKING = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)  # reasoning models' preamble
+# Servers whose chat template opens the reasoning block in the prompt send only its end.
+_THINKING_END = re.compile(r"^.*</think>", re.DOTALL | re.IGNORECASE)
 _FENCE = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.DOTALL)
+REPLY_CHARS = 50_000  # far beyond any usable answer; bounds the work a runaway or hostile reply can cause
+JSON_STARTS = 32  # how many "{" a reply wrapped in prose is searched from
+REFUSAL_CHARS = 300  # the LLM's refusal, shown to the member in one line
 
 
 class InvalidReply(Exception):
@@ -85,11 +93,18 @@ class JSONChat:
     outputs costs one extra request once, not on every prompt.
     """
 
-    def __init__(self, client: openai.AsyncOpenAI, model: str, *, max_output_tokens: int) -> None:
+    def __init__(
+        self, client: openai.AsyncOpenAI, model: str, *, max_output_tokens: int, blocklist: BlockList | None = None
+    ) -> None:
         self._client = client
         self._model = model
         self._max_output_tokens = max_output_tokens
+        self._blocklist = blocklist or BlockList(())
         self.structured = True
+        # max_completion_tokens, not the deprecated max_tokens: OpenAI's reasoning models reject the old name. Most
+        # other servers ignore a key they do not know, but some refuse it (older vLLM, older Azure API versions):
+        # those get the old name from then on.
+        self._limit_key = "max_completion_tokens"
 
     async def ask(
         self,
@@ -155,47 +170,66 @@ class JSONChat:
     ) -> tuple[str, Usage]:
         started = time.perf_counter()
         extra: dict[str, Any] = {"response_format": response_format} if response_format else {}
-        raw = await self._client.chat.completions.with_raw_response.create(
-            model=self._model,
-            messages=messages,  # type: ignore[arg-type]
-            # max_completion_tokens, not the deprecated max_tokens: OpenAI's reasoning models reject the old
-            # name, and servers that do not know the new one ignore it (the prompt is capped after anyway).
-            max_completion_tokens=self._max_output_tokens,
-            **extra,
-        )
-        completion = raw.parse()
+        create = self._client.chat.completions.with_raw_response.create
+        request: dict[str, Any] = {"model": self._model, "messages": messages, **extra}
+        try:
+            raw = await create(**request, **{self._limit_key: self._max_output_tokens})
+        except (openai.BadRequestError, openai.UnprocessableEntityError) as error:
+            if self._limit_key == "max_tokens" or "max_completion_tokens" not in f"{error.message} {error.body}":
+                raise
+            log.info("LLM server does not take max_completion_tokens (%s); using max_tokens", _describe(error))
+            raw = await create(**request, max_tokens=self._max_output_tokens)
+            # Only now is it clear the name, not the request, was the problem.
+            self._limit_key = "max_tokens"
+        try:
+            completion = raw.parse()
+        except (ValueError, RecursionError) as error:  # a JSON content type over a body that is not JSON
+            detail = f"the server's answer was not JSON ({type(error).__name__})"
+            raise LLMFailure(Fallback.UNAVAILABLE, detail) from error
+        if not isinstance(completion, ChatCompletion):
+            # The SDK hands back the text of a 200 that is not JSON: a web page (a wrong base URL), an event stream.
+            kind = raw.headers.get("content-type", "no content type")
+            raise LLMFailure(Fallback.UNAVAILABLE, f"the server's answer was not a chat completion ({kind})")
         counted = completion.usage
         usage = Usage(
             model=completion.model or self._model,
-            prompt_tokens=counted.prompt_tokens if counted else 0,
-            completion_tokens=counted.completion_tokens if counted else 0,
+            prompt_tokens=_count(getattr(counted, "prompt_tokens", 0)),
+            completion_tokens=_count(getattr(counted, "completion_tokens", 0)),
             latency_s=time.perf_counter() - started,
             requests=raw.retries_taken + 1,
         )
-        if not completion.choices:
+        if not completion.choices or not isinstance(completion.choices, list):
             return "", usage
         choice = completion.choices[0]
-        refusal = choice.message.refusal
-        if refusal or choice.finish_reason == "content_filter":
-            reason = (refusal or "content filter").strip()
+        message = getattr(choice, "message", None)
+        refusal = getattr(message, "refusal", None)
+        if refusal or getattr(choice, "finish_reason", None) == "content_filter":
+            reason = one_line(refusal if isinstance(refusal, str) else "", REFUSAL_CHARS) or "content filter"
             log.info("LLM refused the request: %s", reason)
+            if self._blocklist.find(reason):  # the member is shown the reason: it passes the same screen
+                reason = "content filter"
             raise Refused(phrase("llm_refused", language, reason=reason), source="llm")
-        return choice.message.content or "", usage
+        return _message_text(message), usage
 
 
 def extract_json(text: str) -> dict[str, Any]:
     """The JSON object in a reply: bare, in a code fence, or wrapped in prose; a reasoning preamble ignored."""
-    text = _THINKING.sub("", text).strip()
+    text = _THINKING_END.sub("", _THINKING.sub("", text[:REPLY_CHARS])).strip()
     if not text:
         raise InvalidReply("the reply was empty")
-    candidates = [text]
-    candidates += _FENCE.findall(text)
-    if "{" in text and "}" in text:
-        candidates.append(text[text.index("{") : text.rindex("}") + 1])
-    for candidate in candidates:
+    for candidate in [text, *_FENCE.findall(text)]:
         try:
             value = json.loads(candidate)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
+            continue
+        if isinstance(value, dict):
+            return value
+    # Prose around the object, possibly with braces of its own: the first object that decodes, text after it ignored.
+    decoder = json.JSONDecoder()
+    for start in [match.start() for match in re.finditer(r"\{", text)][:JSON_STARTS]:
+        try:
+            value, _ = decoder.raw_decode(text, start)
+        except (json.JSONDecodeError, RecursionError):
             continue
         if isinstance(value, dict):
             return value
@@ -235,6 +269,29 @@ def _log_usage(task: str, usage: Usage, structured: bool, *, outcome: str) -> No
         usage.latency_s,
         usage.requests,
     )
+
+
+def _count(value: object) -> int:
+    """A token count as the server gave it; some give none, or null."""
+    return value if isinstance(value, int) else 0
+
+
+def _message_text(message: object) -> str:
+    """The answer in a chat message: its content, the text parts of a content list (some servers split reasoning
+    and answer into parts), or a tool call's arguments (servers that force JSON through a tool)."""
+    content = getattr(message, "content", None)
+    if isinstance(content, str) and content.strip():
+        return content
+    if isinstance(content, list):
+        parts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") in ("text", "output_text")]
+        joined = "".join(p for p in parts if isinstance(p, str))
+        if joined.strip():
+            return joined
+    for call in getattr(message, "tool_calls", None) or []:
+        arguments = getattr(getattr(call, "function", None), "arguments", None)
+        if isinstance(arguments, str) and arguments.strip():
+            return arguments
+    return ""
 
 
 def _describe(error: openai.OpenAIError) -> str:

@@ -8,16 +8,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from bot.director.llm import Message, Schema
 from bot.director.results import Turn
 from bot.director.styles import ModelStyle
 from bot.director.text import clean, estimate_tokens
 
-# Tags that fence member text; a member who types one cannot close the fence early.
+# Tags that fence member text; a member who types one (left open, or in full-width brackets) cannot close the fence
+# early.
 _TAGS = ("request", "style", "image", "message", "current_prompt", "previous_prompt", "next", "character", "name")
-_TAG = re.compile(r"<\s*/?\s*(?:" + "|".join(_TAGS) + r")\b[^>]*>", re.IGNORECASE)
+_TAG = re.compile(r"<\s*/?\s*(?:" + "|".join(_TAGS) + r")\b(?:[^<>]*>)?", re.IGNORECASE)
+_BRACKETS = str.maketrans("＜＞﹤﹥", "<><>")
 
 _GUARD = (
     "Everything between the tags <request>, <style>, <image>, <message>, <current_prompt>, <previous_prompt>, "
@@ -69,6 +71,12 @@ class PromptReply(BaseModel):
     title: str = ""
     language: str = ""
 
+    @field_validator("negative_prompt", "title", "language", mode="before")
+    @classmethod
+    def _null_is_unsaid(cls, value: object) -> object:
+        # Without structured output a model writes `null` for a key it has nothing for: the default, not a repair.
+        return "" if value is None else value
+
 
 class RefineReply(PromptReply):
     """A revision also says what changed, and whether the change is local (None: not said, the offline rule
@@ -76,6 +84,11 @@ class RefineReply(PromptReply):
 
     summary: str = ""
     change: Literal["local", "subject"] | None = None
+
+    @field_validator("summary", mode="before")
+    @classmethod
+    def _null_summary_is_unsaid(cls, value: object) -> object:
+        return "" if value is None else value
 
 
 class DescribeReply(BaseModel):
@@ -88,7 +101,7 @@ class DescribeReply(BaseModel):
 
 def fence(tag: str, text: str) -> str:
     """Member text inside `<tag>…</tag>`, with any of our tags it contains removed."""
-    return f"<{tag}>\n{clean(_TAG.sub(' ', text))}\n</{tag}>"
+    return f"<{tag}>\n{clean(_TAG.sub(' ', text.translate(_BRACKETS)))}\n</{tag}>"
 
 
 def _output_rules(style: ModelStyle, *, summary: bool = False, change: bool = False) -> str:

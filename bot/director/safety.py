@@ -8,6 +8,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 
 import openai
+from openai.types import ModerationCreateResponse
 
 from bot.director.results import Refused
 from bot.director.text import detect_language
@@ -17,9 +18,27 @@ log = logging.getLogger(__name__)
 
 
 def _fold(text: str) -> str:
-    """Compatibility-fold, case-fold and drop invisible format characters, so "B\u200bAD" matches "bad"."""
+    """Compatibility-fold, case-fold, drop invisible format characters and make any run of spaces or line breaks one
+    space, so "B\u200bAD" matches "bad" and "blood\nbath" matches "blood bath"."""
     text = unicodedata.normalize("NFKC", text).casefold()
-    return "".join(c for c in text if unicodedata.category(c) != "Cf")
+    return _SPACES.sub(" ", "".join(c for c in text if unicodedata.category(c) != "Cf"))
+
+
+_SPACES = re.compile(r"\s+")
+# Between the letters of a word spelt out to dodge the list: "g o r e", "g.o.r.e", "g-o-r-e".
+_SPELT_GAP = r"[\W_]{1,3}"
+
+
+def _pattern(folded: str) -> str:
+    """Whole words for ASCII entries ("ass" must not block "class"), also spelt out letter by letter; substrings for
+    scripts without spaces."""
+    if not folded.isascii():
+        return re.escape(folded)
+    whole = rf"(?<!\w){re.escape(folded)}(?!\w)"
+    if len(folded) < 3 or not folded.isalnum():
+        return whole
+    spelt = _SPELT_GAP.join(re.escape(c) for c in folded)
+    return rf"{whole}|(?<!\w){spelt}(?!\w)"
 
 
 class BlockList:
@@ -31,18 +50,15 @@ class BlockList:
             folded = _fold(word).strip()
             if not folded:
                 continue
-            # Whole words for ASCII entries ("ass" must not block "class"); substrings for scripts without spaces.
-            body = re.escape(folded)
-            pattern = rf"(?<!\w){body}(?!\w)" if folded.isascii() else body
-            self._patterns.append((word.strip(), re.compile(pattern)))
+            self._patterns.append((word.strip(), re.compile(_pattern(folded))))
 
     def __bool__(self) -> bool:
         return bool(self._patterns)
 
     def find(self, *texts: str | None) -> list[str]:
         """The blocked entries that occur in any of `texts`."""
-        haystack = "\n".join(_fold(t) for t in texts if t)
-        return [word for word, pattern in self._patterns if pattern.search(haystack)]
+        folded = [_fold(t) for t in texts if t]
+        return [word for word, pattern in self._patterns if any(pattern.search(text) for text in folded)]
 
     def check(self, *texts: str | None) -> None:
         """Raise `Refused` when any of `texts` contains a blocked entry."""
@@ -70,8 +86,12 @@ class Moderator:
             return
         try:
             response = await self._client.moderations.create(input=texts)
-        except openai.OpenAIError as error:
+        except (openai.OpenAIError, ValueError, RecursionError) as error:  # ValueError: a body that is not JSON
             log.warning("Moderation failed, letting the request through: %s", _describe(error))
+            return
+        if not isinstance(response, ModerationCreateResponse) or not isinstance(response.results, list):
+            # The SDK hands back the text of a 200 that is not JSON: a web page where the endpoint should be.
+            log.warning("Moderation answered with no verdicts, letting the request through")
             return
         categories = sorted({name for result in response.results if result.flagged for name in _flagged(result)})
         if any(result.flagged for result in response.results):
@@ -88,6 +108,6 @@ def _flagged(result: object) -> list[str]:
     return [name for name, flagged in values.items() if flagged]
 
 
-def _describe(error: openai.OpenAIError) -> str:
+def _describe(error: Exception) -> str:
     status = getattr(error, "status_code", None)
     return f"{type(error).__name__} (HTTP {status})" if status else type(error).__name__

@@ -70,8 +70,12 @@ class Director:
         if self._owns_client:
             client = build_client(settings)
         self._client = client
-        self._chat = JSONChat(client, settings.llm_model, max_output_tokens=max_output_tokens) if client else None
         self._blocklist = BlockList(settings.blocked_words)
+        self._chat = (
+            JSONChat(client, settings.llm_model, max_output_tokens=max_output_tokens, blocklist=self._blocklist)
+            if client
+            else None
+        )
         self._moderator = Moderator(client) if client and settings.llm_moderation else None
         self._history_token_budget = history_token_budget
         self._looker = Looker(self._chat, settings.llm_vision, self._blocklist, settings.llm_model)

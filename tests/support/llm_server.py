@@ -11,12 +11,18 @@ expects, point an `openai.AsyncOpenAI` (or `BotSettings.llm_base_url`) at `serve
         assert llm_server.chat_requests[0].messages[-1]["content"] == "..."
 
 Replies: `Reply.json(obj)`, `Reply.text(s)`, `Reply.malformed()`, `Reply.error(status)`, `Reply.refuse(reason)`;
-any of them takes `delay=` (seconds, for timeouts), `headers=`, `prompt_tokens=`/`completion_tokens=`.
+any of them takes `delay=` (seconds, for timeouts), `headers=`, `prompt_tokens=`/`completion_tokens=`, `message=`
+(keys merged into the answer's message: a list `content`, `tool_calls`, `reasoning_content`) and `usage=` (the
+`usage` object as sent). `Reply.raw(body, content_type)` answers 200 with exactly that body (a web page, an event
+stream, a bare `{}`), as a careless server or a wrong base URL does.
 `server.moderate(Moderation(("violence",)), Moderation(status=404))` scripts `/v1/moderations` verdicts (none
-queued: nothing is flagged). `server.json_schema = False` makes it reject JSON-schema `response_format`
-with a 400, like a server without structured outputs. Messages may carry OpenAI's content parts (`text` and
-`image_url`); `RecordedRequest.images` decodes the images a request showed, and `server.vision = False` makes it a
-text-only model that answers any image with a 400 (as OpenAI and vLLM do), again without consuming a reply.
+queued: nothing is flagged; `Moderation(body=...)` answers 200 with that raw body).
+`server.rejected_params = {"max_completion_tokens"}` makes it answer any request carrying one of those keys with a
+400 (as servers that forbid unknown keys do), without consuming a reply.
+`server.json_schema = False` makes it reject JSON-schema `response_format` with a 400, like a server without
+structured outputs. Messages may carry OpenAI's content parts (`text` and `image_url`); `RecordedRequest.images`
+decodes the images a request showed, and `server.vision = False` makes it a text-only
+model that answers any image with a 400 (as OpenAI and vLLM do), again without consuming a reply.
 
 Endpoints: `POST /v1/chat/completions` (non-streaming), `POST /v1/moderations`, `GET /v1/models`.
 Each chat request takes the next queued `Reply`; with none queued it answers 500 (without inviting a retry)
@@ -57,6 +63,10 @@ class Reply:
     finish_reason: str = "stop"
     prompt_tokens: int | None = None  # estimated from the request when None
     completion_tokens: int | None = None  # estimated from the content when None
+    message: dict[str, Any] = field(default_factory=dict)  # merged into the answer's message
+    usage: dict[str, Any] | None = None  # the `usage` object as sent; None: counted as above
+    body: str | None = None  # a raw 200 body instead of a completion
+    content_type: str = "application/json"  # of `body`
 
     @classmethod
     def json(cls, payload: Mapping[str, Any], **options: Any) -> Reply:
@@ -72,6 +82,11 @@ class Reply:
     def malformed(cls, **options: Any) -> Reply:
         """JSON cut off mid-string, as a model that hit its token limit writes it."""
         return cls(content='{"prompt": "A cat walks slowly through', finish_reason="length", **options)
+
+    @classmethod
+    def raw(cls, body: str, content_type: str = "application/json", **options: Any) -> Reply:
+        """A 200 whose body is exactly `body`, not a chat completion (a web page, an event stream, garbage)."""
+        return cls(body=body, content_type=content_type, **options)
 
     @classmethod
     def error(cls, status: int, message: str = "", *, retry_after_ms: int | None = 1, **options: Any) -> Reply:
@@ -93,6 +108,8 @@ class Moderation:
 
     categories: tuple[str, ...] = ()
     status: int = 200
+    body: str | None = None  # a raw 200 body instead of verdicts
+    content_type: str = "application/json"
 
     @property
     def flagged(self) -> bool:
@@ -168,6 +185,7 @@ class LLMServer:
         self.json_schema = json_schema
         self.vision = vision
         self.model = model
+        self.rejected_params: set[str] = set()
         self.requests: list[RecordedRequest] = []
         self.unscripted = 0
         self._replies: deque[Reply] = deque()
@@ -251,6 +269,9 @@ class LLMServer:
         if recorded.images and not self.vision:
             # What OpenAI answers a text-only model shown an image (vLLM's and others' are alike).
             return _error(400, "Invalid content type. image_url is only supported by certain models.", param="messages")
+        rejected = sorted(self.rejected_params & set(recorded.body))
+        if rejected:
+            return _error(400, f"Unrecognized request argument supplied: {rejected[0]}", param=rejected[0])
         if recorded.body.get("stream"):
             return _error(400, "llm_server does not script streaming replies", param="stream")
         if not self._replies:
@@ -260,6 +281,8 @@ class LLMServer:
         await self._sleep(reply.delay)
         if reply.status != 200:
             return _error(reply.status, reply.error_message, headers=reply.headers)
+        if reply.body is not None:
+            return _raw(reply.body, reply.content_type, reply.headers)
         return web.json_response(_completion(reply, recorded, self.model), headers=reply.headers)
 
     async def _moderation(self, request: web.Request) -> web.Response:
@@ -267,6 +290,8 @@ class LLMServer:
         verdict = self._moderations.popleft() if self._moderations else Moderation()
         if verdict.status != 200:
             return _error(verdict.status, f"scripted HTTP {verdict.status}", headers={"retry-after-ms": "1"})
+        if verdict.body is not None:
+            return _raw(verdict.body, verdict.content_type, {})
         inputs = recorded.body.get("input", "")
         count = len(inputs) if isinstance(inputs, list) else 1
         return web.json_response(
@@ -292,11 +317,21 @@ def _error(
     return web.json_response(body, status=status, headers=dict(headers or {}))
 
 
+def _raw(body: str, content_type: str, headers: Mapping[str, str]) -> web.Response:
+    return web.Response(body=body.encode(), headers={**headers, "Content-Type": content_type})
+
+
 def _completion(reply: Reply, request: RecordedRequest, model: str) -> dict[str, Any]:
     prompt_tokens = reply.prompt_tokens if reply.prompt_tokens is not None else _estimate_tokens(request.text())
     completion_tokens = (
         reply.completion_tokens if reply.completion_tokens is not None else _estimate_tokens(reply.content or "")
     )
+    usage = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+    message = {"role": "assistant", "content": reply.content, "refusal": reply.refusal, **reply.message}
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
         "object": "chat.completion",
@@ -305,16 +340,12 @@ def _completion(reply: Reply, request: RecordedRequest, model: str) -> dict[str,
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": reply.content, "refusal": reply.refusal},
+                "message": message,
                 "finish_reason": reply.finish_reason,
                 "logprobs": None,
             }
         ],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
+        "usage": usage if reply.usage is None else reply.usage,
     }
 
 

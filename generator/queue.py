@@ -17,7 +17,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, exists, func, or_, select, text, update
@@ -308,7 +308,7 @@ class JobQueue:
         """
         while True:
             async with self._writing() as session:
-                now = utcnow()
+                now = await _lease_clock(session)
                 abandoned = await session.scalar(
                     select(VideoJob)
                     .where(VideoJob.status == models.IN_PROGRESS, VideoJob.lease_expires_at < now)
@@ -401,10 +401,11 @@ class JobQueue:
 
     async def heartbeat(self, lease: Lease, progress: int | None = None) -> Heartbeat:
         """Renew the lease (and record progress); tells the worker whether it still owns the job."""
-        values: dict[str, Any] = {"lease_expires_at": utcnow() + timedelta(seconds=self.limits.lease_seconds)}
+        values: dict[str, Any] = {}
         if progress is not None:
             values["progress"] = max(0, min(99, progress))
         async with self._writing(only=lease.video_id) as session:
+            values["lease_expires_at"] = await _lease_clock(session) + timedelta(seconds=self.limits.lease_seconds)
             result = await session.execute(update(VideoJob).where(self._owned(lease)).values(**values))
             if result.rowcount == 0:
                 return Heartbeat(owned=False, cancel_requested=True)
@@ -540,6 +541,15 @@ class JobQueue:
         """Drop the artifact rows of a deleted job (its files are removed by the caller)."""
         async with self._writing(only=video_id) as session:
             await session.execute(delete(VideoArtifact).where(VideoArtifact.job_id == video_id))
+
+
+async def _lease_clock(session: AsyncSession) -> datetime:
+    """The time leases are taken, renewed and judged expired by: the database's own clock on PostgreSQL, where hosts
+    share the queue and their clocks may be minutes apart (one running fast would take every live job over, one
+    running slow would lose its own); this host's on SQLite, which only one host uses."""
+    if session.bind.dialect.name == "postgresql":
+        return await session.scalar(select(func.now()))
+    return utcnow()
 
 
 def _awaited(video_id: Any, child: Any) -> Any:

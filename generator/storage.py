@@ -164,6 +164,10 @@ class ArtifactStore:
 
 def _write_atomically(path: Path, data: bytes) -> Path:
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+    except BaseException:  # a full disk: what was written of it would stay, and nothing else removes it
+        temporary.unlink(missing_ok=True)
+        raise
     return path

@@ -16,12 +16,15 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
+from sqlalchemy.exc import SQLAlchemyError
 
+from generator import models
 from generator.inputs import RenderInputs, load_inputs
 from generator.media import writing
 from generator.metrics import GeneratorMetrics
@@ -36,12 +39,18 @@ from generator.storage import ArtifactStore
 from generator.yuv import conversion_device
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 RENDER_SHARE = 90  # progress percent given to rendering; the rest is encoding and storing
 # The next job is claimed when the current render expects to end within this many seconds: long enough to load
 # its inputs (an extension's parent tail, a reference image) before the GPU is free, short enough that it holds
 # its lease only briefly while another host might have been idle.
 CLAIM_AHEAD_SECONDS = 1.0
+# How long a worker keeps trying to record the end of an attempt (completed, failed, cancelled, given back) while the
+# database cannot be reached or written (restarting, locked by another writer): a finished render is not thrown away
+# for a moment's outage, and a job is not left in_progress until its lease runs out. Every end is guarded by the lease,
+# so a late one changes nothing once another attempt holds the job.
+END_RETRY_SECONDS = 120.0
 
 
 @dataclass
@@ -156,8 +165,10 @@ class Worker:
                 continue
             upcoming = await self._process(upcoming)
         if upcoming is not None:  # stopping: the job claimed ahead goes back to the queue unrendered
-            await self._stop_job(upcoming.job, upcoming.control)
-            await self._forget(upcoming)
+            try:
+                await self._stop_job(upcoming.job, upcoming.control)
+            finally:
+                await self._forget(upcoming)
         self.status.state = "stopped"
 
     async def stop(self) -> None:
@@ -317,13 +328,16 @@ class Worker:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         except Exception as error:
-            if along is not None:  # first stop its thread (nothing may write into the folder after), then drop it
-                await loop.run_in_executor(self.cpu_pool, along.abort)
-                await loop.run_in_executor(self.cpu_pool, self.store.delete_attempt, job.id, job.attempts)
-            if isinstance(error, RenderCancelled):
-                await self._stop_job(job, control)
-            else:
-                await self._fail(job, error)
+            try:
+                if along is not None:  # first stop its thread (nothing may write into the folder after), then drop it
+                    await loop.run_in_executor(self.cpu_pool, along.abort)
+                    await loop.run_in_executor(self.cpu_pool, self.store.delete_attempt, job.id, job.attempts)
+                if isinstance(error, RenderCancelled):
+                    await self._stop_job(job, control)
+                else:
+                    await self._fail(job, error)
+            except Exception:  # the worker goes on; the job is taken again once its lease (no longer renewed) expires
+                log.exception("worker %s: could not end %s (attempt %d)", self.name, job.id, job.attempts)
         except BaseException:  # this task was cancelled: claim nothing more
             claim_ahead.cancel()
             if along is not None:
@@ -418,12 +432,23 @@ class Worker:
             timings["encode_s"] = time.perf_counter() - started
             self.metrics.encode_seconds.observe(timings["encode_s"])
             timings["total_s"] = time.time() - job.created_at_ts
-            done = await self.queue.complete(
-                job.lease,
-                artifacts=artifacts,
-                seconds=seconds_text(total_frames, plan.fps),
-                timings={k: round(v, 4) for k, v in timings.items()},
-            )
+            tries = 0
+
+            async def complete() -> bool:
+                nonlocal tries
+                tries += 1
+                if await self.queue.complete(
+                    job.lease,
+                    artifacts=artifacts,
+                    seconds=seconds_text(total_frames, plan.fps),
+                    timings={k: round(v, 4) for k, v in timings.items()},
+                ):
+                    return True
+                # A try before may have been committed, its answer lost on the way: then this attempt completed it.
+                row = await self.queue.get(job.id, include_deleted=True) if tries > 1 else None
+                return row is not None and (row.status, row.attempts) == (models.COMPLETED, job.attempts)
+
+            done = await self._ending(job, complete)
             if done:  # only the attempt that completed the job may clear out the others
                 await loop.run_in_executor(self.cpu_pool, self.store.remove_other_attempts, job.id, job.attempts)
                 self.status.jobs_done += 1
@@ -432,7 +457,11 @@ class Worker:
             else:
                 await self._stop_job(job, control)
         except Exception as error:
-            await self._fail(job, error)
+            try:
+                if await self._fail(job, error):  # what it wrote before failing (a full disk) is of no use now
+                    await loop.run_in_executor(self.cpu_pool, self.store.delete_attempt, job.id, job.attempts)
+            except Exception:
+                log.exception("worker %s: could not end %s (attempt %d)", self.name, job.id, job.attempts)
         finally:
             self._controls.pop(job.lease, None)
             self._finishing.release()
@@ -456,13 +485,34 @@ class Worker:
                 if not beat.owned:
                     return
 
+    async def _ending(self, job: ClaimedJob, end: Callable[[], Awaitable[T]]) -> T:
+        """Record the end of an attempt (`end`: one queue transaction), trying again while the database is unavailable,
+        for up to END_RETRY_SECONDS (once: when this worker is stopping)."""
+        loop = asyncio.get_running_loop()
+        deadline, delay = loop.time() + END_RETRY_SECONDS, 0.1
+        while True:
+            try:
+                return await end()
+            except (SQLAlchemyError, OSError) as error:  # the database, not a bug: a bug is not tried again
+                if self._stopping.is_set() or loop.time() + delay > deadline:
+                    raise
+                log.warning(
+                    "worker %s: could not record the end of %s (%s: %s); trying again",
+                    self.name,
+                    job.id,
+                    type(error).__name__,
+                    error,
+                )
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, 2.0)
+
     async def _stop_job(self, job: ClaimedJob, control: _AttemptControl) -> None:
         if control.shutting_down:
-            await self.queue.release(job.lease)
+            await self._ending(job, lambda: self.queue.release(job.lease))
             log.info("worker %s: gave %s back to the queue (shutting down)", self.name, job.id)
             return
         loop = asyncio.get_running_loop()
-        if await self.queue.mark_cancelled(job.lease):
+        if await self._ending(job, lambda: self.queue.mark_cancelled(job.lease)):
             log.info("worker %s: %s cancelled", self.name, job.id)
             self.metrics.job_ended("cancelled")
             await loop.run_in_executor(self.cpu_pool, self.store.delete_job, job.id)
@@ -472,7 +522,8 @@ class Worker:
             )
             await loop.run_in_executor(self.cpu_pool, self.store.delete_attempt, job.id, job.attempts)
 
-    async def _fail(self, job: ClaimedJob, error: BaseException) -> None:
+    async def _fail(self, job: ClaimedJob, error: BaseException) -> bool:
+        """Fail the job with what `error` says; False when this attempt no longer held it."""
         if is_out_of_memory(error):
             code, message = "out_of_memory", "The GPU ran out of memory for this video; try a shorter or smaller one."
             free_gpu_memory()
@@ -480,8 +531,10 @@ class Worker:
         else:
             code, message = "render_failed", f"Rendering failed: {type(error).__name__}: {error}"
             log.error("worker %s: %s failed", self.name, job.id, exc_info=error)
-        if await self.queue.fail(job.lease, code, message):
-            self.metrics.job_ended("failed", code)
+        if not await self._ending(job, lambda: self.queue.fail(job.lease, code, message)):
+            return False
+        self.metrics.job_ended("failed", code)
+        return True
 
 
 async def _stopped(task: asyncio.Task[None]) -> None:

@@ -20,6 +20,8 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from generator.catalog import SAME_SUBJECT
 from generator.errors import APIError, invalid, unauthorized
@@ -146,6 +148,9 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
     return response
 
 
+DATABASE_RETRY_AFTER_S = 2  # what a 503 for an unavailable database asks clients to wait
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure becomes OpenAI's error shape; unexpected ones are logged and never leak details."""
@@ -165,6 +170,19 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             413: "The request body is too large.",
         }.get(error.status, error.reason)
         return _error_response(APIError(error.status, message, code=code))
+    except (OperationalError, InterfaceError, PoolTimeout, ConnectionError) as error:
+        # The job database cannot be reached or written for now (restarting, locked by another writer): nothing was
+        # done, and the request can be sent again, as clients do on a 503 (the bot and the openai SDK).
+        log.warning("database unavailable in %s %s: %s", request.method, request.path[:200], type(error).__name__)
+        return _error_response(
+            APIError(
+                503,
+                "The job database is unavailable for the moment; retry shortly.",
+                type="server_error",
+                code="database_unavailable",
+                headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+            )
+        )
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path[:200])
         return _error_response(APIError(500, "The server had an error processing the request.", type="server_error"))

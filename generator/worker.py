@@ -13,6 +13,7 @@ written by `generator.outputs`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -51,6 +52,7 @@ CLAIM_AHEAD_SECONDS = 1.0
 # for a moment's outage, and a job is not left in_progress until its lease runs out. Every end is guarded by the lease,
 # so a late one changes nothing once another attempt holds the job.
 END_RETRY_SECONDS = 120.0
+CLAIM_RETRY_MAX_SECONDS = 10.0  # the longest wait between claims while claiming fails (the database is away)
 
 
 @dataclass
@@ -129,6 +131,7 @@ class Worker:
         self.status = WorkerState(name=name)
         self.backend: VideoBackend | None = None
         self._stopping = asyncio.Event()
+        self._claim_failures = 0  # in a row: the database unavailable (restarting, unreachable)
         self._wake = asyncio.Event()
         # Up to this many finished renders encoding while the next job renders: the GPU waits only when all are busy.
         self._finishing = asyncio.Semaphore(encodes_in_flight)
@@ -192,9 +195,29 @@ class Worker:
     async def _claim_and_start(self, ahead: bool = False) -> _HeldClaim | None:
         try:
             job = await self.queue.claim(self.name, on_ended=self._claim_ended)
-        except Exception:
-            log.exception("worker %s: claiming failed; retrying", self.name)
+        except Exception as error:
+            self._claim_failures += 1
+            if self._claim_failures == 1:
+                log.exception("worker %s: claiming failed; retrying", self.name)
+            if ahead:  # the render goes on; its end claims again
+                return None
+            # Not once per poll interval for as long as the database is away: less and less often, a line each time.
+            delay = min(CLAIM_RETRY_MAX_SECONDS, self.poll_interval * 2 ** min(self._claim_failures, 10))
+            if self._claim_failures > 1:
+                log.warning(
+                    "worker %s: claiming failed %d times in a row (%s: %s); next try in %.1f s",
+                    self.name,
+                    self._claim_failures,
+                    type(error).__name__,
+                    str(error)[:200],
+                    delay,
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
             return None
+        if self._claim_failures:
+            log.info("worker %s: claiming works again after %d failures", self.name, self._claim_failures)
+            self._claim_failures = 0
         return None if job is None else await self._start(job, ahead)
 
     def _claim_ended(self, ended: EndedJob) -> None:

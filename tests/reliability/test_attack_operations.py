@@ -14,6 +14,7 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 
+import aiohttp
 import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -107,6 +108,54 @@ async def test_a_finished_render_is_completed_once_when_the_database_is_locked_a
         assert row.attempts == 1, "rendered once: the finished render was not thrown away"
         assert backend.prompts == ["a paper boat"]
         assert (running.service.store.attempt_dir(video.id, 1) / "video.mp4").is_file()
+
+
+async def test_a_request_while_the_database_cannot_be_written_is_a_503_to_retry_and_leaves_nothing(
+    tmp_path: Path, short_sqlite_waits: None
+) -> None:
+    async with running_generator(tmp_path / "generator") as running, aiohttp.ClientSession() as http:
+        writer = outside_writer(running)
+        try:
+            writer.execute("BEGIN IMMEDIATE")
+            async with http.post(
+                f"{running.base_url}/videos", json={"prompt": "a calm lake", "seconds": "1"}
+            ) as answer:
+                assert answer.status == 503, await answer.text()
+                assert answer.headers["Retry-After"] == "2"
+                assert (await answer.json())["error"]["code"] == "database_unavailable"
+            writer.execute("ROLLBACK")
+        finally:
+            writer.close()
+        assert list(running.service.store.root.glob("video_*")) == []  # nothing half made
+        async with http.post(f"{running.base_url}/videos", json={"prompt": "a calm lake", "seconds": "1"}) as answer:
+            assert answer.status == 200  # the retry goes through
+
+
+async def test_claims_that_keep_failing_are_tried_less_and_less_often_and_said_once_in_full(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="generator")
+    async with running_generator(tmp_path / "generator") as running, sdk_client(running) as client:
+        queue = running.service.queue
+        claim, tries = queue.claim, []
+
+        async def unavailable(*args, **kwargs):
+            tries.append(asyncio.get_running_loop().time())
+            raise OperationalError("SELECT", {}, Exception("could not connect to server"))
+
+        queue.claim = unavailable
+        try:
+            await asyncio.sleep(2.0)  # 40 polls of 0.05 s
+        finally:
+            queue.claim = claim
+        assert 3 <= len(tries) <= 6, len(tries)  # 0.1, 0.2, 0.4, 0.8 s apart
+        tracebacks = [r for r in caplog.records if "claiming failed" in r.getMessage() and r.exc_info]
+        assert len(tracebacks) == 1
+        video = await asyncio.wait_for(
+            client.videos.create_and_poll(prompt="a calm lake", seconds="1", poll_interval_ms=50), 20
+        )
+        assert video.status == "completed"
+        assert "claiming works again after" in caplog.text
 
 
 async def test_a_completion_whose_answer_was_lost_keeps_the_video(tmp_path: Path) -> None:

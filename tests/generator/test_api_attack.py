@@ -16,6 +16,7 @@ import openai
 import pytest
 from PIL import Image
 
+from tests.generator.test_edits_and_characters import mp4
 from tests.support.generator_service import poll, probe_mp4, running_generator
 
 KEY = "hanul-attack-key"
@@ -157,21 +158,6 @@ async def test_a_reference_image_that_turns_out_unreadable_leaves_no_folder_behi
         )
     assert refused.value.body["param"] == "input_reference"
     assert job_folders(tiny_generator) == set()
-
-
-def mp4(frames: np.ndarray, fps: int) -> bytes:
-    import av
-
-    buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return buffer.getvalue()
 
 
 async def test_an_uploaded_clip_faster_than_60_fps_is_edited_at_its_own_length(client, monkeypatch):

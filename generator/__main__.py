@@ -96,6 +96,13 @@ def _run(args: argparse.Namespace, settings: GeneratorSettings) -> int:
         except ModelUnavailable as error:
             print(f"hanul generator: {error}", file=sys.stderr)
             return 1
+        except KeyboardInterrupt:  # Ctrl+C: what to do next, not a traceback
+            print(
+                "\nhanul generator: download interrupted; the files finished are kept: run the same command again "
+                "to fetch the rest",
+                file=sys.stderr,
+            )
+            return 130
         if source.folder is not None and source.repo is not None:
             print(f"ready: {source.repo} at {source.revision} in {source.folder}")
         return 0

@@ -10,11 +10,13 @@ downloads by itself; a model that is not here stops it with a short message nami
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import re
 import shutil
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -80,24 +82,33 @@ def read_lock(data_dir: Path) -> dict[str, dict[str, str]]:
     except (OSError, ValueError) as error:
         raise ModelUnavailable(f"{path} cannot be read ({error}); delete it and run the download again") from None
     models = data.get("models") if isinstance(data, dict) else None
-    if not isinstance(models, dict):
+    if not isinstance(models, dict) or not all(
+        isinstance(entry, dict) and isinstance(entry.get("revision"), str) for entry in models.values()
+    ):
         raise ModelUnavailable(f"{path} is not a Hanul model lock file; delete it and run the download again")
     return models
 
 
 def write_lock(data_dir: Path, repo: str, revision: str, preset: str | None) -> None:
-    """Record `repo` at `revision`; written to a temporary file and renamed, so a crash leaves the old lock."""
-    models = read_lock(data_dir)
-    models[repo] = {
-        "revision": revision,
-        "preset": preset or "",
-        "downloaded_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
+    """Record `repo` at `revision`; written to a temporary file and renamed, so a crash leaves the old lock. Two
+    downloads at once (two terminals) take turns: neither loses the other's entry nor its temporary file."""
+    from filelock import FileLock
+
     path = lock_path(data_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps({"version": 1, "models": models}, indent=2, sort_keys=True) + "\n", "utf-8")
-    os.replace(temporary, path)
+    with FileLock(path.with_name(path.name + ".lock")):
+        models = read_lock(data_dir)
+        models[repo] = {
+            "revision": revision,
+            "preset": preset or "",
+            "downloaded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        temporary = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            temporary.write_text(json.dumps({"version": 1, "models": models}, indent=2, sort_keys=True) + "\n", "utf-8")
+            os.replace(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)
 
 
 # -------------------------------------------------------------------------------------------------------- resolving
@@ -114,6 +125,12 @@ def identify(model: str) -> ModelSource:
     preset = find_preset(name)
     if preset is not None:
         return ModelSource(name=name, preset=preset, repo=preset.repo, revision=preset.revision)
+    if path.is_file():
+        raise ModelUnavailable(
+            f"GENERATOR_MODEL={name!r} is a file (a single-file checkpoint?): Hanul loads a diffusers pipeline, a "
+            "folder with model_index.json.\nPick a preset (python -m generator models), a hub id in diffusers format, "
+            "or such a folder."
+        )
     if _REPO_ID.match(name):
         return ModelSource(name=name, repo=name)
     looks_like_path = name.startswith((".", "/", "~")) or (os.sep in name and name.count("/") != 1)
@@ -127,23 +144,36 @@ def identify(model: str) -> ModelSource:
 
 
 def resolve_model(model: str, data_dir: Path, *, lock_found: bool = True) -> ModelSource:
-    """The configured model with the folder to load it from; hub models must have been downloaded.
+    """The configured model with the folder to load it from; hub models must have been downloaded whole.
 
     A hub model loads from its locked commit. One found in the cache without a lock (fetched with another tool)
     is locked now at the commit found, so it cannot change under this installation afterwards."""
     source = identify(model)
+    if source.folder is not None:
+        _check_folder(source)
+        return source
     if source.repo is None:
         return source
     locked = read_lock(data_dir).get(source.repo, {}).get("revision")
     revision = locked or source.revision
     folder = cached_snapshot(source.repo, revision)
     if folder is None:
+        from huggingface_hub import constants
+
         where = f"commit {revision}" if revision else "any commit"
         raise ModelNotDownloaded(
-            f"The video model {source.name!r} ({source.repo}, {where}) is not downloaded on this machine.\n"
-            f"Fetch it once with:  {download_command(source.name)}\n"
-            "(It goes to the Hugging Face cache, HF_HOME; GENERATOR_MODEL can also name a local folder.)"
+            f"The video model {source.name!r} ({source.repo}, {where}) is not downloaded on this machine"
+            + (" (models.lock.json says it was: was HF_HOME another folder then?)" if locked else "")
+            + f".\nFetch it once with:  {download_command(source.name)}\n"
+            f"(It goes to the Hugging Face cache, HF_HOME: now {constants.HF_HUB_CACHE}; GENERATOR_MODEL can also name "
+            "a local folder.)"
         )
+    if missing := missing_parts(folder):
+        raise ModelNotDownloaded(
+            f"The video model {source.name!r} ({source.repo}, commit {folder.name}) is only partly downloaded "
+            f"(missing or cut short: {_listed(missing)}).\nFinish it with:  {download_command(source.name)}"
+        )
+    _check_class(folder, source.name)
     commit = folder.name
     if locked is None and lock_found:
         write_lock(data_dir, source.repo, commit, source.preset.name if source.preset else None)
@@ -159,6 +189,118 @@ def cached_snapshot(repo: str, revision: str | None) -> Path | None:
     if not isinstance(found, str):  # None: never fetched; a sentinel object: known to be missing
         return None
     return Path(found).parent
+
+
+# A component of these classes holds no weights: a scheduler's config, a tokenizer's or processor's files.
+_WITHOUT_WEIGHTS = re.compile(r"Scheduler$|Tokenizer|Processor$|FeatureExtractor$")
+_WEIGHTS = (".safetensors", *_OTHER_WEIGHTS)
+
+
+def missing_parts(folder: Path) -> list[str]:
+    """What a diffusers pipeline folder lacks for `from_pretrained`, by a cheap look (no weights are read): its
+    `model_index.json`, each component's folder, a model's config and weights with every shard its index names, and
+    safetensors files shorter than their header says (a download or a copy cut short). Empty when it looks whole."""
+    try:
+        index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return ["model_index.json"]
+    except (OSError, ValueError):
+        return ["model_index.json (unreadable)"]
+    missing = []
+    for name, value in index.items() if isinstance(index, dict) else ():
+        if name.startswith("_") or not isinstance(value, list) or len(value) != 2 or value[0] is None:
+            continue
+        part = folder / name
+        files = sorted(part.iterdir()) if part.is_dir() else []
+        if not files:
+            missing.append(f"{name}/")
+            continue
+        if _WITHOUT_WEIGHTS.search(str(value[1])):
+            continue
+        names = {file.name for file in files if file.is_file()}  # a link to a blob that is gone is not a file
+        if "config.json" not in names:
+            missing.append(f"{name}/config.json")
+        if not any(file.endswith(_WEIGHTS) for file in names):
+            missing.append(f"{name}/ (its weights)")
+        for shard_index in part.glob("*.index.json"):
+            try:
+                shards = set(json.loads(shard_index.read_text(encoding="utf-8"))["weight_map"].values())
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                missing.append(f"{name}/{shard_index.name} (unreadable)")
+                continue
+            missing += [f"{name}/{shard}" for shard in sorted(shards - names)]
+        missing += [f"{name}/{file.name} (cut short)" for file in files if _cut_short(file)]
+    return missing
+
+
+def _cut_short(file: Path) -> bool:
+    """Whether a safetensors file's size differs from what its header says: a download or a copy that broke off."""
+    if not file.name.endswith(".safetensors") or not file.is_file():
+        return False
+    try:
+        size = file.stat().st_size
+        with file.open("rb") as handle:
+            length = int.from_bytes(handle.read(8), "little")
+            if size < 8 + length:
+                return True
+            header = json.loads(handle.read(length))
+        end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):
+        return True
+    return size != 8 + length + end
+
+
+def _listed(missing: list[str]) -> str:
+    return ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+
+
+def _check_folder(source: ModelSource) -> None:
+    """A local folder must hold a whole diffusers pipeline of a family Hanul runs."""
+    assert source.folder is not None
+    missing = missing_parts(source.folder)
+    if missing == ["model_index.json"]:
+        raise ModelUnavailable(
+            f"GENERATOR_MODEL={source.name!r}: {source.folder} is not a diffusers pipeline folder (no "
+            "model_index.json).\n"
+            "Hanul loads a whole pipeline (saved with save_pretrained, or a hub repo in diffusers format), not a "
+            "single-file checkpoint: pick a preset (python -m generator models) or a hub id in diffusers format."
+        )
+    if missing:
+        raise ModelUnavailable(
+            f"GENERATOR_MODEL={source.name!r}: the pipeline in {source.folder} is incomplete (missing or cut short: "
+            f"{_listed(missing)}).\nCopy the whole folder again, or fetch a preset: python -m generator download NAME"
+        )
+    _check_class(source.folder, source.name)
+
+
+def pipeline_class_in(folder: Path) -> str:
+    """The `_class_name` of a pipeline folder's `model_index.json` ("" if it has none)."""
+    try:
+        index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    name = index.get("_class_name") if isinstance(index, dict) else None
+    return name if isinstance(name, str) else ""
+
+
+def _check_class(folder: Path, name: str) -> None:
+    """A pipeline diffusers itself knows that is not LTX-Video, LTX-2 or Wan (an image model, another video family)
+    cannot be loaded by Hanul's backends: say so, instead of a loader's error at start."""
+    class_name = _not_a_family_hanul_runs(pipeline_class_in(folder))
+    if class_name:
+        raise ModelUnavailable(
+            f"{name!r} is a {class_name} ({folder}), not a video model Hanul runs: LTX-Video, LTX-2 or Wan in "
+            "diffusers format.\nPick one of the presets: python -m generator models"
+        )
+
+
+def _not_a_family_hanul_runs(class_name: str) -> str:
+    """`class_name` when it is a diffusers pipeline of another family, else "" (custom classes are let through)."""
+    if not class_name or any(marker in class_name.lower() for marker in ("ltx", "wan")):
+        return ""
+    import diffusers
+
+    return class_name if hasattr(diffusers, class_name) else ""
 
 
 def is_downloaded(model: str, data_dir: Path) -> bool:
@@ -193,18 +335,61 @@ def plan_download(repo: str, revision: str, cache_dir: Path | None = None) -> Do
     if "model_index.json" not in sizes:
         raise DownloadFailed(f"{repo} is not a diffusers pipeline (it has no model_index.json)")
     index_file = hf_hub_download(repo, "model_index.json", revision=commit, cache_dir=cache_dir)
+    if class_name := _not_a_family_hanul_runs(pipeline_class_in(Path(index_file).parent)):
+        raise DownloadFailed(
+            f"{repo} is a {class_name}, not a video model Hanul runs: LTX-Video, LTX-2 or Wan in diffusers format.\n"
+            "Pick one of the presets: python -m generator models"
+        )
     components = [
         name
         for name, value in json.loads(Path(index_file).read_text(encoding="utf-8")).items()
         if not name.startswith("_") and isinstance(value, list) and value[0] is not None
     ]
     files = pipeline_files(sizes, components)
+    snapshot = Path(index_file).parent
+    _remove_cut_short(snapshot, files)
+    # A file another commit already brought (an upgrade that changed only a config) is linked, not fetched again.
+    blobs = snapshot.parent.parent / "blobs"
+    etags = {s.rfilename: s.lfs.sha256 if s.lfs else s.blob_id for s in info.siblings or []}
     missing = sum(
         size
         for path, size in files.items()
         if not isinstance(try_to_load_from_cache(repo, path, revision=commit, cache_dir=cache_dir), str)
+        and not (etags.get(path) and (blobs / str(etags[path])).is_file())
     )
     return DownloadPlan(repo=repo, commit=commit, files=files, missing_bytes=missing)
+
+
+def _remove_cut_short(snapshot: Path, files: dict[str, int]) -> None:
+    """Delete the cached copies of `files` that are cut short (a copied cache that broke off, a damaged disk): the hub
+    client skips any file it finds in the snapshot, so only a deleted one is fetched again."""
+    for path in files:
+        entry = snapshot / path
+        if not _cut_short(entry):
+            continue
+        blob = entry.resolve()
+        log.warning("%s is cut short; fetching it again", entry)
+        entry.unlink()
+        if blob.parent.name == "blobs":  # the cache's copy that the snapshot links to
+            blob.unlink(missing_ok=True)
+
+
+def _remove_stale_partials(repo: str, cache_dir: Path | None) -> None:
+    """Delete the partial files a killed download left (`kill -9`, a power cut: nothing deleted them, and a new
+    download starts each file afresh), unless another download is writing them now (it holds the file's lock)."""
+    from filelock import FileLock, Timeout
+    from huggingface_hub import constants
+    from huggingface_hub.file_download import repo_folder_name
+
+    root = Path(cache_dir or constants.HF_HUB_CACHE)
+    folder = repo_folder_name(repo_id=repo, repo_type="model")
+    for partial in (root / folder / "blobs").glob("*.incomplete"):
+        lock = FileLock(root / ".locks" / folder / f"{partial.name.split('.')[0]}.lock", timeout=0, mode=0o664)
+        try:
+            with lock:
+                partial.unlink(missing_ok=True)
+        except (Timeout, OSError):
+            continue
 
 
 def pipeline_files(sizes: dict[str, int], components: list[str]) -> dict[str, int]:
@@ -234,17 +419,21 @@ def download_model(
 
     Without `upgrade` a locked model is fetched at its locked commit (finishing an interrupted download); with it,
     at the preset's pinned commit or the repo's newest, and the lock moves there. Files already in the cache are
-    not fetched again; partial files are resumed."""
+    not fetched again, unless cut short; a file broken off by the network is resumed within the call, and the partial
+    files a killed download left are removed. The lock is written only once the commit's pipeline is whole."""
     source = identify(model)
     if source.repo is None:
         say(f"{source.name!r} is {'built in code' if source.is_tiny else 'a local folder'}: nothing to download")
         return source
     locked = read_lock(data_dir).get(source.repo, {}).get("revision")
     if locked and not upgrade and (folder := cached_snapshot(source.repo, locked)) is not None:
-        say(f"{source.repo} is downloaded (commit {locked[:12]}); `--upgrade` fetches a newer one")
-        return ModelSource(name=source.name, preset=source.preset, repo=source.repo, revision=locked, folder=folder)
+        if not (missing := missing_parts(folder)):
+            say(f"{source.repo} is downloaded (commit {locked[:12]}); `--upgrade` fetches a newer one")
+            return ModelSource(name=source.name, preset=source.preset, repo=source.repo, revision=locked, folder=folder)
+        say(f"{source.repo} at commit {locked[:12]} is incomplete here (missing or cut short: {_listed(missing)})")
     revision = locked if locked and not upgrade else (source.revision or "main")
     try:
+        _remove_stale_partials(source.repo, cache_dir)
         plan = plan_download(source.repo, revision, cache_dir)
         _check_disk(plan, cache_dir)
         say(
@@ -252,10 +441,15 @@ def download_model(
             f"{_gib(sum(plan.files.values()))} in all, {_gib(plan.missing_bytes)} to fetch"
         )
         folder = _fetch(source.repo, plan.commit, cache_dir)
+        if missing := missing_parts(folder):
+            raise DownloadFailed(
+                f"{source.repo} at commit {plan.commit[:12]} is still incomplete after the download (missing or cut "
+                f"short: {_listed(missing)}): the repo may lack them. Run the download again, or pick a preset."
+            )
     except ModelUnavailable:
         raise
     except Exception as error:
-        raise DownloadFailed(_explain(error, source)) from None
+        raise DownloadFailed(_explain(error, source, revision, locked=bool(locked and not upgrade))) from None
     preset = source.preset.name if source.preset else None
     write_lock(data_dir, source.repo, plan.commit, preset)
     if locked and locked != plan.commit:
@@ -313,20 +507,28 @@ def _check_disk(plan: DownloadPlan, cache_dir: Path | None) -> None:
         )
 
 
-def _explain(error: BaseException, source: ModelSource) -> str:
+def _explain(error: BaseException, source: ModelSource, revision: str, *, locked: bool = False) -> str:
+    from huggingface_hub import constants
     from huggingface_hub.errors import (
         GatedRepoError,
+        HfHubHTTPError,
         OfflineModeIsEnabled,
         RepositoryNotFoundError,
         RevisionNotFoundError,
     )
 
     name = source.repo
+    cause: BaseException | None = error
+    while cause is not None and not (isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT)):
+        cause = cause.__cause__ or cause.__context__
+    if cause is not None:
+        return (
+            f"The disk filled up while downloading {name} into {constants.HF_HUB_CACHE}: {cause.strerror}.\n"
+            "Free some space, or point HF_HOME at a larger disk, then run the download again (finished files are kept)."
+        )
     # diffusers wraps the hub client's error in an OSError; the cause says what happened.
     chain: BaseException | None = error
-    while chain is not None and not isinstance(
-        chain, (OfflineModeIsEnabled, RepositoryNotFoundError, RevisionNotFoundError)
-    ):
+    while chain is not None and not isinstance(chain, (OfflineModeIsEnabled, HfHubHTTPError)):
         chain = chain.__cause__ or chain.__context__
     error = chain or error
     if isinstance(error, OfflineModeIsEnabled):
@@ -340,17 +542,25 @@ def _explain(error: BaseException, source: ModelSource) -> str:
             f"{name} is gated on the Hugging Face hub: accept its licence on its page, log in with "
             "`hf auth login` (or set HF_TOKEN), then run the download again."
         )
+    if isinstance(error, RevisionNotFoundError) and locked:
+        return (
+            f"{name} no longer has commit {revision}, the one {LOCK_FILE} holds (its history was rewritten on the "
+            f"hub).\nMove the lock to the repo's newest commit with:  {download_command(source.name)} --upgrade"
+        )
     if isinstance(error, RevisionNotFoundError):
-        return f"{name} has no revision {source.revision or 'main'!r} on the hub."
+        return f"{name} has no revision {revision!r} on the hub."
     if isinstance(error, RepositoryNotFoundError):
         return f"There is no model {name!r} on the Hugging Face hub (or it is private: log in with `hf auth login`)."
+    status = getattr(getattr(error, "response", None), "status_code", None)
+    if isinstance(error, HfHubHTTPError) and status in (401, 403):
+        return (
+            f"The Hugging Face hub refused {name} ({status}): log in with `hf auth login` (or set HF_TOKEN to a valid "
+            "token) and, if the repo is gated, accept its licence on its page; then run the download again."
+        )
     if _is_connection_error(error):
-        from huggingface_hub import constants
-
         return (
             f"Cannot reach the Hugging Face hub ({constants.ENDPOINT}) to download {name}: {_first_line(error)}\n"
-            "Check the network (or HF_ENDPOINT), then run the same command again: finished files are kept and a "
-            "partial one resumes."
+            "Check the network (or HF_ENDPOINT), then run the same command again: finished files are kept."
         )
     return f"Downloading {name} failed: {type(error).__name__}: {_first_line(error)}"
 

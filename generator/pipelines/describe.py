@@ -24,6 +24,9 @@ def describe_model(settings: GeneratorSettings) -> ModelProfile:
     elif family == "ltx":
         profile = ltx_profile_for(settings.model, source.preset)
     else:
-        vace = pipeline_class_of(source) == "WanVACEPipeline" or "vace" in settings.model.lower()
+        # The folder's (or preset's) pipeline class decides, as it does when the workers load it; the name only
+        # where neither says (a hub id, whose files an API-only host may not have).
+        pipeline_class = pipeline_class_of(source)
+        vace = pipeline_class == "WanVACEPipeline" if pipeline_class else "vace" in settings.model.lower()
         profile = wan_profile_for(settings.model, vace=vace, preset=source.preset)
     return _apply_profile_file(profile, source.folder)

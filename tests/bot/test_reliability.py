@@ -252,8 +252,9 @@ async def test_a_bot_killed_between_the_upload_and_its_record_posts_the_clip_onc
 
 
 async def test_a_generator_whose_model_failed_to_load_is_said_and_the_request_kept(tmp_path, monkeypatch, caplog):
-    folder = tmp_path / "no-such-model"  # a folder starts the generator; it holds no pipeline, so loading fails
+    folder = tmp_path / "no-such-model"  # a pipeline folder passes the start's check; it names no parts: loading fails
     folder.mkdir()
+    (folder / "model_index.json").write_text('{"_class_name": "LTXConditionPipeline", "_diffusers_version": "0.32.0"}')
     broken = {"GENERATOR_MODEL": str(folder)}
     async with running_bot(tmp_path / "data", monkeypatch, generator=broken) as (bot, fake):
         thread_id = await start_video(fake, "a lighthouse in a storm")
@@ -265,7 +266,7 @@ async def test_a_generator_whose_model_failed_to_load_is_said_and_the_request_ke
         (record,) = await bot.studio.store.history(1001)
         assert record.status in OPEN_STATUSES and record.error is None  # made after the restart that follows
         assert not [t for t in status_edits(fake, thread_id) if WAITING in t]  # it answers: not "can't reach"
-    assert any("cannot tell the model family of" in m and "no-such-model" in m for m in errors_logged(caplog))
+    assert any("model failed to load: Pipeline" in m and "expected" in m for m in errors_logged(caplog))
 
 
 def test_the_bot_on_a_busy_port_says_so_before_connecting_to_discord(tmp_path, monkeypatch, capsys):

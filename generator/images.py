@@ -29,6 +29,7 @@ EXIF_TURNS = {
     8: Image.Transpose.ROTATE_90,
 }
 QUARTER_TURNS = (5, 6, 7, 8)  # width and height swap
+TRANSPARENT_SHOWN_AS = (255, 255, 255, 255)  # what shows through a transparent picture: white, as on a page
 
 
 @dataclass(frozen=True)
@@ -70,14 +71,22 @@ def decode_fitted(data: bytes, width: int, height: int, param: str = "input_refe
         except (OSError, SyntaxError, ValueError) as error:
             raise invalid(param, f"'{param}' is not a readable image ({type(error).__name__}).") from None
         picture: Image.Image = image
-        if picture.mode not in ("L", "RGB"):
-            picture = picture.convert("L" if picture.mode in ("1", "I", "I;16", "F") else "RGB")
+        if picture.mode == "I" or picture.mode.startswith("I;16"):
+            # 16 bits of grey (a 16-bit PNG): their top 8 (`convert("L")` clips, and mid grey came out white).
+            picture = Image.fromarray(np.clip(np.asarray(picture) >> 8, 0, 255).astype(np.uint8))
+        if picture.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in picture.info:
+            picture = picture.convert("RGBA")  # laid on white once reduced, below
+        elif picture.mode not in ("L", "RGB"):
+            picture = picture.convert("L" if picture.mode in ("1", "F") else "RGB")
         # Reduce by a whole factor while at least twice the needed size remains; LANCZOS does the rest.
         factor = int(min(picture.width / (needed[0] * 2), picture.height / (needed[1] * 2)))
         if factor > 1:
             picture = picture.reduce(factor)
         if orientation in EXIF_TURNS:
             picture = picture.transpose(EXIF_TURNS[orientation])
+        if picture.mode == "RGBA":
+            # Transparent pixels show the background, not the colours a cut-out left under them.
+            picture = Image.alpha_composite(Image.new("RGBA", picture.size, TRANSPARENT_SHOWN_AS), picture)
         return fit_image(picture.convert("RGB"), width, height)
 
 

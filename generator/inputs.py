@@ -166,11 +166,11 @@ def load_clip(
             rate = stream.average_rate or stream.guessed_rate
             for frame in container.decode(stream):
                 # The decoder's scaler takes the frame down to twice the size the fit needs (cheap, from YUV);
-                # LANCZOS does the rest as before.
-                scale = min(1.0, 2 * max(width / frame.width, height / frame.height))
-                size = (max(width, round(frame.width * scale)), max(height, round(frame.height * scale)))
-                picture = frame.to_image(width=size[0], height=size[1], interpolation="AREA")
-                kept.append(fit_image(picture, width, height))
+                # LANCZOS does the rest as before. A phone's clip stored on its side is turned upright.
+                shown = reading.shown_size(frame)
+                scale = min(1.0, 2 * max(width / shown[0], height / shown[1]))
+                size = (max(width, round(shown[0] * scale)), max(height, round(shown[1] * scale)))
+                kept.append(fit_image(reading.upright_image(frame, *size), width, height))
         if not kept:
             raise EncodeError("the clip has no video frames")
         frames = np.stack(kept)

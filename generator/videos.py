@@ -37,6 +37,7 @@ from generator.characters import (
 from generator.errors import APIError, invalid, not_found, not_ready
 from generator.files import Files
 from generator.images import decode_fitted, read_image_header, reference_png, release_freed_memory, to_png
+from generator.media import reading
 from generator.models import Character, VideoJob
 from generator.params import (
     DEFAULT_EDIT_STRENGTH,
@@ -643,9 +644,10 @@ def _clip_references(data: bytes, max_seconds: float) -> list[bytes]:
         stream = container.streams.video[0]
         for index, frame in enumerate(container.decode(stream)):
             if index in wanted:
-                scale = min(1.0, REFERENCE_LONG_SIDE / max(frame.width, frame.height))
-                size = max(1, round(frame.width * scale)), max(1, round(frame.height * scale))
-                candidates.append(np.asarray(frame.to_image(width=size[0], height=size[1]).convert("RGB")))
+                shown = reading.shown_size(frame)  # a phone's clip stored on its side: kept upright
+                scale = min(1.0, REFERENCE_LONG_SIDE / max(shown))
+                size = max(1, round(shown[0] * scale)), max(1, round(shown[1] * scale))
+                candidates.append(np.asarray(reading.upright_image(frame, *size).convert("RGB")))
     if not candidates:
         raise invalid("video", "The uploaded video has no frames.")
     return [to_png(candidates[index]) for index in choose_reference_frames(candidates)]
@@ -696,8 +698,11 @@ def _probe_mp4(data: bytes, max_seconds: float) -> tuple[int, int, float, int]:
                     frames += 1
                     _refuse_long_clip(frames, most, width, height, max_seconds)
             container.seek(0)
-            if next(container.decode(stream), None) is None:
+            first = next(container.decode(stream), None)
+            if first is None:
                 raise invalid("video", "The uploaded video has no frames.")
+            if reading.display_turn(first) in (90, 270):  # a phone's portrait clip, stored on its side
+                width, height = height, width
     except APIError:
         raise
     except Exception:

@@ -17,8 +17,9 @@ from bot.cogs._common import (
     services_of,
 )
 from bot.i18n import Quoted, text
+from bot.limits import Refusal
 from bot.store import CharacterRecord
-from bot.studio import CharacterSource, ImageInput, Studio
+from bot.studio import CharacterSource, ImageInput, Studio, check_picture
 
 MAX_CHOICES = 25  # Discord shows at most 25 autocomplete choices
 CHOICE_NAME_CHARS = 100
@@ -26,6 +27,15 @@ CHOICE_NAME_CHARS = 100
 
 def _choice_name(value: str) -> str:
     return value if len(value) <= CHOICE_NAME_CHARS else value[: CHOICE_NAME_CHARS - 1] + "…"
+
+
+async def downloaded(attachment: discord.Attachment) -> bytes:
+    """An attachment's bytes; one Discord no longer serves (its message deleted at once, or its link expired) is a
+    refusal that asks for it again, not an error."""
+    try:
+        return await attachment.read()
+    except discord.HTTPException as error:
+        raise Refusal("attachment_gone") from error
 
 
 def _matches(typed: str, *names: str) -> bool:
@@ -97,7 +107,9 @@ class CharactersCog(commands.Cog, name="Characters"):
         await interaction.response.defer(ephemeral=True, thinking=True)
         picture = None
         if image is not None:
-            picture = ImageInput(image.filename, await image.read(), (image.content_type or "").split(";")[0])
+            mime = (image.content_type or "").split(";")[0].strip().lower()
+            check_picture(mime, image.size)  # no picture, or too large: refused before it is downloaded
+            picture = ImageInput(image.filename, await downloaded(image), mime)
         clip_id = None
         if from_clip is not None:
             clip_id = int(from_clip.strip().lstrip("#")) if from_clip.strip().lstrip("#").isdigit() else 0

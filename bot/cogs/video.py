@@ -25,7 +25,7 @@ from bot.cogs._common import (
     upload_limit,
 )
 from bot.cogs._translate import described, english, keyed
-from bot.cogs.characters import character_choices
+from bot.cogs.characters import character_choices, downloaded
 from bot.limits import Refusal, Requester
 from bot.studio import Destination, Draft, ImageInput, VideoOptions, check_picture
 from bot.videos import ASPECT_SIZES
@@ -41,7 +41,7 @@ async def picture_of(attachment: discord.Attachment) -> ImageInput:
     """A member's attached picture, refused before it is downloaded when it is no image or too large."""
     mime = (attachment.content_type or "").split(";")[0].strip().lower()
     check_picture(mime, attachment.size)
-    return ImageInput(attachment.filename, await attachment.read(), mime)
+    return ImageInput(attachment.filename, await downloaded(attachment), mime)
 
 
 class VideoCog(commands.Cog, name="Video"):

@@ -10,13 +10,29 @@ from bot.store import GenerationRecord
 from bot.videos import GeneratorError, VideoState
 
 
+def picture_type(data: bytes) -> str | None:
+    """A PNG, JPEG or WebP file's type by its first bytes (as the generator reads them); None for any other."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
 @dataclass(frozen=True)
 class ImageInput:
-    """A picture to start the video from."""
+    """A picture to start the video from. Its `mime` is what its bytes are, not what it was said to be: Discord's
+    content type follows the file's name, and a GIF, AVIF or HEIC renamed .png is no PNG (it is refused as the
+    member's picture, not by the generator, in English); a JPEG named .png is a JPEG."""
 
     filename: str
     data: bytes
     mime: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mime", picture_type(self.data) or "application/octet-stream")
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,10 @@ class Submitting:
         if record.video_id is not None or record.status != PENDING:
             return record
         image = self.images.pop(record.id, None)
+        # A character deleted since it was named (a refinement, extension or re-roll names its clip's) is left out:
+        # the generator no longer has it, and the request renders from its description alone.
+        named = record.params.get("characters") or ()
+        kept = [c for c in named if "id" not in c or await self.store.character(int(c["id"])) is not None]
         order = VideoOrder(
             prompt=record.expanded_prompt,
             seconds=float(record.params.get("seconds") or self.settings.default_seconds),
@@ -88,7 +92,7 @@ class Submitting:
             sound=record.params.get("sound") is not False,
             user=f"discord:{record.user_id}",
             image=(image.filename, image.data, image.mime) if image else None,
-            characters=tuple(str(c["generator_id"]) for c in record.params.get("characters") or ()),
+            characters=tuple(str(c["generator_id"]) for c in kept),
             # One key per generation, whatever the number of attempts: the generator makes one job for it.
             request_key=f"hanul-{record.id}-{record.created_at.timestamp():.6f}",
         )

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from PIL import Image
 
 from generator.media._shared import EncodeError, VideoSource
 
@@ -143,6 +144,35 @@ def _decoding(stream: av.video.stream.VideoStream) -> av.video.stream.VideoStrea
     if stream.codec_context.name != "ffv1":
         stream.thread_type = "AUTO"
     return stream
+
+
+# A display matrix's counter-clockwise turns (`VideoFrame.rotation`) and the transpose that shows a frame upright.
+DISPLAY_TURNS = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
+
+
+def display_turn(frame: av.VideoFrame) -> int:
+    """How far a decoded frame is turned counter-clockwise to be shown upright, in quarter turns (0, 90, 180 or 270):
+    a phone's portrait clip is stored on its side with a display matrix saying so, which players apply."""
+    try:
+        rotation = float(frame.rotation or 0)
+    except (AttributeError, TypeError, ValueError):
+        return 0
+    return round(rotation / 90) % 4 * 90
+
+
+def upright_image(frame: av.VideoFrame, width: int | None = None, height: int | None = None) -> Image.Image:
+    """A decoded frame as an RGB picture the right way up, scaled to `width` × `height` as shown (by the decoder's
+    scaler, from YUV, before the turn)."""
+    turn = display_turn(frame)
+    if turn in (90, 270):
+        width, height = height, width
+    picture = frame.to_image(width=width, height=height, interpolation="AREA" if width or height else None)
+    return picture.transpose(DISPLAY_TURNS[turn]) if turn in DISPLAY_TURNS else picture
+
+
+def shown_size(frame: av.VideoFrame) -> tuple[int, int]:
+    """A decoded frame's width and height as shown (see `display_turn`)."""
+    return (frame.height, frame.width) if display_turn(frame) in (90, 270) else (frame.width, frame.height)
 
 
 def open_video(source: VideoSource):

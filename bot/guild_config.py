@@ -10,6 +10,7 @@ and clamped when read, should the operator lower a limit later)."""
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -102,7 +103,12 @@ def _ids(value: Any) -> tuple[int, ...]:
 
 
 def _number(value: Any, kind: type[int] | type[float], low: float, high: float | None = None) -> Any:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    # NaN passes every comparison (a NaN cooldown would be none at all) and infinity has no int.
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (isinstance(value, float) and not math.isfinite(value))
+    ):
         raise BadConfig("number", low=f"{low:g}", high=f"{high:g}" if high is not None else "∞")
     if kind is int and value != int(value):
         raise BadConfig("number", low=f"{low:g}", high=f"{high:g}" if high is not None else "∞")

@@ -110,7 +110,7 @@ class Limits:
 
     def check_place(self, requester: Requester, config: GuildConfig) -> None:
         """Raise a Refusal when the channel or the member's roles are not allowed in the server's `config` (DMs
-        pass the channel test)."""
+        pass the channel test, not a role list: a DM shows no roles; @everyone on the list lets every member in)."""
         if self.bypasses_limits(requester):
             return
         allowed_channels = set(config.allowed_channel_ids)
@@ -120,7 +120,13 @@ class Limits:
                 channels = ", ".join(f"<#{c}>" for c in config.allowed_channel_ids)
                 raise Refusal("channel", {"channels": channels})
         allowed_roles = set(config.allowed_role_ids)
-        if allowed_roles and requester.guild_id is not None and not set(requester.role_ids) & allowed_roles:
+        if not allowed_roles:
+            return
+        if requester.guild_id is None:
+            # A DM has no roles to show: the operator's role list would be skipped by anyone who writes to Hanul.
+            raise Refusal("role_dm")
+        # @everyone (its id is the server's) is on no member's list of roles, yet every member holds it.
+        if requester.guild_id not in allowed_roles and not set(requester.role_ids) & allowed_roles:
             roles = ", ".join(f"<@&{r}>" for r in config.allowed_role_ids)
             raise Refusal("role", {"roles": roles})
 

@@ -34,7 +34,8 @@ def describe(config: GuildConfig, vision: str, locale: str | None) -> str:
         return " ✎" if set(fields) & config.overridden else ""
 
     channels = ", ".join(f"<#{c}>" for c in config.allowed_channel_ids) or text("config.everywhere", locale)
-    roles = ", ".join(f"<@&{r}>" for r in config.allowed_role_ids) or text("config.everyone", locale)
+    everyone = text("config.everyone", locale)  # also @everyone on the list, whose id is the server's
+    roles = ", ".join(everyone if r == config.guild_id else f"<@&{r}>" for r in config.allowed_role_ids) or everyone
     limits = text(
         "config.limits",
         locale,

@@ -20,6 +20,7 @@ from bot.cogs._translate import described, english
 from bot.i18n import Quoted, status_word, template, text
 from bot.store import GenerationRecord
 from bot.studio import Studio
+from bot.studio.access import DELETED
 
 PAGE_SIZE = 5  # one re-run button per line, five to a row
 
@@ -89,7 +90,8 @@ class LibraryCog(commands.Cog, name="Library"):
 
         view = PagerView(interaction.user.id, turn, page, pages, locale)
         for record in records:
-            if record.expanded_prompt:
+            # Another member's deleted clip cannot be made again (`Access.visible`): no button that would fail.
+            if record.expanded_prompt and (record.error != DELETED or owner.id == interaction.user.id):
                 view.add_item(RerunButton(record.id, locale))
         return "\n".join(lines), view
 

@@ -6,7 +6,7 @@ import logging
 
 from bot.limits import Refusal, Requester
 from bot.store import GenerationRecord, Store
-from bot.studio.access import Access
+from bot.studio.access import DELETED, Access
 from bot.videos import GeneratorError, VideoClient
 
 log = logging.getLogger(__name__)
@@ -54,5 +54,5 @@ class Cancelling:
                 await self.videos.cancel(record.video_id)
             except GeneratorError as error:
                 log.warning("could not delete %s on the generator: %s", record.video_id, error)
-        await self.store.update_generation(record.id, error="deleted", result_message_id=None)
+        await self.store.update_generation(record.id, error=DELETED, result_message_id=None)
         return record

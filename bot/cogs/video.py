@@ -44,6 +44,13 @@ async def picture_of(attachment: discord.Attachment) -> ImageInput:
     return ImageInput(attachment.filename, await downloaded(attachment), mime)
 
 
+def _picture_among(attachments: list[discord.Attachment]) -> discord.Attachment | None:
+    """The attachment a message starts a video from: its first picture (a file posted beside it is no reason to
+    refuse it), else its first attachment, which then gets the refusal that says what a picture must be."""
+    pictures = [a for a in attachments if (a.content_type or "").split(";")[0].strip().lower().startswith("image/")]
+    return (pictures or attachments or [None])[0]
+
+
 class VideoCog(commands.Cog, name="Video"):
     """The video commands, the message listeners and the modal submissions."""
 
@@ -138,7 +145,7 @@ class VideoCog(commands.Cog, name="Video"):
             return
         studio = self.studio
         words = message.content
-        attachment = message.attachments[0] if message.attachments else None
+        attachment = _picture_among(message.attachments)
         if attachment is None and not words.strip():
             return
         referenced = message.reference.message_id if message.reference else None

@@ -105,3 +105,20 @@ async def test_video_image_option_takes_the_same_path(tmp_path, monkeypatch):
     assert fake.downloads == [green["url"]]
     reference = reference_seen_by_generator(data, record.video_id)
     assert reference[..., 1].mean() > 200 and reference[..., [0, 2]].mean() < 40
+
+
+async def test_a_picture_posted_after_another_file_is_the_one_animated(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    async with running_bot(data, monkeypatch) as (bot, fake):
+        thread_id, _ = await make_clip(fake, "a lighthouse on a cliff")
+        notes = fake.attachment("notes.txt", b"where I took it", "text/plain")
+        green = fake.attachment("photo.png", picture("PNG", (0, 255, 0)), "image/png")
+        fake.say(thread_id, "", attachments=[notes, green])
+        await wait_until(lambda: len(fake.clips()) == 2)
+        await bot.deliveries.wait_idle()
+        _, animated = sorted(await bot.studio.store.history(1001), key=lambda r: r.id)
+
+    assert fake.downloads == [green["url"]]  # the text file is left alone
+    assert animated.kind == "animate" and animated.params["image"] == "photo.png"
+    reference = reference_seen_by_generator(data, animated.video_id)
+    assert reference[..., 1].mean() > 200

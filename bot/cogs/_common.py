@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import string
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -63,7 +64,32 @@ def fit(sentence: str, max_chars: int = MESSAGE_LIMIT, /, **values: object) -> s
         share = max(0, room) // max(1, sum(uses[other] for other in free if other not in shown))
         shown[name] = _shortened(free[name], min(lengths[name], share))
         room -= len(shown[name]) * uses[name]
-    return sentence.format(**fixed, **shown)
+    return _filled(sentence, fixed, shown)
+
+
+_ESCAPED = re.compile(r"\\(.)", re.DOTALL)
+
+
+def _filled(sentence: str, fixed: dict[str, object], shown: dict[str, str]) -> str:
+    """`sentence.format(**fixed, **shown)`, except that a `shown` value inside a code span (`…`), where Discord
+    renders no Markdown, is the text as typed: its escapes taken off again, a backtick (which would end the span)
+    shown as a look-alike."""
+    formatter = string.Formatter()
+    parts: list[str] = []
+    in_code = False
+    for literal, name, spec, conversion in formatter.parse(sentence):
+        parts.append(literal)
+        in_code ^= literal.count("`") % 2 == 1
+        if name is None:
+            continue
+        if name in shown:
+            value: object = shown[name]
+            if in_code:
+                value = _ESCAPED.sub(r"\1", shown[name]).replace("`", "ˋ")
+        else:
+            value = formatter.get_field(name, (), fixed)[0]
+        parts.append(formatter.format_field(formatter.convert_field(value, conversion), spec or ""))
+    return "".join(parts)
 
 
 def discord_text(key: str, locale: str | None = None, /, *, max_chars: int = MESSAGE_LIMIT, **values: object) -> str:

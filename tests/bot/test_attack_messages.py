@@ -180,3 +180,13 @@ async def test_another_members_extension_in_the_owners_thread_is_not_what_the_ow
         # The extension is its maker's own clip: theirs to extend or re-roll, outside the owner's conversation.
         assert extension.kind == "extend" and extension.parent_id == cat.id and extension.conversation_id is None
     assert errors_logged(caplog) == []
+
+
+def test_a_members_words_in_a_code_span_are_shown_as_typed():
+    from bot.cogs._common import fit
+    from bot.i18n import Quoted
+
+    name = Quoted("my_cat*`x")
+    said = fit("**{name}** is ready. Use it with `/video character:{name}`. {count:>3} {{kept}}", name=name, count=5)
+    # Bold renders Markdown: escaped. A code span renders none: as typed, its backtick shown as a look-alike.
+    assert said == "**my\\_cat\\*\\`x** is ready. Use it with `/video character:my_cat*ˋx`.   5 {kept}"

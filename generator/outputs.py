@@ -80,7 +80,7 @@ class OutputWriter:
         after rendering). With sound, the video is held to the cap less the sound's budget, then the sound is muxed
         in and kept as FLAC. Returns the artifacts and the whole video's frame count."""
         loop = asyncio.get_running_loop()
-        sound, bitrate, video_plan = rendered.sound, 0, plan
+        sound, bitrate, budget, video_plan = rendered.sound, 0, 0, plan
         if sound is not None:
             bitrate = audio.sound_bitrate(sound.channels, sound.seconds, plan.max_bytes)
             budget = audio.sound_bytes(bitrate, sound.seconds)
@@ -91,6 +91,12 @@ class OutputWriter:
             return_exceptions=True,  # wait for both, so nothing still writes into the folder once the job has ended
         )
         for result in written:
+            if isinstance(result, EncodeError) and sound is not None:  # say what the cap was spent on
+                raise EncodeError(
+                    f"the video does not fit beside its sound: {budget} of the {plan.max_bytes} bytes asked are kept "
+                    f"for {sound.seconds:.1f} s of sound at {bitrate // 1000} kb/s; ask for more bytes, or for no "
+                    f"sound ({result})"
+                ) from result
             if isinstance(result, BaseException):
                 raise result
         (video, total_frames), others = written

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .media.audio import SoundTrack, as_channels, fit_length, join, sample_at, silence
+from .media.audio import CROSSFADE_SECONDS, SoundTrack, as_channels, fit_length, join, sample_at, silence
 from .pipelines.base import LatentObserver, ModelProfile, RenderRequest, VideoBackend
 from .stitch import colour_stats, match_colours
 from .yuv import conversion_device
@@ -168,7 +168,7 @@ def render_video(
         on_step = _segment_progress(on_progress, segment.index, len(segments))
         if track is not None:
             frames, sound = backend.render_with_sound(request, on_step=on_step, **watching)
-            track.add(sound, segment, spec.fps)
+            track.add(sound, segment, spec.fps, before=filled - len(parent))
         else:
             frames = backend.render(request, on_step=on_step, **watching)
         timings["render"] += time.perf_counter() - tick
@@ -212,8 +212,10 @@ class _SoundJoiner:
             raise ValueError(f"the parent's sound is at {parent.rate} Hz, this model's at {self.rate} Hz")
         self.channels = parent.channels if parent is not None else None
         self.samples = parent.samples if parent is not None else None
+        self.opening = 0 if parent is None else _frames_of(parent, spec.fps)
 
-    def add(self, sound: np.ndarray, segment: Segment, fps: int) -> None:
+    def add(self, sound: np.ndarray, segment: Segment, fps: int, before: int) -> None:
+        """`sound`: the segment's, `before`: the new frames rendered ahead of it."""
         if self.channels is None:
             self.channels = sound.shape[0]
         elif sound.shape[0] > self.channels:  # a mono parent (its silence, an uploaded clip's) under stereo sound
@@ -222,7 +224,10 @@ class _SoundJoiner:
             self.samples = as_channels(self.samples, self.channels)
         sound = fit_length(as_channels(sound, self.channels), sample_at(segment.num_frames, fps, self.rate))
         start = sample_at(segment.context_frames, fps, self.rate)  # where the first new frame's sound starts
-        new = sound[:, start : sample_at(segment.context_frames + segment.keep, fps, self.rate)]
+        # The track ends where the whole video's last frame so far does: counted from frame 0 of the video, not
+        # per segment, whose roundings would add up over a chain where a frame is not a whole number of samples.
+        end = sample_at(self.opening + before + segment.keep, fps, self.rate)
+        new = fit_length(sound[:, start:], end - (0 if self.samples is None else self.samples.shape[1]))
         if self.samples is None:
             self.samples = np.ascontiguousarray(new)
         else:
@@ -234,8 +239,17 @@ class _SoundJoiner:
 
 
 def _extended_with_silence(parent: SoundTrack, frames: int, fps: int) -> SoundTrack:
-    quiet = silence(parent.channels, parent.rate, sample_at(frames, fps, parent.rate))
-    return SoundTrack(np.concatenate([parent.samples, quiet.samples], axis=1), parent.rate)
+    """The parent's sound faded out over the crossfade before the seam (a cut to silence clicks), then silence to
+    the end of the new frames."""
+    end = sample_at(_frames_of(parent, fps) + frames, fps, parent.rate)
+    fade_out = silence(parent.channels, parent.rate, round(CROSSFADE_SECONDS * parent.rate)).samples
+    quiet = silence(parent.channels, parent.rate, end - len(parent)).samples
+    return SoundTrack(join(parent.samples, fade_out, quiet, parent.rate), parent.rate)
+
+
+def _frames_of(track: SoundTrack, fps: int) -> int:
+    """How many frames a track placed by `sample_at` is as long as (a frame is more than a sample)."""
+    return round(len(track) * fps / track.rate)
 
 
 def _source_window(source: np.ndarray | None, start: int, count: int) -> np.ndarray | None:

@@ -171,7 +171,8 @@ def load_sound(path: Path) -> SoundTrack:
 def read_sound(source: VideoSource, rate: int | None = None) -> SoundTrack | None:
     """The first audio stream of a file (an MP4's AAC, a FLAC), as float samples (at `rate`: resampled; at its own
     otherwise) cut to the stream's own length (an AAC decoder adds padding up to its frame size); None when it has
-    no audio. More than two channels are mixed down to stereo."""
+    no audio. More than two channels are mixed down to stereo. In a file with video the samples are placed by time
+    against the video's start: sound that starts later is preceded by silence, sound from before it is cut."""
     with reading.open_video(source) as container:
         if not container.streams.audio:
             return None
@@ -180,7 +181,10 @@ def read_sound(source: VideoSource, rate: int | None = None) -> SoundTrack | Non
         parts = []
         rate = rate or stream.codec_context.sample_rate
         resampler = av.AudioResampler(format="fltp", layout=_LAYOUTS[channels], rate=rate)
+        lead = None  # samples from the video's start to the sound's first
         for frame in container.decode(stream):
+            if lead is None:
+                lead = round((_start_of(frame) - _video_start(container)) * rate)
             parts.extend(resampled.to_ndarray() for resampled in resampler.resample(frame))
         parts.extend(resampled.to_ndarray() for resampled in resampler.resample(None))
         lossless = stream.codec_context.name == "flac" and rate == stream.codec_context.sample_rate
@@ -193,4 +197,18 @@ def read_sound(source: VideoSource, rate: int | None = None) -> SoundTrack | Non
         samples = samples.astype(np.float32)
     if length is not None and length <= samples.shape[1]:
         samples = samples[:, :length]
-    return SoundTrack(samples, rate)
+    if lead:
+        samples = np.pad(samples, ((0, 0), (lead, 0))) if lead > 0 else samples[:, -lead:]
+    return SoundTrack(np.ascontiguousarray(samples), rate)
+
+
+def _start_of(frame: av.AudioFrame) -> float:
+    return float(frame.pts * frame.time_base) if frame.pts is not None and frame.time_base else 0.0
+
+
+def _video_start(container) -> float:
+    """When a file's video starts (its first frame is a clip's frame 0), in seconds; 0 without video."""
+    if not container.streams.video:
+        return 0.0
+    video = container.streams.video[0]
+    return float(video.start_time * video.time_base) if video.start_time is not None and video.time_base else 0.0

@@ -71,7 +71,7 @@ def append_part(
     the whole would pass `max_bytes`."""
     started = time.perf_counter() if started is None else started
     path, part = Path(path), Path(part)
-    if reading.byte_size(parent) + part.stat().st_size > max_bytes:
+    if reading.video_byte_size(parent) + part.stat().st_size > max_bytes:
         return None
     header = reading.stream_header(parent)
     # The new part's packets can follow the parent's in one stream only when a decoder is told the same at the
@@ -107,7 +107,7 @@ def append_squeezed(
         raise ValueError(f"fps must be positive, got {fps}")
     started = time.perf_counter()
     height, width = frames.shape[1:3]
-    room = max_bytes - reading.byte_size(parent)
+    room = max_bytes - reading.video_byte_size(parent)
     seconds = len(frames) / fps
     whole_bitrate = max_bytes * 8 * HEADROOM / (reading.frame_count(parent) / fps + seconds)
     least = max(whole_bitrate, MIN_BITS_PER_PIXEL * width * height * fps, MIN_BITRATE)
@@ -144,7 +144,8 @@ def encode_extension(
         full_quality = _new_part(parent, frames, fps, path, preset, crf=CRF) if part is None else nullcontext(part)
         with full_quality as full:
             appended = None if full is None else append_part(parent, full, fps, path, max_bytes)
-            if appended is None and full is not None and reading.byte_size(parent) + full.stat().st_size > max_bytes:
+            over = full is not None and reading.video_byte_size(parent) + full.stat().st_size > max_bytes
+            if appended is None and over:
                 appended = append_squeezed(parent, frames, fps, path, max_bytes, preset=preset)
     except av.FFmpegError:  # a parent whose packets cannot be copied can still be decoded
         log.warning(

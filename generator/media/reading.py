@@ -185,3 +185,12 @@ def source_name(source: VideoSource) -> str:
 
 def byte_size(source: VideoSource) -> int:
     return len(source) if isinstance(source, bytes) else Path(source).stat().st_size
+
+
+def video_byte_size(source: VideoSource) -> int:
+    """`byte_size` less the packets of the file's other streams (an MP4's sound): what its video brings to a file
+    that continues its stream, which carries no other stream of it (an extension's sound is muxed in again whole)."""
+    with open_video(source) as container:
+        others = [stream for stream in container.streams if stream.type != "video"]
+        extra = sum(packet.size for packet in container.demux(others) if packet.dts is not None) if others else 0
+    return byte_size(source) - extra

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import mimetypes
+import os
 import shlex
 import sys
 import threading
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.director.text import detect_language
-from bot.i18n import LANGUAGES, text
+from bot.i18n import CATALOGS, text
 from bot.limits import Refusal, Requester
 from bot.models import VIDEO_EDIT
 from bot.progress import progress_line, prompt_source
@@ -37,6 +39,7 @@ from bot.studio import (
     Studio,
     VideoOptions,
 )
+from bot.studio.drafts import MAX_IMAGE_BYTES
 from bot.studio.edits import switch_to
 from bot.videos import GeneratorError
 
@@ -93,8 +96,9 @@ class Console:
         if not line:
             return True
         command, _, rest = line.partition(" ") if line.startswith("/") else ("", "", line)
-        if not self.chosen_language and rest.strip():
-            # A terminal has no Discord locale: answer in the language of the request, as the prompt notes do.
+        if not self.chosen_language and command != "/lang" and any(character.isalpha() for character in rest):
+            # A terminal has no Discord locale: answer in the language of the request, as the prompt notes do (words
+            # only: "/extend 🌊🌊" or "3" is in no language, and must not switch a Korean conversation to English).
             self.locale = detect_language(rest)
         if command in QUIT_COMMANDS:
             self.say(text("console.bye", self.locale))
@@ -150,9 +154,10 @@ class Console:
         else:
             await self._refine(line)
 
-    async def _set_language(self, language: str) -> None:
-        if language not in LANGUAGES:
-            self.say(text("console.unknown", self.locale, command=f"/lang {language}"))
+    async def _set_language(self, asked: str) -> None:
+        language = CATALOGS.catalog_language(asked)  # "KO", "ko-KR" and "ko_kr" are Korean too
+        if language is None:
+            self.say(text("console.unknown", self.locale, command=f"/lang {asked}".strip()))
             return
         await self.studio.change_settings(Requester(user_id=CONSOLE_USER_ID, name="console"), language=language)
         self.locale, self.chosen_language = language, True
@@ -186,23 +191,27 @@ class Console:
 
     async def _image(self, rest: str) -> None:
         """`/image PATH REQUEST…`: a new video that starts from the picture at PATH, as `/video image:` does."""
-        try:
-            words = shlex.split(rest)
-        except ValueError:
-            words = []
-        if len(words) < 2:
+        (source, *_), request = leading_words(rest, 1)
+        if not source or not request:
             self.say(text("console.image_usage", self.locale))
             return
-        picture = await self._read_image(words[0])
+        picture = await self._read_image(source)
         if picture is not None:
             self.conversation_id = None
-            await self._new(" ".join(words[1:]), image=picture)
+            await self._new(request, image=picture)
 
     async def _read_image(self, source: str) -> ImageInput | None:
-        """The picture at `source` (a path; `~` allowed), or None after saying it cannot be read."""
+        """The picture at `source` (a path; `~` allowed), or None after saying it cannot be read. No more is read
+        than the largest picture accepted and one byte: a film or /dev/zero named by mistake is refused by its size,
+        not read whole into memory."""
         path = Path(source)
+
+        def read() -> bytes:
+            with path.expanduser().open("rb") as file:
+                return file.read(MAX_IMAGE_BYTES + 1)
+
         try:
-            data = await asyncio.to_thread(lambda: path.expanduser().read_bytes())
+            data = await asyncio.to_thread(read)
         except OSError:
             self.say(text("console.no_file", self.locale, path=str(path)))
             return None
@@ -211,25 +220,24 @@ class Console:
     async def _character(self, rest: str) -> None:
         """`/character create NAME SOURCE [DESCRIPTION…]` (SOURCE: an image path, `clip` for the last clip, or
         `#ID`), `/character list`, `/character delete NAME`, `/character use NAME REQUEST…`."""
-        try:
-            words = shlex.split(rest)
-        except ValueError:
-            words = []
-        action, args = (words[0].lower(), words[1:]) if words else ("", [])
+        (action, *_), after = leading_words(rest, 1)
+        action = action.lower()
+        (name, *_), words = leading_words(after, 1)  # a name may be quoted; what follows is kept as typed
         if action == "list":
             characters = await self.studio.characters(self.requester, None)
             if not characters:
                 self.say(text("character.empty", self.locale))
             for character in characters:
                 self.say(f"  {character.name} (#{character.id}) — {character.description}")
-        elif action == "delete" and len(args) == 1:
-            deleted = await self.studio.delete_character(self.requester, args[0])
+        elif action == "delete" and name and not words:
+            deleted = await self.studio.delete_character(self.requester, name)
             self.say(text("character.deleted", self.locale, name=deleted.name))
-        elif action == "use" and len(args) >= 2:
+        elif action == "use" and name and words:
             self.conversation_id = None
-            await self._new(" ".join(args[1:]), characters=(args[0],))
-        elif action == "create" and len(args) >= 2:
-            await self._create_character(args[0], args[1], " ".join(args[2:]) or None)
+            await self._new(words, characters=(name,))
+        elif action == "create" and name and words:
+            (_, source), description = leading_words(after, 2)
+            await self._create_character(name, source, description or None)
         else:
             self.say(text("console.character_usage", self.locale))
 
@@ -314,6 +322,19 @@ class Console:
         self.last_clip = await self.studio.current(record)
         sound = self.last_clip is not None and self.last_clip.params.get("has_audio") is True
         self.say(text("console.saved_with_sound" if sound else "console.saved", self.locale, path=str(path)))
+
+
+def leading_words(line: str, count: int) -> tuple[list[str], str]:
+    """The first `count` words of `line`, quoted as in a shell (a path or a name with spaces; "" for each one
+    missing), and the rest as typed, so that a request keeps its apostrophes ("a cat's kite"). An unclosed quote
+    among those words: no words."""
+    lexer = shlex.shlex(line, posix=True)
+    lexer.whitespace_split, lexer.commenters = True, ""  # "#12" names a clip
+    try:
+        words = [lexer.get_token() or "" for _ in range(count)]
+    except ValueError:
+        return [""] * count, ""
+    return words, lexer.instream.read().strip()
 
 
 class _Lines:
@@ -418,7 +439,15 @@ def run_console(
     generator_settings: GeneratorSettings | None = None,
 ) -> int:
     """The `--console` entry point; returns the process exit code."""
+    stdin = stdin or sys.stdin or io.StringIO()  # closed (`<&-`): nothing to read
+    stdout = stdout or sys.stdout or open(os.devnull, "w", encoding="utf-8")  # closed (`>&-`)
+    for stream in (stdin, stdout):
+        # A terminal that is not UTF-8 (ISO-8859-1, a Windows code page) shows "?" for what it cannot show, rather
+        # than ending the console on the first Korean word or emoji; bytes typed or piped in another encoding
+        # (a CP949 file) read as "�", rather than ending the input there.
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="replace")  # type: ignore[attr-defined]
     try:
-        return asyncio.run(console_main(settings, stdin or sys.stdin, stdout or sys.stdout, generator_settings))
+        return asyncio.run(console_main(settings, stdin, stdout, generator_settings))
     except KeyboardInterrupt:
         return 130

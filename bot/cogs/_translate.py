@@ -21,6 +21,7 @@ from bot.i18n import DEFAULT_LANGUAGE, Catalogs
 log = logging.getLogger(__name__)
 
 MAX_NAME = 32
+MAX_TEXT = 100  # a description or a choice's name
 _NAMED = (Where.command_name, Where.group_name, Where.parameter_name)
 
 
@@ -98,5 +99,12 @@ class CatalogTranslator(app_commands.Translator):
         if is_slash_name and not valid_name(translated):
             # Discord refuses the whole sync for one bad name: leave this one in English and say which.
             log.warning("catalog %s: %r is not a valid command name for %s; using English", language, translated, key)
+            return None
+        longest = MAX_NAME if context.location is Where.command_name else MAX_TEXT  # a context menu's name: 32
+        if not translated.strip() or len(translated) > longest:
+            # A description, a choice or a menu too long (or blank) fails the whole sync just the same.
+            log.warning(
+                "catalog %s: %s is blank or longer than Discord's %d characters; using English", language, key, longest
+            )
             return None
         return translated

@@ -40,7 +40,9 @@ def describe(config: GuildConfig, vision: str, locale: str | None) -> str:
         "config.limits",
         locale,
         queued=config.max_queued_per_user,
-        quota=config.daily_quota or text("quota.unlimited", locale),
+        quota=text("quota.count", locale, count=config.daily_quota)
+        if config.daily_quota
+        else text("quota.unlimited", locale),
         cooldown=f"{config.cooldown_seconds:g}",
     )
     lengths = text(
@@ -51,7 +53,7 @@ def describe(config: GuildConfig, vision: str, locale: str | None) -> str:
         aspect=config.default_aspect,
         style=config.default_style or text("settings.none", locale),
     )
-    language = config.language or text("config.language.auto", locale)
+    language = text("language.name", config.language) if config.language else text("config.language.auto", locale)
     return "\n".join(
         [
             text("config.title", locale),

@@ -22,6 +22,24 @@ LANGUAGE_CHOICES = [app_commands.Choice(name=keyed("choice.language.auto"), valu
 ]
 
 
+def daily_quota(quota: int, locale: str | None) -> str:
+    """A daily quota as a limit reads it ("10", Korean "10개"; none: unlimited)."""
+    return text("quota.count", locale, count=quota) if quota else text("quota.unlimited", locale)
+
+
+def help_text(server: GuildConfig, locale: str | None) -> str:
+    """`/help`: what Hanul does, and this server's limits."""
+    return text(
+        "help.text",
+        locale,
+        queued=server.max_queued_per_user,
+        cooldown=text("help.cooldown", locale, seconds=f"{server.cooldown_seconds:g}")
+        if server.cooldown_seconds > 0
+        else "",
+        quota=daily_quota(server.daily_quota, locale),
+    )
+
+
 def describe(member: MemberSettings, server: GuildConfig, locale: str | None) -> str:
     """A member's defaults; where they chose none, the server's (its /config over the operator's)."""
     none = text("settings.none", locale)
@@ -32,7 +50,7 @@ def describe(member: MemberSettings, server: GuildConfig, locale: str | None) ->
         aspect=member.aspect or server.default_aspect,
         style=member.style or server.default_style or none,
         enhance=text("settings.on" if member.enhance else "settings.off", locale),
-        language=member.language or text("settings.auto", locale),
+        language=text("language.name", member.language) if member.language else text("settings.auto", locale),
         sound=text("settings.on" if member.sound else "settings.off", locale),
     )
 
@@ -80,20 +98,7 @@ class MemberCog(commands.Cog, name="Member"):
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     async def help(self, interaction: discord.Interaction) -> None:
         locale = await interaction_locale(interaction)
-        settings = await self.studio.config(interaction.guild_id)  # this server's limits
-        quota = settings.daily_quota or text("quota.unlimited", locale)
-        await answer(
-            interaction,
-            text(
-                "help.text",
-                locale,
-                queued=settings.max_queued_per_user,
-                cooldown=text("help.cooldown", locale, seconds=f"{settings.cooldown_seconds:g}")
-                if settings.cooldown_seconds > 0
-                else "",
-                quota=quota,
-            ),
-        )
+        await answer(interaction, help_text(await self.studio.config(interaction.guild_id), locale))
 
 
 async def setup(bot: commands.Bot) -> None:

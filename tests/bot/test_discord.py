@@ -62,7 +62,12 @@ async def make_clip(fake, prompt: str = "a cat surfing at sunset", **who) -> tup
     thread = await fake.wait_for("POST", "/threads", lambda c: prompt[:10] in (c.json or {}).get("name", ""))
     thread_id = int(thread.path.split("/")[4])
     await wait_until(lambda: len(fake.clips()) > before)
-    return thread_id, fake.clips()[-1]
+    clip = fake.clips()[-1]
+    # The clip is Hanul's once it has recorded where it posted it: its status then links to it (a reply or a command
+    # on the clip sent before that would find no clip of Hanul's).
+    link = f"/{message_id_of(fake, clip)}"
+    await wait_until(lambda: any(c.method == "PATCH" and link in c.content for c in fake.calls))
+    return thread_id, clip
 
 
 def message_id_of(fake, call: Call) -> int:

@@ -11,7 +11,7 @@ import torch
 from diffusers import DiffusionPipeline
 
 from ..catalog import find_preset
-from ..hub import ModelSource, ModelUnavailable, resolve_model
+from ..hub import ModelSource, ModelUnavailable, pipeline_class_in, resolve_model
 from ..settings import GeneratorSettings
 from . import memory
 from .base import ModelProfile, ProgressCallback, RenderCancelled, RenderRequest, VideoBackend
@@ -74,7 +74,7 @@ def detect_family(model: str, configured: str = "auto", folder: Path | None = No
     preset = find_preset(model)
     if preset is not None:
         return preset.family
-    class_name = _pipeline_class_name(folder or Path(model)) or ""
+    class_name = pipeline_class_in(folder or Path(model))
     for family, marker in (("ltx2", "ltx2"), ("ltx", "ltx"), ("wan", "wan")):
         if marker in class_name.lower():
             return family
@@ -286,17 +286,8 @@ def _wrap(family: str, pipeline: DiffusionPipeline, profile: ModelProfile, promp
 def pipeline_class_of(source: ModelSource) -> str:
     """The diffusers class that loads `source`: its folder's `model_index.json` says, else its preset ("" if
     neither)."""
-    return _pipeline_class_name(source.folder) or (source.preset.pipeline_class if source.preset else "")
-
-
-def _pipeline_class_name(folder: Path | None) -> str | None:
-    """The `_class_name` in a local folder's `model_index.json`, or None."""
-    if folder is None:
-        return None
-    index = Path(folder) / "model_index.json"
-    if not index.is_file():
-        return None
-    return json.loads(index.read_text()).get("_class_name")
+    found = pipeline_class_in(source.folder) if source.folder is not None else ""
+    return found or (source.preset.pipeline_class if source.preset else "")
 
 
 def _apply_profile_file(profile: ModelProfile, folder: Path | None) -> ModelProfile:

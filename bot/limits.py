@@ -130,12 +130,21 @@ class Limits:
             roles = ", ".join(f"<@&{r}>" for r in config.allowed_role_ids)
             raise Refusal("role", {"roles": roles})
 
-    async def admit(self, requester: Requester, record: Callable[[], object], *, follow_up: bool = False) -> object:
+    async def admit(
+        self,
+        requester: Requester,
+        record: Callable[[], object],
+        *,
+        follow_up: bool = False,
+        config: GuildConfig | None = None,
+    ) -> object:
         """Check every limit and, if all pass, run `record` (which stores the pending generation) before any
         other request is checked. Raises Refusal with the reason otherwise. `follow_up`: the member is working
         on their own clip (refining, extending, re-rolling it), the product's main flow: the cooldown, meant
-        against a burst of new requests, does not apply (the queue cap and the quota still do)."""
-        config = await self.configs.effective(requester.guild_id)
+        against a burst of new requests, does not apply (the queue cap and the quota still do). `config`: the
+        server's settings, where the caller has just read them (one read per request)."""
+        if config is None:
+            config = await self.configs.effective(requester.guild_id)
         self.check_place(requester, config)
         async with self._lock:
             now = self._clock()

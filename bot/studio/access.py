@@ -24,11 +24,13 @@ class Access:
         clip's length, which another server (or this one, before it chose a shorter longest clip) may have allowed:
         it is cut to the longest clip of the server asked from."""
         await self.store.ensure_member(requester.user_id, requester.name, requester.locale)
-        longest = (await self.limits.configs.effective(requester.guild_id)).max_seconds
+        config = await self.limits.configs.effective(requester.guild_id)
         seconds = new.params.get("seconds")
-        if isinstance(seconds, int | float) and not isinstance(seconds, bool) and seconds > longest:
-            new = dataclasses.replace(new, params={**new.params, "seconds": longest})
-        record = await self.limits.admit(requester, lambda: self.store.create_generation(new), follow_up=follow_up)
+        if isinstance(seconds, int | float) and not isinstance(seconds, bool) and seconds > config.max_seconds:
+            new = dataclasses.replace(new, params={**new.params, "seconds": config.max_seconds})
+        record = await self.limits.admit(
+            requester, lambda: self.store.create_generation(new), follow_up=follow_up, config=config
+        )
         assert isinstance(record, GenerationRecord)
         return record
 
